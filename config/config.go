@@ -1,0 +1,201 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"gopkg.in/yaml.v3"
+)
+
+// Config mirrors the YAML file. Every field can be overridden by the environment variable in
+// its env tag.
+type Config struct {
+	// Issuer is the iss of every token and the base of the metadata URLs.
+	Issuer string `yaml:"issuer" env:"ISSUER"`
+	// Listen is the public listener (token endpoint, JWKS, discovery, health).
+	Listen string `yaml:"listen" env:"LISTEN"`
+	// AdminListen is the admin API listener; keep it on loopback or a private network.
+	AdminListen string `yaml:"admin_listen" env:"ADMIN_LISTEN"`
+	// AdminToken is the bearer token of the admin API; generated into DataDir when empty.
+	AdminToken string `yaml:"admin_token" env:"ADMIN_TOKEN"`
+	// Storage selects the backend by URL: memory:, file:PATH, redis://…
+	Storage string `yaml:"storage" env:"STORAGE"`
+	// DataDir holds the embedded store and the generated admin token.
+	DataDir string `yaml:"data_dir" env:"DATA_DIR"`
+	// Audience is the aud of tokens for clients that configure none; empty means the issuer.
+	Audience []string `yaml:"audience" env:"AUDIENCE" envSeparator:","`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level" env:"LOG_LEVEL"`
+	// LogFormat is text or json.
+	LogFormat string `yaml:"log_format" env:"LOG_FORMAT"`
+
+	// Tokens are the server-wide policy defaults; clients override them one by one.
+	Tokens Tokens `yaml:"tokens" envPrefix:""`
+}
+
+// Tokens holds the server-wide token policy defaults (SPEC §5).
+type Tokens struct {
+	ClientCredentialsTTL Duration `yaml:"client_credentials_ttl" env:"CLIENT_CREDENTIALS_TTL"`
+	PasswordTTL          Duration `yaml:"password_ttl" env:"PASSWORD_TTL"`
+	RefreshTTL           Duration `yaml:"refresh_ttl" env:"REFRESH_TTL"`
+	// RefreshGrace is how long a rotated refresh token is answered idempotently; 0 turns it off.
+	RefreshGrace      Duration `yaml:"refresh_grace" env:"REFRESH_GRACE"`
+	ReuseMinRemaining Duration `yaml:"reuse_min_remaining" env:"REUSE_MIN_REMAINING"`
+	// FailedLoginLimit is how many wrong passwords in a row one username may send before
+	// password-grant attempts for it are delayed with exponential backoff.
+	FailedLoginLimit int `yaml:"failed_login_limit" env:"FAILED_LOGIN_LIMIT"`
+}
+
+// EnvPrefix is the prefix of every environment override.
+const EnvPrefix = "TOKENSMITH_"
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Issuer:      "http://localhost:8080",
+		Listen:      ":8080",
+		AdminListen: "127.0.0.1:8081",
+		DataDir:     "./data",
+		LogLevel:    "info",
+		LogFormat:   "text",
+		Tokens: Tokens{
+			ClientCredentialsTTL: Duration(3 * time.Hour),
+			PasswordTTL:          Duration(24 * time.Hour),
+			RefreshTTL:           Duration(14 * 24 * time.Hour),
+			RefreshGrace:         Duration(5 * time.Second),
+			ReuseMinRemaining:    Duration(5 * time.Minute),
+			FailedLoginLimit:     5,
+		},
+	}
+}
+
+// Load builds the configuration: defaults, then the YAML file at path (if path is not empty),
+// then TOKENSMITH_* variables from environ, then Validate.
+func Load(path string, environ []string) (Config, error) {
+	c := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		// An empty file decodes to io.EOF: it simply sets nothing.
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return c, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	envMap := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			envMap[k] = v
+		}
+	}
+	if err := env.ParseWithOptions(&c, env.Options{Prefix: EnvPrefix, Environment: envMap}); err != nil {
+		return c, fmt.Errorf("config: environment: %w", err)
+	}
+	if c.Storage == "" {
+		c.Storage = "file:" + filepath.Join(c.DataDir, "tokensmith.db")
+	}
+	c.Issuer = strings.TrimRight(c.Issuer, "/")
+	return c, c.Validate()
+}
+
+// Validate checks every field and reports all problems at once, each naming its field.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
+	}
+	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		bad("issuer", "%q must be an absolute http(s) URL without query or fragment", c.Issuer)
+	}
+	for field, addr := range map[string]string{"listen": c.Listen, "admin_listen": c.AdminListen} {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			bad(field, "%q must be host:port or :port", addr)
+		}
+	}
+	if c.Listen == c.AdminListen {
+		bad("admin_listen", "must differ from listen (%q)", c.Listen)
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		bad("admin_token", "must be at least 16 characters")
+	}
+	if _, _, err := ParseStorage(c.Storage); err != nil {
+		bad("storage", "%v", err)
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	for _, a := range c.Audience {
+		if strings.TrimSpace(a) == "" {
+			bad("audience", "must not contain empty values")
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "%q must be debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("log_format", "%q must be text or json", c.LogFormat)
+	}
+	t := c.Tokens
+	for field, d := range map[string]Duration{
+		"tokens.client_credentials_ttl": t.ClientCredentialsTTL,
+		"tokens.password_ttl":           t.PasswordTTL,
+		"tokens.refresh_ttl":            t.RefreshTTL,
+	} {
+		if d.D() < time.Second {
+			bad(field, "must be at least 1s, got %s", FormatDuration(d.D()))
+		}
+	}
+	if t.RefreshGrace < 0 {
+		bad("tokens.refresh_grace", "must not be negative")
+	}
+	if t.ReuseMinRemaining < 0 {
+		bad("tokens.reuse_min_remaining", "must not be negative")
+	}
+	if t.FailedLoginLimit < 1 {
+		bad("tokens.failed_login_limit", "must be at least 1")
+	}
+	return errors.Join(errs...)
+}
+
+// Storage kinds returned by ParseStorage.
+const (
+	StorageMemory = "memory"
+	StorageFile   = "file"
+	StorageRedis  = "redis"
+)
+
+// ParseStorage splits a storage URL into its kind and the backend-specific rest.
+func ParseStorage(s string) (kind, rest string, err error) {
+	switch {
+	case s == "memory:" || s == "memory":
+		return StorageMemory, "", nil
+	case strings.HasPrefix(s, "file:"):
+		p := strings.TrimPrefix(s, "file:")
+		p = strings.TrimPrefix(p, "//")
+		if p == "" {
+			return "", "", fmt.Errorf("%q: file: needs a path, e.g. file:./data/tokensmith.db", s)
+		}
+		return StorageFile, p, nil
+	case strings.HasPrefix(s, "redis://"), strings.HasPrefix(s, "rediss://"),
+		strings.HasPrefix(s, "redis+sentinel://"), strings.HasPrefix(s, "redis+cluster://"):
+		return StorageRedis, s, nil
+	default:
+		return "", "", fmt.Errorf("%q: unknown backend (want memory:, file:PATH, redis://, rediss://, redis+sentinel:// or redis+cluster://)", s)
+	}
+}

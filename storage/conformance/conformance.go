@@ -1,0 +1,363 @@
+// Package conformance is the test suite every storage backend must pass. A backend's test
+// calls RunTests with a constructor for a fresh, empty store; the suite checks behaviour
+// (including the security promises of refresh rotation under races), never implementation.
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokensmith/tokensmith/storage"
+)
+
+// RunTests runs the whole suite. newStore must return an empty store; the suite closes it.
+func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s storage.Storage)
+	}{
+		{"Clients", testClients},
+		{"UpdateClientAtomic", testUpdateClientAtomic},
+		{"Users", testUsers},
+		{"SigningKeys", testSigningKeys},
+		{"SigningKeysRace", testSigningKeysRace},
+		{"RefreshRotation", testRefreshRotation},
+		{"RefreshForeignClient", testRefreshForeignClient},
+		{"RefreshExpired", testRefreshExpired},
+		{"RefreshReplayRevokesFamily", testRefreshReplay},
+		{"RefreshConcurrentRotation", testRefreshConcurrent},
+		{"RevokeFamily", testRevokeFamily},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() { _ = s.Close() })
+			tc.run(t, s)
+		})
+	}
+}
+
+func mustNoErr(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantErr(t *testing.T, got, want error) {
+	t.Helper()
+	if !errors.Is(got, want) {
+		t.Fatalf("got error %v, want %v", got, want)
+	}
+}
+
+func testClients(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	grace := 2 * time.Second
+	c := storage.Client{
+		ID: "c1", Name: "one", SecretHash: []byte("h"), GrantTypes: []string{"client_credentials"},
+		Scopes: []string{"a", "b"}, Audience: []string{"api"}, AccessTokenTTL: time.Hour,
+		RefreshGrace: &grace, Reuse: true, DailyLimit: 7, CreatedAt: time.Now().UTC().Truncate(time.Second),
+	}
+	mustNoErr(t, s.CreateClient(ctx, c))
+	wantErr(t, s.CreateClient(ctx, c), storage.ErrAlreadyExists)
+
+	got, err := s.GetClient(ctx, "c1")
+	mustNoErr(t, err)
+	if got.Name != "one" || got.AccessTokenTTL != time.Hour || got.RefreshGrace == nil || *got.RefreshGrace != grace ||
+		!got.Reuse || got.DailyLimit != 7 || len(got.Scopes) != 2 || string(got.SecretHash) != "h" {
+		t.Fatalf("GetClient = %+v, want the stored fields back", got)
+	}
+	_, err = s.GetClient(ctx, "nope")
+	wantErr(t, err, storage.ErrNotFound)
+
+	mustNoErr(t, s.CreateClient(ctx, storage.Client{ID: "c2"}))
+	all, err := s.ListClients(ctx)
+	mustNoErr(t, err)
+	if len(all) != 2 {
+		t.Fatalf("ListClients: got %d clients, want 2", len(all))
+	}
+
+	up, err := s.UpdateClient(ctx, "c1", func(c *storage.Client) error { c.Name = "renamed"; return nil })
+	mustNoErr(t, err)
+	if up.Name != "renamed" {
+		t.Fatalf("UpdateClient returned name %q, want renamed", up.Name)
+	}
+	boom := errors.New("boom")
+	_, err = s.UpdateClient(ctx, "c1", func(c *storage.Client) error { c.Name = "lost"; return boom })
+	wantErr(t, err, boom)
+	if got, _ := s.GetClient(ctx, "c1"); got.Name != "renamed" {
+		t.Fatalf("a failed update wrote name %q", got.Name)
+	}
+	_, err = s.UpdateClient(ctx, "nope", func(*storage.Client) error { return nil })
+	wantErr(t, err, storage.ErrNotFound)
+
+	mustNoErr(t, s.DeleteClient(ctx, "c1"))
+	wantErr(t, s.DeleteClient(ctx, "c1"), storage.ErrNotFound)
+	_, err = s.GetClient(ctx, "c1")
+	wantErr(t, err, storage.ErrNotFound)
+}
+
+// testUpdateClientAtomic: concurrent read-modify-writes must not lose updates.
+func testUpdateClientAtomic(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	mustNoErr(t, s.CreateClient(ctx, storage.Client{ID: "c"}))
+	const n = 20
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.UpdateClient(ctx, "c", func(c *storage.Client) error { c.DailyLimit++; return nil })
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := s.GetClient(ctx, "c")
+	mustNoErr(t, err)
+	if got.DailyLimit != n {
+		t.Fatalf("after %d concurrent increments got %d", n, got.DailyLimit)
+	}
+}
+
+func testUsers(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	u := storage.User{ID: "u1", Username: "alice", PasswordHash: []byte("x"), CreatedAt: time.Now().UTC()}
+	mustNoErr(t, s.CreateUser(ctx, u))
+	wantErr(t, s.CreateUser(ctx, storage.User{ID: "u2", Username: "alice"}), storage.ErrAlreadyExists)
+	wantErr(t, s.CreateUser(ctx, storage.User{ID: "u1", Username: "bob"}), storage.ErrAlreadyExists)
+
+	got, err := s.GetUserByUsername(ctx, "alice")
+	mustNoErr(t, err)
+	if got.ID != "u1" || string(got.PasswordHash) != "x" {
+		t.Fatalf("GetUserByUsername = %+v", got)
+	}
+	_, err = s.GetUserByUsername(ctx, "bob")
+	wantErr(t, err, storage.ErrNotFound)
+	mustNoErr(t, s.CreateUser(ctx, storage.User{ID: "u3", Username: "carol"}))
+	all, err := s.ListUsers(ctx)
+	mustNoErr(t, err)
+	if len(all) != 2 {
+		t.Fatalf("ListUsers: got %d, want 2", len(all))
+	}
+	mustNoErr(t, s.DeleteUser(ctx, "u1"))
+	wantErr(t, s.DeleteUser(ctx, "u1"), storage.ErrNotFound)
+	_, err = s.GetUserByUsername(ctx, "alice")
+	wantErr(t, err, storage.ErrNotFound)
+	// The username is free again once its user is gone.
+	mustNoErr(t, s.CreateUser(ctx, storage.User{ID: "u4", Username: "alice"}))
+}
+
+func testSigningKeys(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	first := storage.SigningKey{ID: "k1", PrivatePEM: []byte("pem1"), CreatedAt: time.Now().UTC()}
+	keys, created, err := s.EnsureSigningKey(ctx, first)
+	mustNoErr(t, err)
+	if !created || len(keys) != 1 || keys[0].ID != "k1" || string(keys[0].PrivatePEM) != "pem1" {
+		t.Fatalf("first EnsureSigningKey = %v, %v", keys, created)
+	}
+	keys, created, err = s.EnsureSigningKey(ctx, storage.SigningKey{ID: "k2", CreatedAt: time.Now().UTC()})
+	mustNoErr(t, err)
+	if created || len(keys) != 1 || keys[0].ID != "k1" {
+		t.Fatalf("second EnsureSigningKey = %v, %v; want k1 kept", keys, created)
+	}
+}
+
+// testSigningKeysRace: replicas starting at once must agree on one key.
+func testSigningKeysRace(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	createdCount := 0
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, created, err := s.EnsureSigningKey(ctx, storage.SigningKey{ID: fmt.Sprintf("k%d", i), CreatedAt: time.Now().UTC()})
+			if err != nil {
+				t.Error(err)
+			}
+			if created {
+				mu.Lock()
+				createdCount++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	keys, err := s.ListSigningKeys(ctx)
+	mustNoErr(t, err)
+	if createdCount != 1 || len(keys) != 1 {
+		t.Fatalf("10 racing EnsureSigningKey: created %d, stored %d; want 1 and 1", createdCount, len(keys))
+	}
+}
+
+func newFamily(t *testing.T, s storage.Storage, fam string, now time.Time) storage.RefreshToken {
+	t.Helper()
+	rt := storage.RefreshToken{
+		Hash: "h0", FamilyID: fam, ClientID: "client", Subject: "user", Scope: "a",
+		AccessTTL: time.Hour, IssuedAt: now, ExpiresAt: now.Add(time.Hour),
+	}
+	mustNoErr(t, s.CreateRefreshToken(context.Background(), rt))
+	return rt
+}
+
+func rotation(fam, from, to string, now time.Time, grace time.Duration) storage.Rotation {
+	return storage.Rotation{
+		FamilyID: fam, Hash: from, ClientID: "client", Now: now, Grace: grace,
+		Next: storage.RefreshToken{
+			Hash: to, FamilyID: fam, ClientID: "client", Subject: "user", Scope: "a",
+			AccessTTL: time.Hour, IssuedAt: now, ExpiresAt: now.Add(time.Hour),
+		},
+		Sealed: []byte("sealed-" + to),
+	}
+}
+
+func testRefreshRotation(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	newFamily(t, s, "f1", now)
+	wantErr(t, s.CreateRefreshToken(ctx, storage.RefreshToken{Hash: "x", FamilyID: "f1", ExpiresAt: now.Add(time.Hour)}), storage.ErrAlreadyExists)
+
+	got, err := s.RotateRefreshToken(ctx, rotation("f1", "h0", "h1", now, 5*time.Second))
+	mustNoErr(t, err)
+	if !got.Fresh || string(got.Sealed) != "sealed-h1" {
+		t.Fatalf("first rotation = %+v, want fresh sealed-h1", got)
+	}
+	// A retry inside the grace window gets the same successor and mints nothing.
+	got, err = s.RotateRefreshToken(ctx, rotation("f1", "h0", "h1-other", now.Add(2*time.Second), 5*time.Second))
+	mustNoErr(t, err)
+	if got.Fresh || string(got.Sealed) != "sealed-h1" {
+		t.Fatalf("retry in grace = %+v, want the stored successor", got)
+	}
+	if _, err := s.GetRefreshToken(ctx, "f1", "h1-other"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a retry stored its own successor: %v", err)
+	}
+	rec, err := s.GetRefreshToken(ctx, "f1", "h1")
+	mustNoErr(t, err)
+	if rec.Subject != "user" || !rec.UsedAt.IsZero() {
+		t.Fatalf("successor record = %+v", rec)
+	}
+	// The successor rotates in turn.
+	got, err = s.RotateRefreshToken(ctx, rotation("f1", "h1", "h2", now.Add(3*time.Second), 5*time.Second))
+	mustNoErr(t, err)
+	if !got.Fresh {
+		t.Fatal("successor did not rotate")
+	}
+	_, err = s.RotateRefreshToken(ctx, rotation("f1", "unknown", "h9", now, 5*time.Second))
+	wantErr(t, err, storage.ErrNotFound)
+}
+
+func testRefreshForeignClient(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	newFamily(t, s, "f1", now)
+	r := rotation("f1", "h0", "h1", now, 5*time.Second)
+	r.ClientID = "intruder"
+	_, err := s.RotateRefreshToken(ctx, r)
+	wantErr(t, err, storage.ErrNotFound)
+	// The owner's token was not burned by the foreign attempt.
+	got, err := s.RotateRefreshToken(ctx, rotation("f1", "h0", "h1", now, 5*time.Second))
+	mustNoErr(t, err)
+	if !got.Fresh {
+		t.Fatal("owner could not rotate after a foreign attempt")
+	}
+}
+
+func testRefreshExpired(t *testing.T, s storage.Storage) {
+	now := time.Now().UTC()
+	newFamily(t, s, "f1", now)
+	_, err := s.RotateRefreshToken(context.Background(), rotation("f1", "h0", "h1", now.Add(time.Hour), time.Second))
+	wantErr(t, err, storage.ErrNotFound)
+}
+
+func testRefreshReplay(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	newFamily(t, s, "f1", now)
+	_, err := s.RotateRefreshToken(ctx, rotation("f1", "h0", "h1", now, 5*time.Second))
+	mustNoErr(t, err)
+	// After the window the old token is a replay, and the family dies with it.
+	_, err = s.RotateRefreshToken(ctx, rotation("f1", "h0", "hx", now.Add(6*time.Second), 5*time.Second))
+	wantErr(t, err, storage.ErrReplay)
+	revoked, err := s.FamilyRevoked(ctx, "f1")
+	mustNoErr(t, err)
+	if !revoked {
+		t.Fatal("family not revoked after replay")
+	}
+	_, err = s.RotateRefreshToken(ctx, rotation("f1", "h1", "h2", now.Add(7*time.Second), 5*time.Second))
+	wantErr(t, err, storage.ErrRevoked)
+
+	// With grace 0 the second use is a replay at once.
+	newFamily(t, s, "f2", now)
+	_, err = s.RotateRefreshToken(ctx, rotation("f2", "h0", "h1", now, 0))
+	mustNoErr(t, err)
+	_, err = s.RotateRefreshToken(ctx, rotation("f2", "h0", "h1b", now, 0))
+	wantErr(t, err, storage.ErrReplay)
+}
+
+func testRefreshConcurrent(t *testing.T, s storage.Storage) {
+	for _, grace := range []time.Duration{5 * time.Second, 0} {
+		t.Run(fmt.Sprintf("grace=%s", grace), func(t *testing.T) {
+			ctx := context.Background()
+			now := time.Now().UTC()
+			fam := fmt.Sprintf("fam-%d", grace)
+			newFamily(t, s, fam, now)
+			const n = 20
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			fresh, ok, sealed := 0, 0, map[string]bool{}
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got, err := s.RotateRefreshToken(ctx, rotation(fam, "h0", fmt.Sprintf("n%d", i), now, grace))
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						return
+					}
+					ok++
+					sealed[string(got.Sealed)] = true
+					if got.Fresh {
+						fresh++
+					}
+				}()
+			}
+			wg.Wait()
+			if fresh != 1 {
+				t.Fatalf("%d concurrent rotations: %d fresh, want exactly 1", n, fresh)
+			}
+			if grace > 0 && (ok != n || len(sealed) != 1) {
+				t.Fatalf("grace on: %d succeeded with %d distinct successors, want %d and 1", ok, len(sealed), n)
+			}
+			if grace == 0 && ok != 1 {
+				t.Fatalf("grace off: %d succeeded, want exactly 1", ok)
+			}
+		})
+	}
+}
+
+func testRevokeFamily(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	newFamily(t, s, "f1", now)
+	revoked, err := s.FamilyRevoked(ctx, "f1")
+	mustNoErr(t, err)
+	if revoked {
+		t.Fatal("new family reported revoked")
+	}
+	mustNoErr(t, s.RevokeFamily(ctx, "f1"))
+	_, err = s.RotateRefreshToken(ctx, rotation("f1", "h0", "h1", now, time.Second))
+	wantErr(t, err, storage.ErrRevoked)
+	wantErr(t, s.RevokeFamily(ctx, "missing"), storage.ErrNotFound)
+	if revoked, _ := s.FamilyRevoked(ctx, "missing"); !revoked {
+		t.Fatal("an unknown family must count as revoked")
+	}
+}
