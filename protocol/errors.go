@@ -103,3 +103,6 @@ func As(err error) *Error {
 	}
 	return Wrap(ServerError, "internal error", err)
 }
+
+// InvalidTarget is RFC 8707's error for an audience or resource the client may not have.
+const InvalidTarget = "invalid_target"

@@ -33,7 +33,16 @@ func OpenFile(path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("embedded store: %w", err)
 	}
-	return open(path)
+	s, err := open(path)
+	if err != nil {
+		return nil, err
+	}
+	// The file holds the signing keys: readable by this user only.
+	if err := os.Chmod(path, 0o600); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("embedded store: %w", err)
+	}
+	return s, nil
 }
 
 func open(path string) (*Store, error) {

@@ -1,0 +1,237 @@
+package cmd
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/tokensmith/tokensmith/registry"
+	"github.com/tokensmith/tokensmith/server"
+)
+
+func clientCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "client", Short: "Manage OAuth2 clients"}
+	c.AddCommand(clientCreateCmd(g), clientListCmd(g), clientShowCmd(g), clientUpdateCmd(g),
+		clientRotateCmd(g), clientDeleteCmd(g))
+	return c
+}
+
+// clientFlags declares the client fields as flags and returns a function that builds a
+// ClientInput from the flags that were set (so update changes only what was given).
+func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
+	var (
+		id, name, attl, rttl, grace, reuseMin, auth, owner string
+		grants, scopes, aud                                []string
+		reuse                                              bool
+		limit                                              int
+	)
+	if withID {
+		fs.StringVar(&id, "id", "", "client id (generated when empty)")
+	}
+	fs.StringVar(&name, "name", "", "display name")
+	fs.StringSliceVar(&grants, "grant", nil, "allowed grant types: client_credentials, password, refresh_token (repeat or comma-separate)")
+	fs.StringSliceVar(&scopes, "scope", nil, "allowed scopes (repeat or comma-separate)")
+	fs.StringSliceVar(&aud, "audience", nil, "token audience(s)")
+	fs.StringVar(&attl, "access-token-ttl", "", "access token lifetime, e.g. 3h (empty: server default)")
+	fs.StringVar(&rttl, "refresh-token-ttl", "", "refresh token lifetime, e.g. 14d")
+	fs.StringVar(&grace, "refresh-grace", "", "refresh rotation grace window, e.g. 5s; 0 turns it off")
+	fs.BoolVar(&reuse, "reuse", false, "hand out the earlier token while it has enough life left")
+	fs.StringVar(&reuseMin, "reuse-min-remaining", "", "least lifetime a reused token must have left, e.g. 5m")
+	fs.IntVar(&limit, "daily-limit", 0, "new tokens per subject per day (0: no limit)")
+	fs.StringVar(&auth, "auth-method", "", "client_secret_basic or client_secret_post (empty: both)")
+	fs.StringVar(&owner, "owner", "", "id of the user who manages this client")
+	return func() registry.ClientInput {
+		var in registry.ClientInput
+		set := func(flag string, apply func()) {
+			if fs.Changed(flag) {
+				apply()
+			}
+		}
+		set("id", func() { in.ClientID = &id })
+		set("name", func() { in.Name = &name })
+		set("grant", func() { in.GrantTypes = &grants })
+		set("scope", func() { in.Scopes = &scopes })
+		set("audience", func() { a := registry.Audience(aud); in.Audience = &a })
+		set("access-token-ttl", func() { in.AccessTokenTTL = &attl })
+		set("refresh-token-ttl", func() { in.RefreshTokenTTL = &rttl })
+		set("refresh-grace", func() { in.RefreshGrace = &grace })
+		set("reuse", func() { in.Reuse = &reuse })
+		set("reuse-min-remaining", func() { in.ReuseMinRemaining = &reuseMin })
+		set("daily-limit", func() { in.DailyLimit = &limit })
+		set("auth-method", func() { in.TokenEndpointAuthMethod = &auth })
+		set("owner", func() { in.Owner = &owner })
+		return in
+	}
+}
+
+func clientCreateCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "create", Short: "Register a client; its secret is printed once", Args: cobra.NoArgs}
+	input := clientFlags(c.Flags(), true)
+	c.RunE = func(*cobra.Command, []string) error {
+		api, err := g.client()
+		if err != nil {
+			return err
+		}
+		var v registry.ClientView
+		raw, err := api.do("POST", "/admin/clients", input(), &v)
+		if err != nil {
+			return err
+		}
+		if g.json {
+			return g.printJSON(raw)
+		}
+		printClient(g, v)
+		fmt.Fprintf(g.out, "\nclient_secret: %s\nStore the secret now: it is not shown again.\n", v.ClientSecret)
+		return nil
+	}
+	return c
+}
+
+func clientUpdateCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "update CLIENT_ID", Short: "Change the given fields of a client", Args: cobra.ExactArgs(1)}
+	input := clientFlags(c.Flags(), false)
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		return showOrJSON(g, "PATCH", "/admin/clients/"+url.PathEscape(args[0]), input())
+	}
+	return c
+}
+
+func clientShowCmd(g *globals) *cobra.Command {
+	return &cobra.Command{Use: "show CLIENT_ID", Short: "Show one client", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return showOrJSON(g, "GET", "/admin/clients/"+url.PathEscape(args[0]), nil)
+		}}
+}
+
+func showOrJSON(g *globals, method, path string, in any) error {
+	api, err := g.client()
+	if err != nil {
+		return err
+	}
+	var v registry.ClientView
+	raw, err := api.do(method, path, in, &v)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return g.printJSON(raw)
+	}
+	printClient(g, v)
+	return nil
+}
+
+func clientListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{Use: "list", Short: "List clients", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			api, err := g.client()
+			if err != nil {
+				return err
+			}
+			var all []registry.ClientView
+			raw, err := api.do("GET", "/admin/clients", nil, &all)
+			if err != nil || g.json {
+				return orJSON(g, raw, err)
+			}
+			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "CLIENT ID\tNAME\tGRANTS\tSCOPES\tCREATED")
+			for _, v := range all {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ClientID, dash(v.Name), strings.Join(v.GrantTypes, ","),
+					dash(strings.Join(v.Scopes, " ")), v.CreatedAt.Format("2006-01-02 15:04"))
+			}
+			return tw.Flush()
+		}}
+}
+
+func clientRotateCmd(g *globals) *cobra.Command {
+	var grace string
+	c := &cobra.Command{Use: "rotate-secret CLIENT_ID", Short: "Issue a new client secret (printed once)", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			api, err := g.client()
+			if err != nil {
+				return err
+			}
+			var out server.RotateSecretOutput
+			raw, err := api.do("POST", "/admin/clients/"+url.PathEscape(args[0])+"/rotate-secret", server.RotateSecretInput{Grace: grace}, &out)
+			if err != nil || g.json {
+				return orJSON(g, raw, err)
+			}
+			fmt.Fprintf(g.out, "client_secret: %s\n", out.ClientSecret)
+			if out.PreviousSecretValidUntil != "" {
+				fmt.Fprintf(g.out, "The previous secret keeps working until %s.\n", out.PreviousSecretValidUntil)
+			} else {
+				fmt.Fprintln(g.out, "The previous secret no longer works.")
+			}
+			fmt.Fprintln(g.out, "Store the secret now: it is not shown again.")
+			return nil
+		}}
+	c.Flags().StringVar(&grace, "grace", "", "how long the old secret keeps working, e.g. 1h (default 0)")
+	return c
+}
+
+func clientDeleteCmd(g *globals) *cobra.Command {
+	return &cobra.Command{Use: "delete CLIENT_ID", Short: "Delete a client", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return deleteAndSay(g, "/admin/clients/"+url.PathEscape(args[0]), "client "+args[0]+" deleted")
+		}}
+}
+
+func deleteAndSay(g *globals, path, msg string) error {
+	api, err := g.client()
+	if err != nil {
+		return err
+	}
+	if _, err := api.do("DELETE", path, nil, nil); err != nil {
+		return err
+	}
+	if g.json {
+		return g.printJSON([]byte(`{"deleted":true}`))
+	}
+	fmt.Fprintln(g.out, msg)
+	return nil
+}
+
+func orJSON(g *globals, raw []byte, err error) error {
+	if err != nil {
+		return err
+	}
+	return g.printJSON(raw)
+}
+
+func printClient(g *globals, v registry.ClientView) {
+	tw := tabwriter.NewWriter(g.out, 0, 4, 1, ' ', 0)
+	row := func(k, val string) { fmt.Fprintf(tw, "%s:\t%s\n", k, val) }
+	row("client_id", v.ClientID)
+	row("name", dash(v.Name))
+	row("grant_types", strings.Join(v.GrantTypes, ", "))
+	row("scopes", dash(strings.Join(v.Scopes, " ")))
+	row("audience", orDefault(strings.Join(v.Audience, ", ")))
+	row("access_token_ttl", orDefault(v.AccessTokenTTL))
+	row("refresh_token_ttl", orDefault(v.RefreshTokenTTL))
+	row("refresh_grace", orDefault(v.RefreshGrace))
+	row("reuse", fmt.Sprint(v.Reuse))
+	row("reuse_min_remaining", orDefault(v.ReuseMinRemaining))
+	limit := "none"
+	if v.DailyLimit > 0 {
+		limit = fmt.Sprint(v.DailyLimit)
+	}
+	row("daily_limit", limit)
+	row("auth_method", orValue(v.TokenEndpointAuthMethod, "client_secret_basic or client_secret_post"))
+	row("owner", dash(v.Owner))
+	if !v.SecretGraceUntil.IsZero() {
+		row("previous_secret_until", v.SecretGraceUntil.Format("2006-01-02 15:04:05 MST"))
+	}
+	row("created", v.CreatedAt.Format("2006-01-02 15:04:05 MST"))
+	_ = tw.Flush()
+}
+
+func dash(s string) string      { return orValue(s, "-") }
+func orDefault(s string) string { return orValue(s, "(server default)") }
+func orValue(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

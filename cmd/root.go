@@ -1,0 +1,60 @@
+// Package cmd holds the tokensmith command line: one file per subcommand. serve runs the
+// server; every other command is a thin client of the admin API.
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"github.com/tokensmith/tokensmith/protocol"
+)
+
+// Version is set at build time with -ldflags "-X github.com/tokensmith/tokensmith/cmd.Version=…".
+var Version = "dev"
+
+// globals are the flags every management command shares.
+type globals struct {
+	adminURL string
+	json     bool
+	out      io.Writer
+}
+
+// Execute runs the command line and returns the process exit code.
+func Execute(args []string, stdout, stderr io.Writer) int {
+	g := &globals{out: stdout}
+	root := &cobra.Command{
+		Use:           "tokensmith",
+		Short:         "OAuth2 token server for machine-to-machine integrations",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.adminURL, "admin-url", envOr("TOKENSMITH_ADMIN_URL", "http://127.0.0.1:8081"), "admin API base URL")
+	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
+
+	root.AddCommand(serveCmd(stdout, stderr), clientCmd(g), userCmd(g), versionCmd(g))
+	if err := root.Execute(); err != nil {
+		var pe *protocol.Error
+		if errors.As(err, &pe) {
+			fmt.Fprintf(stderr, "error: %s\n", pe.Error())
+		} else {
+			fmt.Fprintf(stderr, "error: %v\n", err)
+		}
+		var ec exitCode
+		if errors.As(err, &ec) {
+			return int(ec)
+		}
+		return 1
+	}
+	return 0
+}
+
+// exitCode lets a command choose its exit status (2 for bad configuration).
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit %d", int(e)) }

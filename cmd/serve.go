@@ -1,0 +1,220 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/tokensmith/tokensmith/config"
+	"github.com/tokensmith/tokensmith/grants"
+	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/metrics"
+	"github.com/tokensmith/tokensmith/protocol"
+	"github.com/tokensmith/tokensmith/registry"
+	"github.com/tokensmith/tokensmith/secret"
+	"github.com/tokensmith/tokensmith/server"
+	"github.com/tokensmith/tokensmith/storage"
+	"github.com/tokensmith/tokensmith/storage/embedded"
+)
+
+func serveCmd(stdout, stderr io.Writer) *cobra.Command {
+	var cfgPath string
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the token server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(cfgPath, os.Environ())
+			if err != nil {
+				for _, line := range strings.Split(err.Error(), "\n") {
+					fmt.Fprintf(stderr, "invalid configuration: %s\n", strings.TrimPrefix(line, "config: "))
+				}
+				return exitCode(2)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, cfg, stdout, newLogger(cfg, stderr))
+		},
+	}
+	c.Flags().StringVar(&cfgPath, "config", os.Getenv("TOKENSMITH_CONFIG"), "YAML configuration file (env TOKENSMITH_CONFIG)")
+	return c
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func openStore(cfg config.Config) (storage.Storage, error) {
+	kind, rest, err := config.ParseStorage(cfg.Storage)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case config.StorageMemory:
+		return embedded.OpenMemory()
+	case config.StorageFile:
+		return embedded.OpenFile(rest)
+	default:
+		return nil, fmt.Errorf("storage %q: the Redis backend is not part of this build yet", cfg.Storage)
+	}
+}
+
+// serve runs both listeners until ctx ends, then shuts them down gracefully.
+func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
+	store, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	keyset, firstStart, err := keys.Load(ctx, store)
+	if err != nil {
+		return err
+	}
+	adminToken, adminTokenPath, err := ensureAdminToken(cfg)
+	if err != nil {
+		return err
+	}
+	m := metrics.New()
+	reg := registry.New(store)
+	gh := grants.NewHandler(store, keyset, grants.Policy{
+		Issuer:               cfg.Issuer,
+		Audience:             cfg.Audience,
+		ClientCredentialsTTL: cfg.Tokens.ClientCredentialsTTL.D(),
+		PasswordTTL:          cfg.Tokens.PasswordTTL.D(),
+		RefreshTTL:           cfg.Tokens.RefreshTTL.D(),
+		RefreshGrace:         cfg.Tokens.RefreshGrace.D(),
+		FailedLoginLimit:     cfg.Tokens.FailedLoginLimit,
+	}, grants.WithLogger(log), grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }))
+
+	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: store, Metrics: m, Log: log}
+	adm := &server.Admin{TokenHash: secret.Hash(adminToken), Registry: reg, Keys: keyset, Metrics: m, Log: log, Version: Version}
+
+	pubLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	admLn, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		pubLn.Close()
+		return fmt.Errorf("admin_listen: %w", err)
+	}
+
+	if firstStart {
+		if err := printWelcome(ctx, stdout, reg, pubLn.Addr(), adminTokenPath); err != nil {
+			return err
+		}
+	}
+	log.Info("tokensmith started", "version", Version, "issuer", cfg.Issuer, "listen", pubLn.Addr().String(),
+		"admin_listen", admLn.Addr().String(), "storage", storageLabel(cfg.Storage), "kid", keyset.ActiveID())
+
+	servers := []*http.Server{
+		{Handler: pub.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
+		{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
+	}
+	errc := make(chan error, 2)
+	for i, ln := range []net.Listener{pubLn, admLn} {
+		go func() { errc <- servers[i].Serve(ln) }()
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error("listener failed", "error", err)
+		}
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		_ = s.Shutdown(shutCtx)
+	}
+	return nil
+}
+
+// storageLabel keeps credentials in a Redis URL out of the log.
+func storageLabel(s string) string {
+	if i := strings.Index(s, "@"); i >= 0 {
+		if j := strings.Index(s, "://"); j >= 0 && j < i {
+			return s[:j+3] + "***" + s[i:]
+		}
+	}
+	return s
+}
+
+// ensureAdminToken returns the configured admin token or the one in the data directory,
+// generating it (mode 0600) on first start.
+func ensureAdminToken(cfg config.Config) (tok, path string, err error) {
+	if cfg.AdminToken != "" {
+		return cfg.AdminToken, "", nil
+	}
+	path = adminTokenFile(cfg.DataDir)
+	if b, err := os.ReadFile(path); err == nil {
+		if tok = strings.TrimSpace(string(b)); tok != "" {
+			return tok, path, nil
+		}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return "", "", fmt.Errorf("data_dir: %w", err)
+	}
+	tok = "tsa_" + secret.NewSecret()
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", "", fmt.Errorf("admin token: %w", err)
+	}
+	return tok, path, nil
+}
+
+// printWelcome creates the demo client on the very first start and prints how to use it. It
+// goes to standard output, not the log: the secret is shown this once and never logged.
+func printWelcome(ctx context.Context, w io.Writer, reg *registry.Service, addr net.Addr, adminTokenPath string) error {
+	name := "demo"
+	grantsAllowed := []string{protocol.GrantClientCredentials}
+	scopes := []string{"demo"}
+	v, err := reg.CreateClient(ctx, registry.ClientInput{Name: &name, GrantTypes: &grantsAllowed, Scopes: &scopes})
+	if err != nil {
+		return fmt.Errorf("demo client: %w", err)
+	}
+	host := "127.0.0.1"
+	port := "8080"
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		port = fmt.Sprint(tcp.Port)
+		if !tcp.IP.IsUnspecified() {
+			host = tcp.IP.String()
+		}
+	}
+	tokenPath := "(TOKENSMITH_ADMIN_TOKEN)"
+	if adminTokenPath != "" {
+		tokenPath, _ = filepath.Abs(adminTokenPath)
+	}
+	fmt.Fprintf(w, `
+Tokensmith first start: created a demo client.
+
+  client_id:     %s
+  client_secret: %s   (shown once)
+
+Get a token:
+
+  curl -s -u '%s:%s' -d grant_type=client_credentials http://%s/oauth2/token
+
+Public keys:  http://%s/.well-known/jwks.json
+Admin token:  %s
+
+`, v.ClientID, v.ClientSecret, v.ClientID, v.ClientSecret, net.JoinHostPort(host, port), net.JoinHostPort(host, port), tokenPath)
+	return nil
+}

@@ -1,0 +1,35 @@
+package grants
+
+import (
+	"context"
+
+	"github.com/go-oauth2/oauth2/v4"
+	"github.com/tokensmith/tokensmith/protocol"
+)
+
+// clientCredentials is RFC 6749 §4.4: the client acts for itself, so sub is its id. No refresh
+// token is issued (§4.4.3): the client can always ask again.
+type clientCredentials struct{ *core }
+
+var _ Grant = (*clientCredentials)(nil)
+
+func (g *clientCredentials) Type() oauth2.GrantType { return oauth2.ClientCredentials }
+
+func (g *clientCredentials) Handle(ctx context.Context, c *Client, r *Request) (*Token, error) {
+	scope, err := resolveScope(c.Scopes, r.Params[protocol.ParamScope])
+	if err != nil {
+		return nil, err
+	}
+	aud, err := g.resolveAudience(c, r.Params[protocol.ParamAudience])
+	if err != nil {
+		return nil, err
+	}
+	tok, exp, err := g.mint(protocol.GrantClientCredentials, access{
+		clientID: c.ID, subject: c.ID, scope: scope, audience: aud,
+		ttl: orDefault(c.AccessTokenTTL, g.policy.ClientCredentialsTTL),
+	}, g.now())
+	if err != nil {
+		return nil, err
+	}
+	return &Token{AccessToken: tok, ExpiresAt: exp, Scope: scope}, nil
+}

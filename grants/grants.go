@@ -1,0 +1,257 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-oauth2/oauth2/v4"
+	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/protocol"
+	"github.com/tokensmith/tokensmith/secret"
+	"github.com/tokensmith/tokensmith/storage"
+)
+
+// Request is a parsed token request. The HTTP layer fills it; nothing here reads HTTP.
+type Request struct {
+	GrantType string
+	// Params holds every body parameter except the client credentials.
+	Params       map[string]string
+	ClientID     string
+	ClientSecret string
+	// AuthMethod is protocol.AuthSecretBasic or protocol.AuthSecretPost.
+	AuthMethod string
+}
+
+// Token is what a successful grant returns. Times are absolute so a replayed answer (refresh
+// grace window) reports the lifetime actually left.
+type Token struct {
+	AccessToken      string    `json:"access_token"`
+	ExpiresAt        time.Time `json:"expires_at"`
+	Scope            string    `json:"scope,omitempty"`
+	RefreshToken     string    `json:"refresh_token,omitempty"`
+	RefreshExpiresAt time.Time `json:"refresh_expires_at,omitzero"`
+}
+
+// Grant is one grant type.
+type Grant interface {
+	Type() oauth2.GrantType
+	// Handle issues tokens for an authenticated client that is allowed this grant.
+	Handle(ctx context.Context, c *Client, r *Request) (*Token, error)
+}
+
+// Policy holds the server-wide defaults that clients override one by one (SPEC §5).
+type Policy struct {
+	Issuer               string
+	Audience             []string
+	ClientCredentialsTTL time.Duration
+	PasswordTTL          time.Duration
+	RefreshTTL           time.Duration
+	RefreshGrace         time.Duration
+	FailedLoginLimit     int
+}
+
+// Handler dispatches token requests to grants.
+type Handler struct {
+	core   *core
+	grants map[string]Grant
+}
+
+// core is what the grants share.
+type core struct {
+	store  storage.Storage
+	signer keys.Signer
+	policy Policy
+	now    func() time.Time
+	log    *slog.Logger
+	// onIssue, when set, is told about every token pair minted (metrics, tests).
+	onIssue func(grant string)
+}
+
+// Option configures a Handler.
+type Option func(*core)
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(c *core) { c.now = now } }
+
+// WithLogger sets the logger; it never receives secrets.
+func WithLogger(l *slog.Logger) Option { return func(c *core) { c.log = l } }
+
+// WithIssueHook registers fn to be called once for every newly minted access token.
+func WithIssueHook(fn func(grant string)) Option { return func(c *core) { c.onIssue = fn } }
+
+// NewHandler builds the dispatcher with all grants Tokensmith serves.
+func NewHandler(store storage.Storage, signer keys.Signer, p Policy, opts ...Option) *Handler {
+	c := &core{store: store, signer: signer, policy: p, now: time.Now, log: slog.Default()}
+	for _, o := range opts {
+		o(c)
+	}
+	if len(c.policy.Audience) == 0 {
+		c.policy.Audience = []string{p.Issuer}
+	}
+	h := &Handler{core: c, grants: map[string]Grant{}}
+	for _, g := range []Grant{
+		&clientCredentials{c},
+		newPassword(c),
+		newRefresh(c),
+	} {
+		h.grants[string(g.Type())] = g
+	}
+	return h
+}
+
+// GrantTypes lists the grant types served, for discovery metadata.
+func (h *Handler) GrantTypes() []string {
+	out := make([]string, 0, len(h.grants))
+	for t := range h.grants {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Token handles one token request end to end.
+func (h *Handler) Token(ctx context.Context, r *Request) (*Token, error) {
+	if r.GrantType == "" {
+		return nil, protocol.Errorf(protocol.InvalidRequest, "missing grant_type")
+	}
+	g, ok := h.grants[r.GrantType]
+	if !ok {
+		return nil, protocol.Errorf(protocol.UnsupportedGrantType, "grant_type %q is not supported", r.GrantType)
+	}
+	c, err := h.core.authenticate(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(c.GrantTypes, r.GrantType) {
+		return nil, protocol.Errorf(protocol.UnauthorizedClient, "client is not allowed the %s grant", r.GrantType)
+	}
+	return g.Handle(ctx, c, r)
+}
+
+// Client adapts a stored client to go-oauth2's ClientInfo and ClientPasswordVerifier, so the
+// same value can be handed to go-oauth2 components.
+type Client struct {
+	storage.Client
+	now time.Time
+}
+
+var (
+	_ oauth2.ClientInfo             = (*Client)(nil)
+	_ oauth2.ClientPasswordVerifier = (*Client)(nil)
+)
+
+// GetID implements oauth2.ClientInfo.
+func (c *Client) GetID() string { return c.ID }
+
+// GetSecret implements oauth2.ClientInfo. It is always empty: only a digest is stored, and
+// VerifyPassword is the way to check a secret.
+func (c *Client) GetSecret() string { return "" }
+
+// GetDomain implements oauth2.ClientInfo; Tokensmith clients have no redirect URIs.
+func (c *Client) GetDomain() string { return "" }
+
+// IsPublic implements oauth2.ClientInfo; every client is confidential.
+func (c *Client) IsPublic() bool { return false }
+
+// GetUserID implements oauth2.ClientInfo with the owning user.
+func (c *Client) GetUserID() string { return c.Owner }
+
+// VerifyPassword implements oauth2.ClientPasswordVerifier: the current secret, or the previous
+// one while its rotation grace lasts, compared in constant time.
+func (c *Client) VerifyPassword(presented string) bool {
+	cur := secret.Matches(presented, c.SecretHash)
+	prev := c.now.Before(c.PrevSecretExpiresAt) && secret.Matches(presented, c.PrevSecretHash)
+	return cur || prev
+}
+
+func (c *core) authenticate(ctx context.Context, r *Request) (*Client, error) {
+	fail := func(desc string) error {
+		e := protocol.Errorf(protocol.InvalidClient, "%s", desc)
+		e.Basic = r.AuthMethod == protocol.AuthSecretBasic
+		return e
+	}
+	if r.ClientID == "" {
+		return nil, fail("client authentication is required")
+	}
+	sc, err := c.store.GetClient(ctx, r.ClientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fail("unknown client or wrong secret")
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	cl := &Client{Client: sc, now: c.now()}
+	if !cl.VerifyPassword(r.ClientSecret) {
+		return nil, fail("unknown client or wrong secret")
+	}
+	if m := cl.TokenEndpointAuthMethod; m != "" && m != r.AuthMethod {
+		return nil, fail("client must authenticate with " + m)
+	}
+	return cl, nil
+}
+
+// storeError turns a backend failure into the answer a caller can act on: retry later.
+func storeError(err error) error {
+	return protocol.Wrap(protocol.TemporarilyUnavailable, "the token store is unavailable, retry later", err)
+}
+
+// resolveScope checks a requested scope (RFC 6749 §3.3) against the client's allowed scopes.
+// No scope requested means every allowed scope.
+func resolveScope(allowed []string, requested string) (string, error) {
+	if requested == "" {
+		return strings.Join(allowed, " "), nil
+	}
+	var out []string
+	for _, s := range strings.Split(requested, " ") {
+		if s == "" {
+			continue
+		}
+		if !validScopeToken(s) {
+			return "", protocol.Errorf(protocol.InvalidScope, "scope %q has characters RFC 6749 §3.3 does not allow", s)
+		}
+		if !slices.Contains(allowed, s) {
+			return "", protocol.Errorf(protocol.InvalidScope, "scope %q is not allowed for this client", s)
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, " "), nil
+}
+
+func validScopeToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b < 0x21 || b == 0x22 || b == 0x5c || b > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// resolveAudience picks the aud: the requested one if the client may have it, else all of the
+// client's audiences (or the server default).
+func (c *core) resolveAudience(cl *Client, requested string) ([]string, error) {
+	allowed := cl.Audience
+	if len(allowed) == 0 {
+		allowed = c.policy.Audience
+	}
+	if requested == "" {
+		return allowed, nil
+	}
+	if !slices.Contains(allowed, requested) {
+		return nil, protocol.Errorf(protocol.InvalidTarget, "audience %q is not allowed for this client", requested)
+	}
+	return []string{requested}, nil
+}
+
+func orDefault(v, def time.Duration) time.Duration {
+	if v > 0 {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,177 @@
+package grants
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/tokensmith/tokensmith/secret"
+)
+
+// AccessClaims are the claims of an access token (RFC 9068 §2.2). SessionID (sid) names the
+// refresh-token family a token descends from, so revoking the family revokes it too. Fields are
+// in the order they are written; every byte counts against ATOL's 1000-character limit.
+type AccessClaims struct {
+	Issuer    string   `json:"iss"`
+	Subject   string   `json:"sub"`
+	Audience  Audience `json:"aud"`
+	ClientID  string   `json:"client_id"`
+	Scope     string   `json:"scope,omitempty"`
+	IssuedAt  int64    `json:"iat"`
+	ExpiresAt int64    `json:"exp"`
+	ID        string   `json:"jti"`
+	SessionID string   `json:"sid,omitempty"`
+}
+
+var _ jwt.Claims = AccessClaims{}
+
+// Audience is aud: a single string when there is one audience (RFC 7519 §4.1.3), else an array.
+type Audience []string
+
+// MarshalJSON implements json.Marshaler.
+func (a Audience) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
+
+// GetExpirationTime implements jwt.Claims.
+func (c AccessClaims) GetExpirationTime() (*jwt.NumericDate, error) {
+	return jwt.NewNumericDate(time.Unix(c.ExpiresAt, 0)), nil
+}
+
+// GetIssuedAt implements jwt.Claims.
+func (c AccessClaims) GetIssuedAt() (*jwt.NumericDate, error) {
+	return jwt.NewNumericDate(time.Unix(c.IssuedAt, 0)), nil
+}
+
+// GetNotBefore implements jwt.Claims; access tokens carry no nbf.
+func (c AccessClaims) GetNotBefore() (*jwt.NumericDate, error) { return nil, nil }
+
+// GetIssuer implements jwt.Claims.
+func (c AccessClaims) GetIssuer() (string, error) { return c.Issuer, nil }
+
+// GetSubject implements jwt.Claims.
+func (c AccessClaims) GetSubject() (string, error) { return c.Subject, nil }
+
+// GetAudience implements jwt.Claims.
+func (c AccessClaims) GetAudience() (jwt.ClaimStrings, error) {
+	return jwt.ClaimStrings(c.Audience), nil
+}
+
+// access describes one access token to mint.
+type access struct {
+	clientID string
+	subject  string
+	scope    string
+	audience []string
+	ttl      time.Duration
+	family   string
+}
+
+// mint signs an access token. Nothing is written: access tokens are self-contained.
+func (c *core) mint(grant string, a access, now time.Time) (string, time.Time, error) {
+	iat := now.Truncate(time.Second)
+	exp := iat.Add(a.ttl.Truncate(time.Second))
+	if a.ttl < time.Second {
+		exp = iat.Add(time.Second)
+	}
+	claims := AccessClaims{
+		Issuer: c.policy.Issuer, Subject: a.subject, Audience: a.audience,
+		ClientID: a.clientID, Scope: a.scope, IssuedAt: iat.Unix(), ExpiresAt: exp.Unix(),
+		// 96 random bits: unique enough for a deny-list, and short, because ATOL caps a
+		// token at 1000 characters.
+		ID:        secret.New(12),
+		SessionID: a.family,
+	}
+	tok, err := c.signer.Sign(claims)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if c.onIssue != nil {
+		c.onIssue(grant)
+	}
+	return tok, exp, nil
+}
+
+// Refresh tokens look like tsr_<family>.<secret>: the family id is not secret and lets the
+// store find the family (and, on Redis, keep it in one hash slot); the secret carries 256 bits.
+const refreshPrefix = "tsr_"
+
+func newRefreshToken(family string) string {
+	return refreshPrefix + family + "." + secret.NewSecret()
+}
+
+// parseRefreshToken returns the family id and the store hash of a presented refresh token.
+func parseRefreshToken(tok string) (family, hash string, ok bool) {
+	rest, ok := strings.CutPrefix(tok, refreshPrefix)
+	if !ok {
+		return "", "", false
+	}
+	family, sec, ok := strings.Cut(rest, ".")
+	if !ok || len(family) != 22 || len(sec) != 43 {
+		return "", "", false
+	}
+	if _, err := base64.RawURLEncoding.DecodeString(family); err != nil {
+		return "", "", false
+	}
+	if _, err := base64.RawURLEncoding.DecodeString(sec); err != nil {
+		return "", "", false
+	}
+	return family, secret.HashHex(tok), true
+}
+
+func newFamilyID() string { return secret.New(16) }
+
+// sealKey derives the key that protects a rotated token's successor. Only someone holding the
+// old refresh token can derive it; the store keeps a different digest (secret.HashHex) of it.
+func sealKey(oldToken string) []byte {
+	k := sha256.Sum256([]byte("tokensmith/refresh-successor/v1\x00" + oldToken))
+	return k[:]
+}
+
+func seal(oldToken string, t *Token) ([]byte, error) {
+	plain, err := json.Marshal(t)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := newAEAD(oldToken)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	return aead.Seal(nonce, nonce, plain, nil), nil
+}
+
+func unseal(oldToken string, sealed []byte) (*Token, error) {
+	aead, err := newAEAD(oldToken)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < aead.NonceSize() {
+		return nil, errors.New("sealed successor too short")
+	}
+	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], nil)
+	if err != nil {
+		return nil, err
+	}
+	var t Token
+	return &t, json.Unmarshal(plain, &t)
+}
+
+func newAEAD(oldToken string) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(sealKey(oldToken))
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}

@@ -1,0 +1,139 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/go-oauth2/oauth2/v4"
+	"github.com/tokensmith/tokensmith/protocol"
+	"github.com/tokensmith/tokensmith/storage"
+	"golang.org/x/sync/singleflight"
+)
+
+// refresh is RFC 6749 §6 with rotation (SPEC §5): every use returns a new pair; within the
+// grace window the same old token gets the very same new pair back; after it, a reuse is a
+// replay that revokes the whole family.
+type refresh struct {
+	*core
+	// flight collapses concurrent refreshes of one token in this process into one rotation,
+	// so exactly one pair is minted; the store's atomic rotation decides between replicas.
+	flight singleflight.Group
+}
+
+var _ Grant = (*refresh)(nil)
+
+func newRefresh(c *core) *refresh { return &refresh{core: c} }
+
+func (g *refresh) Type() oauth2.GrantType { return oauth2.Refreshing }
+
+var (
+	errUnknownRefresh = protocol.Errorf(protocol.InvalidGrant, "refresh token is unknown, expired or was issued to another client")
+	errRevokedRefresh = protocol.Errorf(protocol.InvalidGrant, "refresh token has been revoked")
+	errReplayRefresh  = protocol.Errorf(protocol.InvalidGrant, "refresh token was already used; every token of its login has been revoked")
+)
+
+func (g *refresh) Handle(ctx context.Context, c *Client, r *Request) (*Token, error) {
+	raw := r.Params[protocol.ParamRefreshToken]
+	if raw == "" {
+		return nil, protocol.Errorf(protocol.InvalidRequest, "missing refresh_token")
+	}
+	family, hash, ok := parseRefreshToken(raw)
+	if !ok {
+		return nil, errUnknownRefresh
+	}
+	grace := g.policy.RefreshGrace
+	if c.RefreshGrace != nil {
+		grace = *c.RefreshGrace
+	}
+	scope := r.Params[protocol.ParamScope]
+	do := func() (*Token, error) { return g.rotate(ctx, c, raw, family, hash, scope, grace) }
+	if grace <= 0 {
+		// Without a grace window a second presentation must fail, so callers are not merged.
+		return do()
+	}
+	v, err, _ := g.flight.Do(c.ID+"\x00"+hash+"\x00"+scope, func() (any, error) { return do() })
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Token), nil
+}
+
+func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqScope string, grace time.Duration) (*Token, error) {
+	now := g.now()
+	old, err := g.store.GetRefreshToken(ctx, family, hash)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, errUnknownRefresh
+	} else if err != nil {
+		return nil, storeError(err)
+	}
+	if old.ClientID != c.ID || !now.Before(old.ExpiresAt) {
+		return nil, errUnknownRefresh
+	}
+
+	rot := storage.Rotation{FamilyID: family, Hash: hash, ClientID: c.ID, Now: now, Grace: grace}
+	// An unused token is rotated: mint the successor first, then let the store decide
+	// atomically whether this call wins. A used one needs no new pair: the store answers
+	// with the stored successor (grace) or treats it as a replay.
+	if old.UsedAt.IsZero() {
+		scope, err := narrowScope(old.Scope, reqScope)
+		if err != nil {
+			return nil, err
+		}
+		next, err := g.successor(c, old, scope, now)
+		if err != nil {
+			return nil, err
+		}
+		_, nextHash, _ := parseRefreshToken(next.RefreshToken)
+		rot.Next = storage.RefreshToken{
+			Hash: nextHash, FamilyID: family, ClientID: c.ID, Subject: old.Subject, Scope: old.Scope,
+			Audience: old.Audience, AccessTTL: old.AccessTTL, IssuedAt: now, ExpiresAt: next.RefreshExpiresAt,
+		}
+		if rot.Sealed, err = seal(raw, next); err != nil {
+			return nil, err
+		}
+	}
+	res, err := g.store.RotateRefreshToken(ctx, rot)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, errUnknownRefresh
+	case errors.Is(err, storage.ErrRevoked):
+		return nil, errRevokedRefresh
+	case errors.Is(err, storage.ErrReplay):
+		g.log.Warn("refresh token replayed; family revoked", "client_id", c.ID, "family", family)
+		return nil, errReplayRefresh
+	case err != nil:
+		return nil, storeError(err)
+	}
+	t, err := unseal(raw, res.Sealed)
+	if err != nil {
+		return nil, protocol.Wrap(protocol.ServerError, "stored successor is unreadable", err)
+	}
+	return t, nil
+}
+
+// successor mints the next pair of a family. The refresh token keeps the login's full scope;
+// the access token gets the (possibly narrowed) requested scope, as RFC 6749 §6 allows.
+func (g *refresh) successor(c *Client, old storage.RefreshToken, scope string, now time.Time) (*Token, error) {
+	tok, exp, err := g.mint(protocol.GrantRefreshToken, access{
+		clientID: c.ID, subject: old.Subject, scope: scope, audience: old.Audience,
+		ttl: orDefault(old.AccessTTL, g.policy.PasswordTTL), family: old.FamilyID,
+	}, now)
+	if err != nil {
+		return nil, err
+	}
+	rexp := now.Add(orDefault(c.RefreshTokenTTL, g.policy.RefreshTTL)).Truncate(time.Second)
+	return &Token{
+		AccessToken: tok, ExpiresAt: exp, Scope: scope,
+		RefreshToken: newRefreshToken(old.FamilyID), RefreshExpiresAt: rexp,
+	}, nil
+}
+
+// narrowScope allows a refresh request to ask for a subset of the original scope (RFC 6749 §6).
+func narrowScope(granted, requested string) (string, error) {
+	if requested == "" {
+		return granted, nil
+	}
+	return resolveScope(strings.Fields(granted), requested)
+}

@@ -1,0 +1,200 @@
+// Package keys owns the signing keys: it generates the first RSA-2048 key, keeps every key in
+// the store (so all replicas sign with the same set), holds the parsed private key in memory
+// so a token never pays for PEM parsing, signs access tokens, and renders the JWKS that
+// resource servers verify them with (RFC 7517, kid = RFC 7638 thumbprint).
+package keys
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/tokensmith/tokensmith/storage"
+)
+
+// Bits is the RSA modulus size of generated keys.
+const Bits = 2048
+
+// TokenType is the JWT typ header of access tokens (RFC 9068 §2.1).
+const TokenType = "at+jwt"
+
+// Signer signs access-token claims. It is what grants depend on, so a faster signer (the cgo
+// OpenSSL one of a later issue) can replace the pure-Go one without touching them.
+type Signer interface {
+	Sign(claims jwt.Claims) (string, error)
+}
+
+// Key is a parsed signing key.
+type Key struct {
+	ID        string
+	Private   *rsa.PrivateKey
+	CreatedAt time.Time
+	RetiredAt time.Time
+}
+
+// Set is the loaded key set: the active key signs; all keys are published.
+type Set struct {
+	state atomic.Pointer[state]
+}
+
+type state struct {
+	active *Key
+	all    []*Key
+	jwks   []byte
+}
+
+var _ Signer = (*Set)(nil)
+
+// Load reads the keys from the store, generating and storing the first key when the store has
+// none. created reports that this call generated it, which is how the server knows it is the
+// very first start.
+func Load(ctx context.Context, store storage.Storage) (set *Set, created bool, err error) {
+	candidate, err := Generate(time.Now())
+	if err != nil {
+		return nil, false, err
+	}
+	stored, created, err := store.EnsureSigningKey(ctx, candidate)
+	if err != nil {
+		return nil, false, fmt.Errorf("keys: %w", err)
+	}
+	set = &Set{}
+	if err := set.replace(stored); err != nil {
+		return nil, false, err
+	}
+	return set, created, nil
+}
+
+// Generate creates a new RSA key in its stored form.
+func Generate(now time.Time) (storage.SigningKey, error) {
+	priv, err := rsa.GenerateKey(rand.Reader, Bits)
+	if err != nil {
+		return storage.SigningKey{}, fmt.Errorf("keys: generate: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	return storage.SigningKey{
+		ID:         Thumbprint(&priv.PublicKey),
+		PrivatePEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+		CreatedAt:  now.UTC(),
+	}, nil
+}
+
+func (s *Set) replace(stored []storage.SigningKey) error {
+	st := &state{}
+	for _, sk := range stored {
+		k, err := parse(sk)
+		if err != nil {
+			return err
+		}
+		st.all = append(st.all, k)
+		if k.RetiredAt.IsZero() && (st.active == nil || k.CreatedAt.After(st.active.CreatedAt)) {
+			st.active = k
+		}
+	}
+	if st.active == nil {
+		return errors.New("keys: the store holds no active signing key")
+	}
+	jwks, err := renderJWKS(st.all)
+	if err != nil {
+		return err
+	}
+	st.jwks = jwks
+	s.state.Store(st)
+	return nil
+}
+
+func parse(sk storage.SigningKey) (*Key, error) {
+	block, _ := pem.Decode(sk.PrivatePEM)
+	if block == nil {
+		return nil, fmt.Errorf("keys: key %s: no PEM block", sk.ID)
+	}
+	raw, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("keys: key %s: %w", sk.ID, err)
+	}
+	priv, ok := raw.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("keys: key %s is not RSA", sk.ID)
+	}
+	if kid := Thumbprint(&priv.PublicKey); kid != sk.ID {
+		return nil, fmt.Errorf("keys: key %s: stored id does not match its thumbprint %s", sk.ID, kid)
+	}
+	priv.Precompute()
+	return &Key{ID: sk.ID, Private: priv, CreatedAt: sk.CreatedAt, RetiredAt: sk.RetiredAt}, nil
+}
+
+// Sign signs claims with the active key as an RS256 JWT with typ at+jwt and the key's kid.
+func (s *Set) Sign(claims jwt.Claims) (string, error) {
+	k := s.state.Load().active
+	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	t.Header["typ"] = TokenType
+	t.Header["kid"] = k.ID
+	return t.SignedString(k.Private)
+}
+
+// ActiveID is the kid of the key that signs new tokens.
+func (s *Set) ActiveID() string { return s.state.Load().active.ID }
+
+// PublicKey returns the public key for kid, for verifying our own tokens (introspection).
+func (s *Set) PublicKey(kid string) (*rsa.PublicKey, bool) {
+	for _, k := range s.state.Load().all {
+		if k.ID == kid {
+			return &k.Private.PublicKey, true
+		}
+	}
+	return nil, false
+}
+
+// Keys lists the loaded keys, newest first.
+func (s *Set) Keys() []*Key { return s.state.Load().all }
+
+// JWKS is the pre-rendered JSON Web Key Set; it is served from memory, so it keeps working
+// while the store is down.
+func (s *Set) JWKS() []byte { return s.state.Load().jwks }
+
+// JWK is the public half of a signing key as RFC 7517 publishes it.
+type JWK struct {
+	Kty string `json:"kty"`
+	Use string `json:"use"`
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+	N   string `json:"n"`
+	E   string `json:"e"`
+}
+
+func renderJWKS(all []*Key) ([]byte, error) {
+	set := struct {
+		Keys []JWK `json:"keys"`
+	}{Keys: []JWK{}}
+	for _, k := range all {
+		pub := &k.Private.PublicKey
+		set.Keys = append(set.Keys, JWK{
+			Kty: "RSA", Use: "sig", Alg: "RS256", Kid: k.ID,
+			N: b64(pub.N.Bytes()), E: b64(big.NewInt(int64(pub.E)).Bytes()),
+		})
+	}
+	return json.Marshal(set)
+}
+
+// Thumbprint is the RFC 7638 SHA-256 thumbprint of an RSA public key, base64url without
+// padding: the hash of the required members in lexicographic order with no white space.
+func Thumbprint(pub *rsa.PublicKey) string {
+	canon := `{"e":"` + b64(big.NewInt(int64(pub.E)).Bytes()) + `","kty":"RSA","n":"` + b64(pub.N.Bytes()) + `"}`
+	sum := sha256.Sum256([]byte(canon))
+	return b64(sum[:])
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

@@ -1,0 +1,39 @@
+// Package metrics holds Tokensmith's Prometheus collectors on a registry of their own, served
+// at /metrics on the admin listener.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the collectors the server updates.
+type Metrics struct {
+	Registry *prometheus.Registry
+	// Issued counts newly minted access tokens by grant.
+	Issued *prometheus.CounterVec
+	// Requests counts token endpoint answers by grant and outcome ("ok" or the error code).
+	Requests *prometheus.CounterVec
+	// Duration is the token endpoint's latency by grant.
+	Duration *prometheus.HistogramVec
+}
+
+// New registers the collectors, plus the Go runtime and process ones.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Issued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokensmith_tokens_issued_total", Help: "Access tokens minted (signed), by grant.",
+		}, []string{"grant"}),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokensmith_token_requests_total", Help: "Token endpoint answers by grant and outcome.",
+		}, []string{"grant", "outcome"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tokensmith_token_request_duration_seconds", Help: "Token endpoint latency by grant.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"grant"}),
+	}
+	m.Registry.MustRegister(m.Issued, m.Requests, m.Duration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

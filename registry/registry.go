@@ -1,0 +1,427 @@
+// Package registry is the admin side of Tokensmith: creating, changing and deleting clients
+// and users with every rule about them (validation, generated ids and secrets, hashing,
+// secret rotation). The admin HTTP API and, later, the console are thin callers of it. The
+// request and response shapes here are the admin API's JSON (SPEC §6), shared with the CLI.
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/tokensmith/tokensmith/config"
+	"github.com/tokensmith/tokensmith/protocol"
+	"github.com/tokensmith/tokensmith/secret"
+	"github.com/tokensmith/tokensmith/storage"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Service applies admin operations to the store.
+type Service struct {
+	store storage.Storage
+	now   func() time.Time
+}
+
+// New returns a Service on store.
+func New(store storage.Storage) *Service { return &Service{store: store, now: time.Now} }
+
+// Audience is a string or an array of strings in JSON, as SPEC §6 allows.
+type Audience []string
+
+// UnmarshalJSON accepts "a" or ["a","b"].
+func (a *Audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = Audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("audience must be a string or an array of strings")
+	}
+	*a = many
+	return nil
+}
+
+// ClientInput is the body of POST and PATCH /admin/clients. Nil fields are left as they are
+// (PATCH) or take their defaults (POST).
+type ClientInput struct {
+	ClientID                *string   `json:"client_id,omitempty"`
+	Name                    *string   `json:"name,omitempty"`
+	GrantTypes              *[]string `json:"grant_types,omitempty"`
+	Scopes                  *[]string `json:"scopes,omitempty"`
+	Audience                *Audience `json:"audience,omitempty"`
+	AccessTokenTTL          *string   `json:"access_token_ttl,omitempty"`
+	RefreshTokenTTL         *string   `json:"refresh_token_ttl,omitempty"`
+	RefreshGrace            *string   `json:"refresh_grace,omitempty"`
+	Reuse                   *bool     `json:"reuse,omitempty"`
+	ReuseMinRemaining       *string   `json:"reuse_min_remaining,omitempty"`
+	DailyLimit              *int      `json:"daily_limit,omitempty"`
+	TokenEndpointAuthMethod *string   `json:"token_endpoint_auth_method,omitempty"`
+	Owner                   *string   `json:"owner,omitempty"`
+}
+
+// ClientView is a client as the admin API shows it. Durations that are empty use the server
+// default. ClientSecret is set only in the answer that created or rotated it.
+type ClientView struct {
+	ClientID                string    `json:"client_id"`
+	ClientSecret            string    `json:"client_secret,omitempty"`
+	Name                    string    `json:"name"`
+	GrantTypes              []string  `json:"grant_types"`
+	Scopes                  []string  `json:"scopes"`
+	Audience                []string  `json:"audience"`
+	AccessTokenTTL          string    `json:"access_token_ttl,omitempty"`
+	RefreshTokenTTL         string    `json:"refresh_token_ttl,omitempty"`
+	RefreshGrace            string    `json:"refresh_grace,omitempty"`
+	Reuse                   bool      `json:"reuse"`
+	ReuseMinRemaining       string    `json:"reuse_min_remaining,omitempty"`
+	DailyLimit              int       `json:"daily_limit"`
+	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method,omitempty"`
+	Owner                   string    `json:"owner,omitempty"`
+	SecretGraceUntil        time.Time `json:"previous_secret_valid_until,omitzero"`
+	CreatedAt               time.Time `json:"created_at"`
+	UpdatedAt               time.Time `json:"updated_at"`
+}
+
+// View renders a stored client.
+func View(c storage.Client) ClientView {
+	v := ClientView{
+		ClientID: c.ID, Name: c.Name, GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
+		Audience: nonNil(c.Audience), Reuse: c.Reuse, DailyLimit: c.DailyLimit,
+		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, Owner: c.Owner,
+		AccessTokenTTL: fmtDur(c.AccessTokenTTL), RefreshTokenTTL: fmtDur(c.RefreshTokenTTL),
+		ReuseMinRemaining: fmtDur(c.ReuseMinRemaining), CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+	}
+	if c.RefreshGrace != nil {
+		v.RefreshGrace = config.FormatDuration(*c.RefreshGrace)
+	}
+	if len(c.PrevSecretHash) > 0 && time.Now().Before(c.PrevSecretExpiresAt) {
+		v.SecretGraceUntil = c.PrevSecretExpiresAt
+	}
+	return v
+}
+
+func fmtDur(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return config.FormatDuration(d)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func invalid(format string, args ...any) error {
+	return protocol.Errorf(protocol.InvalidRequest, format, args...)
+}
+
+// storeErr maps storage sentinels to admin API errors.
+func storeErr(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrNotFound):
+		return protocol.Errorf(protocol.NotFound, "%s not found", what)
+	case errors.Is(err, storage.ErrAlreadyExists):
+		return protocol.Errorf(protocol.AlreadyExists, "%s already exists", what)
+	case errors.As(err, new(*protocol.Error)):
+		return err
+	default:
+		return protocol.Wrap(protocol.TemporarilyUnavailable, "the store is unavailable, retry later", err)
+	}
+}
+
+// Grant types a client may be given.
+var knownGrants = []string{protocol.GrantClientCredentials, protocol.GrantPassword, protocol.GrantRefreshToken}
+
+// CreateClient registers a client and returns it with its secret, which is shown only here.
+func (s *Service) CreateClient(ctx context.Context, in ClientInput) (ClientView, error) {
+	now := s.now().UTC()
+	c := storage.Client{ID: secret.NewID(), GrantTypes: []string{protocol.GrantClientCredentials}, CreatedAt: now, UpdatedAt: now}
+	if in.ClientID != nil {
+		if err := validID(*in.ClientID); err != nil {
+			return ClientView{}, err
+		}
+		c.ID = *in.ClientID
+	}
+	if err := s.apply(ctx, &c, in); err != nil {
+		return ClientView{}, err
+	}
+	sec := secret.NewSecret()
+	c.SecretHash = secret.Hash(sec)
+	if err := s.store.CreateClient(ctx, c); err != nil {
+		return ClientView{}, storeErr(err, "client "+c.ID)
+	}
+	v := View(c)
+	v.ClientSecret = sec
+	return v, nil
+}
+
+// UpdateClient changes the given fields of a client.
+func (s *Service) UpdateClient(ctx context.Context, id string, in ClientInput) (ClientView, error) {
+	if in.ClientID != nil && *in.ClientID != id {
+		return ClientView{}, invalid("client_id cannot be changed")
+	}
+	c, err := s.store.UpdateClient(ctx, id, func(c *storage.Client) error {
+		c.UpdatedAt = s.now().UTC()
+		return s.apply(ctx, c, in)
+	})
+	if err != nil {
+		return ClientView{}, storeErr(err, "client "+id)
+	}
+	return View(c), nil
+}
+
+// RotateSecret gives a client a new secret; the old one keeps working for grace.
+func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Duration) (string, ClientView, error) {
+	if grace < 0 {
+		return "", ClientView{}, invalid("grace must not be negative")
+	}
+	sec := secret.NewSecret()
+	c, err := s.store.UpdateClient(ctx, id, func(c *storage.Client) error {
+		now := s.now().UTC()
+		c.PrevSecretHash, c.PrevSecretExpiresAt = nil, time.Time{}
+		if grace > 0 {
+			c.PrevSecretHash, c.PrevSecretExpiresAt = c.SecretHash, now.Add(grace)
+		}
+		c.SecretHash = secret.Hash(sec)
+		c.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return "", ClientView{}, storeErr(err, "client "+id)
+	}
+	return sec, View(c), nil
+}
+
+// GetClient returns one client.
+func (s *Service) GetClient(ctx context.Context, id string) (ClientView, error) {
+	c, err := s.store.GetClient(ctx, id)
+	return View(c), storeErr(err, "client "+id)
+}
+
+// ListClients returns every client, ordered by id.
+func (s *Service) ListClients(ctx context.Context) ([]ClientView, error) {
+	all, err := s.store.ListClients(ctx)
+	if err != nil {
+		return nil, storeErr(err, "clients")
+	}
+	out := make([]ClientView, 0, len(all))
+	for _, c := range all {
+		out = append(out, View(c))
+	}
+	slices.SortFunc(out, func(a, b ClientView) int { return strings.Compare(a.ClientID, b.ClientID) })
+	return out, nil
+}
+
+// DeleteClient removes a client; its tokens stop being refreshable at once.
+func (s *Service) DeleteClient(ctx context.Context, id string) error {
+	return storeErr(s.store.DeleteClient(ctx, id), "client "+id)
+}
+
+// apply validates in and writes it onto c; on error c may be partly changed and must be dropped.
+func (s *Service) apply(ctx context.Context, c *storage.Client, in ClientInput) error {
+	if in.Name != nil {
+		if utf8.RuneCountInString(*in.Name) > 200 || strings.IndexFunc(*in.Name, unicode.IsControl) >= 0 {
+			return invalid("name must be at most 200 printable characters")
+		}
+		c.Name = *in.Name
+	}
+	if in.GrantTypes != nil {
+		gts, err := uniq("grant_types", *in.GrantTypes, func(g string) error {
+			if !slices.Contains(knownGrants, g) {
+				return invalid("grant_types: %q is not one of %s", g, strings.Join(knownGrants, ", "))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(gts) == 0 {
+			return invalid("grant_types must not be empty")
+		}
+		c.GrantTypes = gts
+	}
+	if in.Scopes != nil {
+		scopes, err := uniq("scopes", *in.Scopes, func(sc string) error {
+			for i := 0; i < len(sc); i++ {
+				if b := sc[i]; b < 0x21 || b == 0x22 || b == 0x5c || b > 0x7e {
+					return invalid("scopes: %q has characters RFC 6749 §3.3 does not allow", sc)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		c.Scopes = scopes
+	}
+	if in.Audience != nil {
+		aud, err := uniq("audience", *in.Audience, func(string) error { return nil })
+		if err != nil {
+			return err
+		}
+		c.Audience = aud
+	}
+	durs := []struct {
+		name string
+		in   *string
+		min  time.Duration
+		set  func(time.Duration)
+	}{
+		{"access_token_ttl", in.AccessTokenTTL, time.Second, func(d time.Duration) { c.AccessTokenTTL = d }},
+		{"refresh_token_ttl", in.RefreshTokenTTL, time.Second, func(d time.Duration) { c.RefreshTokenTTL = d }},
+		{"refresh_grace", in.RefreshGrace, 0, func(d time.Duration) { c.RefreshGrace = &d }},
+		{"reuse_min_remaining", in.ReuseMinRemaining, 0, func(d time.Duration) { c.ReuseMinRemaining = d }},
+	}
+	for _, d := range durs {
+		if d.in == nil {
+			continue
+		}
+		if *d.in == "" && d.name == "refresh_grace" {
+			c.RefreshGrace = nil // back to the server default
+			continue
+		}
+		if *d.in == "" {
+			d.set(0)
+			continue
+		}
+		v, err := config.ParseDuration(*d.in)
+		if err != nil {
+			return invalid("%s: %v", d.name, err)
+		}
+		if v < d.min {
+			return invalid("%s must be at least %s", d.name, config.FormatDuration(d.min))
+		}
+		d.set(v)
+	}
+	if in.Reuse != nil {
+		c.Reuse = *in.Reuse
+	}
+	if in.DailyLimit != nil {
+		if *in.DailyLimit < 0 {
+			return invalid("daily_limit must not be negative (0 means no limit)")
+		}
+		c.DailyLimit = *in.DailyLimit
+	}
+	if in.TokenEndpointAuthMethod != nil {
+		switch m := *in.TokenEndpointAuthMethod; m {
+		case "", protocol.AuthSecretBasic, protocol.AuthSecretPost:
+			c.TokenEndpointAuthMethod = m
+		default:
+			return invalid("token_endpoint_auth_method must be %s or %s", protocol.AuthSecretBasic, protocol.AuthSecretPost)
+		}
+	}
+	if in.Owner != nil {
+		if *in.Owner != "" {
+			if _, err := s.store.GetUser(ctx, *in.Owner); err != nil {
+				if errors.Is(err, storage.ErrNotFound) {
+					return invalid("owner: no user with id %q", *in.Owner)
+				}
+				return storeErr(err, "owner")
+			}
+		}
+		c.Owner = *in.Owner
+	}
+	return nil
+}
+
+func uniq(field string, in []string, check func(string) error) ([]string, error) {
+	out := make([]string, 0, len(in))
+	for _, v := range in {
+		if strings.TrimSpace(v) == "" || len(v) > 200 {
+			return nil, invalid("%s: values must be non-empty and at most 200 bytes", field)
+		}
+		if err := check(v); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// validID allows RFC 3986 unreserved characters, so an id is safe in URLs, Basic auth and keys.
+func validID(id string) error {
+	if id == "" || len(id) > 128 {
+		return invalid("client_id must be 1 to 128 characters")
+	}
+	for _, r := range id {
+		if !(r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("-._~", r))) {
+			return invalid("client_id may contain only letters, digits, '-', '.', '_' and '~'")
+		}
+	}
+	return nil
+}
+
+// UserInput is the body of POST /admin/users.
+type UserInput struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// UserView is a user as the admin API shows it; the password hash never leaves the store.
+type UserView struct {
+	ID        string    `json:"id"`
+	Username  string    `json:"username"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// MinPasswordLen is the shortest password accepted for a user.
+const MinPasswordLen = 8
+
+// CreateUser registers a user for the password grant.
+func (s *Service) CreateUser(ctx context.Context, in UserInput) (UserView, error) {
+	if in.Username == "" || len(in.Username) > 128 || strings.IndexFunc(in.Username, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	}) >= 0 {
+		return UserView{}, invalid("username must be 1 to 128 characters without spaces")
+	}
+	if len(in.Password) < MinPasswordLen {
+		return UserView{}, invalid("password must be at least %d characters", MinPasswordLen)
+	}
+	// bcrypt reads only the first 72 bytes; refusing longer ones keeps what is checked equal
+	// to what the user typed.
+	if len(in.Password) > 72 {
+		return UserView{}, invalid("password must be at most 72 bytes")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(in.Password), bcrypt.DefaultCost)
+	if err != nil {
+		return UserView{}, fmt.Errorf("hash password: %w", err)
+	}
+	u := storage.User{ID: secret.NewID(), Username: in.Username, PasswordHash: hash, CreatedAt: s.now().UTC()}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		return UserView{}, storeErr(err, "user "+in.Username)
+	}
+	return UserView{ID: u.ID, Username: u.Username, CreatedAt: u.CreatedAt}, nil
+}
+
+// ListUsers returns every user, ordered by username.
+func (s *Service) ListUsers(ctx context.Context) ([]UserView, error) {
+	all, err := s.store.ListUsers(ctx)
+	if err != nil {
+		return nil, storeErr(err, "users")
+	}
+	out := make([]UserView, 0, len(all))
+	for _, u := range all {
+		out = append(out, UserView{ID: u.ID, Username: u.Username, CreatedAt: u.CreatedAt})
+	}
+	slices.SortFunc(out, func(a, b UserView) int { return strings.Compare(a.Username, b.Username) })
+	return out, nil
+}
+
+// DeleteUser removes a user.
+func (s *Service) DeleteUser(ctx context.Context, id string) error {
+	return storeErr(s.store.DeleteUser(ctx, id), "user "+id)
+}

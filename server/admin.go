@@ -1,0 +1,209 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tokensmith/tokensmith/config"
+	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/metrics"
+	"github.com/tokensmith/tokensmith/protocol"
+	"github.com/tokensmith/tokensmith/registry"
+	"github.com/tokensmith/tokensmith/secret"
+)
+
+// Admin is what the admin listener needs.
+type Admin struct {
+	// TokenHash is the SHA-256 of the admin bearer token.
+	TokenHash []byte
+	Registry  *registry.Service
+	Keys      *keys.Set
+	Metrics   *metrics.Metrics
+	Log       *slog.Logger
+	Version   string
+}
+
+// Handler returns the admin HTTP handler (SPEC §6).
+func (a *Admin) Handler() http.Handler {
+	r := newEngine(a.Log)
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.Metrics.Registry, promhttp.HandlerOpts{})))
+
+	g := r.Group("/admin", a.auth)
+	g.GET("/version", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"version": a.Version}) })
+	g.POST("/clients", a.createClient)
+	g.GET("/clients", a.listClients)
+	g.GET("/clients/:id", a.getClient)
+	g.PATCH("/clients/:id", a.updateClient)
+	g.DELETE("/clients/:id", a.deleteClient)
+	g.POST("/clients/:id/rotate-secret", a.rotateSecret)
+	g.POST("/users", a.createUser)
+	g.GET("/users", a.listUsers)
+	g.DELETE("/users/:id", a.deleteUser)
+	g.GET("/keys", a.listKeys)
+	return r
+}
+
+func (a *Admin) auth(c *gin.Context) {
+	scheme, tok, _ := bytes.Cut([]byte(c.GetHeader("Authorization")), []byte(" "))
+	if !bytes.EqualFold(scheme, []byte("Bearer")) || !secret.Matches(string(tok), a.TokenHash) {
+		c.Header("WWW-Authenticate", `Bearer realm="tokensmith-admin"`)
+		writeError(c, a.Log, protocol.Errorf(protocol.Unauthorized, "a valid admin bearer token is required"))
+		return
+	}
+	c.Next()
+}
+
+// bindJSON decodes a JSON body strictly: the right content type, one object, no unknown fields.
+func bindJSON(c *gin.Context, v any, optional bool) error {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, c.Request.Body, MaxBodyBytes))
+	if err != nil {
+		return badRequest("request body is unreadable or larger than %d bytes", MaxBodyBytes)
+	}
+	if optional && len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json" {
+		return badRequest("Content-Type must be application/json")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("invalid JSON body: %v", err)
+	}
+	if dec.More() {
+		return badRequest("unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func (a *Admin) reply(c *gin.Context, status int, v any, err error) {
+	if err != nil {
+		writeError(c, a.Log, err)
+		return
+	}
+	noStore(c)
+	if v == nil {
+		c.Status(status)
+		return
+	}
+	c.JSON(status, v)
+}
+
+func (a *Admin) createClient(c *gin.Context) {
+	var in registry.ClientInput
+	if err := bindJSON(c, &in, true); err != nil {
+		a.reply(c, 0, nil, err)
+		return
+	}
+	v, err := a.Registry.CreateClient(c.Request.Context(), in)
+	if err == nil {
+		a.Log.Info("client created", "client_id", v.ClientID)
+	}
+	a.reply(c, http.StatusCreated, v, err)
+}
+
+func (a *Admin) listClients(c *gin.Context) {
+	v, err := a.Registry.ListClients(c.Request.Context())
+	a.reply(c, http.StatusOK, v, err)
+}
+
+func (a *Admin) getClient(c *gin.Context) {
+	v, err := a.Registry.GetClient(c.Request.Context(), c.Param("id"))
+	a.reply(c, http.StatusOK, v, err)
+}
+
+func (a *Admin) updateClient(c *gin.Context) {
+	var in registry.ClientInput
+	if err := bindJSON(c, &in, false); err != nil {
+		a.reply(c, 0, nil, err)
+		return
+	}
+	v, err := a.Registry.UpdateClient(c.Request.Context(), c.Param("id"), in)
+	a.reply(c, http.StatusOK, v, err)
+}
+
+func (a *Admin) deleteClient(c *gin.Context) {
+	err := a.Registry.DeleteClient(c.Request.Context(), c.Param("id"))
+	if err == nil {
+		a.Log.Info("client deleted", "client_id", c.Param("id"))
+	}
+	a.reply(c, http.StatusNoContent, nil, err)
+}
+
+// RotateSecretInput is the body of POST /admin/clients/{id}/rotate-secret.
+type RotateSecretInput struct {
+	Grace string `json:"grace"`
+}
+
+// RotateSecretOutput is its answer; the secret is shown only here.
+type RotateSecretOutput struct {
+	ClientSecret             string `json:"client_secret"`
+	PreviousSecretValidUntil string `json:"previous_secret_valid_until,omitempty"`
+}
+
+func (a *Admin) rotateSecret(c *gin.Context) {
+	var in RotateSecretInput
+	if err := bindJSON(c, &in, true); err != nil {
+		a.reply(c, 0, nil, err)
+		return
+	}
+	var grace config.Duration
+	if in.Grace != "" {
+		if err := grace.UnmarshalText([]byte(in.Grace)); err != nil {
+			a.reply(c, 0, nil, badRequest("grace: %v", err))
+			return
+		}
+	}
+	sec, v, err := a.Registry.RotateSecret(c.Request.Context(), c.Param("id"), grace.D())
+	out := RotateSecretOutput{ClientSecret: sec}
+	if !v.SecretGraceUntil.IsZero() {
+		out.PreviousSecretValidUntil = v.SecretGraceUntil.Format("2006-01-02T15:04:05Z07:00")
+	}
+	if err == nil {
+		a.Log.Info("client secret rotated", "client_id", v.ClientID, "grace", grace.D().String())
+	}
+	a.reply(c, http.StatusOK, out, err)
+}
+
+func (a *Admin) createUser(c *gin.Context) {
+	var in registry.UserInput
+	if err := bindJSON(c, &in, false); err != nil {
+		a.reply(c, 0, nil, err)
+		return
+	}
+	v, err := a.Registry.CreateUser(c.Request.Context(), in)
+	a.reply(c, http.StatusCreated, v, err)
+}
+
+func (a *Admin) listUsers(c *gin.Context) {
+	v, err := a.Registry.ListUsers(c.Request.Context())
+	a.reply(c, http.StatusOK, v, err)
+}
+
+func (a *Admin) deleteUser(c *gin.Context) {
+	err := a.Registry.DeleteUser(c.Request.Context(), c.Param("id"))
+	a.reply(c, http.StatusNoContent, nil, err)
+}
+
+// KeyView is a signing key as GET /admin/keys shows it.
+type KeyView struct {
+	Kid       string `json:"kid"`
+	Active    bool   `json:"active"`
+	CreatedAt string `json:"created_at"`
+}
+
+func (a *Admin) listKeys(c *gin.Context) {
+	active := a.Keys.ActiveID()
+	out := []KeyView{}
+	for _, k := range a.Keys.Keys() {
+		out = append(out, KeyView{Kid: k.ID, Active: k.ID == active, CreatedAt: k.CreatedAt.Format("2006-01-02T15:04:05Z07:00")})
+	}
+	a.reply(c, http.StatusOK, out, nil)
+}

@@ -1,0 +1,80 @@
+package server
+
+import (
+	"log/slog"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+	"github.com/tokensmith/tokensmith/protocol"
+)
+
+// writeError renders any error as an RFC 6749 §5.2 JSON answer. It is the only place that turns
+// errors into HTTP.
+func writeError(c *gin.Context, log *slog.Logger, err error) {
+	pe := protocol.As(err)
+	status := pe.Status()
+	switch {
+	case status >= 500:
+		// The cause may name the backend's failure; it never holds request secrets.
+		log.Error("request failed", "path", c.Request.URL.Path, "error", pe.Code, "cause", pe.Unwrap())
+	case pe.Code == protocol.TemporarilyUnavailable:
+		log.Warn("store unavailable", "path", c.Request.URL.Path, "cause", pe.Unwrap())
+	}
+	h := c.Writer.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	if pe.Code == protocol.InvalidClient && pe.Basic {
+		h.Set("WWW-Authenticate", `Basic realm="tokensmith"`)
+	}
+	if pe.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(pe.RetryAfter))
+	}
+	c.AbortWithStatusJSON(status, pe)
+}
+
+// routeErrors answers unknown paths and methods in the same error shape.
+func routeErrors(r *gin.Engine, log *slog.Logger) {
+	r.HandleMethodNotAllowed = true
+	r.NoRoute(func(c *gin.Context) {
+		writeError(c, log, protocol.Errorf(protocol.NotFound, "no such endpoint"))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		writeError(c, log, protocol.Errorf(protocol.MethodNotFound, "method %s is not allowed here", c.Request.Method))
+	})
+}
+
+// recovery turns a panic (a bug, never bad input) into a logged 500 with the usual shape.
+func recovery(log *slog.Logger) gin.HandlerFunc {
+	return gin.CustomRecovery(func(c *gin.Context, v any) {
+		log.Error("panic", "path", c.Request.URL.Path, "panic", v)
+		writeError(c, log, protocol.Errorf(protocol.ServerError, "internal error"))
+	})
+}
+
+// accessLog logs one line per request: never the query string, body or headers, which may
+// carry credentials.
+func accessLog(log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Next()
+		level := slog.LevelInfo
+		if c.Request.URL.Path == "/healthz" || c.Request.URL.Path == "/readyz" || c.Request.URL.Path == "/metrics" {
+			level = slog.LevelDebug
+		}
+		log.Log(c.Request.Context(), level, "http", "method", c.Request.Method, "path", c.Request.URL.Path,
+			"status", c.Writer.Status(), "bytes", c.Writer.Size(), "remote", c.ClientIP())
+	}
+}
+
+func newEngine(log *slog.Logger) *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(recovery(log), accessLog(log))
+	routeErrors(r, log)
+	return r
+}
+
+// noStore marks answers that must not be cached (RFC 6749 §5.1).
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Header("Pragma", "no-cache")
+}

@@ -1,0 +1,194 @@
+package server
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tokensmith/tokensmith/grants"
+	"github.com/tokensmith/tokensmith/protocol"
+)
+
+// MaxBodyBytes is the largest request body any endpoint reads (SPEC §8).
+const MaxBodyBytes = 64 << 10
+
+func badRequest(format string, args ...any) *protocol.Error {
+	return protocol.Errorf(protocol.InvalidRequest, format, args...)
+}
+
+// ParseTokenRequest reads a token request: a form (RFC 6749 §3.2) or a JSON object with the
+// same field names, client credentials from HTTP Basic (URL-decoded, RFC 6749 §2.3.1) or the
+// body. Any malformed input is an *protocol.Error with a 4xx status, never a panic.
+func ParseTokenRequest(r *http.Request) (*grants.Request, error) {
+	params, err := readParams(r)
+	if err != nil {
+		return nil, err
+	}
+	req := &grants.Request{GrantType: params[protocol.ParamGrantType]}
+	delete(params, protocol.ParamGrantType)
+	bodyID, bodySecret := params[protocol.ParamClientID], params[protocol.ParamClientSecret]
+	delete(params, protocol.ParamClientID)
+	delete(params, protocol.ParamClientSecret)
+	req.Params = params
+
+	if id, sec, ok, err := basicCredentials(r); err != nil {
+		return nil, err
+	} else if ok {
+		if bodySecret != "" {
+			return nil, badRequest("use one client authentication method: HTTP Basic or client_secret in the body, not both")
+		}
+		if bodyID != "" && bodyID != id {
+			return nil, badRequest("client_id in the body differs from the one in HTTP Basic")
+		}
+		req.ClientID, req.ClientSecret, req.AuthMethod = id, sec, protocol.AuthSecretBasic
+		return req, nil
+	}
+	// A Bearer header (livedigital sends its client token along) is not client
+	// authentication; the body carries the credentials.
+	req.ClientID, req.ClientSecret, req.AuthMethod = bodyID, bodySecret, protocol.AuthSecretPost
+	return req, nil
+}
+
+// basicCredentials parses Authorization: Basic. ok is false when another scheme (or none) is used.
+func basicCredentials(r *http.Request) (id, sec string, ok bool, err error) {
+	h := r.Header.Values("Authorization")
+	if len(h) == 0 {
+		return "", "", false, nil
+	}
+	scheme, value, _ := strings.Cut(h[0], " ")
+	if !strings.EqualFold(scheme, "Basic") {
+		return "", "", false, nil
+	}
+	fail := &protocol.Error{Code: protocol.InvalidClient, Description: "malformed HTTP Basic credentials", Basic: true}
+	if len(h) > 1 {
+		return "", "", false, badRequest("more than one Authorization header")
+	}
+	raw, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(value))
+	if derr != nil {
+		return "", "", false, fail
+	}
+	rawID, rawSec, found := strings.Cut(string(raw), ":")
+	if !found {
+		return "", "", false, fail
+	}
+	// RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
+	if id, err = url.QueryUnescape(rawID); err != nil {
+		return "", "", false, fail
+	}
+	if sec, err = url.QueryUnescape(rawSec); err != nil {
+		return "", "", false, fail
+	}
+	if !utf8.ValidString(id) || !utf8.ValidString(sec) || id == "" {
+		return "", "", false, fail
+	}
+	return id, sec, true, nil
+}
+
+// readParams reads the body into a map, refusing duplicates (RFC 6749 §3.2) and dropping
+// empty values ("sent without a value MUST be treated as if they were omitted").
+func readParams(r *http.Request) (map[string]string, error) {
+	mt, mparams, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/x-www-form-urlencoded" && mt != "application/json") {
+		return nil, badRequest("Content-Type must be application/x-www-form-urlencoded or application/json")
+	}
+	if cs, ok := mparams["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return nil, badRequest("charset must be UTF-8")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, badRequest("request body is larger than %d bytes", MaxBodyBytes)
+		}
+		return nil, badRequest("could not read the request body")
+	}
+	if !utf8.Valid(body) {
+		return nil, badRequest("request body is not valid UTF-8")
+	}
+	if mt == "application/json" {
+		return jsonParams(body)
+	}
+	return formParams(body)
+}
+
+func formParams(body []byte) (map[string]string, error) {
+	values, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, badRequest("malformed form body")
+	}
+	out := make(map[string]string, len(values))
+	for k, vs := range values {
+		if len(vs) > 1 {
+			return nil, badRequest("parameter %q is repeated", printable(k))
+		}
+		if !utf8.ValidString(k) || !utf8.ValidString(vs[0]) {
+			return nil, badRequest("parameter %q is not valid UTF-8", printable(k))
+		}
+		if vs[0] != "" {
+			out[k] = vs[0]
+		}
+	}
+	return out, nil
+}
+
+// jsonParams reads a flat JSON object token by token, so duplicate keys are seen (the
+// encoding/json map decoder keeps the last silently). Numbers keep their literal text:
+// integrators send numeric client ids.
+func jsonParams(body []byte) (map[string]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	malformed := badRequest("body must be one flat JSON object of strings")
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, malformed
+	}
+	out := map[string]string{}
+	seen := map[string]bool{}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return nil, malformed
+		}
+		k, _ := kt.(string)
+		if seen[k] {
+			return nil, badRequest("parameter %q is repeated", printable(k))
+		}
+		seen[k] = true
+		vt, err := dec.Token()
+		if err != nil {
+			return nil, malformed
+		}
+		switch v := vt.(type) {
+		case string:
+			if v != "" {
+				out[k] = v
+			}
+		case json.Number:
+			out[k] = v.String()
+		case nil:
+		default:
+			return nil, badRequest("parameter %q must be a string", printable(k))
+		}
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return nil, malformed
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, badRequest("unexpected data after the JSON object")
+	}
+	return out, nil
+}
+
+// printable keeps error descriptions short and safe to echo.
+func printable(s string) string {
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	return strings.ToValidUTF8(s, "?")
+}

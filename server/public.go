@@ -1,0 +1,137 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/tokensmith/tokensmith/grants"
+	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/metrics"
+	"github.com/tokensmith/tokensmith/protocol"
+	"github.com/tokensmith/tokensmith/storage"
+)
+
+// Public is what the public listener needs.
+type Public struct {
+	Issuer  string
+	Grants  *grants.Handler
+	Keys    *keys.Set
+	Store   storage.Storage
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+	// Now is the clock for expires_in; time.Now when nil.
+	Now func() time.Time
+}
+
+// JWKSMaxAge is how long resource servers may cache the JWKS.
+const JWKSMaxAge = 5 * time.Minute
+
+// Handler returns the public HTTP handler.
+func (p *Public) Handler() http.Handler {
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	r := newEngine(p.Log)
+	r.POST("/oauth2/token", p.token)
+	r.GET("/.well-known/jwks.json", p.jwks)
+	r.GET("/.well-known/oauth-authorization-server", p.discovery)
+	r.GET("/.well-known/openid-configuration", p.discovery)
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", p.ready)
+	return r
+}
+
+// tokenResponse is the success body of SPEC §3.
+type tokenResponse struct {
+	AccessToken           string `json:"access_token"`
+	TokenType             string `json:"token_type"`
+	ExpiresIn             int64  `json:"expires_in"`
+	ExpiresAt             int64  `json:"expires_at"`
+	Scope                 string `json:"scope,omitempty"`
+	RefreshToken          string `json:"refresh_token,omitempty"`
+	RefreshTokenExpiresIn int64  `json:"refresh_token_expires_in,omitempty"`
+}
+
+func (p *Public) token(c *gin.Context) {
+	start := time.Now()
+	grant := "unknown"
+	outcome := "ok"
+	defer func() {
+		p.Metrics.Requests.WithLabelValues(grant, outcome).Inc()
+		p.Metrics.Duration.WithLabelValues(grant).Observe(time.Since(start).Seconds())
+	}()
+	req, err := ParseTokenRequest(c.Request)
+	if err == nil {
+		if known(req.GrantType) {
+			grant = req.GrantType
+		}
+		var tok *grants.Token
+		if tok, err = p.Grants.Token(c.Request.Context(), req); err == nil {
+			noStore(c)
+			c.JSON(http.StatusOK, p.render(tok))
+			return
+		}
+	}
+	outcome = protocol.As(err).Code
+	writeError(c, p.Log, err)
+}
+
+// known keeps metric labels bounded to the grants we serve.
+func known(g string) bool {
+	switch g {
+	case protocol.GrantClientCredentials, protocol.GrantPassword, protocol.GrantRefreshToken:
+		return true
+	}
+	return false
+}
+
+func (p *Public) render(t *grants.Token) tokenResponse {
+	now := p.Now().Unix()
+	out := tokenResponse{
+		AccessToken: t.AccessToken, TokenType: "Bearer",
+		ExpiresIn: max(t.ExpiresAt.Unix()-now, 0), ExpiresAt: t.ExpiresAt.Unix(), Scope: t.Scope,
+	}
+	if t.RefreshToken != "" {
+		out.RefreshToken = t.RefreshToken
+		out.RefreshTokenExpiresIn = max(t.RefreshExpiresAt.Unix()-now, 0)
+	}
+	return out
+}
+
+func (p *Public) jwks(c *gin.Context) {
+	c.Header("Cache-Control", "public, max-age="+strconv.Itoa(int(JWKSMaxAge.Seconds())))
+	c.Data(http.StatusOK, "application/jwk-set+json", p.Keys.JWKS())
+}
+
+// discovery is RFC 8414 metadata, also served at the OIDC path for tools that only know it.
+func (p *Public) discovery(c *gin.Context) {
+	c.Header("Cache-Control", "public, max-age=3600")
+	c.JSON(http.StatusOK, gin.H{
+		"issuer":                                p.Issuer,
+		"token_endpoint":                        p.Issuer + "/oauth2/token",
+		"jwks_uri":                              p.Issuer + "/.well-known/jwks.json",
+		"grant_types_supported":                 p.Grants.GrantTypes(),
+		"token_endpoint_auth_methods_supported": []string{protocol.AuthSecretBasic, protocol.AuthSecretPost},
+		"response_types_supported":              []string{},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+	})
+}
+
+func (p *Public) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
+	defer cancel()
+	if err := p.Store.Ping(ctx); err != nil {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "store": "unreachable"})
+		return
+	}
+	if p.Keys == nil || p.Keys.ActiveID() == "" {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "keys": "not loaded"})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
