@@ -15,9 +15,10 @@ import (
 	"github.com/tokensmith/tokensmith/secret"
 )
 
-// AccessClaims are the claims of an access token (RFC 9068 §2.2). SessionID (sid) names the
-// refresh-token family a token descends from, so revoking the family revokes it too. Fields are
-// in the order they are written; every byte counts against ATOL's 1000-character limit.
+// AccessClaims are the claims of an access token (RFC 9068 §2.2). Fields are in the order they
+// are written; every byte counts against ATOL's 1000-character limit, which is also why the
+// refresh family a token descends from travels inside jti (see FamilyOf) rather than in a
+// claim of its own.
 type AccessClaims struct {
 	Issuer    string   `json:"iss"`
 	Subject   string   `json:"sub"`
@@ -27,7 +28,6 @@ type AccessClaims struct {
 	IssuedAt  int64    `json:"iat"`
 	ExpiresAt int64    `json:"exp"`
 	ID        string   `json:"jti"`
-	SessionID string   `json:"sid,omitempty"`
 }
 
 var _ jwt.Claims = AccessClaims{}
@@ -87,10 +87,7 @@ func (c *core) mint(grant string, a access, now time.Time) (string, time.Time, e
 	claims := AccessClaims{
 		Issuer: c.policy.Issuer, Subject: a.subject, Audience: a.audience,
 		ClientID: a.clientID, Scope: a.scope, IssuedAt: iat.Unix(), ExpiresAt: exp.Unix(),
-		// 96 random bits: unique enough for a deny-list, and short, because ATOL caps a
-		// token at 1000 characters.
-		ID:        secret.New(12),
-		SessionID: a.family,
+		ID: newJTI(a.family),
 	}
 	tok, err := c.signer.Sign(claims)
 	if err != nil {
@@ -100,6 +97,29 @@ func (c *core) mint(grant string, a access, now time.Time) (string, time.Time, e
 		c.onIssue(grant)
 	}
 	return tok, exp, nil
+}
+
+// A jti is 72 random bits (12 characters): unique among the tokens alive at once, which is all
+// a deny-list needs. A token of a refresh family has the 12-character family id followed by
+// 48 random bits instead, 13 bytes shorter than a separate sid claim.
+const (
+	familyJTILen = familyIDLen + 8
+)
+
+func newJTI(family string) string {
+	if family == "" {
+		return secret.New(9)
+	}
+	return family + secret.New(6)
+}
+
+// FamilyOf returns the refresh family an access token descends from, read from its jti, so
+// revoking the family can revoke the access tokens too (introspection).
+func FamilyOf(jti string) (string, bool) {
+	if len(jti) != familyJTILen {
+		return "", false
+	}
+	return jti[:familyIDLen], true
 }
 
 // Refresh tokens look like tsr_<family>.<secret>: the family id is not secret and lets the
@@ -117,7 +137,7 @@ func parseRefreshToken(tok string) (family, hash string, ok bool) {
 		return "", "", false
 	}
 	family, sec, ok := strings.Cut(rest, ".")
-	if !ok || len(family) != 22 || len(sec) != 43 {
+	if !ok || len(family) != familyIDLen || len(sec) != 43 {
 		return "", "", false
 	}
 	if _, err := base64.RawURLEncoding.DecodeString(family); err != nil {
@@ -129,7 +149,11 @@ func parseRefreshToken(tok string) (family, hash string, ok bool) {
 	return family, secret.HashHex(tok), true
 }
 
-func newFamilyID() string { return secret.New(16) }
+// Family ids are 72 random bits (12 characters): unique, not secret, and repeated in the sid
+// claim of every access token of the family.
+const familyIDLen = 12
+
+func newFamilyID() string { return secret.New(9) }
 
 // sealKey derives the key that protects a rotated token's successor. Only someone holding the
 // old refresh token can derive it; the store keeps a different digest (secret.HashHex) of it.

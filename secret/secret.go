@@ -42,10 +42,11 @@ func Matches(presented string, digest []byte) bool {
 	return subtle.ConstantTimeCompare(Hash(presented), digest) == 1
 }
 
-// NewID returns a short random identifier (80 bits, 16 lower-case base32 characters) for
-// clients and users. Short matters: ids appear twice in every access token.
+// NewID returns a short random identifier (60 bits, 12 lower-case base32 characters) for
+// clients and users. Ids are not secrets, only unique; short matters because an id appears
+// twice in every access token and ATOL caps a token at 1000 characters.
 func NewID() string {
-	b := make([]byte, 10)
+	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	return strings.ToLower(base32.StdEncoding.EncodeToString(b))
+	return strings.ToLower(base32.StdEncoding.EncodeToString(b))[:12]
 }

@@ -1,0 +1,182 @@
+package server_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/tokensmith/tokensmith/grants"
+	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/metrics"
+	"github.com/tokensmith/tokensmith/registry"
+	"github.com/tokensmith/tokensmith/secret"
+	"github.com/tokensmith/tokensmith/server"
+	"github.com/tokensmith/tokensmith/storage"
+	"github.com/tokensmith/tokensmith/storage/embedded"
+)
+
+const testAdminToken = "test-admin-token-0123456789"
+
+// clock is a settable clock shared by the grants and the server.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// testServer is a real server on loopback: public and admin listeners over a fresh memory store.
+type testServer struct {
+	URL      string
+	AdminURL string
+	Store    storage.Storage
+	Registry *registry.Service
+	Metrics  *metrics.Metrics
+	Clock    *clock
+	Keys     *keys.Set
+}
+
+func newTestServer(t *testing.T) *testServer {
+	t.Helper()
+	store, err := embedded.OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	ks, _, err := keys.Load(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{Store: store, Registry: registry.New(store), Metrics: metrics.New(), Clock: &clock{t: time.Now()}, Keys: ks}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pubSrv := httptest.NewUnstartedServer(nil)
+	pubSrv.Start()
+	t.Cleanup(pubSrv.Close)
+	ts.URL = pubSrv.URL
+	gh := grants.NewHandler(store, ks, grants.Policy{
+		Issuer: ts.URL, Audience: []string{"https://api.example.com"},
+		ClientCredentialsTTL: 3 * time.Hour, PasswordTTL: 24 * time.Hour, RefreshTTL: 14 * 24 * time.Hour,
+		RefreshGrace: 5 * time.Second, FailedLoginLimit: 3,
+	}, grants.WithClock(ts.Clock.Now), grants.WithLogger(log),
+		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }))
+	pub := &server.Public{Issuer: ts.URL, Grants: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Now: ts.Clock.Now}
+	pubSrv.Config.Handler = pub.Handler()
+	adm := &server.Admin{TokenHash: secret.Hash(testAdminToken), Registry: ts.Registry, Keys: ks, Metrics: ts.Metrics, Log: log, Version: "test"}
+	admSrv := httptest.NewServer(adm.Handler())
+	t.Cleanup(admSrv.Close)
+	ts.AdminURL = admSrv.URL
+	return ts
+}
+
+// client registers a client through the registry and returns its id and secret.
+func (ts *testServer) client(t *testing.T, in registry.ClientInput) (string, string) {
+	t.Helper()
+	v, err := ts.Registry.CreateClient(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.ClientID, v.ClientSecret
+}
+
+func (ts *testServer) user(t *testing.T, name, pw string) string {
+	t.Helper()
+	u, err := ts.Registry.CreateUser(context.Background(), registry.UserInput{Username: name, Password: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.ID
+}
+
+// issued is how many access tokens the grant has minted so far.
+func (ts *testServer) issued(grant string) int {
+	return int(testutil.ToFloat64(ts.Metrics.Issued.WithLabelValues(grant)))
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// reply is a decoded token endpoint answer.
+type reply struct {
+	Status  int
+	Header  http.Header
+	Body    map[string]any
+	RawBody string
+}
+
+func (r reply) str(k string) string { s, _ := r.Body[k].(string); return s }
+
+// post sends a raw token request.
+func (ts *testServer) post(t *testing.T, contentType, body string, header map[string]string) reply {
+	t.Helper()
+	req, err := http.NewRequest("POST", ts.URL+"/oauth2/token", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := reply{Status: resp.StatusCode, Header: resp.Header, RawBody: string(raw)}
+	_ = json.Unmarshal(raw, &r.Body)
+	return r
+}
+
+// form posts form values with HTTP Basic client authentication.
+func (ts *testServer) form(t *testing.T, id, sec string, v url.Values) reply {
+	t.Helper()
+	return ts.post(t, "application/x-www-form-urlencoded", v.Encode(), map[string]string{"Authorization": basic(id, sec)})
+}
+
+func basic(id, sec string) string {
+	return "Basic " + b64(url.QueryEscape(id)+":"+url.QueryEscape(sec))
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// admin calls the admin API.
+func (ts *testServer) admin(t *testing.T, method, path, body string) reply {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, ts.AdminURL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := reply{Status: resp.StatusCode, Header: resp.Header, RawBody: string(raw)}
+	_ = json.Unmarshal(raw, &r.Body)
+	return r
+}
