@@ -28,12 +28,13 @@ func ParseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// FormatDuration renders d the shortest way a person would write it ("3h", "14d", "1h30m").
+// FormatDuration renders d the way a person would write it ("3h", "24h", "14d", "1h30m"):
+// whole days from two days up, as refresh lifetimes are said.
 func FormatDuration(d time.Duration) string {
 	if d == 0 {
 		return "0s"
 	}
-	if d%(24*time.Hour) == 0 {
+	if d >= 48*time.Hour && d%(24*time.Hour) == 0 {
 		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
 	}
 	s := d.String()

@@ -51,7 +51,7 @@ type testServer struct {
 	Keys     *keys.Set
 }
 
-func newTestServer(t *testing.T) *testServer {
+func newTestServer(t testing.TB) *testServer {
 	t.Helper()
 	store, err := embedded.OpenMemory()
 	if err != nil {
@@ -84,7 +84,7 @@ func newTestServer(t *testing.T) *testServer {
 }
 
 // client registers a client through the registry and returns its id and secret.
-func (ts *testServer) client(t *testing.T, in registry.ClientInput) (string, string) {
+func (ts *testServer) client(t testing.TB, in registry.ClientInput) (string, string) {
 	t.Helper()
 	v, err := ts.Registry.CreateClient(context.Background(), in)
 	if err != nil {
