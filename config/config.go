@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -101,13 +103,47 @@ func Load(path string, environ []string) (Config, error) {
 		}
 	}
 	if err := env.ParseWithOptions(&c, env.Options{Prefix: EnvPrefix, Environment: envMap}); err != nil {
-		return c, fmt.Errorf("config: environment: %w", err)
+		return c, envError(err)
 	}
 	if c.Storage == "" {
 		c.Storage = "file:" + filepath.Join(c.DataDir, "tokensmith.db")
 	}
 	c.Issuer = strings.TrimRight(c.Issuer, "/")
 	return c, c.Validate()
+}
+
+// envError rewrites the env library's errors, which name Go fields, to name the variables.
+func envError(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return fmt.Errorf("config: environment: %w", err)
+	}
+	keys := envKeys(reflect.TypeFor[Config]())
+	var errs []error
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			errs = append(errs, fmt.Errorf("%s%s: %v", EnvPrefix, keys[pe.Name], pe.Err))
+			continue
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}
+
+// envKeys maps struct field names to their env tags, through nested structs.
+func envKeys(t reflect.Type) map[string]string {
+	out := map[string]string{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Type.Kind() == reflect.Struct {
+			maps.Copy(out, envKeys(f.Type))
+		}
+		if k := f.Tag.Get("env"); k != "" {
+			out[f.Name] = strings.Split(k, ",")[0]
+		}
+	}
+	return out
 }
 
 // Validate checks every field and reports all problems at once, each naming its field.

@@ -1,0 +1,121 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokensmith/tokensmith/config"
+)
+
+func writeYAML(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "tokensmith.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := config.Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Issuer != "http://localhost:8080" || c.Listen != ":8080" || c.AdminListen != "127.0.0.1:8081" ||
+		c.Storage != "file:data/tokensmith.db" || c.DataDir != "./data" {
+		t.Fatalf("defaults = %+v", c)
+	}
+	tk := c.Tokens
+	if tk.ClientCredentialsTTL.D() != 3*time.Hour || tk.PasswordTTL.D() != 24*time.Hour ||
+		tk.RefreshTTL.D() != 14*24*time.Hour || tk.RefreshGrace.D() != 5*time.Second || tk.ReuseMinRemaining.D() != 5*time.Minute {
+		t.Fatalf("token defaults = %+v", tk)
+	}
+}
+
+func TestFileThenEnvironment(t *testing.T) {
+	p := writeYAML(t, `
+issuer: https://auth.example.com/
+storage: "memory:"
+audience: [https://api.example.com]
+tokens:
+  client_credentials_ttl: 1h
+  refresh_ttl: 30d
+  refresh_grace: 0s
+`)
+	c, err := config.Load(p, []string{"TOKENSMITH_ISSUER=https://id.example.com", "TOKENSMITH_REFRESH_GRACE=2s",
+		"TOKENSMITH_DATA_DIR=/var/lib/ts", "UNRELATED=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Issuer != "https://id.example.com" {
+		t.Errorf("issuer = %q: the environment must win over the file", c.Issuer)
+	}
+	if c.Storage != "memory:" || c.Tokens.ClientCredentialsTTL.D() != time.Hour || c.Tokens.RefreshTTL.D() != 30*24*time.Hour {
+		t.Errorf("file values lost: %+v", c)
+	}
+	if c.Tokens.RefreshGrace.D() != 2*time.Second || c.DataDir != "/var/lib/ts" {
+		t.Errorf("environment values lost: %+v", c)
+	}
+	if len(c.Audience) != 1 || c.Audience[0] != "https://api.example.com" {
+		t.Errorf("audience = %v", c.Audience)
+	}
+	// The default store follows the data directory.
+	c, err = config.Load("", []string{"TOKENSMITH_DATA_DIR=/srv/ts"})
+	if err != nil || c.Storage != "file:/srv/ts/tokensmith.db" {
+		t.Errorf("storage = %q (%v)", c.Storage, err)
+	}
+}
+
+func TestValidationNamesEveryBadField(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   []string
+		yaml  string
+		field string
+	}{
+		{"issuer not a URL", []string{"TOKENSMITH_ISSUER=localhost"}, "", "issuer:"},
+		{"issuer with query", []string{"TOKENSMITH_ISSUER=https://a.example?x=1"}, "", "issuer:"},
+		{"listen", []string{"TOKENSMITH_LISTEN=8080"}, "", "listen:"},
+		{"admin listen equals listen", []string{"TOKENSMITH_ADMIN_LISTEN=:8080"}, "", "admin_listen:"},
+		{"storage", []string{"TOKENSMITH_STORAGE=postgres://x"}, "", "storage:"},
+		{"empty file path", []string{"TOKENSMITH_STORAGE=file:"}, "", "storage:"},
+		{"short admin token", []string{"TOKENSMITH_ADMIN_TOKEN=short"}, "", "admin_token:"},
+		{"log level", []string{"TOKENSMITH_LOG_LEVEL=loud"}, "", "log_level:"},
+		{"ttl too short", nil, "tokens:\n  password_ttl: 500ms\n", "tokens.password_ttl:"},
+		{"negative grace", nil, "tokens:\n  refresh_grace: -1s\n", "tokens.refresh_grace:"},
+		{"bad duration in env", []string{"TOKENSMITH_REFRESH_TTL=soon"}, "", "TOKENSMITH_REFRESH_TTL:"},
+		{"unknown YAML field", nil, "isuer: https://typo.example\n", "isuer"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := ""
+			if tc.yaml != "" {
+				path = writeYAML(t, tc.yaml)
+			}
+			_, err := config.Load(path, tc.env)
+			if err == nil || !strings.Contains(err.Error(), tc.field) {
+				t.Fatalf("error %v, want one naming %q", err, tc.field)
+			}
+		})
+	}
+	// All problems are reported at once.
+	_, err := config.Load("", []string{"TOKENSMITH_ISSUER=x", "TOKENSMITH_LOG_LEVEL=loud"})
+	if err == nil || !strings.Contains(err.Error(), "issuer:") || !strings.Contains(err.Error(), "log_level:") {
+		t.Fatalf("error %v, want both fields", err)
+	}
+}
+
+func TestDurationFormat(t *testing.T) {
+	for in, want := range map[string]string{"3h": "3h", "24h": "24h", "336h": "14d", "14d": "14d", "90s": "1m30s", "5m": "5m", "0s": "0s", "1h30m": "1h30m"} {
+		d, err := config.ParseDuration(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := config.FormatDuration(d); got != want {
+			t.Errorf("%s: got %s, want %s", in, got, want)
+		}
+	}
+}
