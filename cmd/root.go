@@ -8,7 +8,6 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
-	"github.com/tokensmith/tokensmith/protocol"
 )
 
 // Version is set at build time with -ldflags "-X github.com/tokensmith/tokensmith/cmd.Version=…".
@@ -39,16 +38,12 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 
 	root.AddCommand(serveCmd(stdout, stderr), clientCmd(g), userCmd(g), versionCmd(g))
 	if err := root.Execute(); err != nil {
-		var pe *protocol.Error
-		if errors.As(err, &pe) {
-			fmt.Fprintf(stderr, "error: %s\n", pe.Error())
-		} else {
-			fmt.Fprintf(stderr, "error: %v\n", err)
-		}
+		// An exitCode means the command already said what went wrong.
 		var ec exitCode
 		if errors.As(err, &ec) {
 			return int(ec)
 		}
+		fmt.Fprintf(stderr, "error: %v\n", err)
 		return 1
 	}
 	return 0

@@ -2,6 +2,7 @@ package grants
 
 import (
 	"context"
+	"time"
 
 	"github.com/go-oauth2/oauth2/v4"
 	"github.com/tokensmith/tokensmith/protocol"
@@ -24,12 +25,13 @@ func (g *clientCredentials) Handle(ctx context.Context, c *Client, r *Request) (
 	if err != nil {
 		return nil, err
 	}
+	now := g.now()
 	tok, exp, err := g.mint(protocol.GrantClientCredentials, access{
 		clientID: c.ID, subject: c.ID, scope: scope, audience: aud,
 		ttl: orDefault(c.AccessTokenTTL, g.policy.ClientCredentialsTTL),
-	}, g.now())
+	}, now)
 	if err != nil {
 		return nil, err
 	}
-	return &Token{AccessToken: tok, ExpiresAt: exp, Scope: scope}, nil
+	return &Token{AccessToken: tok, IssuedAt: now.Truncate(time.Second), ExpiresAt: exp, Scope: scope}, nil
 }

@@ -30,6 +30,7 @@ type Request struct {
 // grace window) reports the lifetime actually left.
 type Token struct {
 	AccessToken      string    `json:"access_token"`
+	IssuedAt         time.Time `json:"issued_at"`
 	ExpiresAt        time.Time `json:"expires_at"`
 	Scope            string    `json:"scope,omitempty"`
 	RefreshToken     string    `json:"refresh_token,omitempty"`

@@ -69,6 +69,8 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 		return nil, protocol.Errorf(protocol.InvalidGrant, "wrong username or password")
 	}
 	g.throttle.succeed(username)
+	// The lifetime starts now, after the deliberately slow password check.
+	now = g.now()
 
 	a := access{
 		clientID: c.ID, subject: u.ID, scope: scope, audience: aud,
@@ -79,7 +81,7 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 		if err != nil {
 			return nil, err
 		}
-		return &Token{AccessToken: tok, ExpiresAt: exp, Scope: scope}, nil
+		return &Token{AccessToken: tok, IssuedAt: now.Truncate(time.Second), ExpiresAt: exp, Scope: scope}, nil
 	}
 
 	// A login starts a refresh-token family; the access token names it in sid.
@@ -98,7 +100,7 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 	if err != nil {
 		return nil, storeError(err)
 	}
-	return &Token{AccessToken: tok, ExpiresAt: exp, Scope: scope, RefreshToken: refresh, RefreshExpiresAt: rexp}, nil
+	return &Token{AccessToken: tok, IssuedAt: now.Truncate(time.Second), ExpiresAt: exp, Scope: scope, RefreshToken: refresh, RefreshExpiresAt: rexp}, nil
 }
 
 // loginThrottle slows down guessing (SPEC §8): after limit consecutive failures for one

@@ -125,7 +125,7 @@ func (g *refresh) successor(c *Client, old storage.RefreshToken, scope string, n
 	}
 	rexp := now.Add(orDefault(c.RefreshTokenTTL, g.policy.RefreshTTL)).Truncate(time.Second)
 	return &Token{
-		AccessToken: tok, ExpiresAt: exp, Scope: scope,
+		AccessToken: tok, IssuedAt: now.Truncate(time.Second), ExpiresAt: exp, Scope: scope,
 		RefreshToken: newRefreshToken(old.FamilyID), RefreshExpiresAt: rexp,
 	}, nil
 }

@@ -8,7 +8,7 @@ import (
 
 func TestAdminAuth(t *testing.T) {
 	ts := newTestServer(t)
-	for _, h := range []string{"", "Bearer wrong-token-wrong-token", "Basic " + b64("admin:" + testAdminToken), testAdminToken} {
+	for _, h := range []string{"", "Bearer wrong-token-wrong-token", "Basic " + b64("admin:"+testAdminToken), testAdminToken} {
 		req, _ := http.NewRequest("GET", ts.AdminURL+"/admin/clients", nil)
 		if h != "" {
 			req.Header.Set("Authorization", h)

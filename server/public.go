@@ -91,13 +91,19 @@ func known(g string) bool {
 
 func (p *Public) render(t *grants.Token) tokenResponse {
 	now := p.Now().Unix()
+	// A token minted in this second reports its whole lifetime, even if the clock ticked over
+	// while answering; an earlier one (a retry in the refresh grace window) reports what is left.
+	from := now
+	if now-t.IssuedAt.Unix() <= 1 {
+		from = t.IssuedAt.Unix()
+	}
 	out := tokenResponse{
 		AccessToken: t.AccessToken, TokenType: "Bearer",
-		ExpiresIn: max(t.ExpiresAt.Unix()-now, 0), ExpiresAt: t.ExpiresAt.Unix(), Scope: t.Scope,
+		ExpiresIn: max(t.ExpiresAt.Unix()-from, 0), ExpiresAt: t.ExpiresAt.Unix(), Scope: t.Scope,
 	}
 	if t.RefreshToken != "" {
 		out.RefreshToken = t.RefreshToken
-		out.RefreshTokenExpiresIn = max(t.RefreshExpiresAt.Unix()-now, 0)
+		out.RefreshTokenExpiresIn = max(t.RefreshExpiresAt.Unix()-from, 0)
 	}
 	return out
 }

@@ -1,0 +1,291 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tokensmith-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "tokensmith")
+	build := exec.Command("go", "build", "-o", binary, "github.com/tokensmith/tokensmith")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building tokensmith:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer collects a process's output while tests read it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
+
+type proc struct {
+	cmd            *exec.Cmd
+	stdout, stderr *syncBuffer
+	url, adminURL  string
+	dir            string
+	done           chan error
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// start runs "tokensmith serve" in dir and waits until /readyz answers 200.
+func start(t *testing.T, dir string, env ...string) *proc {
+	t.Helper()
+	pub, adm := freePort(t), freePort(t)
+	p := &proc{stdout: &syncBuffer{}, stderr: &syncBuffer{}, url: "http://" + pub, adminURL: "http://" + adm, dir: dir, done: make(chan error, 1)}
+	p.cmd = exec.Command(binary, "serve")
+	p.cmd.Dir = dir
+	p.cmd.Env = append(os.Environ(), "TOKENSMITH_LISTEN="+pub, "TOKENSMITH_ADMIN_LISTEN="+adm, "TOKENSMITH_ISSUER="+p.url)
+	p.cmd.Env = append(p.cmd.Env, env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() { p.stop(t) })
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(p.url + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("server exited early: %v\nstderr:\n%s", err, p.stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("server not ready in time\nstderr:\n%s", p.stderr.String())
+	return nil
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (p *proc) stop(t *testing.T) {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("server exited with %v after SIGTERM\nstderr:\n%s", err, p.stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		t.Errorf("server did not stop within 15s of SIGTERM")
+	}
+}
+
+// cli runs a management command against p's admin API from p's directory, like an operator.
+func (p *proc) cli(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = p.dir
+	cmd.Env = append(os.Environ(), "TOKENSMITH_ADMIN_URL="+p.adminURL)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("tokensmith %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
+	}
+	return out.String()
+}
+
+func kid(t *testing.T, p *proc) string {
+	t.Helper()
+	resp, err := http.Get(p.url + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil || len(set.Keys) != 1 {
+		t.Fatalf("jwks: %v %+v", err, set)
+	}
+	return set.Keys[0].Kid
+}
+
+var curlLine = regexp.MustCompile(`(?m)^\s*(curl -s -u '([^:']+):([^']+)' .*)$`)
+
+func TestFirstStartCLIAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	p := start(t, dir)
+
+	// What a newcomer sees: a demo client and a curl line that works as printed.
+	m := curlLine.FindStringSubmatch(p.stdout.String())
+	if m == nil {
+		t.Fatalf("no curl line on first start; stdout:\n%s", p.stdout.String())
+	}
+	demoID, demoSecret := m[2], m[3]
+	line := strings.Replace(m[1], "http://127.0.0.1:8080", p.url, 1)
+	out, err := exec.Command("sh", "-c", line).Output()
+	if err != nil {
+		t.Fatalf("%s: %v (is curl installed?)", line, err)
+	}
+	var tok map[string]any
+	if err := json.Unmarshal(out, &tok); err != nil || tok["access_token"] == nil || tok["expires_in"] != float64(10800) {
+		t.Fatalf("curl line answered %s", out)
+	}
+	for _, f := range []string{"admin-token", "tokensmith.db"} {
+		st, err := os.Stat(filepath.Join(dir, "data", f))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("data/%s: %v mode %v, want 0600", f, err, st.Mode().Perm())
+		}
+	}
+
+	// The CLI, from the same directory, finds the admin token by itself.
+	var created struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	raw := p.cli(t, "", "client", "create", "--json", "--name", "billing", "--grant", "password,refresh_token", "--scope", "read", "--scope", "write")
+	if err := json.Unmarshal([]byte(raw), &created); err != nil || created.ClientSecret == "" {
+		t.Fatalf("client create --json: %v\n%s", err, raw)
+	}
+	if out := p.cli(t, "", "client", "list"); !strings.Contains(out, created.ClientID) || !strings.Contains(out, demoID) || strings.Contains(out, created.ClientSecret) {
+		t.Fatalf("client list:\n%s", out)
+	}
+	if out := p.cli(t, "", "client", "show", created.ClientID); !strings.Contains(out, "read write") || strings.Contains(out, created.ClientSecret) {
+		t.Fatalf("client show:\n%s", out)
+	}
+	p.cli(t, "", "client", "update", created.ClientID, "--refresh-grace", "0s")
+	if out := p.cli(t, "s3cret-password\n", "user", "create", "--username", "erin", "--password-stdin"); !strings.Contains(out, "erin") {
+		t.Fatalf("user create: %s", out)
+	}
+	if out := p.cli(t, "", "version"); !strings.Contains(out, "tokensmith") {
+		t.Fatalf("version: %s", out)
+	}
+
+	ctx := context.Background()
+	cfg := oauth2.Config{ClientID: created.ClientID, ClientSecret: created.ClientSecret, Endpoint: oauth2.Endpoint{TokenURL: p.url + "/oauth2/token"}}
+	pair, err := cfg.PasswordCredentialsToken(ctx, "erin", "s3cret-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kidBefore := kid(t, p)
+	p.stop(t)
+	if strings.Contains(p.stdout.String()+p.stderr.String(), pair.RefreshToken) {
+		t.Fatal("a refresh token reached the output")
+	}
+
+	// Restart on the same file store: no new demo client, same key, and everything issued
+	// before keeps working.
+	p2 := start(t, dir)
+	if strings.Contains(p2.stdout.String(), "first start") {
+		t.Fatalf("second start printed the welcome again:\n%s", p2.stdout.String())
+	}
+	if k := kid(t, p2); k != kidBefore {
+		t.Fatalf("signing key changed across restart: %s -> %s", kidBefore, k)
+	}
+	cfg.Endpoint.TokenURL = p2.url + "/oauth2/token"
+	pair.Expiry = time.Now().Add(-time.Minute)
+	fresh, err := cfg.TokenSource(ctx, pair).Token()
+	if err != nil || fresh.RefreshToken == pair.RefreshToken {
+		t.Fatalf("refresh token issued before the restart: %v", err)
+	}
+	if _, err := cfg.PasswordCredentialsToken(ctx, "erin", "s3cret-password"); err != nil {
+		t.Fatalf("user after restart: %v", err)
+	}
+	cc := clientcredentials.Config{ClientID: demoID, ClientSecret: demoSecret, TokenURL: p2.url + "/oauth2/token"}
+	if _, err := cc.Token(ctx); err != nil {
+		t.Fatalf("demo client after restart: %v", err)
+	}
+	p2.stop(t)
+
+	logs := p.stderr.String() + p2.stderr.String()
+	adminToken, _ := os.ReadFile(filepath.Join(dir, "data", "admin-token"))
+	for name, s := range map[string]string{"client secret": created.ClientSecret, "demo secret": demoSecret,
+		"password": "s3cret-password", "refresh token": fresh.RefreshToken, "access token": fresh.AccessToken,
+		"admin token": strings.TrimSpace(string(adminToken))} {
+		if strings.Contains(logs, s) {
+			t.Errorf("the %s appears in the logs", name)
+		}
+	}
+	if !strings.Contains(logs, "path=/oauth2/token") {
+		t.Errorf("no access log lines for the token endpoint:\n%s", logs)
+	}
+}
+
+func TestInvalidConfigurationStopsWithOneLinePerField(t *testing.T) {
+	cmd := exec.Command(binary, "serve")
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "TOKENSMITH_ISSUER=not-a-url", "TOKENSMITH_STORAGE=postgres://db")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 2 {
+		t.Fatalf("exit: %v, want status 2", err)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0]+lines[1], "issuer:") || !strings.Contains(lines[0]+lines[1], "storage:") {
+		t.Fatalf("stderr:\n%s", stderr.String())
+	}
+}
+
+func TestCLIErrorsAreClear(t *testing.T) {
+	p := start(t, t.TempDir(), "TOKENSMITH_STORAGE=memory:")
+	cmd := exec.Command(binary, "client", "show", "missing")
+	cmd.Dir = p.dir
+	cmd.Env = append(os.Environ(), "TOKENSMITH_ADMIN_URL="+p.adminURL)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not_found") {
+		t.Fatalf("client show missing: %v %s", err, out)
+	}
+	cmd = exec.Command(binary, "client", "list")
+	cmd.Dir = t.TempDir() // no admin token here
+	cmd.Env = append(os.Environ(), "TOKENSMITH_ADMIN_URL="+p.adminURL, "TOKENSMITH_ADMIN_TOKEN=")
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "admin token") {
+		t.Fatalf("without an admin token: %v %s", err, out)
+	}
+}

@@ -1,0 +1,100 @@
+package grants
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestResolveScope(t *testing.T) {
+	allowed := []string{"read", "write", "admin:all"}
+	tests := []struct {
+		requested, want, errCode string
+	}{
+		{"", "read write admin:all", ""},
+		{"read", "read", ""},
+		{"write read write", "write read", ""},
+		{"read  write", "read write", ""},
+		{"delete", "", "invalid_scope"},
+		{`re"ad`, "", "invalid_scope"},
+		{"read\twrite", "", "invalid_scope"},
+	}
+	for _, tc := range tests {
+		got, err := resolveScope(allowed, tc.requested)
+		if tc.errCode != "" {
+			if err == nil || !strings.HasPrefix(err.Error(), tc.errCode) {
+				t.Errorf("%q: err %v, want %s", tc.requested, err, tc.errCode)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q: got %q, %v; want %q", tc.requested, got, err, tc.want)
+		}
+	}
+}
+
+func TestRefreshTokenFormatAndSealing(t *testing.T) {
+	fam := newFamilyID()
+	tok := newRefreshToken(fam)
+	gotFam, hash, ok := parseRefreshToken(tok)
+	if !ok || gotFam != fam || len(hash) != 64 || strings.Contains(hash, tok) {
+		t.Fatalf("parse(%q) = %q %q %v", tok, gotFam, hash, ok)
+	}
+	for _, bad := range []string{"", "tsr_", "tsr_" + fam, "tsp_" + tok[4:], tok + "x", tok[:len(tok)-1], "tsr_" + fam + "." + strings.Repeat("*", 43)} {
+		if _, _, ok := parseRefreshToken(bad); ok {
+			t.Errorf("accepted malformed token %q", bad)
+		}
+	}
+	if f, ok := FamilyOf(newJTI(fam)); !ok || f != fam {
+		t.Errorf("FamilyOf(newJTI(fam)) = %q, %v", f, ok)
+	}
+	if _, ok := FamilyOf(newJTI("")); ok {
+		t.Error("a token without a family reports one")
+	}
+
+	pair := &Token{AccessToken: "a", ExpiresAt: time.Unix(100, 0), RefreshToken: "r"}
+	sealed, err := seal(tok, pair)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(sealed), "\"r\"") {
+		t.Fatal("sealed successor is readable")
+	}
+	got, err := unseal(tok, sealed)
+	if err != nil || got.AccessToken != "a" || got.RefreshToken != "r" || !got.ExpiresAt.Equal(pair.ExpiresAt) {
+		t.Fatalf("unseal = %+v, %v", got, err)
+	}
+	if _, err := unseal(newRefreshToken(fam), sealed); err == nil {
+		t.Fatal("another token opened the sealed successor")
+	}
+}
+
+func TestLoginThrottleBacksOff(t *testing.T) {
+	th := newLoginThrottle(2)
+	now := time.Unix(1000, 0)
+	th.fail("u", now)
+	if w := th.wait("u", now); w != 0 {
+		t.Fatalf("blocked after 1 failure: %s", w)
+	}
+	th.fail("u", now)
+	if w := th.wait("u", now); w != time.Second {
+		t.Fatalf("after 2 failures wait %s, want 1s", w)
+	}
+	th.fail("u", now)
+	if w := th.wait("u", now); w != 2*time.Second {
+		t.Fatalf("after 3 failures wait %s, want 2s", w)
+	}
+	if w := th.wait("other", now); w != 0 {
+		t.Fatal("another username is blocked")
+	}
+	for range 40 {
+		th.fail("u", now)
+	}
+	if w := th.wait("u", now); w != maxLoginDelay {
+		t.Fatalf("wait %s, want the cap %s", w, maxLoginDelay)
+	}
+	th.succeed("u")
+	if w := th.wait("u", now); w != 0 {
+		t.Fatal("success did not reset")
+	}
+}
