@@ -56,6 +56,18 @@ type Storage interface {
 	// FamilyRevoked reports whether the family has been revoked.
 	FamilyRevoked(ctx context.Context, familyID string) (bool, error)
 
+	// Heartbeat records that replica r is alive until r.ExpiresAt.
+	Heartbeat(ctx context.Context, r Replica) error
+	// Replicas lists the replicas whose heartbeat has not expired at now.
+	Replicas(ctx context.Context, now time.Time) ([]Replica, error)
+
+	// Admit is the one atomic step before a token is minted for a client with token reuse or
+	// a daily limit; see Admission. Settle must follow every Admitted{Allowed: true}.
+	Admit(ctx context.Context, a Admission) (Admitted, error)
+	// Settle completes an admission: on success the minted token joins the reuse pool in the
+	// reserved slot; on failure the slot is released and the daily count given back.
+	Settle(ctx context.Context, s Settlement) error
+
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error
 	Close() error
@@ -159,4 +171,73 @@ type Rotated struct {
 	Fresh bool
 	// Sealed is the successor pair stored by whichever call performed the rotation.
 	Sealed []byte
+}
+
+// Replica is one running server process sharing the store.
+type Replica struct {
+	ID        string    `json:"id"`
+	Hostname  string    `json:"hostname"`
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Pool identifies a reuse pool: the tokens of one client for one subject, scope and audience.
+type Pool struct {
+	ClientID string
+	Subject  string
+	Scope    string
+	Audience string
+}
+
+// PooledToken is an access token kept for reuse (SPEC §5). It is stored as issued: anyone who
+// can read the store can also read the signing key, so sealing it would protect nothing.
+type PooledToken struct {
+	AccessToken string    `json:"access_token"`
+	JTI         string    `json:"jti"`
+	Scope       string    `json:"scope,omitempty"`
+	IssuedAt    time.Time `json:"issued_at"`
+	ExpiresAt   time.Time `json:"expires_at"`
+}
+
+// Admission asks, in one atomic step:
+//   - with Reuse set: is there a pooled token with at least MinRemaining left? Then it is
+//     answered (Admitted.Reused) and nothing is counted. Otherwise, if fewer than Capacity
+//     tokens (or reservations) are alive in the pool, a slot is reserved under Reservation
+//     until ReserveUntil. If the pool is full, the pooled token with the most time left is
+//     answered, because the cap on valid tokens is the harder promise; if the pool holds only
+//     reservations, Admitted.Busy is set.
+//   - with Limit > 0: is the (client, subject) count for Day below Limit? Then it is counted;
+//     otherwise Admitted.Limited is set and nothing changes. The count expires at ResetAt.
+type Admission struct {
+	Now time.Time
+
+	Reuse        bool
+	Pool         Pool
+	MinRemaining time.Duration
+	Capacity     int
+	Reservation  string
+	ReserveUntil time.Time
+
+	Limit   int
+	Day     string
+	ResetAt time.Time
+}
+
+// Admitted is the answer to an Admission.
+type Admitted struct {
+	// Reused is set when a pooled token is to be handed out instead of minting.
+	Reused *PooledToken
+	// Limited: the daily limit is reached.
+	Limited bool
+	// Busy: every pool slot is reserved by issuances in flight; retry shortly.
+	Busy bool
+	// Allowed: mint a new token; Settle afterwards.
+	Allowed bool
+}
+
+// Settlement closes an Admission that was Allowed. Token is nil when the issuance failed.
+type Settlement struct {
+	Admission Admission
+	Token     *PooledToken
 }

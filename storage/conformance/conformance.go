@@ -31,6 +31,11 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"RefreshReplayRevokesFamily", testRefreshReplay},
 		{"RefreshConcurrentRotation", testRefreshConcurrent},
 		{"RevokeFamily", testRevokeFamily},
+		{"Replicas", testReplicas},
+		{"ReusePool", testReusePool},
+		{"ReusePoolCapacity", testReuseCapacity},
+		{"DailyLimit", testDailyLimit},
+		{"DailyLimitConcurrent", testDailyLimitConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -359,5 +364,189 @@ func testRevokeFamily(t *testing.T, s storage.Storage) {
 	wantErr(t, s.RevokeFamily(ctx, "missing"), storage.ErrNotFound)
 	if revoked, _ := s.FamilyRevoked(ctx, "missing"); !revoked {
 		t.Fatal("an unknown family must count as revoked")
+	}
+}
+
+func testReplicas(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	mustNoErr(t, s.Heartbeat(ctx, storage.Replica{ID: "a", Hostname: "h1", StartedAt: now, ExpiresAt: now.Add(10 * time.Second)}))
+	mustNoErr(t, s.Heartbeat(ctx, storage.Replica{ID: "b", StartedAt: now, ExpiresAt: now.Add(2 * time.Second)}))
+	live, err := s.Replicas(ctx, now)
+	mustNoErr(t, err)
+	if len(live) != 2 {
+		t.Fatalf("live replicas %v, want 2", live)
+	}
+	// b stops heartbeating: it drops out once its heartbeat expires.
+	live, err = s.Replicas(ctx, now.Add(3*time.Second))
+	mustNoErr(t, err)
+	if len(live) != 1 || live[0].ID != "a" || live[0].Hostname != "h1" {
+		t.Fatalf("after b expired: %v", live)
+	}
+	// A new heartbeat extends a.
+	mustNoErr(t, s.Heartbeat(ctx, storage.Replica{ID: "a", ExpiresAt: now.Add(20 * time.Second)}))
+	if live, _ := s.Replicas(ctx, now.Add(15*time.Second)); len(live) != 1 {
+		t.Fatalf("a after a second heartbeat: %v", live)
+	}
+}
+
+func admission(now time.Time, capacity int, res string) storage.Admission {
+	return storage.Admission{
+		Now: now, Reuse: true, Pool: storage.Pool{ClientID: "c", Subject: "c", Scope: "a b", Audience: "api"},
+		MinRemaining: 5 * time.Minute, Capacity: capacity, Reservation: res, ReserveUntil: now.Add(10 * time.Second),
+	}
+}
+
+func pooled(jti string, now time.Time, ttl time.Duration) *storage.PooledToken {
+	return &storage.PooledToken{AccessToken: "tok-" + jti, JTI: jti, Scope: "a b", IssuedAt: now, ExpiresAt: now.Add(ttl)}
+}
+
+func testReusePool(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	a := admission(now, 1, "r1")
+	got, err := s.Admit(ctx, a)
+	mustNoErr(t, err)
+	if !got.Allowed || got.Reused != nil {
+		t.Fatalf("empty pool: %+v, want allowed", got)
+	}
+	mustNoErr(t, s.Settle(ctx, storage.Settlement{Admission: a, Token: pooled("j1", now, time.Hour)}))
+
+	got, err = s.Admit(ctx, admission(now.Add(time.Minute), 1, "r2"))
+	mustNoErr(t, err)
+	if got.Reused == nil || got.Reused.AccessToken != "tok-j1" || !got.Reused.ExpiresAt.Equal(now.Add(time.Hour)) || got.Allowed {
+		t.Fatalf("second ask: %+v, want j1 reused", got)
+	}
+	// Another scope is another pool.
+	other := admission(now, 1, "r3")
+	other.Pool.Scope = "a"
+	if got, _ := s.Admit(ctx, other); !got.Allowed {
+		t.Fatalf("other scope: %+v, want its own pool", got)
+	}
+	mustNoErr(t, s.Settle(ctx, storage.Settlement{Admission: other}))
+
+	// Less than MinRemaining left and the pool full (capacity 1): the cap wins, j1 is
+	// answered rather than a second valid token minted.
+	got, err = s.Admit(ctx, admission(now.Add(58*time.Minute), 1, "r4"))
+	mustNoErr(t, err)
+	if got.Reused == nil || got.Reused.JTI != "j1" {
+		t.Fatalf("full pool near expiry: %+v, want j1", got)
+	}
+	// With room for a second token, a fresh one is allowed instead.
+	got, err = s.Admit(ctx, admission(now.Add(58*time.Minute), 2, "r5"))
+	mustNoErr(t, err)
+	if !got.Allowed {
+		t.Fatalf("near expiry with room: %+v, want allowed", got)
+	}
+	// A failed issuance frees its slot.
+	mustNoErr(t, s.Settle(ctx, storage.Settlement{Admission: admission(now.Add(58*time.Minute), 2, "r5")}))
+	if got, _ := s.Admit(ctx, admission(now.Add(58*time.Minute), 2, "r6")); !got.Allowed {
+		t.Fatalf("slot not released: %+v", got)
+	}
+	// After j1 expires the pool is empty again.
+	if got, _ := s.Admit(ctx, admission(now.Add(2*time.Hour), 1, "r7")); !got.Allowed {
+		t.Fatalf("after expiry: %+v, want allowed", got)
+	}
+}
+
+func testReuseCapacity(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	const n, capacity = 20, 3
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	allowed, busy := 0, 0
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := s.Admit(ctx, admission(now, capacity, fmt.Sprintf("r%d", i)))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if got.Allowed {
+				allowed++
+			}
+			if got.Busy {
+				busy++
+			}
+		}()
+	}
+	wg.Wait()
+	if allowed != capacity || busy != n-capacity {
+		t.Fatalf("%d racing admissions with capacity %d: %d allowed, %d busy", n, capacity, allowed, busy)
+	}
+	// Reservations lapse if their holder never settles.
+	if got, _ := s.Admit(ctx, admission(now.Add(11*time.Second), capacity, "late")); !got.Allowed {
+		t.Fatalf("after reservations lapsed: %+v", got)
+	}
+}
+
+func limitAdmission(now time.Time, limit int, day string) storage.Admission {
+	return storage.Admission{Now: now, Pool: storage.Pool{ClientID: "c", Subject: "u"}, Limit: limit, Day: day, ResetAt: now.Add(time.Hour)}
+}
+
+func testDailyLimit(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	for i := range 3 {
+		got, err := s.Admit(ctx, limitAdmission(now, 3, "2026-11-23"))
+		mustNoErr(t, err)
+		if !got.Allowed {
+			t.Fatalf("issuance %d refused: %+v", i+1, got)
+		}
+	}
+	got, err := s.Admit(ctx, limitAdmission(now, 3, "2026-11-23"))
+	mustNoErr(t, err)
+	if !got.Limited || got.Allowed {
+		t.Fatalf("4th of 3: %+v, want limited", got)
+	}
+	// A failed issuance gives its count back.
+	mustNoErr(t, s.Settle(ctx, storage.Settlement{Admission: limitAdmission(now, 3, "2026-11-23")}))
+	if got, _ := s.Admit(ctx, limitAdmission(now, 3, "2026-11-23")); !got.Allowed {
+		t.Fatalf("after a refund: %+v", got)
+	}
+	// Another subject and another day count separately.
+	other := limitAdmission(now, 3, "2026-11-23")
+	other.Pool.Subject = "v"
+	if got, _ := s.Admit(ctx, other); !got.Allowed {
+		t.Fatal("another subject shares the count")
+	}
+	if got, _ := s.Admit(ctx, limitAdmission(now, 3, "2026-11-24")); !got.Allowed {
+		t.Fatal("the next day shares the count")
+	}
+}
+
+func testDailyLimitConcurrent(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	const n, limit = 60, 25
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	allowed, limited := 0, 0
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := s.Admit(ctx, limitAdmission(now, limit, "d"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if got.Allowed {
+				allowed++
+			} else if got.Limited {
+				limited++
+			}
+		}()
+	}
+	wg.Wait()
+	if allowed != limit || limited != n-limit {
+		t.Fatalf("%d concurrent with limit %d: %d allowed, %d limited", n, limit, allowed, limited)
 	}
 }
