@@ -26,6 +26,7 @@ import (
 	"github.com/tokensmith/tokensmith/server"
 	"github.com/tokensmith/tokensmith/storage"
 	"github.com/tokensmith/tokensmith/storage/embedded"
+	redisstore "github.com/tokensmith/tokensmith/storage/redis"
 )
 
 func serveCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -61,7 +62,7 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func openStore(cfg config.Config) (storage.Storage, error) {
+func openStore(ctx context.Context, cfg config.Config) (storage.Storage, error) {
 	kind, rest, err := config.ParseStorage(cfg.Storage)
 	if err != nil {
 		return nil, err
@@ -72,13 +73,15 @@ func openStore(cfg config.Config) (storage.Storage, error) {
 	case config.StorageFile:
 		return embedded.OpenFile(rest)
 	default:
-		return nil, fmt.Errorf("storage %q: the Redis backend is not part of this build yet", cfg.Storage)
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return redisstore.Open(ctx, rest)
 	}
 }
 
 // serve runs both listeners until ctx ends, then shuts them down gracefully.
 func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
-	store, err := openStore(cfg)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
