@@ -4,6 +4,8 @@ package main
 
 import (
 	"os"
+	// Time zones for daily limits, also on images without /usr/share/zoneinfo.
+	_ "time/tzdata"
 
 	"github.com/tokensmith/tokensmith/cmd"
 )

@@ -22,6 +22,7 @@ import (
 	"github.com/tokensmith/tokensmith/metrics"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
+	"github.com/tokensmith/tokensmith/replica"
 	"github.com/tokensmith/tokensmith/secret"
 	"github.com/tokensmith/tokensmith/server"
 	"github.com/tokensmith/tokensmith/storage"
@@ -96,6 +97,11 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}
 	m := metrics.New()
 	reg := registry.New(store)
+	replicas := replica.New(store, cfg.ReplicaTimeout.D(), Version, log)
+	if err := replicas.Beat(ctx); err != nil {
+		return fmt.Errorf("replica registry: %w", err)
+	}
+	go replicas.Run(ctx)
 	gh := grants.NewHandler(store, keyset, grants.Policy{
 		Issuer:               cfg.Issuer,
 		Audience:             cfg.Audience,
@@ -103,11 +109,15 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		PasswordTTL:          cfg.Tokens.PasswordTTL.D(),
 		RefreshTTL:           cfg.Tokens.RefreshTTL.D(),
 		RefreshGrace:         cfg.Tokens.RefreshGrace.D(),
+		ReuseMinRemaining:    cfg.Tokens.ReuseMinRemaining.D(),
+		DailyLimitLocation:   cfg.DailyLimitLocation(),
 		FailedLoginLimit:     cfg.Tokens.FailedLoginLimit,
-	}, grants.WithLogger(log), grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }))
+		ClientCacheTTL:       cfg.ClientCacheTTL.D(),
+	}, grants.WithLogger(log), grants.WithReplicas(replicas.Live),
+		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }))
 
-	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: store, Metrics: m, Log: log}
-	adm := &server.Admin{TokenHash: secret.Hash(adminToken), Registry: reg, Keys: keyset, Metrics: m, Log: log, Version: Version}
+	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: store, Metrics: m, Log: log, StoreTimeout: cfg.StoreTimeout.D()}
+	adm := &server.Admin{TokenHash: secret.Hash(adminToken), Registry: reg, Keys: keyset, Store: store, Metrics: m, Log: log, Version: Version}
 
 	pubLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -125,7 +135,8 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		}
 	}
 	log.Info("tokensmith started", "version", Version, "issuer", cfg.Issuer, "listen", pubLn.Addr().String(),
-		"admin_listen", admLn.Addr().String(), "storage", storageLabel(cfg.Storage), "kid", keyset.ActiveID())
+		"admin_listen", admLn.Addr().String(), "storage", storageLabel(cfg.Storage), "kid", keyset.ActiveID(),
+		"replica", replicas.ID(), "live_replicas", replicas.Live())
 
 	servers := []*http.Server{
 		{Handler: pub.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},

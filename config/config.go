@@ -35,6 +35,12 @@ type Config struct {
 	DataDir string `yaml:"data_dir" env:"DATA_DIR"`
 	// Audience is the aud of tokens for clients that configure none; empty means the issuer.
 	Audience []string `yaml:"audience" env:"AUDIENCE" envSeparator:","`
+	// ReplicaTimeout is how long a replica counts as live after its last heartbeat.
+	ReplicaTimeout Duration `yaml:"replica_timeout" env:"REPLICA_TIMEOUT"`
+	// StoreTimeout bounds the store work of one token request; past it the answer is 503.
+	StoreTimeout Duration `yaml:"store_timeout" env:"STORE_TIMEOUT"`
+	// ClientCacheTTL is how long a replica trusts a client record it read (0: always read).
+	ClientCacheTTL Duration `yaml:"client_cache_ttl" env:"CLIENT_CACHE_TTL"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level" env:"LOG_LEVEL"`
 	// LogFormat is text or json.
@@ -52,6 +58,8 @@ type Tokens struct {
 	// RefreshGrace is how long a rotated refresh token is answered idempotently; 0 turns it off.
 	RefreshGrace      Duration `yaml:"refresh_grace" env:"REFRESH_GRACE"`
 	ReuseMinRemaining Duration `yaml:"reuse_min_remaining" env:"REUSE_MIN_REMAINING"`
+	// DailyLimitTimezone is the IANA zone whose calendar day daily limits count.
+	DailyLimitTimezone string `yaml:"daily_limit_timezone" env:"DAILY_LIMIT_TIMEZONE"`
 	// FailedLoginLimit is how many wrong passwords in a row one username may send before
 	// password-grant attempts for it are delayed with exponential backoff.
 	FailedLoginLimit int `yaml:"failed_login_limit" env:"FAILED_LOGIN_LIMIT"`
@@ -63,12 +71,15 @@ const EnvPrefix = "TOKENSMITH_"
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Issuer:      "http://localhost:8080",
-		Listen:      ":8080",
-		AdminListen: "127.0.0.1:8081",
-		DataDir:     "./data",
-		LogLevel:    "info",
-		LogFormat:   "text",
+		Issuer:         "http://localhost:8080",
+		Listen:         ":8080",
+		AdminListen:    "127.0.0.1:8081",
+		DataDir:        "./data",
+		LogLevel:       "info",
+		LogFormat:      "text",
+		ReplicaTimeout: Duration(15 * time.Second),
+		StoreTimeout:   Duration(800 * time.Millisecond),
+		ClientCacheTTL: Duration(time.Second),
 		Tokens: Tokens{
 			ClientCredentialsTTL: Duration(3 * time.Hour),
 			PasswordTTL:          Duration(24 * time.Hour),
@@ -76,6 +87,7 @@ func Default() Config {
 			RefreshGrace:         Duration(5 * time.Second),
 			ReuseMinRemaining:    Duration(5 * time.Minute),
 			FailedLoginLimit:     5,
+			DailyLimitTimezone:   "UTC",
 		},
 	}
 }
@@ -187,7 +199,19 @@ func (c Config) Validate() error {
 	default:
 		bad("log_format", "%q must be text or json", c.LogFormat)
 	}
+	if c.ReplicaTimeout.D() < 3*time.Second {
+		bad("replica_timeout", "must be at least 3s")
+	}
+	if c.StoreTimeout.D() < 50*time.Millisecond || c.StoreTimeout.D() > 30*time.Second {
+		bad("store_timeout", "must be between 50ms and 30s")
+	}
+	if c.ClientCacheTTL < 0 {
+		bad("client_cache_ttl", "must not be negative")
+	}
 	t := c.Tokens
+	if _, err := time.LoadLocation(t.DailyLimitTimezone); err != nil || t.DailyLimitTimezone == "" {
+		bad("tokens.daily_limit_timezone", "%q is not an IANA time zone", t.DailyLimitTimezone)
+	}
 	for field, d := range map[string]Duration{
 		"tokens.client_credentials_ttl": t.ClientCredentialsTTL,
 		"tokens.password_ttl":           t.PasswordTTL,
@@ -207,6 +231,15 @@ func (c Config) Validate() error {
 		bad("tokens.failed_login_limit", "must be at least 1")
 	}
 	return errors.Join(errs...)
+}
+
+// DailyLimitLocation is the loaded time zone of Tokens.DailyLimitTimezone (valid after Load).
+func (c Config) DailyLimitLocation() *time.Location {
+	loc, err := time.LoadLocation(c.Tokens.DailyLimitTimezone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
 }
 
 // Storage kinds returned by ParseStorage.

@@ -26,12 +26,15 @@ func (g *clientCredentials) Handle(ctx context.Context, c *Client, r *Request) (
 		return nil, err
 	}
 	now := g.now()
-	tok, exp, err := g.mint(protocol.GrantClientCredentials, access{
+	a := access{
 		clientID: c.ID, subject: c.ID, scope: scope, audience: aud,
 		ttl: orDefault(c.AccessTokenTTL, g.policy.ClientCredentialsTTL),
-	}, now)
-	if err != nil {
-		return nil, err
 	}
-	return &Token{AccessToken: tok, IssuedAt: now.Truncate(time.Second), ExpiresAt: exp, Scope: scope}, nil
+	return g.issue(ctx, c, a, now, func(now time.Time) (*Token, error) {
+		m, err := g.mint(protocol.GrantClientCredentials, a, now)
+		if err != nil {
+			return nil, err
+		}
+		return m.answer(scope), nil
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/secret"
 	"github.com/tokensmith/tokensmith/storage"
+	"golang.org/x/sync/singleflight"
 )
 
 // Request is a parsed token request. The HTTP layer fills it; nothing here reads HTTP.
@@ -29,6 +30,8 @@ type Request struct {
 // Token is what a successful grant returns. Times are absolute so a replayed answer (refresh
 // grace window) reports the lifetime actually left.
 type Token struct {
+	// jti is kept for the reuse pool; it is not part of any answer.
+	jti              string
 	AccessToken      string    `json:"access_token"`
 	IssuedAt         time.Time `json:"issued_at"`
 	ExpiresAt        time.Time `json:"expires_at"`
@@ -52,7 +55,12 @@ type Policy struct {
 	PasswordTTL          time.Duration
 	RefreshTTL           time.Duration
 	RefreshGrace         time.Duration
-	FailedLoginLimit     int
+	ReuseMinRemaining    time.Duration
+	// DailyLimitLocation is the time zone whose calendar day a daily limit counts (UTC if nil).
+	DailyLimitLocation *time.Location
+	FailedLoginLimit   int
+	// ClientCacheTTL is how long a replica trusts a client record it read; 0 reads every time.
+	ClientCacheTTL time.Duration
 }
 
 // Handler dispatches token requests to grants.
@@ -70,6 +78,10 @@ type core struct {
 	log    *slog.Logger
 	// onIssue, when set, is told about every token pair minted (metrics, tests).
 	onIssue func(grant string)
+	// replicas is the number of live replicas, the capacity of a reuse pool.
+	replicas func() int
+	pools    singleflight.Group
+	clients  *clientCache
 }
 
 // Option configures a Handler.
@@ -84,12 +96,16 @@ func WithLogger(l *slog.Logger) Option { return func(c *core) { c.log = l } }
 // WithIssueHook registers fn to be called once for every newly minted access token.
 func WithIssueHook(fn func(grant string)) Option { return func(c *core) { c.onIssue = fn } }
 
+// WithReplicas sets the live-replica count used as reuse capacity (default: 1).
+func WithReplicas(live func() int) Option { return func(c *core) { c.replicas = live } }
+
 // NewHandler builds the dispatcher with all grants Tokensmith serves.
 func NewHandler(store storage.Storage, signer keys.Signer, p Policy, opts ...Option) *Handler {
-	c := &core{store: store, signer: signer, policy: p, now: time.Now, log: slog.Default()}
+	c := &core{store: store, signer: signer, policy: p, now: time.Now, log: slog.Default(), replicas: func() int { return 1 }}
 	for _, o := range opts {
 		o(c)
 	}
+	c.clients = newClientCache(p.ClientCacheTTL, c.now)
 	if len(c.policy.Audience) == 0 {
 		c.policy.Audience = []string{p.Issuer}
 	}
@@ -178,16 +194,19 @@ func (c *core) authenticate(ctx context.Context, r *Request) (*Client, error) {
 	if r.ClientID == "" {
 		return nil, fail("client authentication is required")
 	}
-	sc, err := c.store.GetClient(ctx, r.ClientID)
+	cl, err := c.lookupClient(ctx, r.ClientID, false)
+	if err == nil && !cl.VerifyPassword(r.ClientSecret) {
+		// The cached record may predate a secret rotation: check the store before refusing.
+		cl, err = c.lookupClient(ctx, r.ClientID, true)
+		if err == nil && !cl.VerifyPassword(r.ClientSecret) {
+			return nil, fail("unknown client or wrong secret")
+		}
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fail("unknown client or wrong secret")
 	}
 	if err != nil {
 		return nil, storeError(err)
-	}
-	cl := &Client{Client: sc, now: c.now()}
-	if !cl.VerifyPassword(r.ClientSecret) {
-		return nil, fail("unknown client or wrong secret")
 	}
 	if m := cl.TokenEndpointAuthMethod; m != "" && m != r.AuthMethod {
 		return nil, fail("client must authenticate with " + m)
@@ -255,4 +274,19 @@ func orDefault(v, def time.Duration) time.Duration {
 		return v
 	}
 	return def
+}
+
+// lookupClient reads a client, from the short-lived cache unless fresh is set.
+func (c *core) lookupClient(ctx context.Context, id string, fresh bool) (*Client, error) {
+	if !fresh {
+		if sc, ok := c.clients.get(id); ok {
+			return &Client{Client: sc, now: c.now()}, nil
+		}
+	}
+	sc, err := c.store.GetClient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.clients.put(sc)
+	return &Client{Client: sc, now: c.now()}, nil
 }

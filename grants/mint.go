@@ -77,8 +77,20 @@ type access struct {
 	family   string
 }
 
+// minted is a signed access token.
+type minted struct {
+	token    string
+	jti      string
+	iat, exp time.Time
+}
+
+// answer is the Token for a minted access token without refresh token.
+func (m minted) answer(scope string) *Token {
+	return &Token{jti: m.jti, AccessToken: m.token, IssuedAt: m.iat, ExpiresAt: m.exp, Scope: scope}
+}
+
 // mint signs an access token. Nothing is written: access tokens are self-contained.
-func (c *core) mint(grant string, a access, now time.Time) (string, time.Time, error) {
+func (c *core) mint(grant string, a access, now time.Time) (minted, error) {
 	iat := now.Truncate(time.Second)
 	exp := iat.Add(a.ttl.Truncate(time.Second))
 	if a.ttl < time.Second {
@@ -91,12 +103,12 @@ func (c *core) mint(grant string, a access, now time.Time) (string, time.Time, e
 	}
 	tok, err := c.signer.Sign(claims)
 	if err != nil {
-		return "", time.Time{}, err
+		return minted{}, err
 	}
 	if c.onIssue != nil {
 		c.onIssue(grant)
 	}
-	return tok, exp, nil
+	return minted{token: tok, jti: claims.ID, iat: iat, exp: exp}, nil
 }
 
 // A jti is 72 random bits (12 characters): unique among the tokens alive at once, which is all

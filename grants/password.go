@@ -76,17 +76,23 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 		clientID: c.ID, subject: u.ID, scope: scope, audience: aud,
 		ttl: orDefault(c.AccessTokenTTL, g.policy.PasswordTTL),
 	}
-	if !slices.Contains(c.GrantTypes, protocol.GrantRefreshToken) {
-		tok, exp, err := g.mint(protocol.GrantPassword, a, now)
-		if err != nil {
-			return nil, err
+	withRefresh := slices.Contains(c.GrantTypes, protocol.GrantRefreshToken)
+	return g.issue(ctx, c, a, now, func(now time.Time) (*Token, error) {
+		if !withRefresh {
+			m, err := g.mint(protocol.GrantPassword, a, now)
+			if err != nil {
+				return nil, err
+			}
+			return m.answer(scope), nil
 		}
-		return &Token{AccessToken: tok, IssuedAt: now.Truncate(time.Second), ExpiresAt: exp, Scope: scope}, nil
-	}
+		return g.login(ctx, c, a, now)
+	})
+}
 
-	// A login starts a refresh-token family; the access token names it in sid.
+// login starts a refresh-token family: the access token names it in its jti.
+func (g *password) login(ctx context.Context, c *Client, a access, now time.Time) (*Token, error) {
 	a.family = newFamilyID()
-	tok, exp, err := g.mint(protocol.GrantPassword, a, now)
+	m, err := g.mint(protocol.GrantPassword, a, now)
 	if err != nil {
 		return nil, err
 	}
@@ -94,13 +100,15 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 	_, hash, _ := parseRefreshToken(refresh)
 	rexp := now.Add(orDefault(c.RefreshTokenTTL, g.policy.RefreshTTL)).Truncate(time.Second)
 	err = g.store.CreateRefreshToken(ctx, storage.RefreshToken{
-		Hash: hash, FamilyID: a.family, ClientID: c.ID, Subject: u.ID, Scope: scope,
-		Audience: aud, AccessTTL: a.ttl, IssuedAt: now, ExpiresAt: rexp,
+		Hash: hash, FamilyID: a.family, ClientID: c.ID, Subject: a.subject, Scope: a.scope,
+		Audience: a.audience, AccessTTL: a.ttl, IssuedAt: now, ExpiresAt: rexp,
 	})
 	if err != nil {
 		return nil, storeError(err)
 	}
-	return &Token{AccessToken: tok, IssuedAt: now.Truncate(time.Second), ExpiresAt: exp, Scope: scope, RefreshToken: refresh, RefreshExpiresAt: rexp}, nil
+	t := m.answer(a.scope)
+	t.RefreshToken, t.RefreshExpiresAt = refresh, rexp
+	return t, nil
 }
 
 // loginThrottle slows down guessing (SPEC §8): after limit consecutive failures for one

@@ -116,18 +116,17 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 // successor mints the next pair of a family. The refresh token keeps the login's full scope;
 // the access token gets the (possibly narrowed) requested scope, as RFC 6749 §6 allows.
 func (g *refresh) successor(c *Client, old storage.RefreshToken, scope string, now time.Time) (*Token, error) {
-	tok, exp, err := g.mint(protocol.GrantRefreshToken, access{
+	m, err := g.mint(protocol.GrantRefreshToken, access{
 		clientID: c.ID, subject: old.Subject, scope: scope, audience: old.Audience,
 		ttl: orDefault(old.AccessTTL, g.policy.PasswordTTL), family: old.FamilyID,
 	}, now)
 	if err != nil {
 		return nil, err
 	}
-	rexp := now.Add(orDefault(c.RefreshTokenTTL, g.policy.RefreshTTL)).Truncate(time.Second)
-	return &Token{
-		AccessToken: tok, IssuedAt: now.Truncate(time.Second), ExpiresAt: exp, Scope: scope,
-		RefreshToken: newRefreshToken(old.FamilyID), RefreshExpiresAt: rexp,
-	}, nil
+	t := m.answer(scope)
+	t.RefreshToken = newRefreshToken(old.FamilyID)
+	t.RefreshExpiresAt = now.Add(orDefault(c.RefreshTokenTTL, g.policy.RefreshTTL)).Truncate(time.Second)
+	return t, nil
 }
 
 // narrowScope allows a refresh request to ask for a subset of the original scope (RFC 6749 §6).

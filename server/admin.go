@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -16,6 +17,7 @@ import (
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/secret"
+	"github.com/tokensmith/tokensmith/storage"
 )
 
 // Admin is what the admin listener needs.
@@ -24,6 +26,7 @@ type Admin struct {
 	TokenHash []byte
 	Registry  *registry.Service
 	Keys      *keys.Set
+	Store     storage.Storage
 	Metrics   *metrics.Metrics
 	Log       *slog.Logger
 	Version   string
@@ -47,6 +50,7 @@ func (a *Admin) Handler() http.Handler {
 	g.GET("/users", a.listUsers)
 	g.DELETE("/users/:id", a.deleteUser)
 	g.GET("/keys", a.listKeys)
+	g.GET("/replicas", a.listReplicas)
 	return r
 }
 
@@ -206,4 +210,12 @@ func (a *Admin) listKeys(c *gin.Context) {
 		out = append(out, KeyView{Kid: k.ID, Active: k.ID == active, CreatedAt: k.CreatedAt.Format("2006-01-02T15:04:05Z07:00")})
 	}
 	a.reply(c, http.StatusOK, out, nil)
+}
+
+func (a *Admin) listReplicas(c *gin.Context) {
+	live, err := a.Store.Replicas(c.Request.Context(), time.Now())
+	if err != nil {
+		err = protocol.Wrap(protocol.TemporarilyUnavailable, "the store is unavailable, retry later", err)
+	}
+	a.reply(c, http.StatusOK, live, err)
 }

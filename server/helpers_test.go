@@ -76,7 +76,7 @@ func newTestServer(t testing.TB) *testServer {
 		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }))
 	pub := &server.Public{Issuer: ts.URL, Grants: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Now: ts.Clock.Now}
 	pubSrv.Config.Handler = pub.Handler()
-	adm := &server.Admin{TokenHash: secret.Hash(testAdminToken), Registry: ts.Registry, Keys: ks, Metrics: ts.Metrics, Log: log, Version: "test"}
+	adm := &server.Admin{TokenHash: secret.Hash(testAdminToken), Registry: ts.Registry, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Version: "test"}
 	admSrv := httptest.NewServer(adm.Handler())
 	t.Cleanup(admSrv.Close)
 	ts.AdminURL = admSrv.URL
