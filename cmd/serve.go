@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -101,7 +102,10 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if err := replicas.Beat(ctx); err != nil {
 		return fmt.Errorf("replica registry: %w", err)
 	}
-	go replicas.Run(ctx)
+	heartbeats := make(chan struct{})
+	go func() { replicas.Run(ctx); close(heartbeats) }()
+	// Deregister before the store closes, so the other replicas stop counting this one at once.
+	defer func() { <-heartbeats }()
 	gh := grants.NewHandler(store, keyset, grants.Policy{
 		Issuer:               cfg.Issuer,
 		Audience:             cfg.Audience,
@@ -154,11 +158,19 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		}
 	}
 	log.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Requests in flight finish (a token request is bounded by store_timeout); connections
+	// that were opened but never used, which Shutdown would wait 5 s for, are then closed.
+	shutCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
+	var wg sync.WaitGroup
 	for _, s := range servers {
-		_ = s.Shutdown(shutCtx)
+		wg.Go(func() {
+			if s.Shutdown(shutCtx) != nil {
+				_ = s.Close()
+			}
+		})
 	}
+	wg.Wait()
 	return nil
 }
 
