@@ -51,11 +51,33 @@ type testServer struct {
 	Keys     *keys.Set
 }
 
-func newTestServer(t testing.TB) *testServer {
+// serverOptions vary newTestServer.
+type serverOptions struct {
+	store    storage.Storage
+	replicas int
+	cacheTTL time.Duration
+	tz       *time.Location
+}
+
+type serverOption func(*serverOptions)
+
+func withStore(s storage.Storage) serverOption      { return func(o *serverOptions) { o.store = s } }
+func withReplicas(n int) serverOption               { return func(o *serverOptions) { o.replicas = n } }
+func withClientCache(d time.Duration) serverOption  { return func(o *serverOptions) { o.cacheTTL = d } }
+func withLimitZone(loc *time.Location) serverOption { return func(o *serverOptions) { o.tz = loc } }
+
+func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Helper()
-	store, err := embedded.OpenMemory()
-	if err != nil {
-		t.Fatal(err)
+	o := serverOptions{replicas: 1}
+	for _, f := range opts {
+		f(&o)
+	}
+	store := o.store
+	if store == nil {
+		var err error
+		if store, err = embedded.OpenMemory(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	ks, _, err := keys.Load(context.Background(), store)
@@ -71,8 +93,9 @@ func newTestServer(t testing.TB) *testServer {
 	gh := grants.NewHandler(store, ks, grants.Policy{
 		Issuer: ts.URL, Audience: []string{"https://api.example.com"},
 		ClientCredentialsTTL: 3 * time.Hour, PasswordTTL: 24 * time.Hour, RefreshTTL: 14 * 24 * time.Hour,
-		RefreshGrace: 5 * time.Second, FailedLoginLimit: 3,
-	}, grants.WithClock(ts.Clock.Now), grants.WithLogger(log),
+		RefreshGrace: 5 * time.Second, FailedLoginLimit: 3, ReuseMinRemaining: 5 * time.Minute,
+		ClientCacheTTL: o.cacheTTL, DailyLimitLocation: o.tz,
+	}, grants.WithClock(ts.Clock.Now), grants.WithLogger(log), grants.WithReplicas(func() int { return o.replicas }),
 		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }))
 	pub := &server.Public{Issuer: ts.URL, Grants: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Now: ts.Clock.Now}
 	pubSrv.Config.Handler = pub.Handler()
