@@ -64,7 +64,7 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func openStore(ctx context.Context, cfg config.Config) (storage.Storage, error) {
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (storage.Storage, error) {
 	kind, rest, err := config.ParseStorage(cfg.Storage)
 	if err != nil {
 		return nil, err
@@ -75,6 +75,7 @@ func openStore(ctx context.Context, cfg config.Config) (storage.Storage, error) 
 	case config.StorageFile:
 		return embedded.OpenFile(rest)
 	default:
+		redisstore.SetLogger(log)
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		return redisstore.Open(ctx, rest)
@@ -83,7 +84,7 @@ func openStore(ctx context.Context, cfg config.Config) (storage.Storage, error) 
 
 // serve runs both listeners until ctx ends, then shuts them down gracefully.
 func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
-	store, err := openStore(ctx, cfg)
+	store, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

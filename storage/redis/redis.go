@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -558,3 +559,13 @@ func (s *Store) Ping(ctx context.Context) error { return fail(s.rdb.Ping(ctx).Er
 
 // Close implements storage.Storage.
 func (s *Store) Close() error { return s.rdb.Close() }
+
+// slogAdapter sends go-redis's own messages (Sentinel failovers, reconnects) to our logger.
+type slogAdapter struct{ log *slog.Logger }
+
+func (a slogAdapter) Printf(ctx context.Context, format string, v ...any) {
+	a.log.InfoContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}
+
+// SetLogger routes go-redis's messages to log. go-redis has one process-wide logger.
+func SetLogger(log *slog.Logger) { goredis.SetLogger(slogAdapter{log}) }

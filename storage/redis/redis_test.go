@@ -32,3 +32,8 @@ func TestCluster(t *testing.T) {
 	url := redistest.StartCluster(t, 3)
 	conformance.RunTests(t, func(t *testing.T) storage.Storage { return open(t, url) })
 }
+
+func TestSentinel(t *testing.T) {
+	url := redistest.StartSentinel(t)
+	conformance.RunTests(t, func(t *testing.T) storage.Storage { return open(t, url) })
+}

@@ -146,3 +146,38 @@ func StartCluster(t testing.TB, n int) string {
 	}
 	return fmt.Sprintf("redis+cluster://%s", strings.Join(addrs, ","))
 }
+
+// StartSentinel starts a master and one Sentinel monitoring it as "tokensmith", and returns
+// the redis+sentinel:// URL.
+func StartSentinel(t testing.TB) string {
+	t.Helper()
+	master := Start(t)
+	port := freePort(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor tokensmith %s 1\nsentinel down-after-milliseconds tokensmith 2000\n",
+		port, dir, strings.Replace(master.Addr, ":", " ", 1))
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{t: t, Addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir,
+		args: []string{conf, "--sentinel", "--logfile", filepath.Join(dir, "redis.log")}}
+	s.cmd = exec.Command(binary(t))
+	s.start()
+	t.Cleanup(s.Stop)
+	// Wait until the Sentinel knows the master.
+	rdb := goredis.NewSentinelClient(&goredis.Options{Addr: s.Addr})
+	defer rdb.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		addr, err := rdb.GetMasterAddrByName(context.Background(), "tokensmith").Result()
+		if err == nil && len(addr) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sentinel does not know the master: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "redis+sentinel://" + s.Addr + "/tokensmith"
+}
