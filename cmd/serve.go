@@ -107,7 +107,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	go func() { replicas.Run(ctx); close(heartbeats) }()
 	// Deregister before the store closes, so the other replicas stop counting this one at once.
 	defer func() { <-heartbeats }()
-	gh := grants.NewHandler(store, keyset, grants.Policy{
+	gh := grants.NewHandler(storage.WithTimeout(store, cfg.StoreTimeout.D()), keyset, grants.Policy{
 		Issuer:               cfg.Issuer,
 		Audience:             cfg.Audience,
 		ClientCredentialsTTL: cfg.Tokens.ClientCredentialsTTL.D(),
@@ -121,7 +121,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}, grants.WithLogger(log), grants.WithReplicas(replicas.Live),
 		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }))
 
-	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: store, Metrics: m, Log: log, StoreTimeout: cfg.StoreTimeout.D()}
+	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: store, Metrics: m, Log: log}
 	adm := &server.Admin{TokenHash: secret.Hash(adminToken), Registry: reg, Keys: keyset, Store: store, Metrics: m, Log: log, Version: Version}
 
 	pubLn, err := net.Listen("tcp", cfg.Listen)

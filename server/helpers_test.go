@@ -90,7 +90,7 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	pubSrv.Start()
 	t.Cleanup(pubSrv.Close)
 	ts.URL = pubSrv.URL
-	gh := grants.NewHandler(store, ks, grants.Policy{
+	gh := grants.NewHandler(storage.WithTimeout(store, 500*time.Millisecond), ks, grants.Policy{
 		Issuer: ts.URL, Audience: []string{"https://api.example.com"},
 		ClientCredentialsTTL: 3 * time.Hour, PasswordTTL: 24 * time.Hour, RefreshTTL: 14 * 24 * time.Hour,
 		RefreshGrace: 5 * time.Second, FailedLoginLimit: 3, ReuseMinRemaining: 5 * time.Minute,

@@ -25,9 +25,6 @@ type Public struct {
 	Log     *slog.Logger
 	// Now is the clock for expires_in; time.Now when nil.
 	Now func() time.Time
-	// StoreTimeout bounds one token request's store work, so an unreachable store is a quick
-	// 503 (default 800ms).
-	StoreTimeout time.Duration
 }
 
 // JWKSMaxAge is how long resource servers may cache the JWKS.
@@ -38,9 +35,7 @@ func (p *Public) Handler() http.Handler {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
-	if p.StoreTimeout <= 0 {
-		p.StoreTimeout = 800 * time.Millisecond
-	}
+
 	r := newEngine(p.Log)
 	r.POST("/oauth2/token", p.token)
 	r.GET("/.well-known/jwks.json", p.jwks)
@@ -75,10 +70,8 @@ func (p *Public) token(c *gin.Context) {
 		if known(req.GrantType) {
 			grant = req.GrantType
 		}
-		ctx, cancel := context.WithTimeout(c.Request.Context(), p.StoreTimeout)
-		defer cancel()
 		var tok *grants.Token
-		if tok, err = p.Grants.Token(ctx, req); err == nil {
+		if tok, err = p.Grants.Token(c.Request.Context(), req); err == nil {
 			noStore(c)
 			c.JSON(http.StatusOK, p.render(tok))
 			return

@@ -50,11 +50,18 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 	login := url.Values{"grant_type": {"password"}, "username": {"dave"}, "password": {"dave-password"}}
 
 	// Warm up: load the Lua scripts (EVALSHA falls back to EVAL once) and fill the client cache.
-	for _, c := range [][2]string{{plainID, plainSec}, {limitID, limitSec}, {reuseID, reuseSec}} {
-		ts.form(t, c[0], c[1], cc)
+	mustOK := func(r reply) reply {
+		t.Helper()
+		if r.Status != 200 {
+			t.Fatalf("warm-up: %d %s", r.Status, r.RawBody)
+		}
+		return r
 	}
-	warm := ts.form(t, pwID, pwSec, login)
-	ts.form(t, pwID, pwSec, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {warm.str("refresh_token")}})
+	for _, c := range [][2]string{{plainID, plainSec}, {limitID, limitSec}, {reuseID, reuseSec}} {
+		mustOK(ts.form(t, c[0], c[1], cc))
+	}
+	warm := mustOK(ts.form(t, pwID, pwSec, login))
+	mustOK(ts.form(t, pwID, pwSec, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {warm.str("refresh_token")}}))
 	// A new pool for the reuse client, so its next request is a fresh issuance.
 	reuseID2, reuseSec2 := ts.client(t, registry.ClientInput{Reuse: ptr(true)})
 	// Authenticate once so its record is cached; the request itself is refused (grant not allowed).
