@@ -17,11 +17,7 @@ var _ Grant = (*clientCredentials)(nil)
 func (g *clientCredentials) Type() oauth2.GrantType { return oauth2.ClientCredentials }
 
 func (g *clientCredentials) Handle(ctx context.Context, c *Client, r *Request) (*Token, error) {
-	scope, err := resolveScope(c.Scopes, r.Params[protocol.ParamScope])
-	if err != nil {
-		return nil, err
-	}
-	aud, err := g.resolveAudience(c, r.Params[protocol.ParamAudience])
+	scope, aud, err := g.target(c, r)
 	if err != nil {
 		return nil, err
 	}

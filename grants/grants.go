@@ -253,6 +253,15 @@ func validScopeToken(s string) bool {
 	return true
 }
 
+// target resolves the scope and audience a new token is asked for (RFC 6749 §3.3, RFC 8707).
+func (c *core) target(cl *Client, r *Request) (scope string, aud []string, err error) {
+	if scope, err = resolveScope(cl.Scopes, r.Params[protocol.ParamScope]); err != nil {
+		return "", nil, err
+	}
+	aud, err = c.resolveAudience(cl, r.Params[protocol.ParamAudience])
+	return scope, aud, err
+}
+
 // resolveAudience picks the aud: the requested one if the client may have it, else all of the
 // client's audiences (or the server default).
 func (c *core) resolveAudience(cl *Client, requested string) ([]string, error) {

@@ -41,9 +41,12 @@ func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, m
 	if !cl.Reuse {
 		return c.admitAndMint(ctx, adm, mint)
 	}
-	// Identical requests in flight on this replica share one admission and one token.
+	// Identical requests in flight on this replica share one admission and one token. The
+	// shared work must not die with whichever caller started it (each store call has its own
+	// deadline).
 	key := adm.Pool.ClientID + "\x00" + adm.Pool.Subject + "\x00" + adm.Pool.Scope + "\x00" + adm.Pool.Audience
-	v, err, _ := c.pools.Do(key, func() (any, error) { return c.admitAndMint(ctx, adm, mint) })
+	shared := context.WithoutCancel(ctx)
+	v, err, _ := c.pools.Do(key, func() (any, error) { return c.admitAndMint(shared, adm, mint) })
 	if err != nil {
 		return nil, err
 	}

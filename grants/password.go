@@ -41,11 +41,7 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 	if username == "" || pw == "" {
 		return nil, protocol.Errorf(protocol.InvalidRequest, "username and password are required")
 	}
-	scope, err := resolveScope(c.Scopes, r.Params[protocol.ParamScope])
-	if err != nil {
-		return nil, err
-	}
-	aud, err := g.resolveAudience(c, r.Params[protocol.ParamAudience])
+	scope, aud, err := g.target(c, r)
 	if err != nil {
 		return nil, err
 	}

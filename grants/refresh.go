@@ -53,7 +53,11 @@ func (g *refresh) Handle(ctx context.Context, c *Client, r *Request) (*Token, er
 		// Without a grace window a second presentation must fail, so callers are not merged.
 		return do()
 	}
-	v, err, _ := g.flight.Do(c.ID+"\x00"+hash+"\x00"+scope, func() (any, error) { return do() })
+	// Callers share the rotation; it must not die with whichever of them started it.
+	shared := context.WithoutCancel(ctx)
+	v, err, _ := g.flight.Do(c.ID+"\x00"+hash+"\x00"+scope, func() (any, error) {
+		return g.rotate(shared, c, raw, family, hash, scope, grace)
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -155,15 +155,7 @@ func (ts *testServer) post(t *testing.T, contentType, body string, header map[st
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := reply{Status: resp.StatusCode, Header: resp.Header, RawBody: string(raw)}
-	_ = json.Unmarshal(raw, &r.Body)
-	return r
+	return send(t, req)
 }
 
 // form posts form values with HTTP Basic client authentication.
@@ -193,6 +185,12 @@ func (ts *testServer) admin(t *testing.T, method, path, body string) reply {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return send(t, req)
+}
+
+// send performs req and decodes the JSON answer.
+func send(t testing.TB, req *http.Request) reply {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
