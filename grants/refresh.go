@@ -48,10 +48,9 @@ func (g *refresh) Handle(ctx context.Context, c *Client, r *Request) (*Token, er
 		grace = *c.RefreshGrace
 	}
 	scope := r.Params[protocol.ParamScope]
-	do := func() (*Token, error) { return g.rotate(ctx, c, raw, family, hash, scope, grace) }
 	if grace <= 0 {
 		// Without a grace window a second presentation must fail, so callers are not merged.
-		return do()
+		return g.rotate(ctx, c, raw, family, hash, scope, grace)
 	}
 	// Callers share the rotation; it must not die with whichever of them started it.
 	shared := context.WithoutCancel(ctx)
