@@ -222,6 +222,7 @@ func TestRedisOutage(t *testing.T) {
 		}()
 	}
 	time.Sleep(500 * time.Millisecond)
+	goroutinesBefore := goroutines(t, p)
 	srv.Stop()
 	phase.Store("down")
 	time.Sleep(1500 * time.Millisecond)
@@ -253,6 +254,13 @@ func TestRedisOutage(t *testing.T) {
 	if recovered == 0 {
 		t.Fatal("no 200 within 10s of Redis coming back")
 	}
+	// Nothing that waited on the dead Redis is left behind.
+	time.Sleep(time.Second)
+	if after := goroutines(t, p); after > goroutinesBefore+10 {
+		t.Errorf("goroutines grew from %d to %d across the outage", goroutinesBefore, after)
+	} else {
+		t.Logf("goroutines before the outage %d, after recovery %d", goroutinesBefore, after)
+	}
 
 	counts := map[string]int{}
 	var slowest time.Duration
@@ -278,4 +286,25 @@ func TestRedisOutage(t *testing.T) {
 	if strings.Contains(buf.String(), "panic") {
 		t.Fatalf("panic in the server log:\n%s", buf.String())
 	}
+}
+
+// goroutines reads go_goroutines from the replica's /metrics.
+func goroutines(t *testing.T, p *proc) int {
+	t.Helper()
+	resp, err := http.Get(p.adminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
+			var n int
+			fmt.Sscan(v, &n)
+			return n
+		}
+	}
+	t.Fatal("no go_goroutines in /metrics")
+	return 0
 }
