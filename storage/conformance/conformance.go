@@ -449,38 +449,41 @@ func testReusePool(t *testing.T, s storage.Storage) {
 	}
 }
 
-func testReuseCapacity(t *testing.T, s storage.Storage) {
-	ctx := context.Background()
-	now := time.Now().UTC()
-	const n, capacity = 20, 3
+// admitAll runs n admissions at once and returns their answers.
+func admitAll(t *testing.T, s storage.Storage, n int, mk func(i int) storage.Admission) []storage.Admitted {
+	t.Helper()
+	out := make([]storage.Admitted, n)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	allowed, busy := 0, 0
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got, err := s.Admit(ctx, admission(now, capacity, fmt.Sprintf("r%d", i)))
+		wg.Go(func() {
+			got, err := s.Admit(context.Background(), mk(i))
 			if err != nil {
 				t.Error(err)
-				return
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if got.Allowed {
-				allowed++
-			}
-			if got.Busy {
-				busy++
-			}
-		}()
+			out[i] = got
+		})
 	}
 	wg.Wait()
+	return out
+}
+
+func testReuseCapacity(t *testing.T, s storage.Storage) {
+	now := time.Now().UTC()
+	const n, capacity = 20, 3
+	allowed, busy := 0, 0
+	for _, got := range admitAll(t, s, n, func(i int) storage.Admission { return admission(now, capacity, fmt.Sprintf("r%d", i)) }) {
+		if got.Allowed {
+			allowed++
+		}
+		if got.Busy {
+			busy++
+		}
+	}
 	if allowed != capacity || busy != n-capacity {
 		t.Fatalf("%d racing admissions with capacity %d: %d allowed, %d busy", n, capacity, allowed, busy)
 	}
 	// Reservations lapse if their holder never settles.
-	if got, _ := s.Admit(ctx, admission(now.Add(11*time.Second), capacity, "late")); !got.Allowed {
+	if got, _ := s.Admit(context.Background(), admission(now.Add(11*time.Second), capacity, "late")); !got.Allowed {
 		t.Fatalf("after reservations lapsed: %+v", got)
 	}
 }
@@ -521,31 +524,16 @@ func testDailyLimit(t *testing.T, s storage.Storage) {
 }
 
 func testDailyLimitConcurrent(t *testing.T, s storage.Storage) {
-	ctx := context.Background()
 	now := time.Now().UTC()
 	const n, limit = 60, 25
-	var wg sync.WaitGroup
-	var mu sync.Mutex
 	allowed, limited := 0, 0
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got, err := s.Admit(ctx, limitAdmission(now, limit, "d"))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if got.Allowed {
-				allowed++
-			} else if got.Limited {
-				limited++
-			}
-		}()
+	for _, got := range admitAll(t, s, n, func(int) storage.Admission { return limitAdmission(now, limit, "d") }) {
+		if got.Allowed {
+			allowed++
+		} else if got.Limited {
+			limited++
+		}
 	}
-	wg.Wait()
 	if allowed != limit || limited != n-limit {
 		t.Fatalf("%d concurrent with limit %d: %d allowed, %d limited", n, limit, allowed, limited)
 	}
