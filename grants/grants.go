@@ -130,6 +130,12 @@ func (h *Handler) GrantTypes() []string {
 	return out
 }
 
+// Serves reports whether grant is a grant type this handler serves.
+func (h *Handler) Serves(grant string) bool {
+	_, ok := h.grants[grant]
+	return ok
+}
+
 // Token handles one token request end to end.
 func (h *Handler) Token(ctx context.Context, r *Request) (*Token, error) {
 	if r.GrantType == "" {

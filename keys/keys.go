@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -107,6 +108,8 @@ func (s *Set) replace(stored []storage.SigningKey) error {
 	if st.active == nil {
 		return errors.New("keys: the store holds no active signing key")
 	}
+	// Newest first, for the JWKS and the admin listing; stores return keys in any order.
+	slices.SortStableFunc(st.all, func(a, b *Key) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	jwks, err := renderJWKS(st.all)
 	if err != nil {
 		return err

@@ -67,7 +67,8 @@ func (p *Public) token(c *gin.Context) {
 	}()
 	req, err := ParseTokenRequest(c.Request)
 	if err == nil {
-		if known(req.GrantType) {
+		// Only served grants become metric labels, so label values stay bounded.
+		if p.Grants.Serves(req.GrantType) {
 			grant = req.GrantType
 		}
 		var tok *grants.Token
@@ -79,15 +80,6 @@ func (p *Public) token(c *gin.Context) {
 	}
 	outcome = protocol.As(err).Code
 	writeError(c, p.Log, err)
-}
-
-// known keeps metric labels bounded to the grants we serve.
-func known(g string) bool {
-	switch g {
-	case protocol.GrantClientCredentials, protocol.GrantPassword, protocol.GrantRefreshToken:
-		return true
-	}
-	return false
 }
 
 func (p *Public) render(t *grants.Token) tokenResponse {

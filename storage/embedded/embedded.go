@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/tidwall/buntdb"
@@ -264,11 +263,9 @@ func (s *Store) EnsureSigningKey(_ context.Context, candidate storage.SigningKey
 	return keys, created, err
 }
 
-// ListSigningKeys implements storage.Storage; the newest key comes first.
+// ListSigningKeys implements storage.Storage.
 func (s *Store) ListSigningKeys(context.Context) ([]storage.SigningKey, error) {
-	keys, err := list[storage.SigningKey](s, "key:")
-	sort.SliceStable(keys, func(i, j int) bool { return keys[i].CreatedAt.After(keys[j].CreatedAt) })
-	return keys, err
+	return list[storage.SigningKey](s, "key:")
 }
 
 // CreateRefreshToken implements storage.Storage.

@@ -358,7 +358,7 @@ func (s *Store) EnsureSigningKey(ctx context.Context, candidate storage.SigningK
 	return keys, n == 1, err
 }
 
-// ListSigningKeys implements storage.Storage; the newest key comes first.
+// ListSigningKeys implements storage.Storage.
 func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
 	vals, err := s.rdb.HVals(ctx, keysKey).Result()
 	if err != nil {
@@ -371,11 +371,6 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 			return nil, err
 		}
 		out = append(out, k)
-	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j].CreatedAt.After(out[j-1].CreatedAt); j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
 	}
 	return out, nil
 }
