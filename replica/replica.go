@@ -46,7 +46,7 @@ func (r *Registry) Beat(ctx context.Context) error {
 	now := time.Now()
 	rep := r.self
 	rep.ExpiresAt = now.Add(r.timeout).UTC()
-	if err := r.store.Heartbeat(ctx, rep); err != nil {
+	if err := r.store.Heartbeat(ctx, rep, now); err != nil {
 		return err
 	}
 	all, err := r.store.Replicas(ctx, now)
@@ -78,8 +78,9 @@ func (r *Registry) Run(ctx context.Context) {
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			rep := r.self
-			rep.ExpiresAt = time.Now().Add(-time.Millisecond).UTC()
-			_ = r.store.Heartbeat(dctx, rep)
+			now := time.Now()
+			rep.ExpiresAt = now.Add(-time.Millisecond).UTC()
+			_ = r.store.Heartbeat(dctx, rep, now)
 			cancel()
 			return
 		case <-t.C:

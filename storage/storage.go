@@ -56,8 +56,8 @@ type Storage interface {
 	// FamilyRevoked reports whether the family has been revoked.
 	FamilyRevoked(ctx context.Context, familyID string) (bool, error)
 
-	// Heartbeat records that replica r is alive until r.ExpiresAt.
-	Heartbeat(ctx context.Context, r Replica) error
+	// Heartbeat records, at now, that replica r is alive until r.ExpiresAt.
+	Heartbeat(ctx context.Context, r Replica, now time.Time) error
 	// Replicas lists the replicas whose heartbeat has not expired at now.
 	Replicas(ctx context.Context, now time.Time) ([]Replica, error)
 

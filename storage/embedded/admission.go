@@ -14,8 +14,8 @@ import (
 )
 
 // Heartbeat implements storage.Storage.
-func (s *Store) Heartbeat(_ context.Context, r storage.Replica) error {
-	return s.db.Update(func(tx *buntdb.Tx) error { return put(tx, "replica:"+r.ID, r, r.ExpiresAt) })
+func (s *Store) Heartbeat(_ context.Context, r storage.Replica, now time.Time) error {
+	return s.db.Update(func(tx *buntdb.Tx) error { return put(tx, "replica:"+r.ID, r, now, r.ExpiresAt) })
 }
 
 // Replicas implements storage.Storage.
@@ -95,12 +95,12 @@ func (s *Store) Admit(_ context.Context, a storage.Admission) (out storage.Admit
 				out.Limited = true
 				return nil
 			}
-			if _, _, err := tx.Set(counterKey(a), strconv.Itoa(n+1), &buntdb.SetOptions{Expires: true, TTL: time.Until(a.ResetAt) + time.Minute}); err != nil {
+			if _, _, err := tx.Set(counterKey(a), strconv.Itoa(n+1), expiry(a.Now, a.ResetAt.Add(time.Minute))); err != nil {
 				return err
 			}
 		}
 		if a.Reuse {
-			if err := put(tx, poolPrefix(a.Pool)+a.Reservation, poolEntry{Until: a.ReserveUntil}, a.ReserveUntil); err != nil {
+			if err := put(tx, poolPrefix(a.Pool)+a.Reservation, poolEntry{Until: a.ReserveUntil}, a.Now, a.ReserveUntil); err != nil {
 				return err
 			}
 		}
@@ -117,7 +117,7 @@ func (s *Store) Settle(_ context.Context, st storage.Settlement) error {
 		if a.Reuse {
 			_, _ = tx.Delete(poolPrefix(a.Pool) + a.Reservation)
 			if st.Token != nil {
-				if err := put(tx, poolPrefix(a.Pool)+st.Token.JTI, poolEntry{Until: st.Token.ExpiresAt, Token: st.Token}, st.Token.ExpiresAt); err != nil {
+				if err := put(tx, poolPrefix(a.Pool)+st.Token.JTI, poolEntry{Until: st.Token.ExpiresAt, Token: st.Token}, a.Now, st.Token.ExpiresAt); err != nil {
 					return err
 				}
 			}
@@ -125,7 +125,7 @@ func (s *Store) Settle(_ context.Context, st storage.Settlement) error {
 		if st.Token == nil && a.Limit > 0 {
 			if v, err := tx.Get(counterKey(a)); err == nil {
 				if n, _ := strconv.Atoi(v); n > 0 {
-					_, _, err = tx.Set(counterKey(a), strconv.Itoa(n-1), &buntdb.SetOptions{Expires: true, TTL: time.Until(a.ResetAt) + time.Minute})
+					_, _, err = tx.Set(counterKey(a), strconv.Itoa(n-1), expiry(a.Now, a.ResetAt.Add(time.Minute)))
 					return err
 				}
 			}

@@ -93,18 +93,37 @@ func get[T any](tx *buntdb.Tx, key string) (T, error) {
 	return v, nil
 }
 
-// put stores v under key; a non-zero expiresAt makes buntdb drop it then.
-func put(tx *buntdb.Tx, key string, v any, expiresAt time.Time) error {
+// put stores v under key. A non-zero expiresAt makes buntdb drop it expiresAt-now later: the
+// lifetime is measured on the caller's clock (now), never on the wall clock, so a caller that
+// passes its own time (tests, a replica with a skewed clock) gets the lifetime it asked for.
+// Whether a record is still valid is always decided against the caller's now as well; buntdb's
+// expiry only collects garbage.
+func put(tx *buntdb.Tx, key string, v any, now, expiresAt time.Time) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, _, err = tx.Set(key, string(b), expiry(now, expiresAt))
+	return err
+}
+
+// expiry is the buntdb option for a record that lives until expiresAt on a clock reading now;
+// nil (kept for good) when expiresAt is zero.
+func expiry(now, expiresAt time.Time) *buntdb.SetOptions {
+	if expiresAt.IsZero() {
+		return nil
+	}
+	return &buntdb.SetOptions{Expires: true, TTL: max(expiresAt.Sub(now), time.Millisecond)}
+}
+
+// replace overwrites the record under key and keeps the time it has left.
+func replace(tx *buntdb.Tx, key string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	var opts *buntdb.SetOptions
-	if !expiresAt.IsZero() {
-		ttl := time.Until(expiresAt)
-		if ttl <= 0 {
-			ttl = time.Millisecond
-		}
+	if ttl, err := tx.TTL(key); err == nil && ttl > 0 {
 		opts = &buntdb.SetOptions{Expires: true, TTL: ttl}
 	}
 	_, _, err = tx.Set(key, string(b), opts)
@@ -142,7 +161,7 @@ func (s *Store) CreateClient(_ context.Context, c storage.Client) error {
 		if exists(tx, clientKey(c.ID)) {
 			return storage.ErrAlreadyExists
 		}
-		return put(tx, clientKey(c.ID), c, time.Time{})
+		return put(tx, clientKey(c.ID), c, time.Time{}, time.Time{})
 	})
 }
 
@@ -170,7 +189,7 @@ func (s *Store) UpdateClient(_ context.Context, id string, fn func(*storage.Clie
 			return err
 		}
 		c.ID = id
-		return put(tx, clientKey(id), c, time.Time{})
+		return put(tx, clientKey(id), c, time.Time{}, time.Time{})
 	})
 	return c, err
 }
@@ -195,7 +214,7 @@ func (s *Store) CreateUser(_ context.Context, u storage.User) error {
 		if _, _, err := tx.Set(usernameKey(u.Username), u.ID, nil); err != nil {
 			return err
 		}
-		return put(tx, userKey(u.ID), u, time.Time{})
+		return put(tx, userKey(u.ID), u, time.Time{}, time.Time{})
 	})
 }
 
@@ -254,7 +273,7 @@ func (s *Store) EnsureSigningKey(_ context.Context, candidate storage.SigningKey
 			return nil
 		}
 		created = true
-		return put(tx, signingKeyKey(candidate.ID), candidate, time.Time{})
+		return put(tx, signingKeyKey(candidate.ID), candidate, time.Time{}, time.Time{})
 	})
 	if err != nil {
 		return nil, false, err
@@ -275,10 +294,10 @@ func (s *Store) CreateRefreshToken(_ context.Context, t storage.RefreshToken) er
 			return storage.ErrAlreadyExists
 		}
 		f := family{ClientID: t.ClientID, Subject: t.Subject, ExpiresAt: t.ExpiresAt}
-		if err := put(tx, familyKey(t.FamilyID), f, t.ExpiresAt); err != nil {
+		if err := put(tx, familyKey(t.FamilyID), f, t.IssuedAt, t.ExpiresAt); err != nil {
 			return err
 		}
-		return put(tx, refreshKey(t.FamilyID, t.Hash), t, t.ExpiresAt)
+		return put(tx, refreshKey(t.FamilyID, t.Hash), t, t.IssuedAt, t.ExpiresAt)
 	})
 }
 
@@ -318,21 +337,21 @@ func (s *Store) RotateRefreshToken(_ context.Context, r storage.Rotation) (out s
 			}
 			fam.Revoked = true
 			replay = true
-			return put(tx, familyKey(r.FamilyID), fam, fam.ExpiresAt)
+			return replace(tx, familyKey(r.FamilyID), fam)
 		}
 		old.UsedAt = r.Now
 		old.Successor = r.Sealed
-		if err := put(tx, refreshKey(r.FamilyID, r.Hash), old, old.ExpiresAt); err != nil {
+		if err := replace(tx, refreshKey(r.FamilyID, r.Hash), old); err != nil {
 			return err
 		}
 		if r.Next.ExpiresAt.After(fam.ExpiresAt) {
 			fam.ExpiresAt = r.Next.ExpiresAt
 		}
-		if err := put(tx, familyKey(r.FamilyID), fam, fam.ExpiresAt); err != nil {
+		if err := put(tx, familyKey(r.FamilyID), fam, r.Now, fam.ExpiresAt); err != nil {
 			return err
 		}
 		out = storage.Rotated{Fresh: true, Sealed: r.Sealed}
-		return put(tx, refreshKey(r.Next.FamilyID, r.Next.Hash), r.Next, r.Next.ExpiresAt)
+		return put(tx, refreshKey(r.Next.FamilyID, r.Next.Hash), r.Next, r.Now, r.Next.ExpiresAt)
 	})
 	if err == nil && replay {
 		return storage.Rotated{}, storage.ErrReplay
@@ -348,7 +367,7 @@ func (s *Store) RevokeFamily(_ context.Context, familyID string) error {
 			return err
 		}
 		fam.Revoked = true
-		return put(tx, familyKey(familyID), fam, fam.ExpiresAt)
+		return replace(tx, familyKey(familyID), fam)
 	})
 }
 

@@ -388,7 +388,7 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) 
 		return err
 	}
 	n, err := createRefresh.Run(ctx, s.rdb, []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)},
-		t.ClientID, ms(t.ExpiresAt), data).Int()
+		t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt)).Int()
 	if err != nil {
 		return fail(err)
 	}
@@ -471,12 +471,12 @@ func (s *Store) FamilyRevoked(ctx context.Context, familyID string) (bool, error
 }
 
 // Heartbeat implements storage.Storage.
-func (s *Store) Heartbeat(ctx context.Context, r storage.Replica) error {
+func (s *Store) Heartbeat(ctx context.Context, r storage.Replica, now time.Time) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return fail(heartbeat.Run(ctx, s.rdb, []string{replicasLive, replicasInfo}, r.ID, ms(r.ExpiresAt), b, ms(time.Now())).Err())
+	return fail(heartbeat.Run(ctx, s.rdb, []string{replicasLive, replicasInfo}, r.ID, ms(r.ExpiresAt), b, ms(now)).Err())
 }
 
 // Replicas implements storage.Storage.
@@ -539,7 +539,7 @@ func (s *Store) Settle(ctx context.Context, st storage.Settlement) error {
 		jti, until = st.Token.JTI, ms(st.Token.ExpiresAt)
 	}
 	return fail(settle.Run(ctx, s.rdb, []string{poolKey(a.Pool), counterKey(a.Pool, a.Day)},
-		flag(a.Reuse), a.Reservation, jti, until, payload, a.Limit).Err())
+		flag(a.Reuse), a.Reservation, jti, until, payload, a.Limit, ms(a.Now)).Err())
 }
 
 func flag(b bool) string {

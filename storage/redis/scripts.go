@@ -13,13 +13,17 @@ if redis.call('HLEN', KEYS[1]) == 0 then
 end
 return 0`)
 
-// createRefresh starts a family. KEYS: family, token. ARGV: client, exp_ms, data.
+// Lifetimes are set with PEXPIRE from the caller's clock (exp - now), never PEXPIREAT: the
+// caller's now decides what is valid, Redis's own clock only collects garbage.
+
+// createRefresh starts a family. KEYS: family, token. ARGV: client, exp_ms, data, now_ms.
 var createRefresh = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local ttl = math.max(tonumber(ARGV[2]) - tonumber(ARGV[4]), 1)
 redis.call('HSET', KEYS[1], 'exp', ARGV[2])
-redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('HSET', KEYS[2], 'client', ARGV[1], 'exp', ARGV[2], 'data', ARGV[3])
-redis.call('PEXPIREAT', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ttl)
 return 1`)
 
 // rotate is storage.Rotation. KEYS: old token, family, next token.
@@ -41,10 +45,10 @@ if ARGV[6] == '' then return {'notfound'} end
 redis.call('HSET', KEYS[1], 'used', ARGV[2], 'succ', ARGV[4])
 local nexp = tonumber(ARGV[5])
 redis.call('HSET', KEYS[3], 'client', ARGV[1], 'exp', ARGV[5], 'data', ARGV[6])
-redis.call('PEXPIREAT', KEYS[3], nexp)
+redis.call('PEXPIRE', KEYS[3], math.max(nexp - now, 1))
 if nexp > tonumber(fam[2]) then
   redis.call('HSET', KEYS[2], 'exp', ARGV[5])
-  redis.call('PEXPIREAT', KEYS[2], nexp)
+  redis.call('PEXPIRE', KEYS[2], math.max(nexp - now, 1))
 end
 return {'fresh', ARGV[4]}`)
 
@@ -100,22 +104,24 @@ if limit > 0 then
   local n = tonumber(redis.call('GET', KEYS[2]) or '0')
   if n >= limit then return {'limited'} end
   redis.call('INCR', KEYS[2])
-  redis.call('PEXPIREAT', KEYS[2], tonumber(ARGV[8]) + 60000)
+  redis.call('PEXPIRE', KEYS[2], math.max(tonumber(ARGV[8]) + 60000 - now, 1))
 end
 if ARGV[2] == '1' then
   redis.call('HSET', KEYS[1], ARGV[5], ARGV[6] .. '|R')
-  if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[6]) then redis.call('PEXPIREAT', KEYS[1], ARGV[6]) end
+  local ttl = tonumber(ARGV[6]) - now
+  if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], math.max(ttl, 1)) end
 end
 return {'allowed'}`)
 
 // settle is storage.Settlement. KEYS: pool hash, day counter.
-// ARGV: reuse (0/1), reservation, jti, token_until_ms, token_json (” = failed), limit.
+// ARGV: reuse (0/1), reservation, jti, token_until_ms, token_json ('' = failed), limit, now_ms.
 var settle = goredis.NewScript(`
 if ARGV[1] == '1' then
   redis.call('HDEL', KEYS[1], ARGV[2])
   if ARGV[5] ~= '' then
     redis.call('HSET', KEYS[1], ARGV[3], ARGV[4] .. '|T|' .. ARGV[5])
-    if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
+    local ttl = tonumber(ARGV[4]) - tonumber(ARGV[7])
+    if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], math.max(ttl, 1)) end
   end
 end
 if ARGV[5] == '' and tonumber(ARGV[6]) > 0 then
