@@ -84,6 +84,10 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (storag
 
 // serve runs both listeners until ctx ends, then shuts them down gracefully.
 func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
+	// Background work (heartbeats, the change feed) stops with this context; every early
+	// return cancels it before waiting for that work, so an error never waits for a signal.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	store, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -98,7 +102,8 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		return err
 	}
 	m := metrics.New()
-	reg := registry.New(store)
+	bus := replica.NewBus(store, log)
+	reg := registry.New(store, bus)
 	replicas := replica.New(store, cfg.ReplicaTimeout.D(), Version, log)
 	if err := replicas.Beat(ctx); err != nil {
 		return fmt.Errorf("replica registry: %w", err)
@@ -106,8 +111,8 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	heartbeats := make(chan struct{})
 	go func() { replicas.Run(ctx); close(heartbeats) }()
 	// Deregister before the store closes, so the other replicas stop counting this one at once.
-	defer func() { <-heartbeats }()
-	gh := grants.NewHandler(storage.WithTimeout(store, cfg.StoreTimeout.D()), keyset, grants.Policy{
+	defer func() { cancel(); <-heartbeats }()
+	gh := grants.NewHandler(store, keyset, grants.Policy{
 		Issuer:               cfg.Issuer,
 		Audience:             cfg.Audience,
 		ClientCredentialsTTL: cfg.Tokens.ClientCredentialsTTL.D(),
@@ -118,11 +123,16 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		DailyLimitLocation:   cfg.DailyLimitLocation(),
 		FailedLoginLimit:     cfg.Tokens.FailedLoginLimit,
 		ClientCacheTTL:       cfg.ClientCacheTTL.D(),
-	}, grants.WithLogger(log), grants.WithReplicas(replicas.Live),
+		StoreTimeout:         cfg.StoreTimeout.D(),
+	}, grants.WithLogger(log), grants.WithReplicas(replicas.Live), grants.WithChangeFeed(bus.Healthy),
 		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }))
+	bus.Handle(gh.Forget)
+	changes := make(chan struct{})
+	go func() { bus.Run(ctx); close(changes) }()
+	defer func() { cancel(); <-changes }()
 
 	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: store, Metrics: m, Log: log}
-	adm := &server.Admin{TokenHash: secret.Hash(adminToken), Registry: reg, Keys: keyset, Store: store, Metrics: m, Log: log, Version: Version}
+	adm := &server.Admin{TokenHash: secret.Hash(adminToken), Registry: reg, Tokens: gh, Keys: keyset, Store: store, Metrics: m, Log: log, Version: Version}
 
 	pubLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

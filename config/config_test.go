@@ -119,3 +119,14 @@ func TestDurationFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestDurationRefusesOverflowAndNonsense(t *testing.T) {
+	for _, in := range []string{"213504d", "106752d", "36501d", "9223372036854775807d", "-1d", "1.5d", "d", "2562048h", "876001h", "soon"} {
+		if d, err := config.ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q) = %s, want an error", in, d)
+		}
+	}
+	if d, err := config.ParseDuration("36500d"); err != nil || d != config.MaxDuration {
+		t.Errorf("36500d: %s %v, want the maximum", d, err)
+	}
+}

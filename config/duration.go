@@ -11,19 +11,33 @@ import (
 // accepts a whole number of days ("14d"), because refresh lifetimes are usually said in days.
 type Duration time.Duration
 
-// ParseDuration parses a Go duration string or a whole number of days ("14d").
+// MaxDuration is the longest duration accepted anywhere (100 years): far beyond any token
+// lifetime, and far enough from time.Duration's limit (292 years) that adding one to a date
+// cannot overflow.
+const MaxDuration = 100 * 365 * 24 * time.Hour
+
+// ParseDuration parses a Go duration string or a whole number of days ("14d"), up to
+// MaxDuration. Negative Go durations parse; each caller states its own minimum.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
+	var d time.Duration
 	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
+		n, err := strconv.ParseInt(days, 10, 64)
 		if err != nil || n < 0 {
 			return 0, fmt.Errorf("invalid duration %q", s)
 		}
-		return time.Duration(n) * 24 * time.Hour, nil
+		if n > int64(MaxDuration/(24*time.Hour)) {
+			return 0, fmt.Errorf("duration %q is longer than %s", s, FormatDuration(MaxDuration))
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("invalid duration %q (use e.g. 90s, 3h, 14d)", s)
+		}
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("invalid duration %q (use e.g. 90s, 3h, 14d)", s)
+	if d > MaxDuration {
+		return 0, fmt.Errorf("duration %q is longer than %s", s, FormatDuration(MaxDuration))
 	}
 	return d, nil
 }

@@ -2,6 +2,7 @@ package grants
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"log/slog"
 	"slices"
@@ -9,7 +10,7 @@ import (
 	"time"
 
 	"github.com/go-oauth2/oauth2/v4"
-	"github.com/tokensmith/tokensmith/keys"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/secret"
 	"github.com/tokensmith/tokensmith/storage"
@@ -25,6 +26,8 @@ type Request struct {
 	ClientSecret string
 	// AuthMethod is protocol.AuthSecretBasic or protocol.AuthSecretPost.
 	AuthMethod string
+	// Remote is the caller's address, for the failed-login backoff.
+	Remote string
 }
 
 // Token is what a successful grant returns. Times are absolute so a replayed answer (refresh
@@ -58,9 +61,21 @@ type Policy struct {
 	ReuseMinRemaining    time.Duration
 	// DailyLimitLocation is the time zone whose calendar day a daily limit counts (UTC if nil).
 	DailyLimitLocation *time.Location
-	FailedLoginLimit   int
+	// FailedLoginLimit is how many wrong passwords one address may send for one username
+	// before it is slowed down; ten times as many for one username from all addresses slow
+	// down every address that has failed for it (storage.LoginAttempt).
+	FailedLoginLimit int
 	// ClientCacheTTL is how long a replica trusts a client record it read; 0 reads every time.
 	ClientCacheTTL time.Duration
+	// StoreTimeout bounds each store call of a request; 0 means no bound (tests).
+	StoreTimeout time.Duration
+}
+
+// Keys signs new access tokens and finds the public key of a kid, to verify tokens presented
+// for introspection and revocation. keys.Set implements it.
+type Keys interface {
+	Sign(claims jwt.Claims) (string, error)
+	PublicKey(kid string) (*rsa.PublicKey, bool)
 }
 
 // Handler dispatches token requests to grants.
@@ -71,8 +86,8 @@ type Handler struct {
 
 // core is what the grants share.
 type core struct {
-	store  storage.Storage
-	signer keys.Signer
+	store  Store
+	keys   Keys
 	policy Policy
 	now    func() time.Time
 	log    *slog.Logger
@@ -82,6 +97,7 @@ type core struct {
 	replicas func() int
 	pools    singleflight.Group
 	clients  *clientCache
+	trusted  func() bool
 }
 
 // Option configures a Handler.
@@ -99,13 +115,22 @@ func WithIssueHook(fn func(grant string)) Option { return func(c *core) { c.onIs
 // WithReplicas sets the live-replica count used as reuse capacity (default: 1).
 func WithReplicas(live func() int) Option { return func(c *core) { c.replicas = live } }
 
+// WithChangeFeed makes the client cache depend on the change feed: while trusted() is false
+// (the feed is down, so a change on another replica could be missed) every request reads its
+// client from the store. Without it the cache is trusted for ClientCacheTTL.
+func WithChangeFeed(trusted func() bool) Option { return func(c *core) { c.trusted = trusted } }
+
 // NewHandler builds the dispatcher with all grants Tokensmith serves.
-func NewHandler(store storage.Storage, signer keys.Signer, p Policy, opts ...Option) *Handler {
-	c := &core{store: store, signer: signer, policy: p, now: time.Now, log: slog.Default(), replicas: func() int { return 1 }}
+func NewHandler(store Store, k Keys, p Policy, opts ...Option) *Handler {
+	if p.StoreTimeout > 0 {
+		store = deadlineStore{next: store, d: p.StoreTimeout}
+	}
+	c := &core{store: store, keys: k, policy: p, now: time.Now, log: slog.Default(),
+		replicas: func() int { return 1 }, trusted: func() bool { return true }}
 	for _, o := range opts {
 		o(c)
 	}
-	c.clients = newClientCache(p.ClientCacheTTL, c.now)
+	c.clients = newClientCache(p.ClientCacheTTL, c.now, c.trusted)
 	if len(c.policy.Audience) == 0 {
 		c.policy.Audience = []string{p.Issuer}
 	}
@@ -128,6 +153,17 @@ func (h *Handler) GrantTypes() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Forget drops cached copies of a changed record, so the very next request reads it again.
+// An empty kind drops everything (the change feed was down and may have missed changes).
+func (h *Handler) Forget(c storage.Change) {
+	switch c.Kind {
+	case storage.ChangeClient:
+		h.core.clients.drop(c.ID)
+	case "":
+		h.core.clients.clear()
+	}
 }
 
 // Serves reports whether grant is a grant type this handler serves.

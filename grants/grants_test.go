@@ -68,33 +68,3 @@ func TestRefreshTokenFormatAndSealing(t *testing.T) {
 		t.Fatal("another token opened the sealed successor")
 	}
 }
-
-func TestLoginThrottleBacksOff(t *testing.T) {
-	th := newLoginThrottle(2)
-	now := time.Unix(1000, 0)
-	th.fail("u", now)
-	if w := th.wait("u", now); w != 0 {
-		t.Fatalf("blocked after 1 failure: %s", w)
-	}
-	th.fail("u", now)
-	if w := th.wait("u", now); w != time.Second {
-		t.Fatalf("after 2 failures wait %s, want 1s", w)
-	}
-	th.fail("u", now)
-	if w := th.wait("u", now); w != 2*time.Second {
-		t.Fatalf("after 3 failures wait %s, want 2s", w)
-	}
-	if w := th.wait("other", now); w != 0 {
-		t.Fatal("another username is blocked")
-	}
-	for range 40 {
-		th.fail("u", now)
-	}
-	if w := th.wait("u", now); w != maxLoginDelay {
-		t.Fatalf("wait %s, want the cap %s", w, maxLoginDelay)
-	}
-	th.succeed("u")
-	if w := th.wait("u", now); w != 0 {
-		t.Fatal("success did not reset")
-	}
-}

@@ -2,6 +2,7 @@ package grants
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +28,7 @@ func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, m
 	}
 	adm := storage.Admission{
 		Now:  now,
-		Pool: storage.Pool{ClientID: cl.ID, Subject: a.subject, Scope: a.scope, Audience: strings.Join(a.audience, " ")},
+		Pool: poolOf(cl, a.subject, a.scope, a.audience),
 	}
 	if cl.Reuse {
 		adm.Reuse = true
@@ -85,7 +86,8 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 	tok, err := mint(adm.Now)
 	st := storage.Settlement{Admission: adm}
 	if err == nil && adm.Reuse {
-		st.Token = &storage.PooledToken{AccessToken: tok.AccessToken, JTI: tok.jti, Scope: tok.Scope, IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt}
+		fam, _ := FamilyOf(tok.jti)
+		st.Token = &storage.PooledToken{AccessToken: tok.AccessToken, JTI: tok.jti, Family: fam, Scope: tok.Scope, IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt}
 	}
 	if err != nil || adm.Reuse {
 		// A failed settlement only delays: the reservation lapses after reserveFor. The
@@ -95,6 +97,15 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 		}
 	}
 	return tok, err
+}
+
+// poolOf names the reuse pool (and daily count) of a token. The incarnation is the client's
+// creation time, so a client deleted and created again under the same id starts afresh.
+func poolOf(cl *Client, subject, scope string, audience []string) storage.Pool {
+	return storage.Pool{
+		ClientID: cl.ID, Incarnation: strconv.FormatInt(cl.CreatedAt.UnixNano(), 36),
+		Subject: subject, Scope: scope, Audience: strings.Join(audience, " "),
+	}
 }
 
 // dayWindow names the calendar day of now in loc and when it ends.

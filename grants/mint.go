@@ -43,6 +43,21 @@ func (a Audience) MarshalJSON() ([]byte, error) {
 	return json.Marshal([]string(a))
 }
 
+// UnmarshalJSON implements json.Unmarshaler: a string or an array of strings.
+func (a *Audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = Audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*a = many
+	return nil
+}
+
 // GetExpirationTime implements jwt.Claims.
 func (c AccessClaims) GetExpirationTime() (*jwt.NumericDate, error) {
 	return jwt.NewNumericDate(time.Unix(c.ExpiresAt, 0)), nil
@@ -101,7 +116,7 @@ func (c *core) mint(grant string, a access, now time.Time) (minted, error) {
 		ClientID: a.clientID, Scope: a.scope, IssuedAt: iat.Unix(), ExpiresAt: exp.Unix(),
 		ID: newJTI(a.family),
 	}
-	tok, err := c.signer.Sign(claims)
+	tok, err := c.keys.Sign(claims)
 	if err != nil {
 		return minted{}, err
 	}

@@ -2,7 +2,6 @@ package grants
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -16,16 +15,11 @@ import (
 // password is RFC 6749 §4.3 (the seeds' tokens.make and ATOL login): a user's username and
 // password for a token whose sub is the user id, plus a refresh token when the client is
 // allowed the refresh_token grant.
-type password struct {
-	*core
-	throttle *loginThrottle
-}
+type password struct{ *core }
 
 var _ Grant = (*password)(nil)
 
-func newPassword(c *core) *password {
-	return &password{core: c, throttle: newLoginThrottle(c.policy.FailedLoginLimit)}
-}
+func newPassword(c *core) *password { return &password{core: c} }
 
 func (g *password) Type() oauth2.GrantType { return oauth2.PasswordCredentials }
 
@@ -36,6 +30,24 @@ var dummyHash = sync.OnceValue(func() []byte {
 	return h
 })
 
+// The failed-login backoff (storage.LoginAttempt): counts lapse after loginWindow, delays stop
+// doubling at maxLoginDelay, and a username's ceiling over all addresses is userLimitFactor
+// times the per-address limit.
+const (
+	maxPasswordLen  = 72
+	maxLoginDelay   = 15 * time.Minute
+	loginWindow     = 15 * time.Minute
+	userLimitFactor = 10
+)
+
+func (g *password) attempt(username, remote string, now time.Time) storage.LoginAttempt {
+	limit := max(g.policy.FailedLoginLimit, 1)
+	return storage.LoginAttempt{
+		Username: username, Remote: remote, Now: now,
+		Limit: limit, UserLimit: limit * userLimitFactor, MaxDelay: maxLoginDelay, Window: loginWindow,
+	}
+}
+
 func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, error) {
 	username, pw := r.Params[protocol.ParamUsername], r.Params[protocol.ParamPassword]
 	if username == "" || pw == "" {
@@ -45,29 +57,12 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 	if err != nil {
 		return nil, err
 	}
-	now := g.now()
-	if wait := g.throttle.wait(username, now); wait > 0 {
-		e := protocol.Errorf(protocol.RateLimited, "too many failed logins for this username, retry later")
-		e.RetryAfter = int((wait + time.Second - 1) / time.Second)
-		return nil, e
+	u, err := g.checkPassword(ctx, username, pw, r.Remote)
+	if err != nil {
+		return nil, err
 	}
-	u, err := g.store.GetUserByUsername(ctx, username)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(pw))
-		g.throttle.fail(username, now)
-		return nil, protocol.Errorf(protocol.InvalidGrant, "wrong username or password")
-	case err != nil:
-		return nil, storeError(err)
-	}
-	if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(pw)) != nil {
-		g.throttle.fail(username, now)
-		return nil, protocol.Errorf(protocol.InvalidGrant, "wrong username or password")
-	}
-	g.throttle.succeed(username)
 	// The lifetime starts now, after the deliberately slow password check.
-	now = g.now()
-
+	now := g.now()
 	a := access{
 		clientID: c.ID, subject: u.ID, scope: scope, audience: aud,
 		ttl: orDefault(c.AccessTokenTTL, g.policy.PasswordTTL),
@@ -83,6 +78,40 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 		}
 		return g.login(ctx, c, a, now)
 	})
+}
+
+// checkPassword finds the user and checks the password under the failed-login backoff: one
+// store call for a clean login, one more to count a failure or to clear earlier ones.
+func (g *password) checkPassword(ctx context.Context, username, pw, remote string) (*storage.User, error) {
+	at := g.attempt(username, remote, g.now())
+	st, err := g.store.Login(ctx, at)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	if st.Wait > 0 {
+		e := protocol.Errorf(protocol.RateLimited, "too many failed logins for this username, retry later")
+		e.RetryAfter = int((st.Wait + time.Second - 1) / time.Second)
+		return nil, e
+	}
+	hash := dummyHash()
+	if st.User != nil {
+		hash = st.User.PasswordHash
+	}
+	// bcrypt compares only the first 72 bytes; no stored password is longer, so a longer one
+	// is wrong (and still costs the comparison).
+	match := bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil && len(pw) <= maxPasswordLen
+	if !match || st.User == nil {
+		if err := g.store.LoginFailed(context.WithoutCancel(ctx), at); err != nil {
+			g.log.Warn("counting a failed login failed", "error", err)
+		}
+		return nil, protocol.Errorf(protocol.InvalidGrant, "wrong username or password")
+	}
+	if st.Failed {
+		if err := g.store.LoginSucceeded(ctx, at); err != nil {
+			g.log.Warn("clearing failed logins failed", "error", err)
+		}
+	}
+	return st.User, nil
 }
 
 // login starts a refresh-token family: the access token names it in its jti.
@@ -105,79 +134,4 @@ func (g *password) login(ctx context.Context, c *Client, a access, now time.Time
 	t := m.answer(a.scope)
 	t.RefreshToken, t.RefreshExpiresAt = refresh, rexp
 	return t, nil
-}
-
-// loginThrottle slows down guessing (SPEC §8): after limit consecutive failures for one
-// username, further attempts are refused for a delay that doubles with every failure, up to
-// maxLoginDelay. It is keyed by the username as sent, whether or not it exists.
-type loginThrottle struct {
-	limit int
-	mu    sync.Mutex
-	m     map[string]*loginState
-}
-
-type loginState struct {
-	fails int
-	until time.Time
-}
-
-const (
-	maxLoginDelay = 15 * time.Minute
-	// maxTracked bounds memory under a spray of random usernames.
-	maxTracked = 100_000
-)
-
-func newLoginThrottle(limit int) *loginThrottle {
-	if limit < 1 {
-		limit = 5
-	}
-	return &loginThrottle{limit: limit, m: map[string]*loginState{}}
-}
-
-func (t *loginThrottle) wait(user string, now time.Time) time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if s := t.m[user]; s != nil && now.Before(s.until) {
-		return s.until.Sub(now)
-	}
-	return 0
-}
-
-func (t *loginThrottle) fail(user string, now time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := t.m[user]
-	if s == nil {
-		if len(t.m) >= maxTracked {
-			t.evict(now)
-		}
-		s = &loginState{}
-		t.m[user] = s
-	}
-	s.fails++
-	if over := s.fails - t.limit; over >= 0 {
-		d := maxLoginDelay
-		if over < 20 {
-			d = min(time.Second<<over, maxLoginDelay)
-		}
-		s.until = now.Add(d)
-	}
-}
-
-func (t *loginThrottle) succeed(user string) {
-	t.mu.Lock()
-	delete(t.m, user)
-	t.mu.Unlock()
-}
-
-// evict drops entries that are not blocking anyone; if all are, it starts over rather than grow.
-func (t *loginThrottle) evict(now time.Time) {
-	for k, s := range t.m {
-		if !now.Before(s.until) {
-			delete(t.m, k)
-		}
-	}
-	if len(t.m) >= maxTracked {
-		clear(t.m)
-	}
 }

@@ -71,11 +71,13 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 	} else if err != nil {
 		return nil, storeError(err)
 	}
-	if old.ClientID != c.ID || !now.Before(old.ExpiresAt) {
+	// A token issued before c.NotBefore belongs to a deleted client that had the same id: its
+	// logins ended with it.
+	if old.ClientID != c.ID || !now.Before(old.ExpiresAt) || old.IssuedAt.Before(c.NotBefore) {
 		return nil, errUnknownRefresh
 	}
 
-	rot := storage.Rotation{FamilyID: family, Hash: hash, ClientID: c.ID, Now: now, Grace: grace}
+	rot := storage.Rotation{FamilyID: family, Hash: hash, ClientID: c.ID, UserID: userOf(old.Subject, c.ID), Now: now, Grace: grace}
 	// An unused token is rotated: mint the successor first, then let the store decide
 	// atomically whether this call wins. A used one needs no new pair: the store answers
 	// with the stored successor (grace) or treats it as a replay.
@@ -138,4 +140,13 @@ func narrowScope(granted, requested string) (string, error) {
 		return granted, nil
 	}
 	return resolveScope(strings.Fields(granted), requested)
+}
+
+// userOf is the user id behind a token's subject: every subject but the client's own (the
+// client_credentials grant) is a user, whose deletion ends the token.
+func userOf(subject, clientID string) string {
+	if subject == clientID {
+		return ""
+	}
+	return subject
 }

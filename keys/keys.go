@@ -36,6 +36,12 @@ type Signer interface {
 	Sign(claims jwt.Claims) (string, error)
 }
 
+// Store is where the keys live; declared here with the methods keys calls.
+type Store interface {
+	EnsureSigningKey(ctx context.Context, candidate storage.SigningKey) ([]storage.SigningKey, bool, error)
+	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
+}
+
 // Key is a parsed signing key.
 type Key struct {
 	ID        string
@@ -60,7 +66,7 @@ var _ Signer = (*Set)(nil)
 // Load reads the keys from the store, generating and storing the first key when the store has
 // none. created reports that this call generated it, which is how the server knows it is the
 // very first start.
-func Load(ctx context.Context, store storage.Storage) (set *Set, created bool, err error) {
+func Load(ctx context.Context, store Store) (set *Set, created bool, err error) {
 	candidate, err := Generate(time.Now())
 	if err != nil {
 		return nil, false, err

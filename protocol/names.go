@@ -26,4 +26,13 @@ const (
 	ParamPassword     = "password"
 	ParamRefreshToken = "refresh_token"
 	ParamAudience     = "audience"
+	// RFC 7009 §2.1 and RFC 7662 §2.1.
+	ParamToken         = "token"
+	ParamTokenTypeHint = "token_type_hint"
+)
+
+// Token type hints (RFC 7009 §2.1) and introspection token_type values.
+const (
+	TokenTypeAccess  = "access_token"
+	TokenTypeRefresh = "refresh_token"
 )

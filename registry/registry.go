@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -22,14 +23,50 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// Service applies admin operations to the store.
-type Service struct {
-	store storage.Storage
-	now   func() time.Time
+// Store is the part of the store the registry uses.
+type Store interface {
+	CreateClient(ctx context.Context, c storage.Client) error
+	GetClient(ctx context.Context, id string) (storage.Client, error)
+	ListClients(ctx context.Context) ([]storage.Client, error)
+	UpdateClient(ctx context.Context, id string, fn func(*storage.Client) error) (storage.Client, error)
+	DeleteClient(ctx context.Context, id string, now time.Time) error
+	CreateUser(ctx context.Context, u storage.User) error
+	GetUser(ctx context.Context, id string) (storage.User, error)
+	GetUserByUsername(ctx context.Context, username string) (storage.User, error)
+	ListUsers(ctx context.Context) ([]storage.User, error)
+	UpdateUser(ctx context.Context, id string, fn func(*storage.User) error) (storage.User, error)
+	DeleteUser(ctx context.Context, id string) error
 }
 
-// New returns a Service on store.
-func New(store storage.Storage) *Service { return &Service{store: store, now: time.Now} }
+// Announcer tells every replica that a record changed (replica.Bus implements it), so a change
+// takes effect everywhere at once rather than when caches expire.
+type Announcer interface {
+	Announce(ctx context.Context, c storage.Change) error
+}
+
+// Service applies admin operations to the store.
+type Service struct {
+	store    Store
+	now      func() time.Time
+	announce Announcer
+}
+
+// New returns a Service on store. Changes are announced to a, if not nil.
+func New(store Store, a Announcer) *Service {
+	return &Service{store: store, now: time.Now, announce: a}
+}
+
+// changed announces a change that was made; a failure to announce is logged by the caller's
+// answer path only as a warning: the change itself stands.
+func (s *Service) changed(ctx context.Context, kind, id string) {
+	if s.announce == nil {
+		return
+	}
+	if err := s.announce.Announce(context.WithoutCancel(ctx), storage.Change{Kind: kind, ID: id}); err != nil {
+		slog.Warn("announcing a change to the other replicas failed; they see it when their cached copy expires",
+			"kind", kind, "id", id, "error", err)
+	}
+}
 
 // Audience is a string or an array of strings in JSON, as SPEC §6 allows.
 type Audience []string
@@ -65,6 +102,7 @@ type ClientInput struct {
 	DailyLimit              *int      `json:"daily_limit,omitempty"`
 	TokenEndpointAuthMethod *string   `json:"token_endpoint_auth_method,omitempty"`
 	Owner                   *string   `json:"owner,omitempty"`
+	ResourceServer          *bool     `json:"resource_server,omitempty"`
 }
 
 // ClientView is a client as the admin API shows it. Durations that are empty use the server
@@ -84,6 +122,7 @@ type ClientView struct {
 	DailyLimit              int       `json:"daily_limit"`
 	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method,omitempty"`
 	Owner                   string    `json:"owner,omitempty"`
+	ResourceServer          bool      `json:"resource_server"`
 	SecretGraceUntil        time.Time `json:"previous_secret_valid_until,omitzero"`
 	CreatedAt               time.Time `json:"created_at"`
 	UpdatedAt               time.Time `json:"updated_at"`
@@ -94,7 +133,7 @@ func View(c storage.Client) ClientView {
 	v := ClientView{
 		ClientID: c.ID, Name: c.Name, GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
 		Audience: nonNil(c.Audience), Reuse: c.Reuse, DailyLimit: c.DailyLimit,
-		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, Owner: c.Owner,
+		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, Owner: c.Owner, ResourceServer: c.ResourceServer,
 		AccessTokenTTL: fmtDur(c.AccessTokenTTL), RefreshTokenTTL: fmtDur(c.RefreshTokenTTL),
 		ReuseMinRemaining: fmtDur(c.ReuseMinRemaining), CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
@@ -154,7 +193,10 @@ func (s *Service) CreateClient(ctx context.Context, in ClientInput) (ClientView,
 		}
 		c.ID = *in.ClientID
 	}
-	if err := s.apply(ctx, &c, in); err != nil {
+	if err := s.checkOwner(ctx, in); err != nil {
+		return ClientView{}, err
+	}
+	if err := apply(&c, in); err != nil {
 		return ClientView{}, err
 	}
 	sec := secret.NewSecret()
@@ -172,14 +214,35 @@ func (s *Service) UpdateClient(ctx context.Context, id string, in ClientInput) (
 	if in.ClientID != nil && *in.ClientID != id {
 		return ClientView{}, invalid("client_id cannot be changed")
 	}
+	// Whatever the change needs from the store is read before it starts: the update's
+	// callback must not call the store (storage.Storage.UpdateClient).
+	if err := s.checkOwner(ctx, in); err != nil {
+		return ClientView{}, err
+	}
+	now := s.now().UTC()
 	c, err := s.store.UpdateClient(ctx, id, func(c *storage.Client) error {
-		c.UpdatedAt = s.now().UTC()
-		return s.apply(ctx, c, in)
+		c.UpdatedAt = now
+		return apply(c, in)
 	})
 	if err != nil {
 		return ClientView{}, storeErr(err, "client "+id)
 	}
+	s.changed(ctx, storage.ChangeClient, id)
 	return View(c), nil
+}
+
+// checkOwner makes sure an owner being set names an existing user.
+func (s *Service) checkOwner(ctx context.Context, in ClientInput) error {
+	if in.Owner == nil || *in.Owner == "" {
+		return nil
+	}
+	if _, err := s.store.GetUser(ctx, *in.Owner); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return invalid("owner: no user with id %q", *in.Owner)
+		}
+		return storeErr(err, "owner")
+	}
+	return nil
 }
 
 // RotateSecret gives a client a new secret; the old one keeps working for grace.
@@ -188,8 +251,8 @@ func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Durati
 		return "", ClientView{}, invalid("grace must not be negative")
 	}
 	sec := secret.NewSecret()
+	now := s.now().UTC()
 	c, err := s.store.UpdateClient(ctx, id, func(c *storage.Client) error {
-		now := s.now().UTC()
 		c.PrevSecretHash, c.PrevSecretExpiresAt = nil, time.Time{}
 		if grace > 0 {
 			c.PrevSecretHash, c.PrevSecretExpiresAt = c.SecretHash, now.Add(grace)
@@ -201,6 +264,7 @@ func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Durati
 	if err != nil {
 		return "", ClientView{}, storeErr(err, "client "+id)
 	}
+	s.changed(ctx, storage.ChangeClient, id)
 	return sec, View(c), nil
 }
 
@@ -224,15 +288,23 @@ func (s *Service) ListClients(ctx context.Context) ([]ClientView, error) {
 	return out, nil
 }
 
-// DeleteClient removes a client; its tokens stop being refreshable at once.
+// DeleteClient removes a client. Its tokens stop working at once on every replica: it can no
+// longer authenticate, its refresh tokens are refused, and introspection answers inactive for
+// all its tokens, also after a new client is created under the same id (that client's
+// NotBefore is this deletion).
 func (s *Service) DeleteClient(ctx context.Context, id string) error {
-	return storeErr(s.store.DeleteClient(ctx, id), "client "+id)
+	if err := s.store.DeleteClient(ctx, id, s.now()); err != nil {
+		return storeErr(err, "client "+id)
+	}
+	s.changed(ctx, storage.ChangeClient, id)
+	return nil
 }
 
-// apply validates in and writes it onto c; on error c may be partly changed and must be dropped.
-func (s *Service) apply(ctx context.Context, c *storage.Client, in ClientInput) error {
+// apply validates in and writes it onto c; on error c may be partly changed and must be
+// dropped. It reads nothing: it runs inside a store update.
+func apply(c *storage.Client, in ClientInput) error {
 	if in.Name != nil {
-		if utf8.RuneCountInString(*in.Name) > 200 || strings.IndexFunc(*in.Name, unicode.IsControl) >= 0 {
+		if utf8.RuneCountInString(*in.Name) > 200 || !printable(*in.Name) {
 			return invalid("name must be at most 200 printable characters")
 		}
 		c.Name = *in.Name
@@ -267,7 +339,12 @@ func (s *Service) apply(ctx context.Context, c *storage.Client, in ClientInput) 
 		c.Scopes = scopes
 	}
 	if in.Audience != nil {
-		aud, err := uniq("audience", *in.Audience, func(string) error { return nil })
+		aud, err := uniq("audience", *in.Audience, func(a string) error {
+			if !printable(a) || strings.ContainsRune(a, ' ') {
+				return invalid("audience: %q must be printable, without spaces or control characters", a)
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
@@ -323,17 +400,18 @@ func (s *Service) apply(ctx context.Context, c *storage.Client, in ClientInput) 
 		}
 	}
 	if in.Owner != nil {
-		if *in.Owner != "" {
-			if _, err := s.store.GetUser(ctx, *in.Owner); err != nil {
-				if errors.Is(err, storage.ErrNotFound) {
-					return invalid("owner: no user with id %q", *in.Owner)
-				}
-				return storeErr(err, "owner")
-			}
-		}
 		c.Owner = *in.Owner
 	}
+	if in.ResourceServer != nil {
+		c.ResourceServer = *in.ResourceServer
+	}
 	return nil
+}
+
+// printable reports whether s is valid UTF-8 without control or other non-printing characters
+// (an escape sequence in a name would reach terminals and tokens).
+func printable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) < 0
 }
 
 func uniq(field string, in []string, check func(string) error) ([]string, error) {
@@ -352,14 +430,19 @@ func uniq(field string, in []string, check func(string) error) ([]string, error)
 	return out, nil
 }
 
-// validID allows RFC 3986 unreserved characters, so an id is safe in URLs, Basic auth and keys.
+// MaxClientIDLen is the longest client_id accepted.
+const MaxClientIDLen = 128
+
+// validID allows what RFC 6749 Appendix A.1 allows in a client_id, VSCHAR (printable ASCII,
+// space, ':', '/' and '%' included): client_secret_basic carries it form-urlencoded
+// (§2.3.1) and the admin API path-escaped, so every one of them round-trips.
 func validID(id string) error {
-	if id == "" || len(id) > 128 {
-		return invalid("client_id must be 1 to 128 characters")
+	if id == "" || len(id) > MaxClientIDLen {
+		return invalid("client_id must be 1 to %d characters", MaxClientIDLen)
 	}
-	for _, r := range id {
-		if !(r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("-._~", r))) {
-			return invalid("client_id may contain only letters, digits, '-', '.', '_' and '~'")
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] > 0x7e {
+			return invalid("client_id may contain only printable ASCII characters (RFC 6749 VSCHAR)")
 		}
 	}
 	return nil
@@ -378,23 +461,26 @@ type UserView struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// MinPasswordLen is the shortest password accepted for a user.
-const MinPasswordLen = 8
+// Limits on users: usernames are at most MaxUsernameLen bytes; passwords between
+// MinPasswordLen and MaxPasswordLen (bcrypt reads only 72 bytes).
+const (
+	MinPasswordLen = 8
+	MaxPasswordLen = 72
+	MaxUsernameLen = 128
+)
 
 // CreateUser registers a user for the password grant.
 func (s *Service) CreateUser(ctx context.Context, in UserInput) (UserView, error) {
-	if in.Username == "" || len(in.Username) > 128 || strings.IndexFunc(in.Username, func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.IsControl(r)
-	}) >= 0 {
-		return UserView{}, invalid("username must be 1 to 128 characters without spaces")
+	if in.Username == "" || len(in.Username) > MaxUsernameLen || !printable(in.Username) || strings.IndexFunc(in.Username, unicode.IsSpace) >= 0 {
+		return UserView{}, invalid("username must be 1 to %d bytes of printable characters without spaces", MaxUsernameLen)
 	}
 	if len(in.Password) < MinPasswordLen {
 		return UserView{}, invalid("password must be at least %d characters", MinPasswordLen)
 	}
 	// bcrypt reads only the first 72 bytes; refusing longer ones keeps what is checked equal
 	// to what the user typed.
-	if len(in.Password) > 72 {
-		return UserView{}, invalid("password must be at most 72 bytes")
+	if len(in.Password) > MaxPasswordLen {
+		return UserView{}, invalid("password must be at most %d bytes", MaxPasswordLen)
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(in.Password), bcrypt.DefaultCost)
 	if err != nil {
@@ -421,7 +507,13 @@ func (s *Service) ListUsers(ctx context.Context) ([]UserView, error) {
 	return out, nil
 }
 
-// DeleteUser removes a user.
+// DeleteUser removes a user. Every login of the user ends with it: refresh tokens are refused
+// (and their families revoked) at their next use, and introspection answers inactive for the
+// user's tokens at once.
 func (s *Service) DeleteUser(ctx context.Context, id string) error {
-	return storeErr(s.store.DeleteUser(ctx, id), "user "+id)
+	if err := s.store.DeleteUser(ctx, id); err != nil {
+		return storeErr(err, "user "+id)
+	}
+	s.changed(ctx, storage.ChangeUser, id)
+	return nil
 }

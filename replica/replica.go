@@ -15,9 +15,15 @@ import (
 	"github.com/tokensmith/tokensmith/storage"
 )
 
+// Store is the part of the store membership uses.
+type Store interface {
+	Heartbeat(ctx context.Context, r storage.Replica, now time.Time) error
+	Replicas(ctx context.Context, now time.Time) ([]storage.Replica, error)
+}
+
 // Registry is this process's membership.
 type Registry struct {
-	store   storage.Storage
+	store   Store
 	self    storage.Replica
 	timeout time.Duration
 	log     *slog.Logger
@@ -25,7 +31,7 @@ type Registry struct {
 }
 
 // New describes this process; Run makes it known.
-func New(store storage.Storage, timeout time.Duration, version string, log *slog.Logger) *Registry {
+func New(store Store, timeout time.Duration, version string, log *slog.Logger) *Registry {
 	host, _ := os.Hostname()
 	r := &Registry{
 		store: store, timeout: timeout, log: log,

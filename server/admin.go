@@ -2,16 +2,19 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/tokensmith/tokensmith/config"
+	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/metrics"
 	"github.com/tokensmith/tokensmith/protocol"
@@ -20,13 +23,25 @@ import (
 	"github.com/tokensmith/tokensmith/storage"
 )
 
+// ReplicaLister lists the live replicas.
+type ReplicaLister interface {
+	Replicas(ctx context.Context, now time.Time) ([]storage.Replica, error)
+}
+
+// TokenOperator revokes and introspects any client's tokens, for the operator.
+type TokenOperator interface {
+	RevokeAny(ctx context.Context, raw string) (bool, error)
+	IntrospectAny(ctx context.Context, raw string) (*grants.Introspection, error)
+}
+
 // Admin is what the admin listener needs.
 type Admin struct {
 	// TokenHash is the SHA-256 of the admin bearer token.
 	TokenHash []byte
 	Registry  *registry.Service
+	Tokens    TokenOperator
 	Keys      *keys.Set
-	Store     storage.Storage
+	Store     ReplicaLister
 	Metrics   *metrics.Metrics
 	Log       *slog.Logger
 	Version   string
@@ -51,6 +66,8 @@ func (a *Admin) Handler() http.Handler {
 	g.DELETE("/users/:id", a.deleteUser)
 	g.GET("/keys", a.listKeys)
 	g.GET("/replicas", a.listReplicas)
+	g.POST("/tokens/revoke", a.revokeToken)
+	g.POST("/tokens/introspect", a.introspectToken)
 	return r
 }
 
@@ -64,7 +81,9 @@ func (a *Admin) auth(c *gin.Context) {
 	c.Next()
 }
 
-// bindJSON decodes a JSON body strictly: the right content type, one object, no unknown fields.
+// bindJSON decodes a JSON body strictly: the right content type, valid UTF-8 (Go's decoder
+// would silently turn bad bytes into U+FFFD and the record would be stored changed), one
+// object, no duplicate keys (which one wins is undefined across parsers), no unknown fields.
 func bindJSON(c *gin.Context, v any, optional bool) error {
 	body, err := io.ReadAll(http.MaxBytesReader(nil, c.Request.Body, MaxBodyBytes))
 	if err != nil {
@@ -75,6 +94,12 @@ func bindJSON(c *gin.Context, v any, optional bool) error {
 	}
 	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json" {
 		return badRequest("Content-Type must be application/json")
+	}
+	if !utf8.Valid(body) {
+		return badRequest("request body is not valid UTF-8")
+	}
+	if err := noDuplicateKeys(body); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -210,6 +235,47 @@ func (a *Admin) listKeys(c *gin.Context) {
 		out = append(out, KeyView{Kid: k.ID, Active: k.ID == active, CreatedAt: k.CreatedAt.Format("2006-01-02T15:04:05Z07:00")})
 	}
 	a.reply(c, http.StatusOK, out, nil)
+}
+
+// TokenInput is the body of POST /admin/tokens/revoke and /admin/tokens/introspect.
+type TokenInput struct {
+	Token string `json:"token"`
+}
+
+// RevokeOutput answers POST /admin/tokens/revoke.
+type RevokeOutput struct {
+	// Revoked is false when the token was not live (unknown, malformed, expired or already
+	// revoked): nothing needed doing.
+	Revoked bool `json:"revoked"`
+}
+
+func (a *Admin) tokenInput(c *gin.Context) (string, error) {
+	var in TokenInput
+	if err := bindJSON(c, &in, false); err != nil {
+		return "", err
+	}
+	if in.Token == "" {
+		return "", badRequest("token is required")
+	}
+	return in.Token, nil
+}
+
+func (a *Admin) revokeToken(c *gin.Context) {
+	tok, err := a.tokenInput(c)
+	var out RevokeOutput
+	if err == nil {
+		out.Revoked, err = a.Tokens.RevokeAny(c.Request.Context(), tok)
+	}
+	a.reply(c, http.StatusOK, out, err)
+}
+
+func (a *Admin) introspectToken(c *gin.Context) {
+	tok, err := a.tokenInput(c)
+	var out *grants.Introspection
+	if err == nil {
+		out, err = a.Tokens.IntrospectAny(c.Request.Context(), tok)
+	}
+	a.reply(c, http.StatusOK, out, err)
 }
 
 func (a *Admin) listReplicas(c *gin.Context) {

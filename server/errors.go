@@ -68,6 +68,13 @@ func accessLog(log *slog.Logger) gin.HandlerFunc {
 func newEngine(log *slog.Logger) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
+	// Gin trusts X-Forwarded-For from any caller by default, which would let anyone choose the
+	// address the access log and the failed-login backoff see.
+	_ = r.SetTrustedProxies(nil)
+	// Client ids may contain '/' (RFC 6749 VSCHAR); routes match the escaped path so %2F stays
+	// inside one path parameter.
+	r.UseRawPath = true
+	r.UnescapePathValues = true
 	r.Use(recovery(log), accessLog(log))
 	routeErrors(r, log)
 	return r

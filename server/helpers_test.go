@@ -19,6 +19,7 @@ import (
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/metrics"
 	"github.com/tokensmith/tokensmith/registry"
+	"github.com/tokensmith/tokensmith/replica"
 	"github.com/tokensmith/tokensmith/secret"
 	"github.com/tokensmith/tokensmith/server"
 	"github.com/tokensmith/tokensmith/storage"
@@ -84,22 +85,29 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{Store: store, Registry: registry.New(store), Metrics: metrics.New(), Clock: &clock{t: time.Now()}, Keys: ks}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// Wired as serve wires it: admin changes go through the bus to the token handler's cache.
+	bus := replica.NewBus(store, log)
+	busCtx, stopBus := context.WithCancel(context.Background())
+	t.Cleanup(stopBus)
+	go bus.Run(busCtx)
+	ts := &testServer{Store: store, Registry: registry.New(store, bus), Metrics: metrics.New(), Clock: &clock{t: time.Now()}, Keys: ks}
 	pubSrv := httptest.NewUnstartedServer(nil)
 	pubSrv.Start()
 	t.Cleanup(pubSrv.Close)
 	ts.URL = pubSrv.URL
-	gh := grants.NewHandler(storage.WithTimeout(store, 500*time.Millisecond), ks, grants.Policy{
+	gh := grants.NewHandler(store, ks, grants.Policy{
 		Issuer: ts.URL, Audience: []string{"https://api.example.com"},
 		ClientCredentialsTTL: 3 * time.Hour, PasswordTTL: 24 * time.Hour, RefreshTTL: 14 * 24 * time.Hour,
 		RefreshGrace: 5 * time.Second, FailedLoginLimit: 3, ReuseMinRemaining: 5 * time.Minute,
-		ClientCacheTTL: o.cacheTTL, DailyLimitLocation: o.tz,
+		ClientCacheTTL: o.cacheTTL, DailyLimitLocation: o.tz, StoreTimeout: 500 * time.Millisecond,
 	}, grants.WithClock(ts.Clock.Now), grants.WithLogger(log), grants.WithReplicas(func() int { return o.replicas }),
+		grants.WithChangeFeed(bus.Healthy),
 		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }))
+	bus.Handle(gh.Forget)
 	pub := &server.Public{Issuer: ts.URL, Grants: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Now: ts.Clock.Now}
 	pubSrv.Config.Handler = pub.Handler()
-	adm := &server.Admin{TokenHash: secret.Hash(testAdminToken), Registry: ts.Registry, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Version: "test"}
+	adm := &server.Admin{TokenHash: secret.Hash(testAdminToken), Registry: ts.Registry, Tokens: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Version: "test"}
 	admSrv := httptest.NewServer(adm.Handler())
 	t.Cleanup(admSrv.Close)
 	ts.AdminURL = admSrv.URL
@@ -200,4 +208,28 @@ func send(t testing.TB, req *http.Request) reply {
 	r := reply{Status: resp.StatusCode, Header: resp.Header, RawBody: string(raw)}
 	_ = json.Unmarshal(raw, &r.Body)
 	return r
+}
+
+// introspect asks /oauth2/introspect about tok as client id.
+func (ts *testServer) introspect(t *testing.T, id, sec, tok string) reply {
+	t.Helper()
+	return ts.call(t, "/oauth2/introspect", id, sec, url.Values{"token": {tok}})
+}
+
+// revoke asks /oauth2/revoke to revoke tok as client id.
+func (ts *testServer) revoke(t *testing.T, id, sec, tok string) reply {
+	t.Helper()
+	return ts.call(t, "/oauth2/revoke", id, sec, url.Values{"token": {tok}})
+}
+
+// call posts a form with HTTP Basic client authentication to path on the public listener.
+func (ts *testServer) call(t *testing.T, path, id, sec string, v url.Values) reply {
+	t.Helper()
+	req, err := http.NewRequest("POST", ts.URL+path, strings.NewReader(v.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", basic(id, sec))
+	return send(t, req)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/protocol"
+	"github.com/tokensmith/tokensmith/registry"
 )
 
 // MaxBodyBytes is the largest request body any endpoint reads (SPEC §8).
@@ -23,13 +24,43 @@ func badRequest(format string, args ...any) *protocol.Error {
 	return protocol.Errorf(protocol.InvalidRequest, format, args...)
 }
 
-// ParseTokenRequest reads a token request: a form (RFC 6749 §3.2) or a JSON object with the
-// same field names, client credentials from HTTP Basic (URL-decoded, RFC 6749 §2.3.1) or the
-// body. Any malformed input is an *protocol.Error with a 4xx status, never a panic.
+// MaxParamLen is the longest value each token, revocation and introspection parameter may
+// have, in bytes; a longer one is refused with 400 before anything is looked up, so no
+// oversized value reaches the store, the logs or the failed-login counts. Parameters not named
+// here may have up to DefaultMaxParamLen.
+var MaxParamLen = map[string]int{
+	protocol.ParamGrantType:     128,
+	protocol.ParamClientID:      registry.MaxClientIDLen,
+	protocol.ParamClientSecret:  256,
+	protocol.ParamUsername:      registry.MaxUsernameLen,
+	protocol.ParamPassword:      256,
+	protocol.ParamScope:         2048,
+	protocol.ParamAudience:      512,
+	protocol.ParamRefreshToken:  256,
+	protocol.ParamToken:         8192,
+	protocol.ParamTokenTypeHint: 64,
+}
+
+// DefaultMaxParamLen bounds parameters without an entry in MaxParamLen.
+const DefaultMaxParamLen = 8192
+
+// ParseTokenRequest reads a token request (also a revocation or introspection request): a form
+// (RFC 6749 §3.2) or a JSON object with the same field names, client credentials from HTTP
+// Basic (URL-decoded, RFC 6749 §2.3.1) or the body. Any malformed input is an *protocol.Error
+// with a 4xx status, never a panic.
 func ParseTokenRequest(r *http.Request) (*grants.Request, error) {
 	params, err := readParams(r)
 	if err != nil {
 		return nil, err
+	}
+	for k, v := range params {
+		limit, ok := MaxParamLen[k]
+		if !ok {
+			limit = DefaultMaxParamLen
+		}
+		if len(v) > limit {
+			return nil, badRequest("parameter %q is longer than %d bytes", printable(k), limit)
+		}
 	}
 	req := &grants.Request{GrantType: params[protocol.ParamGrantType]}
 	delete(params, protocol.ParamGrantType)
@@ -87,6 +118,9 @@ func basicCredentials(r *http.Request) (id, sec string, ok bool, err error) {
 	}
 	if !utf8.ValidString(id) || !utf8.ValidString(sec) || id == "" {
 		return "", "", false, fail
+	}
+	if len(id) > MaxParamLen[protocol.ParamClientID] || len(sec) > MaxParamLen[protocol.ParamClientSecret] {
+		return "", "", false, badRequest("client credentials are longer than allowed")
 	}
 	return id, sec, true, nil
 }
@@ -183,6 +217,49 @@ func jsonParams(body []byte) (map[string]string, error) {
 		return nil, badRequest("unexpected data after the JSON object")
 	}
 	return out, nil
+}
+
+// noDuplicateKeys walks a JSON document and refuses an object with a key twice, at any depth.
+func noDuplicateKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var walk func() error
+	walk = func() error {
+		t, err := dec.Token()
+		if err != nil {
+			return badRequest("invalid JSON body")
+		}
+		switch t {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return badRequest("invalid JSON body")
+				}
+				k, _ := kt.(string)
+				if seen[k] {
+					return badRequest("key %q appears twice", printable(k))
+				}
+				seen[k] = true
+				if err := walk(); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+		case json.Delim('['):
+			for dec.More() {
+				if err := walk(); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+		}
+		if err != nil {
+			return badRequest("invalid JSON body")
+		}
+		return nil
+	}
+	return walk()
 }
 
 // printable keeps error descriptions short and safe to echo.

@@ -12,15 +12,19 @@ import (
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/metrics"
 	"github.com/tokensmith/tokensmith/protocol"
-	"github.com/tokensmith/tokensmith/storage"
 )
+
+// Pinger reports whether the store is reachable (readiness).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
 
 // Public is what the public listener needs.
 type Public struct {
 	Issuer  string
 	Grants  *grants.Handler
 	Keys    *keys.Set
-	Store   storage.Storage
+	Store   Pinger
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
 	// Now is the clock for expires_in; time.Now when nil.
@@ -38,6 +42,8 @@ func (p *Public) Handler() http.Handler {
 
 	r := newEngine(p.Log)
 	r.POST("/oauth2/token", p.token)
+	r.POST("/oauth2/revoke", p.revoke)
+	r.POST("/oauth2/introspect", p.introspect)
 	r.GET("/.well-known/jwks.json", p.jwks)
 	r.GET("/.well-known/oauth-authorization-server", p.discovery)
 	r.GET("/.well-known/openid-configuration", p.discovery)
@@ -67,6 +73,7 @@ func (p *Public) token(c *gin.Context) {
 	}()
 	req, err := ParseTokenRequest(c.Request)
 	if err == nil {
+		req.Remote = c.ClientIP()
 		// Only served grants become metric labels, so label values stay bounded.
 		if p.Grants.Serves(req.GrantType) {
 			grant = req.GrantType
@@ -80,6 +87,37 @@ func (p *Public) token(c *gin.Context) {
 	}
 	outcome = protocol.As(err).Code
 	writeError(c, p.Log, err)
+}
+
+// revoke is RFC 7009: 200 with an empty body whether or not the token was live (§2.2).
+func (p *Public) revoke(c *gin.Context) {
+	req, err := ParseTokenRequest(c.Request)
+	if err == nil {
+		req.Remote = c.ClientIP()
+		err = p.Grants.Revoke(c.Request.Context(), req)
+	}
+	if err != nil {
+		writeError(c, p.Log, err)
+		return
+	}
+	noStore(c)
+	c.Status(http.StatusOK)
+}
+
+// introspect is RFC 7662.
+func (p *Public) introspect(c *gin.Context) {
+	req, err := ParseTokenRequest(c.Request)
+	var out *grants.Introspection
+	if err == nil {
+		req.Remote = c.ClientIP()
+		out, err = p.Grants.Introspect(c.Request.Context(), req)
+	}
+	if err != nil {
+		writeError(c, p.Log, err)
+		return
+	}
+	noStore(c)
+	c.JSON(http.StatusOK, out)
 }
 
 func (p *Public) render(t *grants.Token) tokenResponse {
@@ -109,15 +147,20 @@ func (p *Public) jwks(c *gin.Context) {
 // discovery is RFC 8414 metadata, also served at the OIDC path for tools that only know it.
 func (p *Public) discovery(c *gin.Context) {
 	c.Header("Cache-Control", "public, max-age=3600")
+	auth := []string{protocol.AuthSecretBasic, protocol.AuthSecretPost}
 	c.JSON(http.StatusOK, gin.H{
-		"issuer":                                p.Issuer,
-		"token_endpoint":                        p.Issuer + "/oauth2/token",
-		"jwks_uri":                              p.Issuer + "/.well-known/jwks.json",
-		"grant_types_supported":                 p.Grants.GrantTypes(),
-		"token_endpoint_auth_methods_supported": []string{protocol.AuthSecretBasic, protocol.AuthSecretPost},
-		"response_types_supported":              []string{},
-		"subject_types_supported":               []string{"public"},
-		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"issuer":                                        p.Issuer,
+		"token_endpoint":                                p.Issuer + "/oauth2/token",
+		"jwks_uri":                                      p.Issuer + "/.well-known/jwks.json",
+		"revocation_endpoint":                           p.Issuer + "/oauth2/revoke",
+		"introspection_endpoint":                        p.Issuer + "/oauth2/introspect",
+		"grant_types_supported":                         p.Grants.GrantTypes(),
+		"token_endpoint_auth_methods_supported":         auth,
+		"revocation_endpoint_auth_methods_supported":    auth,
+		"introspection_endpoint_auth_methods_supported": auth,
+		"response_types_supported":                      []string{},
+		"subject_types_supported":                       []string{"public"},
+		"id_token_signing_alg_values_supported":         []string{"RS256"},
 	})
 }
 

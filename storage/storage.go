@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"golang.org/x/text/cases"
 )
 
 // Sentinel errors. Backends return them (possibly wrapped); callers match with errors.Is.
@@ -21,22 +23,47 @@ var (
 	ErrUnavailable = errors.New("storage: unavailable")
 )
 
-// Storage is everything Tokensmith persists. Implementations must be safe for concurrent use.
+// Storage is everything Tokensmith persists. Implementations must be safe for concurrent use
+// and must honour the context's deadline on every call.
 type Storage interface {
+	// CreateClient stores a new client; ErrAlreadyExists if the id is taken. The store sets
+	// c.NotBefore (whatever the caller passed) to the time a client with the same id was last
+	// deleted, in the same atomic step.
 	CreateClient(ctx context.Context, c Client) error
 	GetClient(ctx context.Context, id string) (Client, error)
 	ListClients(ctx context.Context) ([]Client, error)
 	// UpdateClient applies fn to the stored client atomically and stores the result. If fn
-	// returns an error nothing is written and that error is returned.
+	// returns an error nothing is written and that error is returned. fn must not call the
+	// store (a backend may hold a lock while it runs) and may run more than once (a backend
+	// may retry it after a concurrent change): resolve what it needs before the call.
 	UpdateClient(ctx context.Context, id string, fn func(*Client) error) (Client, error)
-	DeleteClient(ctx context.Context, id string) error
+	// DeleteClient removes the client and remembers that its id was deleted at now: a client
+	// created later under the same id gets NotBefore = now (CreateClient), so no token of the
+	// deleted one is ever taken for its own.
+	DeleteClient(ctx context.Context, id string, now time.Time) error
 
-	// CreateUser fails with ErrAlreadyExists when the id or the username is taken.
+	// CreateUser fails with ErrAlreadyExists when the id is taken or the username is, compared
+	// case-insensitively (FoldUsername).
 	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, id string) (User, error)
+	// GetUserByUsername finds a user by username, case-insensitively.
 	GetUserByUsername(ctx context.Context, username string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
+	// UpdateUser applies fn to the stored user atomically, with UpdateClient's rules for fn.
+	// The id and username cannot change.
+	UpdateUser(ctx context.Context, id string, fn func(*User) error) (User, error)
+	// DeleteUser removes the user in one step. Tokens of the user stop working because every
+	// later use of them checks that the user exists (see Rotation.UserID and TokenQuery.UserID).
 	DeleteUser(ctx context.Context, id string) error
+
+	// Login looks up the user of a password login together with the failed-login backoff
+	// that applies to it, in one step; see LoginAttempt.
+	Login(ctx context.Context, a LoginAttempt) (LoginState, error)
+	// LoginFailed counts a wrong password (or unknown username) for a.
+	LoginFailed(ctx context.Context, a LoginAttempt) error
+	// LoginSucceeded forgets the failures of a's address for a's username. Callers skip it
+	// when Login reported none, so a clean login costs one store call.
+	LoginSucceeded(ctx context.Context, a LoginAttempt) error
 
 	// EnsureSigningKey stores candidate only if the store holds no signing key yet, so
 	// replicas starting together agree on one key. It returns every stored key and whether
@@ -46,15 +73,21 @@ type Storage interface {
 
 	// CreateRefreshToken stores the first refresh token of a new family.
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
-	// GetRefreshToken returns one refresh token record (for introspection and tests).
+	// GetRefreshToken returns one refresh token record.
 	GetRefreshToken(ctx context.Context, familyID, hash string) (RefreshToken, error)
 	// RotateRefreshToken is the atomic consume-and-rotate of SPEC §5; see Rotation.
 	RotateRefreshToken(ctx context.Context, r Rotation) (Rotated, error)
-	// RevokeFamily revokes every refresh token of the family, and through it every access
-	// token that carries the family id.
-	RevokeFamily(ctx context.Context, familyID string) error
-	// FamilyRevoked reports whether the family has been revoked.
-	FamilyRevoked(ctx context.Context, familyID string) (bool, error)
+	// RevokeFamily revokes every refresh token of the family and every access token that
+	// carries the family id (TokenState reports them revoked and reuse pools stop handing them
+	// out). Revoking a revoked family succeeds; an unknown one is ErrNotFound.
+	RevokeFamily(ctx context.Context, familyID string, now time.Time) error
+
+	// RevokeAccessToken puts one access token on the deny-list until it expires and takes it
+	// out of its reuse pool, in one step.
+	RevokeAccessToken(ctx context.Context, r AccessRevocation) error
+	// TokenState answers, in one round trip, what introspection must know beyond a token's
+	// own contents: whether it (or its family) is revoked, and its user.
+	TokenState(ctx context.Context, q TokenQuery) (TokenState, error)
 
 	// Heartbeat records, at now, that replica r is alive until r.ExpiresAt.
 	Heartbeat(ctx context.Context, r Replica, now time.Time) error
@@ -67,6 +100,15 @@ type Storage interface {
 	// Settle completes an admission: on success the minted token joins the reuse pool in the
 	// reserved slot; on failure the slot is released and the daily count given back.
 	Settle(ctx context.Context, s Settlement) error
+
+	// Publish tells every replica (this one included) that a record changed, so they drop
+	// what they cached of it.
+	Publish(ctx context.Context, c Change) error
+	// Watch delivers every published Change to fn until ctx ends. healthy(false) says changes
+	// may be missed from now on (the channel is down), healthy(true) that delivery is
+	// reliable again; Watch calls one of them before the first delivery. fn must be safe for
+	// concurrent use.
+	Watch(ctx context.Context, fn func(Change), healthy func(bool))
 
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error
@@ -99,12 +141,18 @@ type Client struct {
 	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty"`
 	// Owner is the id of the user who manages this client in the console.
 	Owner string `json:"owner,omitempty"`
+	// ResourceServer lets the client introspect tokens of every client (an API checking what
+	// integrators send it), not only its own.
+	ResourceServer bool `json:"resource_server,omitempty"`
+	// NotBefore is when an earlier client with this id was deleted: tokens issued before it
+	// belong to that client, not to this one. Set by the store (CreateClient).
+	NotBefore time.Time `json:"not_before,omitzero"`
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// User is a resource owner for the password grant.
+// User is a resource owner for the password grant. Usernames are unique case-insensitively.
 type User struct {
 	ID       string `json:"id"`
 	Username string `json:"username"`
@@ -126,7 +174,9 @@ type SigningKey struct {
 }
 
 // RefreshToken is the stored form of one refresh token. Hash is the hex SHA-256 of the token;
-// the token itself is never stored.
+// the token itself is never stored. Its family is kept until the last of its refresh tokens and
+// of the access tokens they can mint (IssuedAt + AccessTTL) has expired, so a revoked family
+// is remembered as long as any of its tokens could be presented.
 type RefreshToken struct {
 	Hash     string `json:"hash"`
 	FamilyID string `json:"family_id"`
@@ -154,10 +204,14 @@ type RefreshToken struct {
 //   - if it was used no longer than Grace ago: answers Rotated{Sealed: <the stored successor>},
 //     so every caller ends with the same pair;
 //   - otherwise (replay): revokes the family and answers ErrReplay.
+//
+// With UserID set, the rotation also requires that user to exist: if it was deleted, the family
+// is revoked and the answer is ErrRevoked, so a deleted user's login ends at its next use.
 type Rotation struct {
 	FamilyID string
 	Hash     string
 	ClientID string
+	UserID   string
 	Now      time.Time
 	Grace    time.Duration
 	Next     RefreshToken
@@ -183,25 +237,33 @@ type Replica struct {
 }
 
 // Pool identifies a reuse pool: the tokens of one client for one subject, scope and audience.
+// Incarnation tells a client from an earlier one that had the same id (the registry uses the
+// client's creation time): a client deleted and created again starts with empty pools and
+// fresh daily counts, and never receives a token issued to its predecessor.
 type Pool struct {
-	ClientID string
-	Subject  string
-	Scope    string
-	Audience string
+	ClientID    string
+	Incarnation string
+	Subject     string
+	Scope       string
+	Audience    string
 }
 
 // PooledToken is an access token kept for reuse (SPEC §5). It is stored as issued: anyone who
 // can read the store can also read the signing key, so sealing it would protect nothing.
 type PooledToken struct {
-	AccessToken string    `json:"access_token"`
-	JTI         string    `json:"jti"`
-	Scope       string    `json:"scope,omitempty"`
-	IssuedAt    time.Time `json:"issued_at"`
-	ExpiresAt   time.Time `json:"expires_at"`
+	AccessToken string `json:"access_token"`
+	JTI         string `json:"jti"`
+	// Family is the refresh family the token descends from, if any: revoking the family takes
+	// the token out of reuse.
+	Family    string    `json:"family,omitempty"`
+	Scope     string    `json:"scope,omitempty"`
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // Admission asks, in one atomic step:
-//   - with Reuse set: is there a pooled token with at least MinRemaining left? Then it is
+//   - with Reuse set: is there a pooled token, neither revoked nor of a revoked family, with at
+//     least MinRemaining left? Then it is
 //     answered (Admitted.Reused) and nothing is counted. Otherwise, if fewer than Capacity
 //     tokens (or reservations) are alive in the pool, a slot is reserved under Reservation
 //     until ReserveUntil. If the pool is full, the pooled token with the most time left is
@@ -240,4 +302,101 @@ type Admitted struct {
 type Settlement struct {
 	Admission Admission
 	Token     *PooledToken
+}
+
+// LoginAttempt is one password login (SPEC §8's backoff). Failures are counted per (username,
+// remote address) and per username, both compared case-insensitively and stored only as
+// digests, so memory does not grow with the size of what a guesser sends:
+//   - an address that has failed Limit times in a row for a username waits 1 s, then 2 s, 4 s …
+//     up to MaxDelay before each further attempt;
+//   - a username that has failed UserLimit times from all addresses together makes every
+//     address that has failed for it at least once wait the same way. An address that has not
+//     failed goes through, so a guesser spread over many addresses cannot lock the real user
+//     out, and each of its addresses gets one attempt per delay once the ceiling is reached.
+//
+// Counts lapse Window after the last failure.
+type LoginAttempt struct {
+	Username  string
+	Remote    string
+	Now       time.Time
+	Limit     int
+	UserLimit int
+	MaxDelay  time.Duration
+	Window    time.Duration
+}
+
+// LoginState is what Login answers.
+type LoginState struct {
+	// User is nil when no user has the username.
+	User *User
+	// Wait is how long this attempt must wait before it may be checked; 0 lets it through.
+	Wait time.Duration
+	// Failed reports that this address has failures on record for this username (a success
+	// should then call LoginSucceeded).
+	Failed bool
+}
+
+// AccessRevocation revokes one access token (RFC 7009): its jti is denied until ExpiresAt and it
+// leaves its reuse pool.
+type AccessRevocation struct {
+	Pool      Pool
+	JTI       string
+	ExpiresAt time.Time
+	Now       time.Time
+}
+
+// TokenQuery asks about a token that verified: JTI (access tokens) and FamilyID (when it has one)
+// are checked against revocations of ClientID's tokens; UserID, when set, is looked up.
+type TokenQuery struct {
+	ClientID string
+	JTI      string
+	FamilyID string
+	UserID   string
+	Now      time.Time
+}
+
+// TokenState is the answer to a TokenQuery.
+type TokenState struct {
+	// Revoked: the jti is denied, or the family is revoked, expired or unknown.
+	Revoked bool
+	// User is the queried user; nil when it does not exist (or none was asked for).
+	User *User
+}
+
+// Change names a record that changed, for replicas to drop their cached copy.
+type Change struct {
+	Kind string `json:"kind"`
+	ID   string `json:"id"`
+}
+
+// Kinds of Change.
+const (
+	ChangeClient = "client"
+	ChangeUser   = "user"
+)
+
+// FoldUsername is the form usernames are compared in: Unicode case folding, so "bob", "BOB"
+// and "Bob" are one user.
+func FoldUsername(name string) string { return cases.Fold().String(name) }
+
+// Backoff is how long to wait after fails consecutive failures when limit are allowed: none
+// below the limit, then 1 s, doubling with every further failure, up to max.
+func Backoff(fails, limit int, max time.Duration) time.Duration {
+	over := fails - limit
+	switch {
+	case over < 0:
+		return 0
+	case over >= 30:
+		return max
+	}
+	return min(time.Second<<over, max)
+}
+
+// FamilyExpiry is how long the family of t must be remembered: until t and the access tokens
+// it can mint have expired.
+func (t RefreshToken) FamilyExpiry() time.Time {
+	if exp := t.IssuedAt.Add(t.AccessTTL); exp.After(t.ExpiresAt) {
+		return exp
+	}
+	return t.ExpiresAt
 }

@@ -37,6 +37,19 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"DailyLimit", testDailyLimit},
 		{"DailyLimitConcurrent", testDailyLimitConcurrent},
 		{"CallerClock", testCallerClock},
+		{"UsersCaseInsensitive", testUsersCaseInsensitive},
+		{"UpdateUser", testUpdateUser},
+		{"UpdateCallbackRetries", testUpdateCallbackMayRepeat},
+		{"DeadlineHonoured", testDeadline},
+		{"RotationNeedsItsUser", testRotationNeedsUser},
+		{"FamilyOutlivesItsAccessTokens", testFamilyLifetime},
+		{"RevokeAccessToken", testRevokeAccess},
+		{"RevokedFamilyLeavesPool", testRevokedFamilyLeavesPool},
+		{"TokenStateUser", testTokenStateUser},
+		{"ClientIncarnations", testIncarnations},
+		{"LoginBackoff", testLoginBackoff},
+		{"LoginBackoffSparesCleanAddresses", testLoginBackoffCleanAddress},
+		{"ChangeFeed", testChangeFeed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -102,10 +115,22 @@ func testClients(t *testing.T, s storage.Storage) {
 	_, err = s.UpdateClient(ctx, "nope", func(*storage.Client) error { return nil })
 	wantErr(t, err, storage.ErrNotFound)
 
-	mustNoErr(t, s.DeleteClient(ctx, "c1"))
-	wantErr(t, s.DeleteClient(ctx, "c1"), storage.ErrNotFound)
+	if got, _ := s.GetClient(ctx, "c1"); !got.NotBefore.IsZero() {
+		t.Fatalf("a client never deleted before has NotBefore %s", got.NotBefore)
+	}
+	deleted := time.Now().UTC().Truncate(time.Millisecond)
+	mustNoErr(t, s.DeleteClient(ctx, "c1", deleted))
+	wantErr(t, s.DeleteClient(ctx, "c1", deleted), storage.ErrNotFound)
 	_, err = s.GetClient(ctx, "c1")
 	wantErr(t, err, storage.ErrNotFound)
+
+	// Created again under the same id: tokens from before the deletion are not its own.
+	mustNoErr(t, s.CreateClient(ctx, storage.Client{ID: "c1", NotBefore: time.Unix(1, 0)}))
+	again, err := s.GetClient(ctx, "c1")
+	mustNoErr(t, err)
+	if !again.NotBefore.Equal(deleted) {
+		t.Fatalf("recreated client NotBefore = %s, want the deletion time %s", again.NotBefore, deleted)
+	}
 }
 
 // testUpdateClientAtomic: concurrent read-modify-writes must not lose updates.
@@ -292,9 +317,7 @@ func testRefreshReplay(t *testing.T, s storage.Storage) {
 	// After the window the old token is a replay, and the family dies with it.
 	_, err = s.RotateRefreshToken(ctx, rotation("f1", "h0", "hx", now.Add(6*time.Second), 5*time.Second))
 	wantErr(t, err, storage.ErrReplay)
-	revoked, err := s.FamilyRevoked(ctx, "f1")
-	mustNoErr(t, err)
-	if !revoked {
+	if !familyRevoked(t, s, "f1", now) {
 		t.Fatal("family not revoked after replay")
 	}
 	_, err = s.RotateRefreshToken(ctx, rotation("f1", "h1", "h2", now.Add(7*time.Second), 5*time.Second))
@@ -354,18 +377,28 @@ func testRevokeFamily(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	now := time.Now().UTC()
 	newFamily(t, s, "f1", now)
-	revoked, err := s.FamilyRevoked(ctx, "f1")
-	mustNoErr(t, err)
-	if revoked {
+	if familyRevoked(t, s, "f1", now) {
 		t.Fatal("new family reported revoked")
 	}
-	mustNoErr(t, s.RevokeFamily(ctx, "f1"))
-	_, err = s.RotateRefreshToken(ctx, rotation("f1", "h0", "h1", now, time.Second))
+	mustNoErr(t, s.RevokeFamily(ctx, "f1", now))
+	mustNoErr(t, s.RevokeFamily(ctx, "f1", now)) // idempotent
+	_, err := s.RotateRefreshToken(ctx, rotation("f1", "h0", "h1", now, time.Second))
 	wantErr(t, err, storage.ErrRevoked)
-	wantErr(t, s.RevokeFamily(ctx, "missing"), storage.ErrNotFound)
-	if revoked, _ := s.FamilyRevoked(ctx, "missing"); !revoked {
+	if !familyRevoked(t, s, "f1", now) {
+		t.Fatal("revoked family reported live")
+	}
+	wantErr(t, s.RevokeFamily(ctx, "missing", now), storage.ErrNotFound)
+	if !familyRevoked(t, s, "missing", now) {
 		t.Fatal("an unknown family must count as revoked")
 	}
+}
+
+// familyRevoked asks TokenState about an access token of the family.
+func familyRevoked(t *testing.T, s storage.Storage, fam string, now time.Time) bool {
+	t.Helper()
+	st, err := s.TokenState(context.Background(), storage.TokenQuery{ClientID: "client", JTI: fam + "-jti", FamilyID: fam, Now: now})
+	mustNoErr(t, err)
+	return st.Revoked
 }
 
 func testReplicas(t *testing.T, s storage.Storage) {

@@ -14,13 +14,13 @@ import (
 )
 
 // Heartbeat implements storage.Storage.
-func (s *Store) Heartbeat(_ context.Context, r storage.Replica, now time.Time) error {
-	return s.db.Update(func(tx *buntdb.Tx) error { return put(tx, "replica:"+r.ID, r, now, r.ExpiresAt) })
+func (s *Store) Heartbeat(ctx context.Context, r storage.Replica, now time.Time) error {
+	return s.update(ctx, func(tx *buntdb.Tx) error { return put(tx, "replica:"+r.ID, r, now, r.ExpiresAt) })
 }
 
 // Replicas implements storage.Storage.
-func (s *Store) Replicas(_ context.Context, now time.Time) ([]storage.Replica, error) {
-	all, err := list[storage.Replica](s, "replica:")
+func (s *Store) Replicas(ctx context.Context, now time.Time) ([]storage.Replica, error) {
+	all, err := list[storage.Replica](ctx, s, "replica:")
 	out := all[:0]
 	for _, r := range all {
 		if r.ExpiresAt.After(now) {
@@ -36,28 +36,36 @@ type poolEntry struct {
 	Token *storage.PooledToken `json:"token,omitempty"`
 }
 
+func digest(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// poolPrefix names the keys of one pool; only hex digests, so it is safe as a key pattern.
 func poolPrefix(p storage.Pool) string {
-	h := sha256.Sum256([]byte(p.ClientID + "\x00" + p.Subject + "\x00" + p.Scope + "\x00" + p.Audience))
-	return "pool:" + p.ClientID + ":" + hex.EncodeToString(h[:12]) + ":"
+	return "pool:" + digest(p.ClientID) + ":" + digest(p.Incarnation, p.Subject, p.Scope, p.Audience) + ":"
 }
 
 func counterKey(a storage.Admission) string {
-	h := sha256.Sum256([]byte(a.Pool.ClientID + "\x00" + a.Pool.Subject))
-	return "day:" + a.Pool.ClientID + ":" + hex.EncodeToString(h[:12]) + ":" + a.Day
+	return "day:" + digest(a.Pool.ClientID, a.Pool.Incarnation, a.Pool.Subject) + ":" + a.Day
 }
 
 // Admit implements storage.Storage (see storage.Admission for the rules).
-func (s *Store) Admit(_ context.Context, a storage.Admission) (out storage.Admitted, err error) {
-	err = s.db.Update(func(tx *buntdb.Tx) error {
+func (s *Store) Admit(ctx context.Context, a storage.Admission) (out storage.Admitted, err error) {
+	err = s.update(ctx, func(tx *buntdb.Tx) error {
 		if a.Reuse {
 			var best *storage.PooledToken
 			live := 0
-			prefix := poolPrefix(a.Pool)
-			var expired []string
-			err := tx.AscendKeys(prefix+"*", func(k, v string) bool {
+			var dead []string
+			err := tx.AscendKeys(poolPrefix(a.Pool)+"*", func(k, v string) bool {
 				var e poolEntry
-				if json.Unmarshal([]byte(v), &e) != nil || !e.Until.After(a.Now) {
-					expired = append(expired, k)
+				if json.Unmarshal([]byte(v), &e) != nil || !e.Until.After(a.Now) ||
+					(e.Token != nil && revoked(tx, a.Pool.ClientID, e.Token.JTI, e.Token.Family, a.Now)) {
+					dead = append(dead, k)
 					return true
 				}
 				live++
@@ -69,7 +77,7 @@ func (s *Store) Admit(_ context.Context, a storage.Admission) (out storage.Admit
 			if err != nil {
 				return err
 			}
-			for _, k := range expired {
+			for _, k := range dead {
 				_, _ = tx.Delete(k)
 			}
 			switch {
@@ -111,9 +119,9 @@ func (s *Store) Admit(_ context.Context, a storage.Admission) (out storage.Admit
 }
 
 // Settle implements storage.Storage.
-func (s *Store) Settle(_ context.Context, st storage.Settlement) error {
+func (s *Store) Settle(ctx context.Context, st storage.Settlement) error {
 	a := st.Admission
-	return s.db.Update(func(tx *buntdb.Tx) error {
+	return s.update(ctx, func(tx *buntdb.Tx) error {
 		if a.Reuse {
 			_, _ = tx.Delete(poolPrefix(a.Pool) + a.Reservation)
 			if st.Token != nil {

@@ -2,6 +2,9 @@
 // buntdb (the store go-oauth2 already ships with): one writer at a time, so every Update
 // transaction is atomic, per-key TTLs for records that expire, and an append-only file with
 // fsync on every commit for file:, so a token that was answered is never lost by a crash.
+//
+// One process owns an embedded store, so it is always exactly one replica: the change feed is
+// in-process and the failed-login counts live in memory.
 package embedded
 
 import (
@@ -11,15 +14,27 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/tidwall/buntdb"
 	"github.com/tokensmith/tokensmith/storage"
+	"golang.org/x/sync/semaphore"
 )
 
 // Store implements storage.Storage on buntdb.
 type Store struct {
 	db *buntdb.DB
+	// lock admits many readers or one writer, like buntdb's own lock, but a caller waiting
+	// for it gives up when its context ends: a slow or stuck transaction turns later calls
+	// into ErrUnavailable instead of hanging them (and every request, /readyz and shutdown
+	// behind them). It is FIFO, so a waiting writer is not starved by readers.
+	lock   *semaphore.Weighted
+	logins *throttle
+
+	mu       sync.Mutex
+	watchers map[int]func(storage.Change)
+	nextID   int
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -59,17 +74,50 @@ func open(path string) (*Store, error) {
 	if err := db.SetConfig(cfg); err != nil {
 		return nil, err
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, lock: semaphore.NewWeighted(writerWeight), logins: newThrottle(), watchers: map[int]func(storage.Change){}}, nil
+}
+
+// writerWeight is the whole lock: a writer excludes every reader.
+const writerWeight = 1 << 30
+
+func (s *Store) acquire(ctx context.Context, n int64) error {
+	if err := s.lock.Acquire(ctx, n); err != nil {
+		return fmt.Errorf("%w: embedded store busy: %v", storage.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// update runs fn in a writing transaction, or fails with ErrUnavailable when ctx ends first.
+func (s *Store) update(ctx context.Context, fn func(tx *buntdb.Tx) error) error {
+	if err := s.acquire(ctx, writerWeight); err != nil {
+		return err
+	}
+	defer s.lock.Release(writerWeight)
+	return s.db.Update(fn)
+}
+
+// view runs fn in a reading transaction, or fails with ErrUnavailable when ctx ends first.
+func (s *Store) view(ctx context.Context, fn func(tx *buntdb.Tx) error) error {
+	if err := s.acquire(ctx, 1); err != nil {
+		return err
+	}
+	defer s.lock.Release(1)
+	return s.db.View(fn)
 }
 
 // Key layout. Refresh tokens and their family share the family id in their keys, the same
-// grouping the Redis backend uses as a Cluster hash tag.
+// grouping the Redis backend uses as a Cluster hash tag. Client ids may hold any printable
+// character, '*' and '?' included, so they never appear in a key that is matched as a pattern.
 func clientKey(id string) string         { return "client:" + id }
+func goneKey(id string) string           { return "gone:" + id }
 func userKey(id string) string           { return "user:" + id }
-func usernameKey(name string) string     { return "username:" + name }
+func usernameKey(name string) string     { return "username:" + storage.FoldUsername(name) }
 func signingKeyKey(kid string) string    { return "key:" + kid }
 func familyKey(fam string) string        { return "fam:" + fam }
 func refreshKey(fam, hash string) string { return "rt:" + fam + ":" + hash }
+func revokedKey(client, jti string) string {
+	return "revoked:" + digest(client) + ":" + jti
+}
 
 type family struct {
 	ClientID  string    `json:"client_id"`
@@ -135,9 +183,9 @@ func exists(tx *buntdb.Tx, key string) bool {
 	return err == nil
 }
 
-func list[T any](s *Store, prefix string) ([]T, error) {
+func list[T any](ctx context.Context, s *Store, prefix string) ([]T, error) {
 	var out []T
-	err := s.db.View(func(tx *buntdb.Tx) error {
+	err := s.view(ctx, func(tx *buntdb.Tx) error {
 		var derr error
 		err := tx.AscendKeys(prefix+"*", func(k, v string) bool {
 			var item T
@@ -155,33 +203,41 @@ func list[T any](s *Store, prefix string) ([]T, error) {
 	return out, err
 }
 
+func getOne[T any](ctx context.Context, s *Store, key string) (v T, err error) {
+	err = s.view(ctx, func(tx *buntdb.Tx) error {
+		v, err = get[T](tx, key)
+		return err
+	})
+	return v, err
+}
+
 // CreateClient implements storage.Storage.
-func (s *Store) CreateClient(_ context.Context, c storage.Client) error {
-	return s.db.Update(func(tx *buntdb.Tx) error {
+func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
+	return s.update(ctx, func(tx *buntdb.Tx) error {
 		if exists(tx, clientKey(c.ID)) {
 			return storage.ErrAlreadyExists
+		}
+		c.NotBefore = time.Time{}
+		if gone, err := get[time.Time](tx, goneKey(c.ID)); err == nil {
+			c.NotBefore = gone
 		}
 		return put(tx, clientKey(c.ID), c, time.Time{}, time.Time{})
 	})
 }
 
 // GetClient implements storage.Storage.
-func (s *Store) GetClient(_ context.Context, id string) (c storage.Client, err error) {
-	err = s.db.View(func(tx *buntdb.Tx) error {
-		c, err = get[storage.Client](tx, clientKey(id))
-		return err
-	})
-	return c, err
+func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error) {
+	return getOne[storage.Client](ctx, s, clientKey(id))
 }
 
 // ListClients implements storage.Storage.
-func (s *Store) ListClients(context.Context) ([]storage.Client, error) {
-	return list[storage.Client](s, "client:")
+func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
+	return list[storage.Client](ctx, s, "client:")
 }
 
 // UpdateClient implements storage.Storage.
-func (s *Store) UpdateClient(_ context.Context, id string, fn func(*storage.Client) error) (c storage.Client, err error) {
-	err = s.db.Update(func(tx *buntdb.Tx) error {
+func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Client) error) (c storage.Client, err error) {
+	err = s.update(ctx, func(tx *buntdb.Tx) error {
 		if c, err = get[storage.Client](tx, clientKey(id)); err != nil {
 			return err
 		}
@@ -195,19 +251,21 @@ func (s *Store) UpdateClient(_ context.Context, id string, fn func(*storage.Clie
 }
 
 // DeleteClient implements storage.Storage.
-func (s *Store) DeleteClient(_ context.Context, id string) error {
-	return s.db.Update(func(tx *buntdb.Tx) error {
+func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) error {
+	return s.update(ctx, func(tx *buntdb.Tx) error {
 		_, err := tx.Delete(clientKey(id))
 		if errors.Is(err, buntdb.ErrNotFound) {
 			return storage.ErrNotFound
+		} else if err != nil {
+			return err
 		}
-		return err
+		return put(tx, goneKey(id), now.UTC(), time.Time{}, time.Time{})
 	})
 }
 
 // CreateUser implements storage.Storage.
-func (s *Store) CreateUser(_ context.Context, u storage.User) error {
-	return s.db.Update(func(tx *buntdb.Tx) error {
+func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
+	return s.update(ctx, func(tx *buntdb.Tx) error {
 		if exists(tx, userKey(u.ID)) || exists(tx, usernameKey(u.Username)) {
 			return storage.ErrAlreadyExists
 		}
@@ -219,37 +277,53 @@ func (s *Store) CreateUser(_ context.Context, u storage.User) error {
 }
 
 // GetUser implements storage.Storage.
-func (s *Store) GetUser(_ context.Context, id string) (u storage.User, err error) {
-	err = s.db.View(func(tx *buntdb.Tx) error {
-		u, err = get[storage.User](tx, userKey(id))
-		return err
-	})
-	return u, err
+func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
+	return getOne[storage.User](ctx, s, userKey(id))
+}
+
+func userByName(tx *buntdb.Tx, username string) (storage.User, error) {
+	id, err := tx.Get(usernameKey(username))
+	if errors.Is(err, buntdb.ErrNotFound) {
+		return storage.User{}, storage.ErrNotFound
+	} else if err != nil {
+		return storage.User{}, err
+	}
+	return get[storage.User](tx, userKey(id))
 }
 
 // GetUserByUsername implements storage.Storage.
-func (s *Store) GetUserByUsername(_ context.Context, username string) (u storage.User, err error) {
-	err = s.db.View(func(tx *buntdb.Tx) error {
-		id, err := tx.Get(usernameKey(username))
-		if errors.Is(err, buntdb.ErrNotFound) {
-			return storage.ErrNotFound
-		} else if err != nil {
-			return err
-		}
-		u, err = get[storage.User](tx, userKey(id))
+func (s *Store) GetUserByUsername(ctx context.Context, username string) (u storage.User, err error) {
+	err = s.view(ctx, func(tx *buntdb.Tx) error {
+		u, err = userByName(tx, username)
 		return err
 	})
 	return u, err
 }
 
 // ListUsers implements storage.Storage.
-func (s *Store) ListUsers(context.Context) ([]storage.User, error) {
-	return list[storage.User](s, "user:")
+func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
+	return list[storage.User](ctx, s, "user:")
+}
+
+// UpdateUser implements storage.Storage.
+func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User) error) (u storage.User, err error) {
+	err = s.update(ctx, func(tx *buntdb.Tx) error {
+		if u, err = get[storage.User](tx, userKey(id)); err != nil {
+			return err
+		}
+		name := u.Username
+		if err := fn(&u); err != nil {
+			return err
+		}
+		u.ID, u.Username = id, name
+		return put(tx, userKey(id), u, time.Time{}, time.Time{})
+	})
+	return u, err
 }
 
 // DeleteUser implements storage.Storage.
-func (s *Store) DeleteUser(_ context.Context, id string) error {
-	return s.db.Update(func(tx *buntdb.Tx) error {
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	return s.update(ctx, func(tx *buntdb.Tx) error {
 		u, err := get[storage.User](tx, userKey(id))
 		if err != nil {
 			return err
@@ -262,9 +336,34 @@ func (s *Store) DeleteUser(_ context.Context, id string) error {
 	})
 }
 
+// Login implements storage.Storage.
+func (s *Store) Login(ctx context.Context, a storage.LoginAttempt) (storage.LoginState, error) {
+	st := s.logins.state(a)
+	u, err := s.GetUserByUsername(ctx, a.Username)
+	switch {
+	case err == nil:
+		st.User = &u
+	case !errors.Is(err, storage.ErrNotFound):
+		return storage.LoginState{}, err
+	}
+	return st, nil
+}
+
+// LoginFailed implements storage.Storage.
+func (s *Store) LoginFailed(_ context.Context, a storage.LoginAttempt) error {
+	s.logins.fail(a)
+	return nil
+}
+
+// LoginSucceeded implements storage.Storage.
+func (s *Store) LoginSucceeded(_ context.Context, a storage.LoginAttempt) error {
+	s.logins.succeed(a)
+	return nil
+}
+
 // EnsureSigningKey implements storage.Storage.
-func (s *Store) EnsureSigningKey(_ context.Context, candidate storage.SigningKey) (keys []storage.SigningKey, created bool, err error) {
-	err = s.db.Update(func(tx *buntdb.Tx) error {
+func (s *Store) EnsureSigningKey(ctx context.Context, candidate storage.SigningKey) (keys []storage.SigningKey, created bool, err error) {
+	err = s.update(ctx, func(tx *buntdb.Tx) error {
 		n := 0
 		if err := tx.AscendKeys("key:*", func(string, string) bool { n++; return false }); err != nil {
 			return err
@@ -278,23 +377,23 @@ func (s *Store) EnsureSigningKey(_ context.Context, candidate storage.SigningKey
 	if err != nil {
 		return nil, false, err
 	}
-	keys, err = s.ListSigningKeys(context.Background())
+	keys, err = s.ListSigningKeys(ctx)
 	return keys, created, err
 }
 
 // ListSigningKeys implements storage.Storage.
-func (s *Store) ListSigningKeys(context.Context) ([]storage.SigningKey, error) {
-	return list[storage.SigningKey](s, "key:")
+func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	return list[storage.SigningKey](ctx, s, "key:")
 }
 
 // CreateRefreshToken implements storage.Storage.
-func (s *Store) CreateRefreshToken(_ context.Context, t storage.RefreshToken) error {
-	return s.db.Update(func(tx *buntdb.Tx) error {
+func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) error {
+	return s.update(ctx, func(tx *buntdb.Tx) error {
 		if exists(tx, familyKey(t.FamilyID)) {
 			return storage.ErrAlreadyExists
 		}
-		f := family{ClientID: t.ClientID, Subject: t.Subject, ExpiresAt: t.ExpiresAt}
-		if err := put(tx, familyKey(t.FamilyID), f, t.IssuedAt, t.ExpiresAt); err != nil {
+		f := family{ClientID: t.ClientID, Subject: t.Subject, ExpiresAt: t.FamilyExpiry()}
+		if err := put(tx, familyKey(t.FamilyID), f, t.IssuedAt, f.ExpiresAt); err != nil {
 			return err
 		}
 		return put(tx, refreshKey(t.FamilyID, t.Hash), t, t.IssuedAt, t.ExpiresAt)
@@ -302,20 +401,17 @@ func (s *Store) CreateRefreshToken(_ context.Context, t storage.RefreshToken) er
 }
 
 // GetRefreshToken implements storage.Storage.
-func (s *Store) GetRefreshToken(_ context.Context, familyID, hash string) (t storage.RefreshToken, err error) {
-	err = s.db.View(func(tx *buntdb.Tx) error {
-		t, err = get[storage.RefreshToken](tx, refreshKey(familyID, hash))
-		return err
-	})
-	return t, err
+func (s *Store) GetRefreshToken(ctx context.Context, familyID, hash string) (storage.RefreshToken, error) {
+	return getOne[storage.RefreshToken](ctx, s, refreshKey(familyID, hash))
 }
 
 // RotateRefreshToken implements storage.Storage (see storage.Rotation for the contract).
-func (s *Store) RotateRefreshToken(_ context.Context, r storage.Rotation) (out storage.Rotated, err error) {
-	// A replay revokes the family; that write must commit even though the caller gets an
-	// error, so the outcome travels out of the transaction in replay rather than as its error.
-	replay := false
-	err = s.db.Update(func(tx *buntdb.Tx) error {
+func (s *Store) RotateRefreshToken(ctx context.Context, r storage.Rotation) (out storage.Rotated, err error) {
+	// A replay or a deleted user revokes the family; that write must commit even though the
+	// caller gets an error, so the outcome travels out of the transaction rather than as its
+	// error.
+	var outcome error
+	err = s.update(ctx, func(tx *buntdb.Tx) error {
 		old, err := get[storage.RefreshToken](tx, refreshKey(r.FamilyID, r.Hash))
 		if err != nil {
 			return err
@@ -330,13 +426,16 @@ func (s *Store) RotateRefreshToken(_ context.Context, r storage.Rotation) (out s
 		if fam.Revoked {
 			return storage.ErrRevoked
 		}
+		if r.UserID != "" && !exists(tx, userKey(r.UserID)) {
+			fam.Revoked, outcome = true, storage.ErrRevoked
+			return replace(tx, familyKey(r.FamilyID), fam)
+		}
 		if !old.UsedAt.IsZero() {
 			if r.Grace > 0 && r.Now.Sub(old.UsedAt) <= r.Grace && len(old.Successor) > 0 {
 				out = storage.Rotated{Sealed: old.Successor}
 				return nil
 			}
-			fam.Revoked = true
-			replay = true
+			fam.Revoked, outcome = true, storage.ErrReplay
 			return replace(tx, familyKey(r.FamilyID), fam)
 		}
 		old.UsedAt = r.Now
@@ -344,51 +443,117 @@ func (s *Store) RotateRefreshToken(_ context.Context, r storage.Rotation) (out s
 		if err := replace(tx, refreshKey(r.FamilyID, r.Hash), old); err != nil {
 			return err
 		}
-		if r.Next.ExpiresAt.After(fam.ExpiresAt) {
-			fam.ExpiresAt = r.Next.ExpiresAt
-		}
-		if err := put(tx, familyKey(r.FamilyID), fam, r.Now, fam.ExpiresAt); err != nil {
-			return err
+		if exp := r.Next.FamilyExpiry(); exp.After(fam.ExpiresAt) {
+			fam.ExpiresAt = exp
+			if err := put(tx, familyKey(r.FamilyID), fam, r.Now, fam.ExpiresAt); err != nil {
+				return err
+			}
 		}
 		out = storage.Rotated{Fresh: true, Sealed: r.Sealed}
 		return put(tx, refreshKey(r.Next.FamilyID, r.Next.Hash), r.Next, r.Now, r.Next.ExpiresAt)
 	})
-	if err == nil && replay {
-		return storage.Rotated{}, storage.ErrReplay
+	if err == nil && outcome != nil {
+		return storage.Rotated{}, outcome
 	}
 	return out, err
 }
 
-// RevokeFamily implements storage.Storage.
-func (s *Store) RevokeFamily(_ context.Context, familyID string) error {
-	return s.db.Update(func(tx *buntdb.Tx) error {
+// RevokeFamily implements storage.Storage. Pools check the family when they hand out a token,
+// so marking it is all revocation takes here.
+func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time) error {
+	return s.update(ctx, func(tx *buntdb.Tx) error {
 		fam, err := get[family](tx, familyKey(familyID))
 		if err != nil {
 			return err
+		}
+		if !now.Before(fam.ExpiresAt) {
+			return storage.ErrNotFound
+		}
+		if fam.Revoked {
+			return nil
 		}
 		fam.Revoked = true
 		return replace(tx, familyKey(familyID), fam)
 	})
 }
 
-// FamilyRevoked implements storage.Storage. An expired family counts as revoked: nothing
-// descended from it may still be used.
-func (s *Store) FamilyRevoked(_ context.Context, familyID string) (revoked bool, err error) {
-	err = s.db.View(func(tx *buntdb.Tx) error {
-		fam, err := get[family](tx, familyKey(familyID))
-		if errors.Is(err, storage.ErrNotFound) {
-			revoked = true
+// RevokeAccessToken implements storage.Storage.
+func (s *Store) RevokeAccessToken(ctx context.Context, r storage.AccessRevocation) error {
+	return s.update(ctx, func(tx *buntdb.Tx) error {
+		if _, _, err := tx.Set(revokedKey(r.Pool.ClientID, r.JTI), "1", expiry(r.Now, r.ExpiresAt)); err != nil {
+			return err
+		}
+		_, err := tx.Delete(poolPrefix(r.Pool) + r.JTI)
+		if errors.Is(err, buntdb.ErrNotFound) {
 			return nil
 		}
-		revoked = fam.Revoked
 		return err
 	})
-	return revoked, err
+}
+
+// TokenState implements storage.Storage.
+func (s *Store) TokenState(ctx context.Context, q storage.TokenQuery) (st storage.TokenState, err error) {
+	err = s.view(ctx, func(tx *buntdb.Tx) error {
+		st.Revoked = revoked(tx, q.ClientID, q.JTI, q.FamilyID, q.Now)
+		if q.UserID != "" {
+			u, err := get[storage.User](tx, userKey(q.UserID))
+			switch {
+			case err == nil:
+				st.User = &u
+			case !errors.Is(err, storage.ErrNotFound):
+				return err
+			}
+		}
+		return nil
+	})
+	return st, err
+}
+
+// revoked reports whether an access token with jti (and family, if any) may no longer be used
+// at now. An expired or unknown family counts as revoked: nothing descended from it is valid.
+func revoked(tx *buntdb.Tx, client, jti, familyID string, now time.Time) bool {
+	if jti != "" && exists(tx, revokedKey(client, jti)) {
+		return true
+	}
+	if familyID == "" {
+		return false
+	}
+	fam, err := get[family](tx, familyKey(familyID))
+	return err != nil || fam.Revoked || !now.Before(fam.ExpiresAt)
+}
+
+// Publish implements storage.Storage: the one replica of an embedded store hears its own
+// changes at once.
+func (s *Store) Publish(_ context.Context, c storage.Change) error {
+	s.mu.Lock()
+	fns := make([]func(storage.Change), 0, len(s.watchers))
+	for _, fn := range s.watchers {
+		fns = append(fns, fn)
+	}
+	s.mu.Unlock()
+	for _, fn := range fns {
+		fn(c)
+	}
+	return nil
+}
+
+// Watch implements storage.Storage. The in-process feed never loses a change.
+func (s *Store) Watch(ctx context.Context, fn func(storage.Change), healthy func(bool)) {
+	healthy(true)
+	s.mu.Lock()
+	id := s.nextID
+	s.nextID++
+	s.watchers[id] = fn
+	s.mu.Unlock()
+	<-ctx.Done()
+	s.mu.Lock()
+	delete(s.watchers, id)
+	s.mu.Unlock()
 }
 
 // Ping implements storage.Storage.
-func (s *Store) Ping(context.Context) error {
-	return s.db.View(func(*buntdb.Tx) error { return nil })
+func (s *Store) Ping(ctx context.Context) error {
+	return s.view(ctx, func(*buntdb.Tx) error { return nil })
 }
 
 // Close implements storage.Storage.

@@ -3,7 +3,96 @@ package redis
 import goredis "github.com/redis/go-redis/v9"
 
 // Every multi-key operation is one Lua script, so it is atomic; the keys of one script share a
-// hash tag, so it runs on Redis Cluster.
+// hash tag, so it runs on Redis Cluster. Scripts that look at keys named from an ARGV prefix
+// only ever build keys inside the slot of their KEYS.
+//
+// Lifetimes are set with PEXPIRE from the caller's clock (exp - now), never PEXPIREAT: the
+// caller's now decides what is valid, Redis's own clock only collects garbage.
+
+// swapField writes a hash field only if it still holds what was read (optimistic update).
+// KEYS: hash. ARGV: field, expected, new.
+var swapField = goredis.NewScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1`)
+
+// createClient. KEYS: clients hash, deletions hash. ARGV: id, json, the deletion time the json
+// carries (” for none). Answers {'ok'}, {'exists'} or {'gone', <recorded deletion time>}.
+var createClient = goredis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {'exists'} end
+local gone = redis.call('HGET', KEYS[2], ARGV[1]) or ''
+if gone ~= ARGV[3] then return {'gone', gone} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return {'ok'}`)
+
+// deleteClient. KEYS: clients hash, deletions hash. ARGV: id, now_ms.
+var deleteClient = goredis.NewScript(`
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1`)
+
+// createUser. KEYS: by-id hash, by-name hash. ARGV: id, folded username, json.
+var createUser = goredis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+return 1`)
+
+// userByName. KEYS: by-name hash, by-id hash. ARGV: folded username.
+var userByName = goredis.NewScript(`
+local id = redis.call('HGET', KEYS[1], ARGV[1])
+if not id then return false end
+return redis.call('HGET', KEYS[2], id)`)
+
+// deleteUser removes a user if it is unchanged since it was read.
+// KEYS: by-id hash, by-name hash. ARGV: id, expected json, folded username.
+var deleteUser = goredis.NewScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[1] then redis.call('HDEL', KEYS[2], ARGV[3]) end
+return 1`)
+
+// Failed-login counts are strings "<fails>|<until_ms>".
+
+// login reads a user and the backoff of an attempt (storage.LoginAttempt).
+// KEYS: by-name hash, by-id hash, pair count, username count. ARGV: folded username, now_ms.
+// Answers {user json or ”, pair fails, wait_ms}.
+var login = goredis.NewScript(`
+local now = tonumber(ARGV[2])
+local user = ''
+local id = redis.call('HGET', KEYS[1], ARGV[1])
+if id then user = redis.call('HGET', KEYS[2], id) or '' end
+local function read(k)
+  local v = redis.call('GET', k)
+  if not v then return 0, 0 end
+  local f, u = string.match(v, '^(%d+)|(%d+)$')
+  return tonumber(f) or 0, tonumber(u) or 0
+end
+local pf, pu = read(KEYS[3])
+if pf == 0 then return {user, 0, 0} end
+local _, uu = read(KEYS[4])
+local wait = math.max(pu - now, uu - now, 0)
+return {user, pf, wait}`)
+
+// loginFailed counts a failure for the address and the username.
+// KEYS: pair count, username count. ARGV: now_ms, limit, username limit, max_delay_ms, window_ms.
+var loginFailed = goredis.NewScript(`
+local now, maxd, window = tonumber(ARGV[1]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local function bump(k, limit)
+  local v = redis.call('GET', k)
+  local f, u = 0, 0
+  if v then
+    local a, b = string.match(v, '^(%d+)|(%d+)$')
+    f, u = tonumber(a) or 0, tonumber(b) or 0
+  end
+  f = f + 1
+  local over = f - limit
+  if over >= 0 then u = now + math.min(1000 * 2 ^ math.min(over, 30), maxd) end
+  redis.call('SET', k, f .. '|' .. string.format('%d', u), 'PX', math.max(window, u - now, 1))
+end
+bump(KEYS[1], tonumber(ARGV[2]))
+bump(KEYS[2], tonumber(ARGV[3]))
+return 1`)
 
 // ensureKey stores a signing key only if none exists. KEYS: keys hash. ARGV: kid, json.
 var ensureKey = goredis.NewScript(`
@@ -13,21 +102,20 @@ if redis.call('HLEN', KEYS[1]) == 0 then
 end
 return 0`)
 
-// Lifetimes are set with PEXPIRE from the caller's clock (exp - now), never PEXPIREAT: the
-// caller's now decides what is valid, Redis's own clock only collects garbage.
-
-// createRefresh starts a family. KEYS: family, token. ARGV: client, exp_ms, data, now_ms.
+// createRefresh starts a family. KEYS: family, token.
+// ARGV: client, token_exp_ms, data, now_ms, family_exp_ms.
 var createRefresh = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local ttl = math.max(tonumber(ARGV[2]) - tonumber(ARGV[4]), 1)
-redis.call('HSET', KEYS[1], 'exp', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ttl)
+local now = tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], 'exp', ARGV[5], 'client', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[5]) - now, 1))
 redis.call('HSET', KEYS[2], 'client', ARGV[1], 'exp', ARGV[2], 'data', ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('PEXPIRE', KEYS[2], math.max(tonumber(ARGV[2]) - now, 1))
 return 1`)
 
 // rotate is storage.Rotation. KEYS: old token, family, next token.
-// ARGV: client, now_ms, grace_ms, sealed, next_exp_ms, next_data (empty: nothing to store).
+// ARGV: client, now_ms, grace_ms, sealed, next_exp_ms, next_data (” = nothing to store),
+// next_family_exp_ms.
 var rotate = goredis.NewScript(`
 local now = tonumber(ARGV[2])
 local old = redis.call('HMGET', KEYS[1], 'client', 'exp', 'used', 'succ')
@@ -46,16 +134,25 @@ redis.call('HSET', KEYS[1], 'used', ARGV[2], 'succ', ARGV[4])
 local nexp = tonumber(ARGV[5])
 redis.call('HSET', KEYS[3], 'client', ARGV[1], 'exp', ARGV[5], 'data', ARGV[6])
 redis.call('PEXPIRE', KEYS[3], math.max(nexp - now, 1))
-if nexp > tonumber(fam[2]) then
-  redis.call('HSET', KEYS[2], 'exp', ARGV[5])
-  redis.call('PEXPIRE', KEYS[2], math.max(nexp - now, 1))
+local fexp = tonumber(ARGV[7])
+if fexp > tonumber(fam[2]) then
+  redis.call('HSET', KEYS[2], 'exp', ARGV[7])
+  redis.call('PEXPIRE', KEYS[2], math.max(fexp - now, 1))
 end
 return {'fresh', ARGV[4]}`)
 
-// revokeFamily. KEYS: family.
+// revokeFamily marks a live family revoked. KEYS: family. ARGV: now_ms.
+// Answers {client, exp_ms}, or {} when there is no live family.
 var revokeFamily = goredis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local fam = redis.call('HMGET', KEYS[1], 'client', 'exp')
+if not fam[2] or tonumber(fam[2]) <= tonumber(ARGV[1]) then return {} end
 redis.call('HSET', KEYS[1], 'revoked', '1')
+return {fam[1] or '', fam[2]}`)
+
+// revokeAccess denies a jti and takes it out of its pool. KEYS: deny key, pool. ARGV: ttl_ms, jti.
+var revokeAccess = goredis.NewScript(`
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[2])
 return 1`)
 
 // heartbeat. KEYS: live zset, info hash. ARGV: id, exp_ms, json, now_ms.
@@ -76,21 +173,31 @@ if #ids == 0 then return {} end
 return redis.call('HMGET', KEYS[2], unpack(ids))`)
 
 // admit is storage.Admission. KEYS: pool hash, day counter.
-// ARGV: now_ms, reuse (0/1), min_remaining_ms, capacity, reservation, reserve_until_ms, limit, reset_ms.
-// Pool values are "<until_ms>|R" for a reservation or "<until_ms>|T|<json>" for a token.
+// ARGV: now_ms, reuse (0/1), min_remaining_ms, capacity, reservation, reserve_until_ms, limit,
+// reset_ms, the client's key prefix (for its revocation marks, in the same slot).
+// Pool values are "<until_ms>|R" for a reservation or "<until_ms>|T|<family>|<json>" for a token;
+// a token whose jti or family is revoked is dropped.
 var admit = goredis.NewScript(`
 local now = tonumber(ARGV[1])
 if ARGV[2] == '1' then
   local entries = redis.call('HGETALL', KEYS[1])
   local best, bestUntil, live = nil, -1, 0
   for i = 1, #entries, 2 do
-    local until_ms, kind = string.match(entries[i+1], '^(%d+)|(%a)')
+    local v = entries[i+1]
+    local until_ms, kind = string.match(v, '^(%d+)|(%a)')
     until_ms = tonumber(until_ms)
-    if until_ms == nil or until_ms <= now then
+    local dead = until_ms == nil or until_ms <= now
+    local fam, payload = nil, nil
+    if not dead and kind == 'T' then
+      fam, payload = string.match(v, '^%d+|T|([^|]*)|(.*)$')
+      if not payload or redis.call('EXISTS', ARGV[9] .. 'rj:' .. entries[i]) == 1 or
+         (fam ~= '' and redis.call('EXISTS', ARGV[9] .. 'rf:' .. fam) == 1) then dead = true end
+    end
+    if dead then
       redis.call('HDEL', KEYS[1], entries[i])
     else
       live = live + 1
-      if kind == 'T' and until_ms > bestUntil then best = entries[i+1]; bestUntil = until_ms end
+      if kind == 'T' and until_ms > bestUntil then best = payload; bestUntil = until_ms end
     end
   end
   if best and bestUntil - now >= tonumber(ARGV[3]) then return {'reused', best} end
@@ -114,12 +221,13 @@ end
 return {'allowed'}`)
 
 // settle is storage.Settlement. KEYS: pool hash, day counter.
-// ARGV: reuse (0/1), reservation, jti, token_until_ms, token_json ('' = failed), limit, now_ms.
+// ARGV: reuse (0/1), reservation, jti, token_until_ms, token_json (” = failed), limit, now_ms,
+// family.
 var settle = goredis.NewScript(`
 if ARGV[1] == '1' then
   redis.call('HDEL', KEYS[1], ARGV[2])
   if ARGV[5] ~= '' then
-    redis.call('HSET', KEYS[1], ARGV[3], ARGV[4] .. '|T|' .. ARGV[5])
+    redis.call('HSET', KEYS[1], ARGV[3], ARGV[4] .. '|T|' .. ARGV[8] .. '|' .. ARGV[5])
     local ttl = tonumber(ARGV[4]) - tonumber(ARGV[7])
     if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], math.max(ttl, 1)) end
   end

@@ -1,0 +1,68 @@
+package grants
+
+import (
+	"context"
+	"errors"
+
+	"github.com/tokensmith/tokensmith/protocol"
+	"github.com/tokensmith/tokensmith/storage"
+)
+
+// Revoke is RFC 7009 for an authenticated client. An access token is denied until it expires
+// and leaves its reuse pool; a refresh token revokes its whole login (every refresh and access
+// token of its family). Unknown, malformed, expired and already revoked tokens are answered as
+// success (§2.2); a live token of another client is refused with unauthorized_client (§2.1)
+// and stays valid.
+func (h *Handler) Revoke(ctx context.Context, r *Request) error {
+	raw := r.Params[protocol.ParamToken]
+	if raw == "" {
+		return protocol.Errorf(protocol.InvalidRequest, "missing token")
+	}
+	cl, err := h.core.authenticate(ctx, r)
+	if err != nil {
+		return err
+	}
+	_, err = h.revoke(ctx, cl, raw)
+	return err
+}
+
+// RevokeAny is revocation for the operator (admin API and CLI): any client's token. It reports
+// whether raw was a live token.
+func (h *Handler) RevokeAny(ctx context.Context, raw string) (bool, error) {
+	return h.revoke(ctx, nil, raw)
+}
+
+func (h *Handler) revoke(ctx context.Context, requester *Client, raw string) (bool, error) {
+	c := h.core
+	now := c.now()
+	p, err := c.find(ctx, raw, now, false)
+	if err != nil {
+		return false, storeError(err)
+	}
+	if p == nil {
+		return false, nil
+	}
+	if requester != nil && requester.ID != p.client.ID {
+		return false, protocol.Errorf(protocol.UnauthorizedClient, "the token was not issued to this client")
+	}
+	if a := p.access; a != nil {
+		err = c.store.RevokeAccessToken(ctx, storage.AccessRevocation{
+			Pool: poolOf(p.client, a.Subject, a.Scope, a.Audience), JTI: a.ID,
+			ExpiresAt: unix(a.ExpiresAt), Now: now,
+		})
+	} else {
+		err = c.store.RevokeFamily(ctx, p.family, now)
+	}
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return false, storeError(err)
+	}
+	c.log.Info("token revoked", "client_id", p.client.ID, "kind", p.kind(), "family", p.family, "by_operator", requester == nil)
+	return true, nil
+}
+
+func (p *presented) kind() string {
+	if p.access != nil {
+		return protocol.TokenTypeAccess
+	}
+	return protocol.TokenTypeRefresh
+}

@@ -1,0 +1,130 @@
+package grants
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/storage"
+)
+
+// presented is a token someone showed us (for introspection or revocation), resolved to what it
+// is: an access token's verified claims or a refresh token's record, with its client and user.
+type presented struct {
+	access  *AccessClaims
+	refresh *storage.RefreshToken
+	// refreshHash is the store hash of a refresh token.
+	refreshHash string
+	family      string
+	client      *Client
+	// user is the token's user; nil for a client's own token.
+	user *storage.User
+}
+
+// find resolves raw. It answers nil, with no error, for anything that is not a live token we
+// issued: malformed, forged, expired, used (refresh), of a deleted client or of a client that
+// had the same id before; with checkState also revoked, of a revoked family or of a deleted
+// user (one more store call, which revocation does without: revoking twice is harmless).
+func (c *core) find(ctx context.Context, raw string, now time.Time, checkState bool) (*presented, error) {
+	var p *presented
+	var err error
+	if strings.HasPrefix(raw, refreshPrefix) {
+		p, err = c.findRefresh(ctx, raw, now)
+	} else {
+		p, err = c.findAccess(ctx, raw, now)
+	}
+	if p == nil || err != nil || !checkState {
+		return p, err
+	}
+	q := storage.TokenQuery{ClientID: p.client.ID, FamilyID: p.family, Now: now}
+	subject := ""
+	if p.access != nil {
+		q.JTI, subject = p.access.ID, p.access.Subject
+	} else {
+		subject = p.refresh.Subject
+	}
+	q.UserID = userOf(subject, p.client.ID)
+	st, err := c.store.TokenState(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if st.Revoked || (q.UserID != "" && st.User == nil) {
+		return nil, nil
+	}
+	p.user = st.User
+	return p, nil
+}
+
+func (c *core) findRefresh(ctx context.Context, raw string, now time.Time) (*presented, error) {
+	family, hash, ok := parseRefreshToken(raw)
+	if !ok {
+		return nil, nil
+	}
+	rt, err := c.store.GetRefreshToken(ctx, family, hash)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if !now.Before(rt.ExpiresAt) {
+		return nil, nil
+	}
+	cl, err := c.ownerOf(ctx, rt.ClientID, rt.IssuedAt)
+	if cl == nil || err != nil {
+		return nil, err
+	}
+	return &presented{refresh: &rt, refreshHash: hash, family: family, client: cl}, nil
+}
+
+func (c *core) findAccess(ctx context.Context, raw string, now time.Time) (*presented, error) {
+	claims, ok := c.verify(raw, now)
+	if !ok {
+		return nil, nil
+	}
+	// iat is whole seconds: a token of the second its client's predecessor was deleted in
+	// counts as the predecessor's only if it was issued before the deletion's second began.
+	cl, err := c.ownerOf(ctx, claims.ClientID, time.Unix(claims.IssuedAt, 0).Add(time.Second-1))
+	if cl == nil || err != nil {
+		return nil, err
+	}
+	fam, _ := FamilyOf(claims.ID)
+	return &presented{access: claims, family: fam, client: cl}, nil
+}
+
+// ownerOf is the client a token was issued to, or nil when it is gone: deleted, or replaced by
+// a client created under the same id after the token was issued (storage.Client.NotBefore).
+func (c *core) ownerOf(ctx context.Context, id string, issued time.Time) (*Client, error) {
+	cl, err := c.lookupClient(ctx, id, false)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if issued.Before(cl.NotBefore) {
+		return nil, nil
+	}
+	return cl, nil
+}
+
+// verify checks an access token the way a resource server would (RS256 only, one of our keys,
+// typ at+jwt, our issuer, not expired at now) and returns its claims.
+func (c *core) verify(raw string, now time.Time) (*AccessClaims, bool) {
+	var claims AccessClaims
+	tok, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if pub, ok := c.keys.PublicKey(kid); ok {
+			return pub, nil
+		}
+		return nil, errors.New("unknown kid")
+	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(c.policy.Issuer),
+		jwt.WithExpirationRequired(), jwt.WithTimeFunc(func() time.Time { return now }))
+	if err != nil || tok.Header["typ"] != keys.TokenType || claims.ID == "" || claims.ClientID == "" {
+		return nil, false
+	}
+	return &claims, true
+}
+
+func unix(sec int64) time.Time { return time.Unix(sec, 0) }

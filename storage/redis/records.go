@@ -1,0 +1,227 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/tokensmith/tokensmith/storage"
+)
+
+// maxCASAttempts bounds optimistic updates of one record under contention.
+const maxCASAttempts = 200
+
+// CreateClient implements storage.Storage: one script that stores the client only if its id is
+// free and the deletion time it carries is still the one on record for that id; otherwise it
+// answers the recorded time, and the record is sent again with it.
+func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
+	c.NotBefore = time.Time{}
+	expected := ""
+	for range maxCASAttempts {
+		b, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		res, err := createClient.Run(ctx, s.rdb, []string{clientsKey, goneKey}, c.ID, b, expected).StringSlice()
+		if err != nil {
+			return fail(err)
+		}
+		switch res[0] {
+		case "ok":
+			return nil
+		case "exists":
+			return storage.ErrAlreadyExists
+		}
+		expected = res[1]
+		n, _ := strconv.ParseInt(expected, 10, 64)
+		c.NotBefore = time.UnixMilli(n).UTC()
+	}
+	return fmt.Errorf("%w: client %s deleted concurrently too often", storage.ErrUnavailable, c.ID)
+}
+
+// GetClient implements storage.Storage.
+func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error) {
+	v, err := s.rdb.HGet(ctx, clientsKey, id).Result()
+	if err != nil {
+		return storage.Client{}, fail(err)
+	}
+	return decode[storage.Client](v)
+}
+
+// ListClients implements storage.Storage.
+func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
+	return listHash[storage.Client](ctx, s.rdb, clientsKey)
+}
+
+func listHash[T any](ctx context.Context, rdb goredis.UniversalClient, key string) ([]T, error) {
+	vals, err := rdb.HVals(ctx, key).Result()
+	if err != nil {
+		return nil, fail(err)
+	}
+	out := make([]T, 0, len(vals))
+	for _, v := range vals {
+		item, err := decode[T](v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, item)
+	}
+	return out, nil
+}
+
+// compareAndSwap is an optimistic update of one field of a hash: read, apply fn in Go, write
+// only if the field still holds what was read (swapField), else start over. fn may therefore
+// run more than once, which the storage contract allows.
+func compareAndSwap[T any](ctx context.Context, rdb goredis.UniversalClient, key, field string, fn func(*T) error) (T, error) {
+	var zero T
+	for range maxCASAttempts {
+		old, err := rdb.HGet(ctx, key, field).Result()
+		if err != nil {
+			return zero, fail(err)
+		}
+		v, err := decode[T](old)
+		if err != nil {
+			return zero, err
+		}
+		if err := fn(&v); err != nil {
+			return zero, err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return zero, err
+		}
+		n, err := swapField.Run(ctx, rdb, []string{key}, field, old, b).Int()
+		if err != nil {
+			return zero, fail(err)
+		}
+		if n == 1 {
+			return v, nil
+		}
+	}
+	return zero, fmt.Errorf("%w: %s %s changed concurrently too often", storage.ErrUnavailable, key, field)
+}
+
+// UpdateClient implements storage.Storage.
+func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Client) error) (storage.Client, error) {
+	return compareAndSwap(ctx, s.rdb, clientsKey, id, func(c *storage.Client) error {
+		if err := fn(c); err != nil {
+			return err
+		}
+		c.ID = id
+		return nil
+	})
+}
+
+// DeleteClient implements storage.Storage: one script removes the record and notes the time.
+// The client's pools and counts are keyed by its incarnation and expire by themselves.
+func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) error {
+	n, err := deleteClient.Run(ctx, s.rdb, []string{clientsKey, goneKey}, id, ms(now)).Int()
+	if err != nil {
+		return fail(err)
+	}
+	if n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+// CreateUser implements storage.Storage: one script over both user hashes.
+func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
+	b, err := json.Marshal(u)
+	if err != nil {
+		return err
+	}
+	n, err := createUser.Run(ctx, s.rdb, []string{usersByID, usersByName}, u.ID, storage.FoldUsername(u.Username), b).Int()
+	if err != nil {
+		return fail(err)
+	}
+	if n == 0 {
+		return storage.ErrAlreadyExists
+	}
+	return nil
+}
+
+// GetUser implements storage.Storage.
+func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
+	v, err := s.rdb.HGet(ctx, usersByID, id).Result()
+	if err != nil {
+		return storage.User{}, fail(err)
+	}
+	return decode[storage.User](v)
+}
+
+// GetUserByUsername implements storage.Storage.
+func (s *Store) GetUserByUsername(ctx context.Context, username string) (storage.User, error) {
+	v, err := userByName.Run(ctx, s.rdb, []string{usersByName, usersByID}, storage.FoldUsername(username)).Text()
+	if err != nil {
+		return storage.User{}, fail(err)
+	}
+	return decode[storage.User](v)
+}
+
+// ListUsers implements storage.Storage.
+func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
+	return listHash[storage.User](ctx, s.rdb, usersByID)
+}
+
+// UpdateUser implements storage.Storage.
+func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User) error) (storage.User, error) {
+	return compareAndSwap(ctx, s.rdb, usersByID, id, func(u *storage.User) error {
+		name := u.Username
+		if err := fn(u); err != nil {
+			return err
+		}
+		u.ID, u.Username = id, name
+		return nil
+	})
+}
+
+// DeleteUser implements storage.Storage: one script removes the record, its username and its
+// failed-login counts are left to lapse.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	for range maxCASAttempts {
+		old, err := s.rdb.HGet(ctx, usersByID, id).Result()
+		if err != nil {
+			return fail(err)
+		}
+		u, err := decode[storage.User](old)
+		if err != nil {
+			return err
+		}
+		n, err := deleteUser.Run(ctx, s.rdb, []string{usersByID, usersByName}, id, old, storage.FoldUsername(u.Username)).Int()
+		if err != nil {
+			return fail(err)
+		}
+		if n == 1 {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: user %s changed concurrently too often", storage.ErrUnavailable, id)
+}
+
+// EnsureSigningKey implements storage.Storage.
+func (s *Store) EnsureSigningKey(ctx context.Context, candidate storage.SigningKey) ([]storage.SigningKey, bool, error) {
+	b, err := json.Marshal(candidate)
+	if err != nil {
+		return nil, false, err
+	}
+	n, err := ensureKey.Run(ctx, s.rdb, []string{keysKey}, candidate.ID, b).Int()
+	if err != nil {
+		return nil, false, fail(err)
+	}
+	keys, err := s.ListSigningKeys(ctx)
+	return keys, n == 1, err
+}
+
+// ListSigningKeys implements storage.Storage.
+func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	keys, err := listHash[storage.SigningKey](ctx, s.rdb, keysKey)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	return keys, err
+}

@@ -1,0 +1,303 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/tokensmith/tokensmith/storage"
+)
+
+// pipelined sends the commands fn queues as one pipeline: one round trip, whatever slots they
+// touch (go-redis sends a Cluster's per-node parts at once). Scripts go as EVALSHA; if Redis has
+// lost them (it restarted), they are loaded and the pipeline is sent again. That is safe because
+// a command answered NOSCRIPT did not run, and the other commands of these pipelines are reads.
+func (s *Store) pipelined(ctx context.Context, scripts []*goredis.Script, fn func(p goredis.Pipeliner)) ([]goredis.Cmder, error) {
+	for attempt := 0; ; attempt++ {
+		cmds, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error { fn(p); return nil })
+		noScript := false
+		for _, c := range cmds {
+			if e := c.Err(); e != nil && strings.HasPrefix(e.Error(), "NOSCRIPT") {
+				noScript = true
+			}
+		}
+		if !noScript || attempt > 0 {
+			if err != nil && !errors.Is(err, goredis.Nil) && !noScript {
+				return cmds, fail(err)
+			}
+			return cmds, nil
+		}
+		for _, sc := range scripts {
+			if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+				return nil, fail(err)
+			}
+		}
+	}
+}
+
+// refreshData is the immutable part of a stored refresh token.
+func refreshData(t storage.RefreshToken) ([]byte, error) {
+	t.UsedAt, t.Successor = time.Time{}, nil
+	return json.Marshal(t)
+}
+
+// CreateRefreshToken implements storage.Storage.
+func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) error {
+	data, err := refreshData(t)
+	if err != nil {
+		return err
+	}
+	n, err := createRefresh.Run(ctx, s.rdb, []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)},
+		t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry())).Int()
+	if err != nil {
+		return fail(err)
+	}
+	if n == 0 {
+		return storage.ErrAlreadyExists
+	}
+	return nil
+}
+
+// GetRefreshToken implements storage.Storage.
+func (s *Store) GetRefreshToken(ctx context.Context, familyID, hash string) (storage.RefreshToken, error) {
+	var t storage.RefreshToken
+	m, err := s.rdb.HGetAll(ctx, refreshKey(familyID, hash)).Result()
+	if err != nil {
+		return t, fail(err)
+	}
+	if m["data"] == "" {
+		return t, storage.ErrNotFound
+	}
+	if err := json.Unmarshal([]byte(m["data"]), &t); err != nil {
+		return t, err
+	}
+	if used, err := strconv.ParseInt(m["used"], 10, 64); err == nil {
+		t.UsedAt = time.UnixMilli(used).UTC()
+	}
+	if m["succ"] != "" {
+		t.Successor = []byte(m["succ"])
+	}
+	return t, nil
+}
+
+// RotateRefreshToken implements storage.Storage. The family's keys share a slot, so the
+// rotation itself is one script; whether the user still exists lives in another slot and is
+// read in the same pipeline. A rotation whose user is gone is undone by revoking the family
+// before anything is answered.
+func (s *Store) RotateRefreshToken(ctx context.Context, r storage.Rotation) (storage.Rotated, error) {
+	var data []byte
+	if r.Next.Hash != "" {
+		var err error
+		if data, err = refreshData(r.Next); err != nil {
+			return storage.Rotated{}, err
+		}
+	}
+	var rot *goredis.Cmd
+	var user *goredis.BoolCmd
+	_, err := s.pipelined(ctx, []*goredis.Script{rotate}, func(p goredis.Pipeliner) {
+		rot = rotate.EvalSha(ctx, p,
+			[]string{refreshKey(r.FamilyID, r.Hash), familyKey(r.FamilyID), refreshKey(r.FamilyID, r.Next.Hash)},
+			r.ClientID, ms(r.Now), r.Grace.Milliseconds(), r.Sealed, ms(r.Next.ExpiresAt), data, ms(r.Next.FamilyExpiry()))
+		if r.UserID != "" {
+			user = p.HExists(ctx, usersByID, r.UserID)
+		}
+	})
+	if err != nil {
+		return storage.Rotated{}, err
+	}
+	res, err := rot.StringSlice()
+	if err != nil {
+		return storage.Rotated{}, fail(err)
+	}
+	if user != nil {
+		exists, err := user.Result()
+		if err != nil {
+			return storage.Rotated{}, fail(err)
+		}
+		if !exists && (res[0] == "fresh" || res[0] == "grace") {
+			if err := s.RevokeFamily(ctx, r.FamilyID, r.Now); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return storage.Rotated{}, err
+			}
+			return storage.Rotated{}, storage.ErrRevoked
+		}
+	}
+	switch res[0] {
+	case "fresh":
+		return storage.Rotated{Fresh: true, Sealed: []byte(res[1])}, nil
+	case "grace":
+		return storage.Rotated{Sealed: []byte(res[1])}, nil
+	case "revoked":
+		return storage.Rotated{}, storage.ErrRevoked
+	case "replay":
+		// The script revoked the family; the client's pools must learn it too.
+		if err := s.RevokeFamily(ctx, r.FamilyID, r.Now); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return storage.Rotated{}, err
+		}
+		return storage.Rotated{}, storage.ErrReplay
+	default:
+		return storage.Rotated{}, storage.ErrNotFound
+	}
+}
+
+// RevokeFamily implements storage.Storage in two steps, each atomic: the family is marked in
+// its own slot, then in its client's slot, where reuse pools and TokenState look. A failure
+// between them is answered as an error; the call is idempotent, so the caller's retry (an
+// RFC 7009 client retries a failed revocation) completes it.
+func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time) error {
+	res, err := revokeFamily.Run(ctx, s.rdb, []string{familyKey(familyID)}, ms(now)).StringSlice()
+	if err != nil {
+		return fail(err)
+	}
+	if len(res) < 2 {
+		return storage.ErrNotFound
+	}
+	exp, _ := strconv.ParseInt(res[1], 10, 64)
+	ttl := time.Duration(max(exp-ms(now), 1)) * time.Millisecond
+	return fail(s.rdb.Set(ctx, revokedFamilyKey(res[0], familyID), "1", ttl).Err())
+}
+
+// RevokeAccessToken implements storage.Storage: deny-list entry and pool removal share the
+// client's slot, so this is one script.
+func (s *Store) RevokeAccessToken(ctx context.Context, r storage.AccessRevocation) error {
+	ttl := max(ms(r.ExpiresAt)-ms(r.Now), 1)
+	return fail(revokeAccess.Run(ctx, s.rdb, []string{revokedJTIKey(r.Pool.ClientID, r.JTI), poolKey(r.Pool)}, ttl, r.JTI).Err())
+}
+
+// TokenState implements storage.Storage: one pipeline of reads.
+func (s *Store) TokenState(ctx context.Context, q storage.TokenQuery) (storage.TokenState, error) {
+	var st storage.TokenState
+	var marks *goredis.IntCmd
+	var fam *goredis.SliceCmd
+	var user *goredis.StringCmd
+	_, err := s.pipelined(ctx, nil, func(p goredis.Pipeliner) {
+		var keys []string
+		if q.JTI != "" {
+			keys = append(keys, revokedJTIKey(q.ClientID, q.JTI))
+		}
+		if q.FamilyID != "" {
+			keys = append(keys, revokedFamilyKey(q.ClientID, q.FamilyID))
+			fam = p.HMGet(ctx, familyKey(q.FamilyID), "revoked", "exp")
+		}
+		if len(keys) > 0 {
+			marks = p.Exists(ctx, keys...)
+		}
+		if q.UserID != "" {
+			user = p.HGet(ctx, usersByID, q.UserID)
+		}
+	})
+	if err != nil {
+		return st, err
+	}
+	if marks != nil {
+		n, err := marks.Result()
+		if err != nil {
+			return st, fail(err)
+		}
+		st.Revoked = n > 0
+	}
+	if fam != nil {
+		v, err := fam.Result()
+		if err != nil {
+			return st, fail(err)
+		}
+		exp, _ := v[1].(string)
+		until, _ := strconv.ParseInt(exp, 10, 64)
+		st.Revoked = st.Revoked || v[0] == "1" || until <= ms(q.Now)
+	}
+	if user != nil {
+		v, err := user.Result()
+		switch {
+		case err == nil:
+			u, err := decode[storage.User](v)
+			if err != nil {
+				return st, err
+			}
+			st.User = &u
+		case !errors.Is(err, goredis.Nil):
+			return st, fail(err)
+		}
+	}
+	return st, nil
+}
+
+// Heartbeat implements storage.Storage.
+func (s *Store) Heartbeat(ctx context.Context, r storage.Replica, now time.Time) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return fail(heartbeat.Run(ctx, s.rdb, []string{replicasLive, replicasInfo}, r.ID, ms(r.ExpiresAt), b, ms(now)).Err())
+}
+
+// Replicas implements storage.Storage.
+func (s *Store) Replicas(ctx context.Context, now time.Time) ([]storage.Replica, error) {
+	vals, err := replicas.Run(ctx, s.rdb, []string{replicasLive, replicasInfo}, ms(now)).Slice()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fail(err)
+	}
+	out := make([]storage.Replica, 0, len(vals))
+	for _, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue
+		}
+		r, err := decode[storage.Replica](str)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Admit implements storage.Storage.
+func (s *Store) Admit(ctx context.Context, a storage.Admission) (storage.Admitted, error) {
+	res, err := admit.Run(ctx, s.rdb, []string{poolKey(a.Pool), counterKey(a.Pool, a.Day)},
+		ms(a.Now), flag(a.Reuse), a.MinRemaining.Milliseconds(), a.Capacity, a.Reservation, ms(a.ReserveUntil),
+		a.Limit, ms(a.ResetAt), clientTag(a.Pool.ClientID)).StringSlice()
+	if err != nil {
+		return storage.Admitted{}, fail(err)
+	}
+	switch res[0] {
+	case "reused":
+		t, err := decode[storage.PooledToken](res[1])
+		if err != nil {
+			return storage.Admitted{}, err
+		}
+		return storage.Admitted{Reused: &t}, nil
+	case "limited":
+		return storage.Admitted{Limited: true}, nil
+	case "busy":
+		return storage.Admitted{Busy: true}, nil
+	default:
+		return storage.Admitted{Allowed: true}, nil
+	}
+}
+
+// Settle implements storage.Storage.
+func (s *Store) Settle(ctx context.Context, st storage.Settlement) error {
+	a := st.Admission
+	var jti, fam string
+	var until int64
+	var payload []byte
+	if st.Token != nil {
+		var err error
+		if payload, err = json.Marshal(st.Token); err != nil {
+			return err
+		}
+		jti, fam, until = st.Token.JTI, st.Token.Family, ms(st.Token.ExpiresAt)
+	}
+	return fail(settle.Run(ctx, s.rdb, []string{poolKey(a.Pool), counterKey(a.Pool, a.Day)},
+		flag(a.Reuse), a.Reservation, jti, until, payload, a.Limit, ms(a.Now), fam).Err())
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}

@@ -1,0 +1,39 @@
+package storage_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tokensmith/tokensmith/storage"
+)
+
+func TestBackoff(t *testing.T) {
+	tests := []struct {
+		fails, limit int
+		want         time.Duration
+	}{
+		{0, 5, 0},
+		{4, 5, 0},
+		{5, 5, time.Second},
+		{6, 5, 2 * time.Second},
+		{10, 5, 32 * time.Second},
+		{15, 5, 15 * time.Minute}, // 1024 s is past the cap
+		{1000, 5, 15 * time.Minute},
+	}
+	for _, tc := range tests {
+		if got := storage.Backoff(tc.fails, tc.limit, 15*time.Minute); got != tc.want {
+			t.Errorf("Backoff(%d, %d) = %s, want %s", tc.fails, tc.limit, got, tc.want)
+		}
+	}
+}
+
+func TestFoldUsername(t *testing.T) {
+	for _, pair := range [][2]string{{"Bob", "bob"}, {"BOB", "bOb"}, {"Straße", "STRASSE"}, {"ΣΊΣΥΦΟΣ", "σίσυφος"}} {
+		if storage.FoldUsername(pair[0]) != storage.FoldUsername(pair[1]) {
+			t.Errorf("%q and %q fold differently", pair[0], pair[1])
+		}
+	}
+	if storage.FoldUsername("bob") == storage.FoldUsername("rob") {
+		t.Error("different names fold alike")
+	}
+}
