@@ -25,7 +25,7 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
 	var (
 		id, name, attl, rttl, grace, reuseMin, auth, owner string
 		grants, scopes, aud                                []string
-		reuse                                              bool
+		reuse, resourceServer                              bool
 		limit                                              int
 	)
 	if withID {
@@ -43,6 +43,7 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
 	fs.IntVar(&limit, "daily-limit", 0, "new tokens per subject per day (0: no limit)")
 	fs.StringVar(&auth, "auth-method", "", "client_secret_basic or client_secret_post (empty: both)")
 	fs.StringVar(&owner, "owner", "", "id of the user who manages this client")
+	fs.BoolVar(&resourceServer, "resource-server", false, "may introspect every client's tokens (an API checking what integrators send it)")
 	return func() registry.ClientInput {
 		var in registry.ClientInput
 		set := func(flag string, apply func()) {
@@ -63,6 +64,7 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
 		set("daily-limit", func() { in.DailyLimit = &limit })
 		set("auth-method", func() { in.TokenEndpointAuthMethod = &auth })
 		set("owner", func() { in.Owner = &owner })
+		set("resource-server", func() { in.ResourceServer = &resourceServer })
 		return in
 	}
 }
@@ -220,6 +222,7 @@ func printClient(g *globals, v registry.ClientView) {
 	row("daily_limit", limit)
 	row("auth_method", orValue(v.TokenEndpointAuthMethod, "client_secret_basic or client_secret_post"))
 	row("owner", dash(v.Owner))
+	row("resource_server", fmt.Sprint(v.ResourceServer))
 	if !v.SecretGraceUntil.IsZero() {
 		row("previous_secret_until", v.SecretGraceUntil.Format("2006-01-02 15:04:05 MST"))
 	}

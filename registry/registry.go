@@ -52,9 +52,19 @@ type Service struct {
 }
 
 // New returns a Service on store. Changes are announced to a, if not nil.
-func New(store Store, a Announcer) *Service {
-	return &Service{store: store, now: time.Now, announce: a}
+func New(store Store, a Announcer, opts ...Option) *Service {
+	s := &Service{store: store, now: time.Now, announce: a}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithClock replaces time.Now (tests share one clock between the registry and the token path).
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
 // changed announces a change that was made; a failure to announce is logged by the caller's
 // answer path only as a warning: the change itself stands.

@@ -91,7 +91,8 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	busCtx, stopBus := context.WithCancel(context.Background())
 	t.Cleanup(stopBus)
 	go bus.Run(busCtx)
-	ts := &testServer{Store: store, Registry: registry.New(store, bus), Metrics: metrics.New(), Clock: &clock{t: time.Now()}, Keys: ks}
+	clk := &clock{t: time.Now()}
+	ts := &testServer{Store: store, Registry: registry.New(store, bus, registry.WithClock(clk.Now)), Metrics: metrics.New(), Clock: clk, Keys: ks}
 	pubSrv := httptest.NewUnstartedServer(nil)
 	pubSrv.Start()
 	t.Cleanup(pubSrv.Close)
@@ -231,5 +232,16 @@ func (ts *testServer) call(t *testing.T, path, id, sec string, v url.Values) rep
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Authorization", basic(id, sec))
+	return send(t, req)
+}
+
+// postTo posts a form without client authentication to path on the public listener.
+func (ts *testServer) postTo(t *testing.T, path, body string) reply {
+	t.Helper()
+	req, err := http.NewRequest("POST", ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return send(t, req)
 }

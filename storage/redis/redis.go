@@ -120,6 +120,14 @@ func Open(ctx context.Context, raw string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	// Loaded once here (on every master of a Cluster), a script's first use costs no NOSCRIPT
+	// round trip; after a Redis restart go-redis and pipelined fall back to loading it again.
+	for _, sc := range allScripts {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			s.Close()
+			return nil, fail(err)
+		}
+	}
 	return s, nil
 }
 

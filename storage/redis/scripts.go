@@ -236,3 +236,9 @@ if ARGV[5] == '' and tonumber(ARGV[6]) > 0 then
   if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
 end
 return 1`)
+
+// allScripts are loaded when a store opens.
+var allScripts = []*goredis.Script{
+	swapField, createClient, deleteClient, createUser, userByName, deleteUser, login, loginFailed,
+	ensureKey, createRefresh, rotate, revokeFamily, revokeAccess, heartbeat, replicas, admit, settle,
+}
