@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/server"
 )
@@ -32,7 +33,7 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
 		fs.StringVar(&id, "id", "", "client id (generated when empty)")
 	}
 	fs.StringVar(&name, "name", "", "display name")
-	fs.StringSliceVar(&grants, "grant", nil, "allowed grant types: client_credentials, password, refresh_token (repeat or comma-separate)")
+	fs.StringSliceVar(&grants, "grant", nil, "allowed grant types: client_credentials, password, refresh_token, token-exchange (repeat or comma-separate)")
 	fs.StringSliceVar(&scopes, "scope", nil, "allowed scopes (repeat or comma-separate)")
 	fs.StringSliceVar(&aud, "audience", nil, "token audience(s)")
 	fs.StringVar(&attl, "access-token-ttl", "", "access token lifetime, e.g. 3h (empty: server default)")
@@ -53,7 +54,14 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
 		}
 		set("id", func() { in.ClientID = &id })
 		set("name", func() { in.Name = &name })
-		set("grant", func() { in.GrantTypes = &grants })
+		set("grant", func() {
+			for i, g := range grants {
+				if g == "token-exchange" || g == "token_exchange" {
+					grants[i] = protocol.GrantTokenExchange
+				}
+			}
+			in.GrantTypes = &grants
+		})
 		set("scope", func() { in.Scopes = &scopes })
 		set("audience", func() { a := registry.Audience(aud); in.Audience = &a })
 		set("access-token-ttl", func() { in.AccessTokenTTL = &attl })

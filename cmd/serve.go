@@ -118,18 +118,22 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		ClientCredentialsTTL: cfg.Tokens.ClientCredentialsTTL.D(),
 		PasswordTTL:          cfg.Tokens.PasswordTTL.D(),
 		RefreshTTL:           cfg.Tokens.RefreshTTL.D(),
+		ExchangeTTL:          cfg.Tokens.ExchangeTTL.D(),
 		RefreshGrace:         cfg.Tokens.RefreshGrace.D(),
 		ReuseMinRemaining:    cfg.Tokens.ReuseMinRemaining.D(),
 		DailyLimitLocation:   cfg.DailyLimitLocation(),
 		FailedLoginLimit:     cfg.Tokens.FailedLoginLimit,
 		ClientCacheTTL:       cfg.ClientCacheTTL.D(),
 		StoreTimeout:         cfg.StoreTimeout.D(),
-	}, grants.WithLogger(log), grants.WithReplicas(replicas.Live), grants.WithChangeFeed(bus.Healthy),
+	}, grants.WithLogger(log), grants.WithReplicas(replicas.Live), grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
 		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }))
 	bus.Handle(gh.Forget)
 	changes := make(chan struct{})
 	go func() { bus.Run(ctx); close(changes) }()
 	defer func() { cancel(); <-changes }()
+	usage := make(chan struct{})
+	go func() { flushUsage(ctx, gh, log); close(usage) }()
+	defer func() { cancel(); <-usage }()
 
 	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: store, Metrics: m, Log: log}
 	adm := &server.Admin{TokenHash: secret.Hash(adminToken), Registry: reg, Tokens: gh, Keys: keyset, Store: store, Metrics: m, Log: log, Version: Version}
@@ -183,6 +187,31 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}
 	wg.Wait()
 	return nil
+}
+
+// usageFlushEvery is how often last-used times of personal tokens are written.
+const usageFlushEvery = time.Minute
+
+// flushUsage writes when personal tokens were last used every minute, and once more when ctx
+// ends, so listings show last use at most a minute late and a clean stop loses none.
+func flushUsage(ctx context.Context, gh *grants.Handler, log *slog.Logger) {
+	t := time.NewTicker(usageFlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if err := gh.FlushUsage(fctx); err != nil {
+				log.Warn("writing personal token last-use times failed", "error", err)
+			}
+			return
+		}
+		if err := gh.FlushUsage(ctx); err != nil {
+			log.Warn("writing personal token last-use times failed; kept for the next try", "error", err)
+		}
+	}
 }
 
 // storageLabel keeps credentials in a Redis URL out of the log.

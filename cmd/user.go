@@ -49,6 +49,7 @@ func userCreateCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&in.Username, "username", "", "username")
 	c.Flags().StringVar(&in.Password, "password", "", "password (visible in shell history; prefer --password-stdin)")
 	c.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from the first line of standard input")
+	c.Flags().StringSliceVar(&in.Scopes, "scope", nil, "scopes the user's personal tokens may carry (repeat or comma-separate)")
 	return c
 }
 

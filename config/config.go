@@ -56,6 +56,8 @@ type Tokens struct {
 	ClientCredentialsTTL Duration `yaml:"client_credentials_ttl" env:"CLIENT_CREDENTIALS_TTL"`
 	PasswordTTL          Duration `yaml:"password_ttl" env:"PASSWORD_TTL"`
 	RefreshTTL           Duration `yaml:"refresh_ttl" env:"REFRESH_TTL"`
+	// ExchangeTTL is the lifetime of access tokens from token exchange (RFC 8693).
+	ExchangeTTL Duration `yaml:"exchange_ttl" env:"EXCHANGE_TTL"`
 	// RefreshGrace is how long a rotated refresh token is answered idempotently; 0 turns it off.
 	RefreshGrace      Duration `yaml:"refresh_grace" env:"REFRESH_GRACE"`
 	ReuseMinRemaining Duration `yaml:"reuse_min_remaining" env:"REUSE_MIN_REMAINING"`
@@ -85,6 +87,7 @@ func Default() Config {
 			ClientCredentialsTTL: Duration(3 * time.Hour),
 			PasswordTTL:          Duration(24 * time.Hour),
 			RefreshTTL:           Duration(14 * 24 * time.Hour),
+			ExchangeTTL:          Duration(15 * time.Minute),
 			RefreshGrace:         Duration(5 * time.Second),
 			ReuseMinRemaining:    Duration(5 * time.Minute),
 			FailedLoginLimit:     5,
@@ -217,6 +220,7 @@ func (c Config) Validate() error {
 		"tokens.client_credentials_ttl": t.ClientCredentialsTTL,
 		"tokens.password_ttl":           t.PasswordTTL,
 		"tokens.refresh_ttl":            t.RefreshTTL,
+		"tokens.exchange_ttl":           t.ExchangeTTL,
 	} {
 		if d.D() < time.Second {
 			bad(field, "must be at least 1s, got %s", FormatDuration(d.D()))

@@ -83,7 +83,13 @@ func TestAdminChangesReachEveryReplica(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b := pair(t, srv.URL())
 	const trials = 30
-	var deleted, rotated, revoked []time.Duration
+	var deleted, rotated, revoked, patDeleted []time.Duration
+	var user struct {
+		ID string `json:"id"`
+	}
+	if st := a.admin(t, "POST", "/admin/users", `{"username":"pat-owner","password":"pat-owner-password","scopes":["s"]}`, &user); st != 201 {
+		t.Fatalf("user: %d", st)
+	}
 	for i := range trials {
 		// Client deleted on A.
 		id, sec := createClient(t, a, `{}`)
@@ -118,10 +124,27 @@ func TestAdminChangesReachEveryReplica(t *testing.T) {
 		}
 		revokeAs(t, a, id, rot.ClientSecret, tok.token)
 		revoked = append(revoked, until(t, 2*time.Second, func() bool { return !introspectAs(b, id, rot.ClientSecret, tok.token) }))
+
+		// Personal token deleted on A, after B has cached it.
+		var pat struct {
+			ID    string `json:"id"`
+			Token string `json:"token"`
+		}
+		if st := a.admin(t, "POST", "/admin/users/"+user.ID+"/tokens", `{"name":"trial","scopes":["s"]}`, &pat); st != 201 {
+			t.Fatalf("personal token: %d", st)
+		}
+		if !introspectAs(b, id, rot.ClientSecret, pat.Token) {
+			t.Fatalf("trial %d: personal token inactive on B", i)
+		}
+		if st := a.admin(t, "DELETE", "/admin/users/"+user.ID+"/tokens/"+pat.ID, "", nil); st != 204 {
+			t.Fatalf("delete personal token: %d", st)
+		}
+		patDeleted = append(patDeleted, until(t, 2*time.Second, func() bool { return !introspectAs(b, id, rot.ClientSecret, pat.Token) }))
 	}
 	t.Logf("client deleted on A → refused by B:          %s", summary(deleted))
 	t.Logf("secret rotated on A → old one refused by B:  %s", summary(rotated))
 	t.Logf("token revoked on A → inactive on B:          %s", summary(revoked))
+	t.Logf("personal token deleted on A → refused by B:  %s", summary(patDeleted))
 }
 
 // TestChangesSurviveALostFeed: B's subscription is cut and a client deleted before B has

@@ -26,7 +26,7 @@ func (g *clientCredentials) Handle(ctx context.Context, c *Client, r *Request) (
 		clientID: c.ID, subject: c.ID, scope: scope, audience: aud,
 		ttl: orDefault(c.AccessTokenTTL, g.policy.ClientCredentialsTTL),
 	}
-	return g.issue(ctx, c, a, now, func(now time.Time) (*Token, error) {
+	return g.issue(ctx, c, a, now, true, func(now time.Time) (*Token, error) {
 		m, err := g.mint(protocol.GrantClientCredentials, a, now)
 		if err != nil {
 			return nil, err

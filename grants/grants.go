@@ -41,6 +41,8 @@ type Token struct {
 	Scope            string    `json:"scope,omitempty"`
 	RefreshToken     string    `json:"refresh_token,omitempty"`
 	RefreshExpiresAt time.Time `json:"refresh_expires_at,omitzero"`
+	// IssuedTokenType is RFC 8693's issued_token_type, set by token exchange.
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 // Grant is one grant type.
@@ -57,8 +59,11 @@ type Policy struct {
 	ClientCredentialsTTL time.Duration
 	PasswordTTL          time.Duration
 	RefreshTTL           time.Duration
-	RefreshGrace         time.Duration
-	ReuseMinRemaining    time.Duration
+	// ExchangeTTL is the lifetime of access tokens from token exchange (at most the personal
+	// token's remaining life).
+	ExchangeTTL       time.Duration
+	RefreshGrace      time.Duration
+	ReuseMinRemaining time.Duration
 	// DailyLimitLocation is the time zone whose calendar day a daily limit counts (UTC if nil).
 	DailyLimitLocation *time.Location
 	// FailedLoginLimit is how many wrong passwords one address may send for one username
@@ -70,6 +75,9 @@ type Policy struct {
 	// StoreTimeout bounds each store call of a request; 0 means no bound (tests).
 	StoreTimeout time.Duration
 }
+
+// DefaultExchangeTTL is the lifetime of exchanged access tokens when the policy sets none.
+const DefaultExchangeTTL = 15 * time.Minute
 
 // Keys signs new access tokens and finds the public key of a kid, to verify tokens presented
 // for introspection and revocation. keys.Set implements it.
@@ -96,9 +104,24 @@ type core struct {
 	// replicas is the number of live replicas, the capacity of a reuse pool.
 	replicas func() int
 	pools    singleflight.Group
-	clients  *clientCache
+	clients  *cache[storage.Client]
+	pats     *cache[storage.PersonalToken]
 	trusted  func() bool
+	// usage collects when personal tokens were used, written to the store in batches.
+	usage *usage
+	// announce tells every replica about a change made here (a personal token revoked
+	// through RFC 7009); nil in tests that run one handler.
+	announce Announcer
 }
+
+// Announcer tells every replica that a record changed (replica.Bus implements it).
+type Announcer interface {
+	Announce(ctx context.Context, c storage.Change) error
+}
+
+// WithAnnouncer makes changes made by the token endpoints (a revoked personal token) reach
+// every replica at once.
+func WithAnnouncer(a Announcer) Option { return func(c *core) { c.announce = a } }
 
 // Option configures a Handler.
 type Option func(*core)
@@ -130,15 +153,21 @@ func NewHandler(store Store, k Keys, p Policy, opts ...Option) *Handler {
 	for _, o := range opts {
 		o(c)
 	}
-	c.clients = newClientCache(p.ClientCacheTTL, c.now, c.trusted)
+	c.clients = newCache[storage.Client](p.ClientCacheTTL, c.now, c.trusted)
+	c.pats = newCache[storage.PersonalToken](p.ClientCacheTTL, c.now, c.trusted)
+	c.usage = newUsage()
 	if len(c.policy.Audience) == 0 {
 		c.policy.Audience = []string{p.Issuer}
+	}
+	if c.policy.ExchangeTTL <= 0 {
+		c.policy.ExchangeTTL = DefaultExchangeTTL
 	}
 	h := &Handler{core: c, grants: map[string]Grant{}}
 	for _, g := range []Grant{
 		&clientCredentials{c},
 		newPassword(c),
 		newRefresh(c),
+		&exchange{c},
 	} {
 		h.grants[string(g.Type())] = g
 	}
@@ -161,8 +190,13 @@ func (h *Handler) Forget(c storage.Change) {
 	switch c.Kind {
 	case storage.ChangeClient:
 		h.core.clients.drop(c.ID)
+	case storage.ChangePersonalToken:
+		h.core.pats.drop(c.ID)
+	case storage.ChangeUser:
+		h.core.pats.dropIf(func(t storage.PersonalToken) bool { return t.UserID == c.ID })
 	case "":
 		h.core.clients.clear()
+		h.core.pats.clear()
 	}
 }
 
@@ -338,6 +372,6 @@ func (c *core) lookupClient(ctx context.Context, id string, fresh bool) (*Client
 	if err != nil {
 		return nil, err
 	}
-	c.clients.put(sc)
+	c.clients.put(id, sc)
 	return &Client{Client: sc, now: c.now()}, nil
 }

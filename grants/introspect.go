@@ -2,9 +2,13 @@ package grants
 
 import (
 	"context"
+	"strings"
 
 	"github.com/tokensmith/tokensmith/protocol"
 )
+
+// TokenTypePersonal is the token_type introspection answers for a personal token.
+const TokenTypePersonal = "personal_token"
 
 // Introspection is an RFC 7662 §2.2 answer. Only Active is set for a token that is not active.
 type Introspection struct {
@@ -23,10 +27,10 @@ type Introspection struct {
 
 var inactive = &Introspection{}
 
-// Introspect answers RFC 7662 for an authenticated client. A client sees its own tokens; a
-// client marked as a resource server sees every client's (an API checks what integrators send
-// it). Anything else, and every token that is expired, revoked, unknown or malformed, is
-// {"active":false}: the answer never tells which.
+// Introspect answers RFC 7662 for an authenticated client. A client sees its own tokens and
+// every personal token; a client marked as a resource server sees every client's tokens (an API
+// checks what integrators send it). Anything else, and every token that is expired, revoked,
+// unknown or malformed, is {"active":false}: the answer never tells which.
 func (h *Handler) Introspect(ctx context.Context, r *Request) (*Introspection, error) {
 	raw := r.Params[protocol.ParamToken]
 	if raw == "" {
@@ -50,7 +54,23 @@ func (h *Handler) introspect(ctx context.Context, requester *Client, raw string)
 	if err != nil {
 		return nil, storeError(err)
 	}
-	if p == nil || (requester != nil && requester.ID != p.client.ID && !requester.ResourceServer) {
+	if p == nil {
+		return inactive, nil
+	}
+	if t := p.personal; t != nil {
+		// A personal token belongs to no client: any authenticated client that holds one may
+		// ask about it (an API checking what an integrator sent it).
+		out := &Introspection{Active: true, TokenType: TokenTypePersonal, Subject: t.UserID, Issuer: c.policy.Issuer,
+			Scope: strings.Join(t.Scopes, " "), IssuedAt: t.CreatedAt.Unix(), ID: t.ID}
+		if !t.ExpiresAt.IsZero() {
+			out.ExpiresAt = t.ExpiresAt.Unix()
+		}
+		if p.user != nil {
+			out.Username = p.user.Username
+		}
+		return out, nil
+	}
+	if requester != nil && requester.ID != p.client.ID && !requester.ResourceServer {
 		return inactive, nil
 	}
 	out := &Introspection{Active: true, ClientID: p.client.ID, Issuer: c.policy.Issuer}

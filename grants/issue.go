@@ -21,16 +21,18 @@ type fresh func(now time.Time) (*Token, error)
 // issue applies the client's token reuse and daily limit (SPEC §5) around a new issuance:
 // one atomic store step decides whether an earlier token is handed out again, whether the
 // day's count allows a new one, and holds a reuse slot; a second step settles the outcome.
-// Clients with neither policy go straight to minting.
-func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, mint fresh) (*Token, error) {
-	if !cl.Reuse && cl.DailyLimit == 0 {
+// Clients with neither policy go straight to minting; reusable is false for grants whose
+// tokens must never be handed out twice.
+func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, reusable bool, mint fresh) (*Token, error) {
+	reuse := cl.Reuse && reusable
+	if !reuse && cl.DailyLimit == 0 {
 		return mint(now)
 	}
 	adm := storage.Admission{
 		Now:  now,
 		Pool: poolOf(cl, a.subject, a.scope, a.audience),
 	}
-	if cl.Reuse {
+	if reuse {
 		adm.Reuse = true
 		adm.MinRemaining = orDefault(cl.ReuseMinRemaining, c.policy.ReuseMinRemaining)
 		adm.Capacity = c.replicas()
@@ -39,7 +41,7 @@ func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, m
 		adm.Limit = cl.DailyLimit
 		adm.Day, adm.ResetAt = dayWindow(now, c.policy.DailyLimitLocation)
 	}
-	if !cl.Reuse {
+	if !reuse {
 		return c.admitAndMint(ctx, adm, mint)
 	}
 	// Identical requests in flight on this replica share one admission and one token. The

@@ -90,6 +90,8 @@ type access struct {
 	audience []string
 	ttl      time.Duration
 	family   string
+	// personal is the personal token this access token is exchanged for.
+	personal string
 }
 
 // minted is a signed access token.
@@ -116,6 +118,9 @@ func (c *core) mint(grant string, a access, now time.Time) (minted, error) {
 		ClientID: a.clientID, Scope: a.scope, IssuedAt: iat.Unix(), ExpiresAt: exp.Unix(),
 		ID: newJTI(a.family),
 	}
+	if a.personal != "" {
+		claims.ID = newPersonalJTI(a.personal)
+	}
 	tok, err := c.keys.Sign(claims)
 	if err != nil {
 		return minted{}, err
@@ -139,6 +144,24 @@ func newJTI(family string) string {
 	}
 	return family + secret.New(6)
 }
+
+// newPersonalJTI names an access token exchanged for a personal token: the token's id, a dot
+// (which neither other kind of jti contains) and 48 random bits, so introspection can check that
+// the personal token still exists.
+func newPersonalJTI(pat string) string { return pat + "." + secret.New(6) }
+
+// PersonalOf returns the personal token an exchanged access token came from, read from its jti.
+func PersonalOf(jti string) (string, bool) {
+	if len(jti) != personalJTILen || jti[personalIDLen] != '.' {
+		return "", false
+	}
+	return jti[:personalIDLen], true
+}
+
+const (
+	personalIDLen  = 12
+	personalJTILen = personalIDLen + 1 + 8
+)
 
 // FamilyOf returns the refresh family an access token descends from, read from its jti, so
 // revoking the family can revoke the access tokens too (introspection).

@@ -68,7 +68,7 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 		ttl: orDefault(c.AccessTokenTTL, g.policy.PasswordTTL),
 	}
 	withRefresh := slices.Contains(c.GrantTypes, protocol.GrantRefreshToken)
-	return g.issue(ctx, c, a, now, func(now time.Time) (*Token, error) {
+	return g.issue(ctx, c, a, now, true, func(now time.Time) (*Token, error) {
 		if !withRefresh {
 			m, err := g.mint(protocol.GrantPassword, a, now)
 			if err != nil {

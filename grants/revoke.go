@@ -10,9 +10,9 @@ import (
 
 // Revoke is RFC 7009 for an authenticated client. An access token is denied until it expires
 // and leaves its reuse pool; a refresh token revokes its whole login (every refresh and access
-// token of its family). Unknown, malformed, expired and already revoked tokens are answered as
-// success (§2.2); a live token of another client is refused with unauthorized_client (§2.1)
-// and stays valid.
+// token of its family); a personal token is deleted, whichever client presents it. Unknown,
+// malformed, expired and already revoked tokens are answered as success (§2.2); a live token of
+// another client is refused with unauthorized_client (§2.1) and stays valid.
 func (h *Handler) Revoke(ctx context.Context, r *Request) error {
 	raw := r.Params[protocol.ParamToken]
 	if raw == "" {
@@ -44,6 +44,11 @@ func (h *Handler) revoke(ctx context.Context, requester *Client, raw string) (bo
 	if p == nil {
 		return false, nil
 	}
+	if t := p.personal; t != nil {
+		// A personal token belongs to no client: whoever holds it may revoke it (a leaked token
+		// found in an integrator's logs is revoked by the integrator).
+		return true, c.deletePersonal(ctx, t, requester)
+	}
 	if requester != nil && requester.ID != p.client.ID {
 		return false, protocol.Errorf(protocol.UnauthorizedClient, "the token was not issued to this client")
 	}
@@ -60,6 +65,26 @@ func (h *Handler) revoke(ctx context.Context, requester *Client, raw string) (bo
 	}
 	c.log.Info("token revoked", "client_id", p.client.ID, "kind", p.kind(), "family", p.family, "by_operator", requester == nil)
 	return true, nil
+}
+
+// deletePersonal deletes a personal token and tells every replica at once.
+func (c *core) deletePersonal(ctx context.Context, t *storage.PersonalToken, requester *Client) error {
+	if err := c.store.DeletePersonalToken(ctx, t.UserID, t.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return storeError(err)
+	}
+	change := storage.Change{Kind: storage.ChangePersonalToken, ID: t.ID}
+	c.pats.drop(t.ID)
+	if c.announce != nil {
+		if err := c.announce.Announce(context.WithoutCancel(ctx), change); err != nil {
+			c.log.Warn("announcing a revoked personal token failed", "id", t.ID, "error", err)
+		}
+	}
+	by := "operator"
+	if requester != nil {
+		by = requester.ID
+	}
+	c.log.Info("token revoked", "kind", TokenTypePersonal, "personal_token", t.ID, "user", t.UserID, "by", by)
+	return nil
 }
 
 func (p *presented) kind() string {

@@ -23,6 +23,9 @@ type Store interface {
 	TokenState(ctx context.Context, q storage.TokenQuery) (storage.TokenState, error)
 	Admit(ctx context.Context, a storage.Admission) (storage.Admitted, error)
 	Settle(ctx context.Context, s storage.Settlement) error
+	GetPersonalToken(ctx context.Context, id string) (storage.PersonalToken, error)
+	DeletePersonalToken(ctx context.Context, userID, id string) error
+	TouchPersonalTokens(ctx context.Context, used map[string]time.Time) error
 }
 
 // deadlineStore bounds every call by d, so an unreachable or stalled store turns into
@@ -93,4 +96,16 @@ func (s deadlineStore) Admit(ctx context.Context, a storage.Admission) (storage.
 
 func (s deadlineStore) Settle(ctx context.Context, st storage.Settlement) error {
 	return boundedErr(s, ctx, func(ctx context.Context) error { return s.next.Settle(ctx, st) })
+}
+
+func (s deadlineStore) GetPersonalToken(ctx context.Context, id string) (storage.PersonalToken, error) {
+	return bounded(s, ctx, func(ctx context.Context) (storage.PersonalToken, error) { return s.next.GetPersonalToken(ctx, id) })
+}
+
+func (s deadlineStore) DeletePersonalToken(ctx context.Context, userID, id string) error {
+	return boundedErr(s, ctx, func(ctx context.Context) error { return s.next.DeletePersonalToken(ctx, userID, id) })
+}
+
+func (s deadlineStore) TouchPersonalTokens(ctx context.Context, used map[string]time.Time) error {
+	return boundedErr(s, ctx, func(ctx context.Context) error { return s.next.TouchPersonalTokens(ctx, used) })
 }

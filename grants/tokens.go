@@ -8,18 +8,23 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/secret"
 	"github.com/tokensmith/tokensmith/storage"
 )
 
-// presented is a token someone showed us (for introspection or revocation), resolved to what it
-// is: an access token's verified claims or a refresh token's record, with its client and user.
+// presented is a token someone showed us (for introspection, revocation or exchange), resolved
+// to what it is: an access token's verified claims, a refresh token's record or a personal
+// token's record, with its client (none for a personal token) and user.
 type presented struct {
-	access  *AccessClaims
-	refresh *storage.RefreshToken
+	access   *AccessClaims
+	refresh  *storage.RefreshToken
+	personal *storage.PersonalToken
 	// refreshHash is the store hash of a refresh token.
 	refreshHash string
 	family      string
-	client      *Client
+	// pat is the personal token an exchanged access token came from.
+	pat    string
+	client *Client
 	// user is the token's user; nil for a client's own token.
 	user *storage.User
 }
@@ -31,22 +36,30 @@ type presented struct {
 func (c *core) find(ctx context.Context, raw string, now time.Time, checkState bool) (*presented, error) {
 	var p *presented
 	var err error
-	if strings.HasPrefix(raw, refreshPrefix) {
+	switch {
+	case strings.HasPrefix(raw, refreshPrefix):
 		p, err = c.findRefresh(ctx, raw, now)
-	} else {
+	case strings.HasPrefix(raw, secret.PersonalPrefix):
+		p, err = c.findPersonal(ctx, raw, now)
+	default:
 		p, err = c.findAccess(ctx, raw, now)
 	}
 	if p == nil || err != nil || !checkState {
 		return p, err
 	}
-	q := storage.TokenQuery{ClientID: p.client.ID, FamilyID: p.family, Now: now}
-	subject := ""
-	if p.access != nil {
-		q.JTI, subject = p.access.ID, p.access.Subject
-	} else {
-		subject = p.refresh.Subject
+	var q storage.TokenQuery
+	switch {
+	case p.personal != nil:
+		// The record was just read (or is cached and would have been dropped had it changed);
+		// the state call only fetches the user, for the username.
+		q = storage.TokenQuery{UserID: p.personal.UserID}
+	case p.access != nil:
+		q = storage.TokenQuery{ClientID: p.client.ID, FamilyID: p.family, JTI: p.access.ID,
+			UserID: userOf(p.access.Subject, p.client.ID), PersonalTokenID: p.pat}
+	default:
+		q = storage.TokenQuery{ClientID: p.client.ID, FamilyID: p.family, UserID: userOf(p.refresh.Subject, p.client.ID)}
 	}
-	q.UserID = userOf(subject, p.client.ID)
+	q.Now = now
 	st, err := c.store.TokenState(ctx, q)
 	if err != nil {
 		return nil, err
@@ -91,7 +104,8 @@ func (c *core) findAccess(ctx context.Context, raw string, now time.Time) (*pres
 		return nil, err
 	}
 	fam, _ := FamilyOf(claims.ID)
-	return &presented{access: claims, family: fam, client: cl}, nil
+	pat, _ := PersonalOf(claims.ID)
+	return &presented{access: claims, family: fam, pat: pat, client: cl}, nil
 }
 
 // ownerOf is the client a token was issued to, or nil when it is gone: deleted, or replaced by

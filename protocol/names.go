@@ -8,6 +8,15 @@ const (
 	GrantClientCredentials = string(oauth2.ClientCredentials)
 	GrantPassword          = string(oauth2.PasswordCredentials)
 	GrantRefreshToken      = string(oauth2.Refreshing)
+	// GrantTokenExchange is RFC 8693 §2.1.
+	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+)
+
+// Token type identifiers of RFC 8693 §3, and Tokensmith's own for personal tokens.
+const (
+	TokenTypeURIAccess   = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeURIJWT      = "urn:ietf:params:oauth:token-type:jwt"
+	TokenTypeURIPersonal = "urn:tokensmith:params:oauth:token-type:personal_token"
 )
 
 // Client authentication methods (RFC 7591 §2).
@@ -29,6 +38,13 @@ const (
 	// RFC 7009 §2.1 and RFC 7662 §2.1.
 	ParamToken         = "token"
 	ParamTokenTypeHint = "token_type_hint"
+	// RFC 8693 §2.1.
+	ParamSubjectToken       = "subject_token"
+	ParamSubjectTokenType   = "subject_token_type"
+	ParamActorToken         = "actor_token"
+	ParamActorTokenType     = "actor_token_type"
+	ParamRequestedTokenType = "requested_token_type"
+	ParamResource           = "resource"
 )
 
 // Token type hints (RFC 7009 §2.1) and introspection token_type values.

@@ -36,6 +36,9 @@ type Store interface {
 	ListUsers(ctx context.Context) ([]storage.User, error)
 	UpdateUser(ctx context.Context, id string, fn func(*storage.User) error) (storage.User, error)
 	DeleteUser(ctx context.Context, id string) error
+	CreatePersonalToken(ctx context.Context, t storage.PersonalToken) error
+	ListPersonalTokens(ctx context.Context, userID string) ([]storage.PersonalToken, error)
+	DeletePersonalToken(ctx context.Context, userID, id string) error
 }
 
 // Announcer tells every replica that a record changed (replica.Bus implements it), so a change
@@ -191,7 +194,7 @@ func storeErr(err error, what string) error {
 }
 
 // Grant types a client may be given.
-var knownGrants = []string{protocol.GrantClientCredentials, protocol.GrantPassword, protocol.GrantRefreshToken}
+var knownGrants = []string{protocol.GrantClientCredentials, protocol.GrantPassword, protocol.GrantRefreshToken, protocol.GrantTokenExchange}
 
 // CreateClient registers a client and returns it with its secret, which is shown only here.
 func (s *Service) CreateClient(ctx context.Context, in ClientInput) (ClientView, error) {
@@ -335,14 +338,7 @@ func apply(c *storage.Client, in ClientInput) error {
 		c.GrantTypes = gts
 	}
 	if in.Scopes != nil {
-		scopes, err := uniq("scopes", *in.Scopes, func(sc string) error {
-			for i := 0; i < len(sc); i++ {
-				if b := sc[i]; b < 0x21 || b == 0x22 || b == 0x5c || b > 0x7e {
-					return invalid("scopes: %q has characters RFC 6749 §3.3 does not allow", sc)
-				}
-			}
-			return nil
-		})
+		scopes, err := checkScopes("scopes", *in.Scopes)
 		if err != nil {
 			return err
 		}
@@ -462,13 +458,32 @@ func validID(id string) error {
 type UserInput struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
+	// Scopes bound the scopes of the user's personal tokens.
+	Scopes []string `json:"scopes,omitempty"`
 }
 
 // UserView is a user as the admin API shows it; the password hash never leaves the store.
 type UserView struct {
 	ID        string    `json:"id"`
 	Username  string    `json:"username"`
+	Scopes    []string  `json:"scopes"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+func userView(u storage.User) UserView {
+	return UserView{ID: u.ID, Username: u.Username, Scopes: nonNil(u.Scopes), CreatedAt: u.CreatedAt}
+}
+
+// checkScopes validates a list of scope names (RFC 6749 §3.3) and drops repeats.
+func checkScopes(field string, in []string) ([]string, error) {
+	return uniq(field, in, func(sc string) error {
+		for i := 0; i < len(sc); i++ {
+			if b := sc[i]; b < 0x21 || b == 0x22 || b == 0x5c || b > 0x7e {
+				return invalid("%s: %q has characters RFC 6749 §3.3 does not allow", field, sc)
+			}
+		}
+		return nil
+	})
 }
 
 // Limits on users: usernames are at most MaxUsernameLen bytes; passwords between
@@ -492,15 +507,19 @@ func (s *Service) CreateUser(ctx context.Context, in UserInput) (UserView, error
 	if len(in.Password) > MaxPasswordLen {
 		return UserView{}, invalid("password must be at most %d bytes", MaxPasswordLen)
 	}
+	scopes, err := checkScopes("scopes", in.Scopes)
+	if err != nil {
+		return UserView{}, err
+	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(in.Password), bcrypt.DefaultCost)
 	if err != nil {
 		return UserView{}, fmt.Errorf("hash password: %w", err)
 	}
-	u := storage.User{ID: secret.NewID(), Username: in.Username, PasswordHash: hash, CreatedAt: s.now().UTC()}
+	u := storage.User{ID: secret.NewID(), Username: in.Username, Scopes: scopes, PasswordHash: hash, CreatedAt: s.now().UTC()}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		return UserView{}, storeErr(err, "user "+in.Username)
 	}
-	return UserView{ID: u.ID, Username: u.Username, CreatedAt: u.CreatedAt}, nil
+	return userView(u), nil
 }
 
 // ListUsers returns every user, ordered by username.
@@ -511,7 +530,7 @@ func (s *Service) ListUsers(ctx context.Context) ([]UserView, error) {
 	}
 	out := make([]UserView, 0, len(all))
 	for _, u := range all {
-		out = append(out, UserView{ID: u.ID, Username: u.Username, CreatedAt: u.CreatedAt})
+		out = append(out, userView(u))
 	}
 	slices.SortFunc(out, func(a, b UserView) int { return strings.Compare(a.Username, b.Username) })
 	return out, nil

@@ -64,6 +64,9 @@ func (a *Admin) Handler() http.Handler {
 	g.POST("/users", a.createUser)
 	g.GET("/users", a.listUsers)
 	g.DELETE("/users/:id", a.deleteUser)
+	g.POST("/users/:id/tokens", a.createPersonalToken)
+	g.GET("/users/:id/tokens", a.listPersonalTokens)
+	g.DELETE("/users/:id/tokens/:token_id", a.deletePersonalToken)
 	g.GET("/keys", a.listKeys)
 	g.GET("/replicas", a.listReplicas)
 	g.POST("/tokens/revoke", a.revokeToken)
@@ -218,6 +221,32 @@ func (a *Admin) listUsers(c *gin.Context) {
 
 func (a *Admin) deleteUser(c *gin.Context) {
 	err := a.Registry.DeleteUser(c.Request.Context(), c.Param("id"))
+	a.reply(c, http.StatusNoContent, nil, err)
+}
+
+func (a *Admin) createPersonalToken(c *gin.Context) {
+	var in registry.PersonalTokenInput
+	if err := bindJSON(c, &in, false); err != nil {
+		a.reply(c, 0, nil, err)
+		return
+	}
+	v, err := a.Registry.CreatePersonalToken(c.Request.Context(), c.Param("id"), in)
+	if err == nil {
+		a.Log.Info("personal token created", "user", v.UserID, "personal_token", v.ID)
+	}
+	a.reply(c, http.StatusCreated, v, err)
+}
+
+func (a *Admin) listPersonalTokens(c *gin.Context) {
+	v, err := a.Registry.ListPersonalTokens(c.Request.Context(), c.Param("id"))
+	a.reply(c, http.StatusOK, v, err)
+}
+
+func (a *Admin) deletePersonalToken(c *gin.Context) {
+	err := a.Registry.DeletePersonalToken(c.Request.Context(), c.Param("id"), c.Param("token_id"))
+	if err == nil {
+		a.Log.Info("personal token deleted", "user", c.Param("id"), "personal_token", c.Param("token_id"))
+	}
 	a.reply(c, http.StatusNoContent, nil, err)
 }
 

@@ -50,6 +50,7 @@ type testServer struct {
 	Metrics  *metrics.Metrics
 	Clock    *clock
 	Keys     *keys.Set
+	Grants   *grants.Handler
 }
 
 // serverOptions vary newTestServer.
@@ -103,9 +104,10 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		RefreshGrace: 5 * time.Second, FailedLoginLimit: 3, ReuseMinRemaining: 5 * time.Minute,
 		ClientCacheTTL: o.cacheTTL, DailyLimitLocation: o.tz, StoreTimeout: 500 * time.Millisecond,
 	}, grants.WithClock(ts.Clock.Now), grants.WithLogger(log), grants.WithReplicas(func() int { return o.replicas }),
-		grants.WithChangeFeed(bus.Healthy),
+		grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
 		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }))
 	bus.Handle(gh.Forget)
+	ts.Grants = gh
 	pub := &server.Public{Issuer: ts.URL, Grants: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Now: ts.Clock.Now}
 	pubSrv.Config.Handler = pub.Handler()
 	adm := &server.Admin{TokenHash: secret.Hash(testAdminToken), Registry: ts.Registry, Tokens: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Version: "test"}
@@ -244,4 +246,12 @@ func (ts *testServer) postTo(t *testing.T, path, body string) reply {
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return send(t, req)
+}
+
+// flushUsage writes the personal tokens' last-use times, as the server does every minute.
+func (ts *testServer) flushUsage(t *testing.T) {
+	t.Helper()
+	if err := ts.Grants.FlushUsage(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }

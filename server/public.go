@@ -61,6 +61,8 @@ type tokenResponse struct {
 	Scope                 string `json:"scope,omitempty"`
 	RefreshToken          string `json:"refresh_token,omitempty"`
 	RefreshTokenExpiresIn int64  `json:"refresh_token_expires_in,omitempty"`
+	// IssuedTokenType answers a token exchange (RFC 8693 §2.2.1).
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 func (p *Public) token(c *gin.Context) {
@@ -131,6 +133,7 @@ func (p *Public) render(t *grants.Token) tokenResponse {
 	out := tokenResponse{
 		AccessToken: t.AccessToken, TokenType: "Bearer",
 		ExpiresIn: max(t.ExpiresAt.Unix()-from, 0), ExpiresAt: t.ExpiresAt.Unix(), Scope: t.Scope,
+		IssuedTokenType: t.IssuedTokenType,
 	}
 	if t.RefreshToken != "" {
 		out.RefreshToken = t.RefreshToken

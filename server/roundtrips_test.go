@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,6 +73,10 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 	toRevoke := ts.form(t, pwID, pwSec, login)
 	plainTok := ts.form(t, plainID, plainSec, cc).str("access_token")
 	plainTok2 := ts.form(t, plainID, plainSec, cc).str("access_token")
+	_, _, pat := newPAT(t, ts, "erin", `{"name":"ci","scopes":["orders:read"]}`)
+	exID, exSec := ts.client(t, registry.ClientInput{GrantTypes: &[]string{"urn:ietf:params:oauth:grant-type:token-exchange"}})
+	ts.form(t, exID, exSec, url.Values{"grant_type": {"client_credentials"}}) // caches the client
+	typo := pat[:len(pat)-1] + string("01"[pat[len(pat)-1]%2])
 
 	tests := []struct {
 		name    string
@@ -91,6 +96,10 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 		{"introspect refresh token", "/oauth2/introspect", pwID, pwSec, url.Values{"token": {lg.str("refresh_token")}}, 2},
 		{"revoke access token", "/oauth2/revoke", plainID, plainSec, url.Values{"token": {plainTok2}}, 1},
 		{"revoke refresh token", "/oauth2/revoke", pwID, pwSec, url.Values{"token": {toRevoke.str("refresh_token")}}, 3},
+		{"token exchange (personal token not cached)", "/oauth2/token", exID, exSec, exchangeForm(pat), 1},
+		{"token exchange (personal token cached)", "/oauth2/token", exID, exSec, exchangeForm(pat), 0},
+		{"introspect personal token (cached)", "/oauth2/introspect", exID, exSec, url.Values{"token": {pat}}, 1},
+		{"introspect personal token with a typo", "/oauth2/introspect", exID, exSec, url.Values{"token": {typo}}, 0},
 	}
 	for _, tc := range tests {
 		before := trips.n.Load()
@@ -99,7 +108,7 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 		if r.Status != 200 {
 			t.Fatalf("%s: %d %s", tc.name, r.Status, r.RawBody)
 		}
-		if tc.path == "/oauth2/introspect" && r.Body["active"] != true {
+		if tc.path == "/oauth2/introspect" && r.Body["active"] != !strings.Contains(tc.name, "typo") {
 			t.Fatalf("%s: %s", tc.name, r.RawBody)
 		}
 		t.Logf("%-42s %d Redis round trip(s)", tc.name, got)

@@ -52,9 +52,25 @@ type Storage interface {
 	// UpdateUser applies fn to the stored user atomically, with UpdateClient's rules for fn.
 	// The id and username cannot change.
 	UpdateUser(ctx context.Context, id string, fn func(*User) error) (User, error)
-	// DeleteUser removes the user in one step. Tokens of the user stop working because every
-	// later use of them checks that the user exists (see Rotation.UserID and TokenQuery.UserID).
+	// DeleteUser removes the user and its personal tokens in one step. Other tokens of the user
+	// stop working because every later use of them checks that the user exists (see
+	// Rotation.UserID and TokenQuery.UserID).
 	DeleteUser(ctx context.Context, id string) error
+
+	// CreatePersonalToken stores a personal token of an existing user: ErrNotFound when the
+	// user does not exist, ErrAlreadyExists when the id is taken.
+	CreatePersonalToken(ctx context.Context, t PersonalToken) error
+	// GetPersonalToken returns one personal token by id.
+	GetPersonalToken(ctx context.Context, id string) (PersonalToken, error)
+	// ListPersonalTokens returns a user's personal tokens, in any order.
+	ListPersonalTokens(ctx context.Context, userID string) ([]PersonalToken, error)
+	// DeletePersonalToken deletes one of a user's personal tokens; ErrNotFound when the user has
+	// no token with that id.
+	DeletePersonalToken(ctx context.Context, userID, id string) error
+	// TouchPersonalTokens records when tokens were last used, keeping the later of the stored
+	// and the given time; tokens that no longer exist are skipped. Replicas call it in batches,
+	// so using a token is not a store write.
+	TouchPersonalTokens(ctx context.Context, used map[string]time.Time) error
 
 	// Login looks up the user of a password login together with the failed-login backoff
 	// that applies to it, in one step; see LoginAttempt.
@@ -156,6 +172,8 @@ type Client struct {
 type User struct {
 	ID       string `json:"id"`
 	Username string `json:"username"`
+	// Scopes bound what the user's personal tokens may carry.
+	Scopes []string `json:"scopes,omitempty"`
 	// PasswordHash is a bcrypt hash.
 	PasswordHash []byte    `json:"password_hash"`
 	CreatedAt    time.Time `json:"created_at"`
@@ -225,6 +243,26 @@ type Rotated struct {
 	Fresh bool
 	// Sealed is the successor pair stored by whichever call performed the rotation.
 	Sealed []byte
+}
+
+// PersonalToken is a user's long-lived credential (livedigital's personal tokens): named, shown
+// once, used instead of a password for token exchange and accepted by introspection. Hash is
+// the SHA-256 of the token; the token itself is never stored.
+type PersonalToken struct {
+	ID        string    `json:"id"`
+	UserID    string    `json:"user_id"`
+	Name      string    `json:"name"`
+	Hash      []byte    `json:"hash"`
+	Scopes    []string  `json:"scopes,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt is zero for a token that does not expire.
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+}
+
+// Live reports whether the token may be used at now.
+func (t PersonalToken) Live(now time.Time) bool {
+	return t.ExpiresAt.IsZero() || now.Before(t.ExpiresAt)
 }
 
 // Replica is one running server process sharing the store.
@@ -346,18 +384,22 @@ type AccessRevocation struct {
 }
 
 // TokenQuery asks about a token that verified: JTI (access tokens) and FamilyID (when it has one)
-// are checked against revocations of ClientID's tokens; UserID, when set, is looked up.
+// are checked against revocations of ClientID's tokens; PersonalTokenID, when set, names the
+// personal token an exchanged token came from, which must still exist; UserID, when set, is
+// looked up.
 type TokenQuery struct {
-	ClientID string
-	JTI      string
-	FamilyID string
-	UserID   string
-	Now      time.Time
+	ClientID        string
+	JTI             string
+	FamilyID        string
+	PersonalTokenID string
+	UserID          string
+	Now             time.Time
 }
 
 // TokenState is the answer to a TokenQuery.
 type TokenState struct {
-	// Revoked: the jti is denied, or the family is revoked, expired or unknown.
+	// Revoked: the jti is denied, the family is revoked, expired or unknown, or the personal
+	// token is deleted or expired.
 	Revoked bool
 	// User is the queried user; nil when it does not exist (or none was asked for).
 	User *User
@@ -371,8 +413,9 @@ type Change struct {
 
 // Kinds of Change.
 const (
-	ChangeClient = "client"
-	ChangeUser   = "user"
+	ChangeClient        = "client"
+	ChangeUser          = "user"
+	ChangePersonalToken = "personal_token"
 )
 
 // FoldUsername is the form usernames are compared in: Unicode case folding, so "bob", "BOB"

@@ -50,6 +50,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"LoginBackoff", testLoginBackoff},
 		{"LoginBackoffSparesCleanAddresses", testLoginBackoffCleanAddress},
 		{"ChangeFeed", testChangeFeed},
+		{"PersonalTokens", testPersonalTokens},
+		{"PersonalTokensGoWithTheirUser", testPersonalTokensOfDeletedUser},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

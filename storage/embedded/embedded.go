@@ -331,8 +331,10 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if _, err := tx.Delete(userKey(id)); err != nil {
 			return err
 		}
-		_, err = tx.Delete(usernameKey(u.Username))
-		return err
+		if _, err := tx.Delete(usernameKey(u.Username)); err != nil {
+			return err
+		}
+		return deleteUserPATs(tx, id)
 	})
 }
 
@@ -495,6 +497,10 @@ func (s *Store) RevokeAccessToken(ctx context.Context, r storage.AccessRevocatio
 func (s *Store) TokenState(ctx context.Context, q storage.TokenQuery) (st storage.TokenState, err error) {
 	err = s.view(ctx, func(tx *buntdb.Tx) error {
 		st.Revoked = revoked(tx, q.ClientID, q.JTI, q.FamilyID, q.Now)
+		if q.PersonalTokenID != "" {
+			pat, err := get[storage.PersonalToken](tx, patKey(q.PersonalTokenID))
+			st.Revoked = st.Revoked || err != nil || !pat.Live(q.Now)
+		}
 		if q.UserID != "" {
 			u, err := get[storage.User](tx, userKey(q.UserID))
 			switch {

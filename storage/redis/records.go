@@ -181,7 +181,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User
 }
 
 // DeleteUser implements storage.Storage: one script removes the record, its username and its
-// failed-login counts are left to lapse.
+// personal tokens; its failed-login counts are left to lapse.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	for range maxCASAttempts {
 		old, err := s.rdb.HGet(ctx, usersByID, id).Result()
@@ -192,7 +192,8 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		n, err := deleteUser.Run(ctx, s.rdb, []string{usersByID, usersByName}, id, old, storage.FoldUsername(u.Username)).Int()
+		n, err := deleteUser.Run(ctx, s.rdb, []string{usersByID, usersByName, patsKey, patUsedKey, userPATsKey(id)},
+			id, old, storage.FoldUsername(u.Username)).Int()
 		if err != nil {
 			return fail(err)
 		}

@@ -144,6 +144,8 @@ func (s *Store) Client() goredis.UniversalClient { return s.rdb }
 //	ts:{clients}:gone              hash  deleted client id → deletion time (ms)
 //	ts:{users}:byid / :byname      hashes  user id → user JSON, folded username → user id
 //	ts:{users}:lf:<u>[:<addr>]     failed-login counts (digests of username and address)
+//	ts:{users}:pat / :patused      hashes  personal token id → JSON, → last-used time (ms)
+//	ts:{users}:pats:<user>         set   a user's personal token ids
 //	ts:{keys}                      hash  kid → signing key
 //	ts:{f:<family>}:fam / :rt:<h>  a refresh family and its tokens
 //	ts:{c:<client>}:pool:<d>       a reuse pool; :day:<d>:<day> a daily count

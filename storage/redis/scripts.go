@@ -44,12 +44,54 @@ local id = redis.call('HGET', KEYS[1], ARGV[1])
 if not id then return false end
 return redis.call('HGET', KEYS[2], id)`)
 
-// deleteUser removes a user if it is unchanged since it was read.
-// KEYS: by-id hash, by-name hash. ARGV: id, expected json, folded username.
+// deleteUser removes a user, if it is unchanged since it was read, with its personal tokens.
+// KEYS: by-id hash, by-name hash, personal tokens hash, their last-used hash, the user's token
+// set. ARGV: id, expected json, folded username.
 var deleteUser = goredis.NewScript(`
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 if redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[1] then redis.call('HDEL', KEYS[2], ARGV[3]) end
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('HDEL', KEYS[4], id)
+end
+redis.call('DEL', KEYS[5])
+return 1`)
+
+// createPAT stores a personal token of an existing user.
+// KEYS: users by-id hash, tokens hash, the user's token set. ARGV: user id, token id, json.
+var createPAT = goredis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 'nouser' end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 'exists' end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[2])
+return 'ok'`)
+
+// listPATs. KEYS: the user's token set, tokens hash, last-used hash. Answers {json, used} pairs.
+var listPATs = goredis.NewScript(`
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  out[#out+1] = {redis.call('HGET', KEYS[2], id) or '', redis.call('HGET', KEYS[3], id) or ''}
+end
+return out`)
+
+// deletePAT deletes one of a user's tokens. KEYS: the user's token set, tokens hash, last-used
+// hash. ARGV: token id.
+var deletePAT = goredis.NewScript(`
+if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1`)
+
+// touchPATs keeps the later last-used time of each existing token.
+// KEYS: tokens hash, last-used hash. ARGV: id, ms, id, ms, …
+var touchPATs = goredis.NewScript(`
+for i = 1, #ARGV, 2 do
+  local id, at = ARGV[i], tonumber(ARGV[i+1])
+  if redis.call('HEXISTS', KEYS[1], id) == 1 and at > tonumber(redis.call('HGET', KEYS[2], id) or '0') then
+    redis.call('HSET', KEYS[2], id, ARGV[i+1])
+  end
+end
 return 1`)
 
 // Failed-login counts are strings "<fails>|<until_ms>".
@@ -240,5 +282,6 @@ return 1`)
 // allScripts are loaded when a store opens.
 var allScripts = []*goredis.Script{
 	swapField, createClient, deleteClient, createUser, userByName, deleteUser, login, loginFailed,
+	createPAT, listPATs, deletePAT, touchPATs,
 	ensureKey, createRefresh, rotate, revokeFamily, revokeAccess, heartbeat, replicas, admit, settle,
 }

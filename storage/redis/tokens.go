@@ -172,7 +172,7 @@ func (s *Store) TokenState(ctx context.Context, q storage.TokenQuery) (storage.T
 	var st storage.TokenState
 	var marks *goredis.IntCmd
 	var fam *goredis.SliceCmd
-	var user *goredis.StringCmd
+	var user, pat *goredis.StringCmd
 	_, err := s.pipelined(ctx, nil, func(p goredis.Pipeliner) {
 		var keys []string
 		if q.JTI != "" {
@@ -187,6 +187,9 @@ func (s *Store) TokenState(ctx context.Context, q storage.TokenQuery) (storage.T
 		}
 		if q.UserID != "" {
 			user = p.HGet(ctx, usersByID, q.UserID)
+		}
+		if q.PersonalTokenID != "" {
+			pat = p.HGet(ctx, patsKey, q.PersonalTokenID)
 		}
 	})
 	if err != nil {
@@ -207,6 +210,18 @@ func (s *Store) TokenState(ctx context.Context, q storage.TokenQuery) (storage.T
 		exp, _ := v[1].(string)
 		until, _ := strconv.ParseInt(exp, 10, 64)
 		st.Revoked = st.Revoked || v[0] == "1" || until <= ms(q.Now)
+	}
+	if pat != nil {
+		v, err := pat.Result()
+		switch {
+		case errors.Is(err, goredis.Nil):
+			st.Revoked = true
+		case err != nil:
+			return st, fail(err)
+		default:
+			t, err := decode[storage.PersonalToken](v)
+			st.Revoked = st.Revoked || err != nil || !t.Live(q.Now)
+		}
 	}
 	if user != nil {
 		v, err := user.Result()

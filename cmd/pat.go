@@ -1,0 +1,89 @@
+package cmd
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/tokensmith/tokensmith/registry"
+)
+
+func patCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "pat", Short: "Manage users' personal tokens"}
+	c.AddCommand(patCreateCmd(g), patListCmd(g), patRevokeCmd(g))
+	return c
+}
+
+func userTokensPath(user string) string { return "/admin/users/" + url.PathEscape(user) + "/tokens" }
+
+func patCreateCmd(g *globals) *cobra.Command {
+	var name, expires string
+	var scopes []string
+	c := &cobra.Command{Use: "create USER_ID", Short: "Give a user a personal token; it is printed once", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			api, err := g.client()
+			if err != nil {
+				return err
+			}
+			in := map[string]any{"name": name, "scopes": scopes}
+			if expires != "" {
+				in["expires_in"] = expires
+			}
+			if scopes == nil {
+				in["scopes"] = []string{}
+			}
+			var v registry.PersonalTokenView
+			raw, err := api.do("POST", userTokensPath(args[0]), in, &v)
+			if err != nil || g.json {
+				return orJSON(g, raw, err)
+			}
+			fmt.Fprintf(g.out, "id:      %s\nname:    %s\nscopes:  %s\nexpires: %s\n\ntoken: %s\nStore the token now: it is not shown again.\n",
+				v.ID, v.Name, dash(strings.Join(v.Scopes, " ")), orValue(when(v.ExpiresAt), "never"), v.Token)
+			return nil
+		}}
+	c.Flags().StringVar(&name, "name", "", "what the token is for (required)")
+	c.Flags().StringSliceVar(&scopes, "scope", nil, "scopes, among the user's (repeat or comma-separate)")
+	c.Flags().StringVar(&expires, "expires-in", "", "lifetime, e.g. 90d (default: never expires)")
+	_ = c.MarkFlagRequired("name")
+	return c
+}
+
+func patListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{Use: "list USER_ID", Short: "List a user's personal tokens", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			api, err := g.client()
+			if err != nil {
+				return err
+			}
+			var all []registry.PersonalTokenView
+			raw, err := api.do("GET", userTokensPath(args[0]), nil, &all)
+			if err != nil || g.json {
+				return orJSON(g, raw, err)
+			}
+			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tLAST USED\tEXPIRES")
+			for _, v := range all {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, dash(strings.Join(v.Scopes, " ")),
+					when(v.CreatedAt), orValue(when(v.LastUsedAt), "never"), orValue(when(v.ExpiresAt), "never"))
+			}
+			return tw.Flush()
+		}}
+}
+
+func patRevokeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{Use: "revoke USER_ID TOKEN_ID", Short: "Delete a personal token; it stops working at once everywhere", Args: cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return deleteAndSay(g, userTokensPath(args[0])+"/"+url.PathEscape(args[1]), "personal token "+args[1]+" revoked")
+		}}
+}
+
+// when renders a time for tables, empty for the zero time.
+func when(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04")
+}

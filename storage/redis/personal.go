@@ -1,0 +1,122 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/tokensmith/tokensmith/storage"
+)
+
+// Personal tokens share the users' slot, so creating one checks its user and deleting a user
+// deletes its tokens in the same script. Last-used times live in a hash of their own, so a
+// batch of them is written without rewriting records.
+const (
+	patsKey    = "ts:{users}:pat"
+	patUsedKey = "ts:{users}:patused"
+)
+
+func userPATsKey(user string) string { return "ts:{users}:pats:" + user }
+
+// CreatePersonalToken implements storage.Storage.
+func (s *Store) CreatePersonalToken(ctx context.Context, t storage.PersonalToken) error {
+	t.LastUsedAt = time.Time{}
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	res, err := createPAT.Run(ctx, s.rdb, []string{usersByID, patsKey, userPATsKey(t.UserID)}, t.UserID, t.ID, b).Text()
+	if err != nil {
+		return fail(err)
+	}
+	switch res {
+	case "nouser":
+		return storage.ErrNotFound
+	case "exists":
+		return storage.ErrAlreadyExists
+	}
+	return nil
+}
+
+func decodePAT(v []any) (storage.PersonalToken, error) {
+	js, ok := v[0].(string)
+	if !ok || js == "" {
+		return storage.PersonalToken{}, storage.ErrNotFound
+	}
+	t, err := decode[storage.PersonalToken](js)
+	if err != nil {
+		return t, err
+	}
+	if used, ok := v[1].(string); ok {
+		if n, err := strconv.ParseInt(used, 10, 64); err == nil {
+			t.LastUsedAt = time.UnixMilli(n).UTC()
+		}
+	}
+	return t, nil
+}
+
+// GetPersonalToken implements storage.Storage.
+func (s *Store) GetPersonalToken(ctx context.Context, id string) (storage.PersonalToken, error) {
+	var rec, used *goredis.StringCmd
+	if _, err := s.pipelined(ctx, nil, func(p goredis.Pipeliner) {
+		rec, used = p.HGet(ctx, patsKey, id), p.HGet(ctx, patUsedKey, id)
+	}); err != nil {
+		return storage.PersonalToken{}, err
+	}
+	js, err := rec.Result()
+	if err != nil {
+		return storage.PersonalToken{}, fail(err)
+	}
+	u, _ := used.Result()
+	return decodePAT([]any{js, u})
+}
+
+// ListPersonalTokens implements storage.Storage.
+func (s *Store) ListPersonalTokens(ctx context.Context, userID string) ([]storage.PersonalToken, error) {
+	rows, err := listPATs.Run(ctx, s.rdb, []string{userPATsKey(userID), patsKey, patUsedKey}).Slice()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fail(err)
+	}
+	out := make([]storage.PersonalToken, 0, len(rows))
+	for _, r := range rows {
+		pair, _ := r.([]any)
+		if len(pair) < 2 {
+			continue
+		}
+		t, err := decodePAT(pair)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// DeletePersonalToken implements storage.Storage.
+func (s *Store) DeletePersonalToken(ctx context.Context, userID, id string) error {
+	n, err := deletePAT.Run(ctx, s.rdb, []string{userPATsKey(userID), patsKey, patUsedKey}, id).Int()
+	if err != nil {
+		return fail(err)
+	}
+	if n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+// TouchPersonalTokens implements storage.Storage: one script for the whole batch.
+func (s *Store) TouchPersonalTokens(ctx context.Context, used map[string]time.Time) error {
+	if len(used) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2*len(used))
+	for id, at := range used {
+		args = append(args, id, ms(at))
+	}
+	return fail(touchPATs.Run(ctx, s.rdb, []string{patsKey, patUsedKey}, args...).Err())
+}
