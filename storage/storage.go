@@ -85,7 +85,19 @@ type Storage interface {
 	// replicas starting together agree on one key. It returns every stored key and whether
 	// candidate was the one stored.
 	EnsureSigningKey(ctx context.Context, candidate SigningKey) (keys []SigningKey, created bool, err error)
+	// RestoreSigningKeys stores keys only if the store holds no signing key (it lost its
+	// data), in one step, and reports whether it did: a running replica writes back the set
+	// it signs with before a replica starting on the empty store can mint a different one.
+	RestoreSigningKeys(ctx context.Context, keys []SigningKey) (bool, error)
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// RotateSigningKey adds next, which signs from next.ActivatesAt on, and retires the keys
+	// that would sign until then, in one step: their RetiredAt becomes next.ActivatesAt and
+	// their RemoveAt that plus lifetime (the longest an access token can live). It answers
+	// ErrAlreadyExists, changing nothing, while a key is still waiting to take over at now.
+	RotateSigningKey(ctx context.Context, next SigningKey, now time.Time, lifetime time.Duration) ([]SigningKey, error)
+	// RemoveSigningKeys deletes the keys whose RemoveAt has passed at now (never a key without
+	// one) and returns those that are left.
+	RemoveSigningKeys(ctx context.Context, now time.Time) ([]SigningKey, error)
 
 	// CreateRefreshToken stores the first refresh token of a new family.
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
@@ -180,15 +192,52 @@ type User struct {
 }
 
 // SigningKey is an RSA key in PKCS#8 PEM. It lives in the store so every replica signs with
-// the same set.
+// the same set. A key is published in the JWKS from the moment it is stored; it signs from
+// ActivatesAt until RetiredAt, when a newer key takes over; it leaves the JWKS at RemoveAt,
+// when every token it can have signed has expired. Every replica reads the same times, so they
+// all switch keys at the same moment without talking to each other.
 type SigningKey struct {
 	// ID is the RFC 7638 thumbprint, used as kid.
 	ID         string    `json:"id"`
 	PrivatePEM []byte    `json:"private_pem"`
 	CreatedAt  time.Time `json:"created_at"`
-	// RetiredAt is zero for the active key; a retired key stays published until every token it
-	// signed has expired.
+	// ActivatesAt is when the key starts signing; zero means from CreatedAt.
+	ActivatesAt time.Time `json:"activates_at,omitzero"`
+	// RetiredAt is zero until a newer key is scheduled to take over, then that moment.
 	RetiredAt time.Time `json:"retired_at,omitzero"`
+	// RemoveAt is when a retired key leaves the JWKS and the store.
+	RemoveAt time.Time `json:"remove_at,omitzero"`
+}
+
+// Activation is when k starts signing.
+func (k SigningKey) Activation() time.Time {
+	if k.ActivatesAt.IsZero() {
+		return k.CreatedAt
+	}
+	return k.ActivatesAt
+}
+
+// Retire returns keys with every key that has not been retired yet retired at at, to be
+// removed after lifetime. Backends share it so their rotations agree.
+func Retire(keys []SigningKey, at time.Time, lifetime time.Duration) []SigningKey {
+	out := make([]SigningKey, len(keys))
+	for i, k := range keys {
+		if k.RetiredAt.IsZero() {
+			k.RetiredAt, k.RemoveAt = at, at.Add(lifetime)
+		}
+		out[i] = k
+	}
+	return out
+}
+
+// Pending reports whether one of keys is waiting to start signing at now.
+func Pending(keys []SigningKey, now time.Time) bool {
+	for _, k := range keys {
+		if k.Activation().After(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // RefreshToken is the stored form of one refresh token. Hash is the hex SHA-256 of the token;
@@ -416,6 +465,7 @@ const (
 	ChangeClient        = "client"
 	ChangeUser          = "user"
 	ChangePersonalToken = "personal_token"
+	ChangeSigningKeys   = "signing_keys"
 )
 
 // FoldUsername is the form usernames are compared in: Unicode case folding, so "bob", "BOB"

@@ -52,6 +52,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"ChangeFeed", testChangeFeed},
 		{"PersonalTokens", testPersonalTokens},
 		{"PersonalTokensGoWithTheirUser", testPersonalTokensOfDeletedUser},
+		{"KeyRotation", testKeyRotation},
+		{"KeyRestore", testKeyRestore},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -146,7 +146,7 @@ func (s *Store) Client() goredis.UniversalClient { return s.rdb }
 //	ts:{users}:lf:<u>[:<addr>]     failed-login counts (digests of username and address)
 //	ts:{users}:pat / :patused      hashes  personal token id → JSON, → last-used time (ms)
 //	ts:{users}:pats:<user>         set   a user's personal token ids
-//	ts:{keys}                      hash  kid → signing key
+//	ts:{keys} / ts:{keys}:v         hash  kid → signing key; its version
 //	ts:{f:<family>}:fam / :rt:<h>  a refresh family and its tokens
 //	ts:{c:<client>}:pool:<d>       a reuse pool; :day:<d>:<day> a daily count
 //	ts:{c:<client>}:rj:<jti>       a revoked access token; :rf:<family> a revoked family
@@ -161,6 +161,7 @@ const (
 	usersByID    = "ts:{users}:byid"
 	usersByName  = "ts:{users}:byname"
 	keysKey      = "ts:{keys}"
+	keysVersion  = "ts:{keys}:v"
 	replicasLive = "ts:{replicas}:live"
 	replicasInfo = "ts:{replicas}:info"
 	changesChan  = "ts:changes"

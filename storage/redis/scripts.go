@@ -136,13 +136,33 @@ bump(KEYS[1], tonumber(ARGV[2]))
 bump(KEYS[2], tonumber(ARGV[3]))
 return 1`)
 
-// ensureKey stores a signing key only if none exists. KEYS: keys hash. ARGV: kid, json.
+// Signing keys live in one hash; a version number beside it changes with every write, so a
+// rotation computed in Go from what it read is written only if nothing changed meanwhile.
+
+// ensureKey stores signing keys only if none exists (a first start, or a restore after the
+// store lost its data). KEYS: keys hash, version. ARGV: kid, json, kid, json, …
 var ensureKey = goredis.NewScript(`
-if redis.call('HLEN', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  return 1
-end
-return 0`)
+if redis.call('HLEN', KEYS[1]) > 0 then return 0 end
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+redis.call('INCR', KEYS[2])
+return 1`)
+
+// readKeys answers {version, json, json, …}. KEYS: keys hash, version.
+var readKeys = goredis.NewScript(`
+local out = {redis.call('GET', KEYS[2]) or '0'}
+for _, v in ipairs(redis.call('HVALS', KEYS[1])) do out[#out+1] = v end
+return out`)
+
+// writeKeys writes and deletes keys if the version is still the one read.
+// KEYS: keys hash, version. ARGV: expected version, number of kids to delete, those kids,
+// then kid, json pairs.
+var writeKeys = goredis.NewScript(`
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+local n = tonumber(ARGV[2])
+for i = 3, 2 + n do redis.call('HDEL', KEYS[1], ARGV[i]) end
+for i = 3 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+redis.call('INCR', KEYS[2])
+return 1`)
 
 // createRefresh starts a family. KEYS: family, token.
 // ARGV: client, token_exp_ms, data, now_ms, family_exp_ms.
@@ -283,5 +303,5 @@ return 1`)
 var allScripts = []*goredis.Script{
 	swapField, createClient, deleteClient, createUser, userByName, deleteUser, login, loginFailed,
 	createPAT, listPATs, deletePAT, touchPATs,
-	ensureKey, createRefresh, rotate, revokeFamily, revokeAccess, heartbeat, replicas, admit, settle,
+	ensureKey, readKeys, writeKeys, createRefresh, rotate, revokeFamily, revokeAccess, heartbeat, replicas, admit, settle,
 }
