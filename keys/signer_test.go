@@ -281,7 +281,7 @@ func TestKeyLifecyclesKeepRSSFlat(t *testing.T) {
 						runtime.GC() // lets cleanups run for the dropped ones
 					}
 				}
-				for i := range 200 { // warm up allocators and thread arenas
+				for i := range 1000 { // warm up allocators, thread arenas and the heap's size
 					cycle(i)
 				}
 				runtime.GC()
