@@ -174,7 +174,8 @@ func closeKeys(ks []*Key) {
 }
 
 // Close releases every key's signer: the OpenSSL build holds private keys outside the Go
-// heap. Sign fails afterwards; the public keys and the JWKS stay readable.
+// heap. It is the Set's last call: Sign fails afterwards, while the public keys and the JWKS
+// stay readable.
 func (s *Set) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -183,8 +184,9 @@ func (s *Set) Close() {
 	}
 }
 
-// parse turns a stored key into a Key, with a signer from newSigner unless it is retired.
-func parse(sk storage.SigningKey, newSigner func(*rsa.PrivateKey) (rsaSigner, error)) (*Key, error) {
+// parse turns a stored key into a Key, with a signer made by open unless it is retired. open is
+// this build's newSigner; tests pass each implementation in turn.
+func parse(sk storage.SigningKey, open func(*rsa.PrivateKey) (rsaSigner, error)) (*Key, error) {
 	block, _ := pem.Decode(sk.PrivatePEM)
 	if block == nil {
 		return nil, fmt.Errorf("keys: key %s: no PEM block", sk.ID)
@@ -207,7 +209,7 @@ func parse(sk storage.SigningKey, newSigner func(*rsa.PrivateKey) (rsaSigner, er
 	}
 	k := &Key{ID: sk.ID, Private: priv, CreatedAt: sk.CreatedAt, RetiredAt: sk.RetiredAt, header: header}
 	if sk.RetiredAt.IsZero() {
-		if k.signer, err = newSigner(priv); err != nil {
+		if k.signer, err = open(priv); err != nil {
 			return nil, fmt.Errorf("keys: key %s: %w", sk.ID, err)
 		}
 	}

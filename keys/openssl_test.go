@@ -3,7 +3,6 @@
 package keys
 
 import (
-	"crypto/rsa"
 	"crypto/sha256"
 	"strings"
 	"testing"
@@ -12,7 +11,7 @@ import (
 func opensslImplementation() (implementation, bool) {
 	return implementation{
 		name:    "openssl",
-		new:     func(p *rsa.PrivateKey) (rsaSigner, error) { return newOpenSSLSigner(p) },
+		new:     newSigner,
 		offHeap: true,
 	}, true
 }

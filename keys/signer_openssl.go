@@ -88,7 +88,13 @@ const signerName = "openssl"
 
 func signerVersion() string { return C.GoString(C.ts_version()) }
 
-func newSigner(priv *rsa.PrivateKey) (rsaSigner, error) { return newOpenSSLSigner(priv) }
+func newSigner(priv *rsa.PrivateKey) (rsaSigner, error) {
+	s, err := newOpenSSLSigner(priv)
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return s, nil
+}
 
 // opensslSigner signs with libcrypto: its RSA private-key operation is about four times
 // faster than crypto/rsa's on the machines we measured.
