@@ -97,6 +97,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
+	defer keyset.Close()
 	adminToken, adminTokenPath, err := ensureAdminToken(cfg)
 	if err != nil {
 		return err
@@ -155,6 +156,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}
 	log.Info("tokensmith started", "version", Version, "issuer", cfg.Issuer, "listen", pubLn.Addr().String(),
 		"admin_listen", admLn.Addr().String(), "storage", storageLabel(cfg.Storage), "kid", keyset.ActiveID(),
+		"signer", keys.SignerName, "signer_version", keys.SignerVersion(),
 		"replica", replicas.ID(), "live_replicas", replicas.Live())
 
 	servers := []*http.Server{

@@ -6,27 +6,42 @@ import (
 	"runtime"
 
 	"github.com/spf13/cobra"
+	"github.com/tokensmith/tokensmith/keys"
 )
 
+// buildInfo is what GET /admin/version answers, and what this binary would answer.
+type buildInfo struct {
+	Version       string `json:"version"`
+	Signer        string `json:"signer"`
+	SignerVersion string `json:"signer_version"`
+}
+
+// signer reads like "signer=openssl (OpenSSL 3.0.13 30 Jan 2024)".
+func (b buildInfo) signer() string {
+	if b.Signer == "" { // a server from before the signer was reported
+		return "signer unknown"
+	}
+	return fmt.Sprintf("signer=%s (%s)", b.Signer, b.SignerVersion)
+}
+
 func versionCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "version", Short: "Print the CLI version and, if reachable, the server's", Args: cobra.NoArgs,
+	return &cobra.Command{Use: "version", Short: "Print the CLI version and, if reachable, the server's, each with the RS256 signer it was built with", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			server := ""
+			cli := buildInfo{Version: Version, Signer: keys.SignerName, SignerVersion: keys.SignerVersion()}
+			var server buildInfo
 			if api, err := g.client(); err == nil {
-				var v struct {
-					Version string `json:"version"`
-				}
-				if _, err := api.do("GET", "/admin/version", nil, &v); err == nil {
-					server = v.Version
-				}
+				_, _ = api.do("GET", "/admin/version", nil, &server)
 			}
 			if g.json {
-				b, _ := json.Marshal(map[string]string{"cli": Version, "server": server, "go": runtime.Version()})
+				b, _ := json.Marshal(map[string]string{
+					"cli": cli.Version, "go": runtime.Version(), "signer": cli.Signer, "signer_version": cli.SignerVersion,
+					"server": server.Version, "server_signer": server.Signer, "server_signer_version": server.SignerVersion,
+				})
 				return g.printJSON(b)
 			}
-			fmt.Fprintf(g.out, "tokensmith %s (%s)\n", Version, runtime.Version())
-			if server != "" {
-				fmt.Fprintf(g.out, "server at %s: %s\n", g.adminURL, server)
+			fmt.Fprintf(g.out, "tokensmith %s (%s), %s\n", cli.Version, runtime.Version(), cli.signer())
+			if server.Version != "" {
+				fmt.Fprintf(g.out, "server at %s: %s, %s\n", g.adminURL, server.Version, server.signer())
 			}
 			return nil
 		}}

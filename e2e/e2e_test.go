@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokensmith/tokensmith/keys"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -51,7 +52,13 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "tokensmith")
-	build := exec.Command("go", "build", "-o", binary, "github.com/tokensmith/tokensmith")
+	// The binary signs like this test binary was built to: go test -tags openssl tests the
+	// OpenSSL signer end to end.
+	args := []string{"build", "-o", binary}
+	if keys.SignerName == "openssl" {
+		args = append(args, "-tags", "openssl")
+	}
+	build := exec.Command("go", append(args, "github.com/tokensmith/tokensmith")...)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building tokensmith:", err)
@@ -223,8 +230,12 @@ func TestFirstStartCLIAndRestart(t *testing.T) {
 	if out := p.cli(t, "s3cret-password\n", "user", "create", "--username", "erin", "--password-stdin"); !strings.Contains(out, "erin") {
 		t.Fatalf("user create: %s", out)
 	}
-	if out := p.cli(t, "", "version"); !strings.Contains(out, "tokensmith") {
-		t.Fatalf("version: %s", out)
+	// Both the CLI and the server say which signer they were built with, and so does the log.
+	if out := p.cli(t, "", "version"); !strings.Contains(out, "tokensmith") || strings.Count(out, "signer="+keys.SignerName+" (") != 2 {
+		t.Fatalf("version, want the CLI's and the server's signer=%s:\n%s", keys.SignerName, out)
+	}
+	if logs := p.stderr.String(); !strings.Contains(logs, "signer="+keys.SignerName+" ") {
+		t.Fatalf("start-up log does not name signer=%s:\n%s", keys.SignerName, logs)
 	}
 
 	ctx := context.Background()

@@ -2,6 +2,10 @@
 // the store (so all replicas sign with the same set), holds the parsed private key in memory
 // so a token never pays for PEM parsing, signs access tokens, and renders the JWKS that
 // resource servers verify them with (RFC 7517, kid = RFC 7638 thumbprint).
+//
+// The RSA signature itself comes from crypto/rsa by default, or from OpenSSL 3's libcrypto
+// through cgo in a binary built with -tags openssl (about four times faster). Both give the
+// same bytes: RSASSA-PKCS1-v1_5 is deterministic.
 package keys
 
 import (
@@ -17,6 +21,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,8 +35,8 @@ const Bits = 2048
 // TokenType is the JWT typ header of access tokens (RFC 9068 §2.1).
 const TokenType = "at+jwt"
 
-// Signer signs access-token claims. It is what grants depend on, so a faster signer (the cgo
-// OpenSSL one of a later issue) can replace the pure-Go one without touching them.
+// Signer signs access-token claims. It is what grants depend on; which RSA implementation
+// makes the signature (SignerName) is decided inside this package, per build.
 type Signer interface {
 	Sign(claims jwt.Claims) (string, error)
 }
@@ -48,11 +53,19 @@ type Key struct {
 	Private   *rsa.PrivateKey
 	CreatedAt time.Time
 	RetiredAt time.Time
+
+	// signer signs with this key; nil for a retired key, which only verifies.
+	signer rsaSigner
+	// header is the encoded JOSE header and the dot after it: the same for every token the
+	// key signs, so it is encoded once.
+	header []byte
 }
 
 // Set is the loaded key set: the active key signs; all keys are published.
 type Set struct {
 	state atomic.Pointer[state]
+	// mu serialises replace and Close, which open and close signers.
+	mu sync.Mutex
 }
 
 type state struct {
@@ -88,6 +101,11 @@ func Generate(now time.Time) (storage.SigningKey, error) {
 	if err != nil {
 		return storage.SigningKey{}, fmt.Errorf("keys: generate: %w", err)
 	}
+	return encode(priv, now)
+}
+
+// encode returns priv in its stored form: PKCS #8 PEM, with its thumbprint as id.
+func encode(priv *rsa.PrivateKey, now time.Time) (storage.SigningKey, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
 		return storage.SigningKey{}, err
@@ -99,12 +117,31 @@ func Generate(now time.Time) (storage.SigningKey, error) {
 	}, nil
 }
 
+// replace installs the keys now in the store. A key that is loaded already and unchanged keeps
+// its signer (importing a key into OpenSSL is not free, and a signature in progress may be
+// using it); the signers of keys that left the set or were retired are closed once the new
+// set is in place, so a Sign that started on the old set retries on the new one.
 func (s *Set) replace(stored []storage.SigningKey) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	loaded := map[string]*Key{}
+	old := s.state.Load()
+	if old != nil {
+		for _, k := range old.all {
+			loaded[k.ID] = k
+		}
+	}
 	st := &state{}
+	var opened []*Key
 	for _, sk := range stored {
-		k, err := parse(sk)
-		if err != nil {
-			return err
+		k := loaded[sk.ID]
+		if k == nil || !k.CreatedAt.Equal(sk.CreatedAt) || !k.RetiredAt.Equal(sk.RetiredAt) {
+			var err error
+			if k, err = parse(sk, newSigner); err != nil {
+				closeKeys(opened)
+				return err
+			}
+			opened = append(opened, k)
 		}
 		st.all = append(st.all, k)
 		if k.RetiredAt.IsZero() && (st.active == nil || k.CreatedAt.After(st.active.CreatedAt)) {
@@ -112,20 +149,44 @@ func (s *Set) replace(stored []storage.SigningKey) error {
 		}
 	}
 	if st.active == nil {
+		closeKeys(opened)
 		return errors.New("keys: the store holds no active signing key")
 	}
 	// Newest first, for the JWKS and the admin listing; stores return keys in any order.
 	slices.SortStableFunc(st.all, func(a, b *Key) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	jwks, err := renderJWKS(st.all)
 	if err != nil {
+		closeKeys(opened)
 		return err
 	}
 	st.jwks = jwks
 	s.state.Store(st)
+	if old != nil {
+		closeKeys(slices.DeleteFunc(slices.Clone(old.all), func(k *Key) bool { return slices.Contains(st.all, k) }))
+	}
 	return nil
 }
 
-func parse(sk storage.SigningKey) (*Key, error) {
+func closeKeys(ks []*Key) {
+	for _, k := range ks {
+		k.close()
+	}
+}
+
+// Close releases every key's signer: the OpenSSL build holds private keys outside the Go
+// heap. It is the Set's last call: Sign fails afterwards, while the public keys and the JWKS
+// stay readable.
+func (s *Set) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.state.Load(); st != nil {
+		closeKeys(st.all)
+	}
+}
+
+// parse turns a stored key into a Key, with a signer made by open unless it is retired. open is
+// this build's newSigner; tests pass each implementation in turn.
+func parse(sk storage.SigningKey, open func(*rsa.PrivateKey) (rsaSigner, error)) (*Key, error) {
 	block, _ := pem.Decode(sk.PrivatePEM)
 	if block == nil {
 		return nil, fmt.Errorf("keys: key %s: no PEM block", sk.ID)
@@ -142,16 +203,36 @@ func parse(sk storage.SigningKey) (*Key, error) {
 		return nil, fmt.Errorf("keys: key %s: stored id does not match its thumbprint %s", sk.ID, kid)
 	}
 	priv.Precompute()
-	return &Key{ID: sk.ID, Private: priv, CreatedAt: sk.CreatedAt, RetiredAt: sk.RetiredAt}, nil
+	header, err := encodeHeader(sk.ID)
+	if err != nil {
+		return nil, fmt.Errorf("keys: key %s: %w", sk.ID, err)
+	}
+	k := &Key{ID: sk.ID, Private: priv, CreatedAt: sk.CreatedAt, RetiredAt: sk.RetiredAt, header: header}
+	if sk.RetiredAt.IsZero() {
+		if k.signer, err = open(priv); err != nil {
+			return nil, fmt.Errorf("keys: key %s: %w", sk.ID, err)
+		}
+	}
+	return k, nil
+}
+
+func (k *Key) close() {
+	if k.signer != nil {
+		k.signer.close()
+	}
 }
 
 // Sign signs claims with the active key as an RS256 JWT with typ at+jwt and the key's kid.
 func (s *Set) Sign(claims jwt.Claims) (string, error) {
-	k := s.state.Load().active
-	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	t.Header["typ"] = TokenType
-	t.Header["kid"] = k.ID
-	return t.SignedString(k.Private)
+	for {
+		st := s.state.Load()
+		tok, err := st.active.sign(claims)
+		if errors.Is(err, errSignerClosed) && s.state.Load() != st {
+			// The key was retired while this token was being signed: sign with its successor.
+			continue
+		}
+		return tok, err
+	}
 }
 
 // ActiveID is the kid of the key that signs new tokens.

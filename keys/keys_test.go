@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/storage/embedded"
 )
@@ -66,4 +67,80 @@ func TestLoadGeneratesOnceAndSignsVerifiably(t *testing.T) {
 	if _, err := sig.Verify(jwk.Key); err != nil {
 		t.Fatalf("go-jose could not verify our signature with our JWKS: %v", err)
 	}
+}
+
+func loadSet(tb testing.TB) *keys.Set {
+	tb.Helper()
+	store, err := embedded.OpenMemory()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { store.Close() })
+	set, _, err := keys.Load(context.Background(), store)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(set.Close)
+	return set
+}
+
+// typicalClaims is a client_credentials access token as grants mints it.
+func typicalClaims(now time.Time) grants.AccessClaims {
+	return grants.AccessClaims{
+		Issuer: "https://auth.example.com", Subject: "5ana4c7hmpdk", Audience: grants.Audience{"https://api.example.com"},
+		ClientID: "5ana4c7hmpdk", Scope: "orders:read orders:write",
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(3 * time.Hour).Unix(), ID: "Xq3w0J9CTe3n",
+	}
+}
+
+// Whichever signer this binary was built with (keys.SignerName), a token is byte for byte
+// the one golang-jwt with crypto/rsa makes of the same claims and key.
+func TestSignMatchesGolangJWT(t *testing.T) {
+	set := loadSet(t)
+	k := set.Keys()[0]
+	now := time.Now()
+	many := typicalClaims(now)
+	many.Audience = grants.Audience{"https://a.example.com", "https://b.example.com"}
+	many.Scope = ""
+	tests := []struct {
+		name   string
+		claims jwt.Claims
+	}{
+		{"client_credentials", typicalClaims(now)},
+		{"two audiences, no scope", many},
+		{"map", jwt.MapClaims{"sub": "x", "exp": now.Unix()}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := set.Sign(tc.claims)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := jwt.NewWithClaims(jwt.SigningMethodRS256, tc.claims)
+			ref.Header["typ"] = keys.TokenType
+			ref.Header["kid"] = k.ID
+			want, err := ref.SignedString(k.Private)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("signer %s:\n got %s\nwant %s", keys.SignerName, got, want)
+			}
+		})
+	}
+}
+
+// BenchmarkSetSign is the whole Sign of a typical access token with this build's signer:
+// claims to JSON, base64url, SHA-256, the RSA signature, the token string.
+func BenchmarkSetSign(b *testing.B) {
+	set := loadSet(b)
+	claims := typicalClaims(time.Now())
+	b.Run(keys.SignerName, func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := set.Sign(claims); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -54,7 +54,9 @@ func (a *Admin) Handler() http.Handler {
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.Metrics.Registry, promhttp.HandlerOpts{})))
 
 	g := r.Group("/admin", a.auth)
-	g.GET("/version", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"version": a.Version}) })
+	g.GET("/version", func(c *gin.Context) {
+		c.JSON(http.StatusOK, gin.H{"version": a.Version, "signer": keys.SignerName, "signer_version": keys.SignerVersion()})
+	})
 	g.POST("/clients", a.createClient)
 	g.GET("/clients", a.listClients)
 	g.GET("/clients/:id", a.getClient)

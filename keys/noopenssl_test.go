@@ -1,0 +1,5 @@
+//go:build !openssl
+
+package keys
+
+func opensslImplementation() (implementation, bool) { return implementation{}, false }
