@@ -37,7 +37,7 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 	pf.StringVar(&g.adminURL, "admin-url", envOr("TOKENSMITH_ADMIN_URL", "http://127.0.0.1:8081"), "admin API base URL")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
 
-	root.AddCommand(serveCmd(stdout, stderr), clientCmd(g), userCmd(g), patCmd(g), tokenCmd(g, os.Stdin), versionCmd(g))
+	root.AddCommand(serveCmd(stdout, stderr), clientCmd(g), userCmd(g), patCmd(g), keysCmd(g), tokenCmd(g, os.Stdin), versionCmd(g))
 	if err := root.Execute(); err != nil {
 		// An exitCode means the command already said what went wrong.
 		var ec exitCode

@@ -93,17 +93,18 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		return err
 	}
 	defer store.Close()
-	keyset, firstStart, err := keys.Load(ctx, store)
+	bus := replica.NewBus(store, log)
+	km, firstStart, err := keys.Open(ctx, store, keyOptions(cfg, store, bus), log)
 	if err != nil {
 		return err
 	}
+	keyset := km.Set
 	defer keyset.Close()
 	adminToken, adminTokenPath, err := ensureAdminToken(cfg)
 	if err != nil {
 		return err
 	}
 	m := metrics.New()
-	bus := replica.NewBus(store, log)
 	reg := registry.New(store, bus)
 	replicas := replica.New(store, cfg.ReplicaTimeout.D(), Version, log)
 	if err := replicas.Beat(ctx); err != nil {
@@ -129,6 +130,20 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}, grants.WithLogger(log), grants.WithReplicas(replicas.Live), grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
 		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }))
 	bus.Handle(gh.Forget)
+	bus.Handle(func(c storage.Change) {
+		if c.Kind == storage.ChangeSigningKeys || c.Kind == "" {
+			go func() {
+				rctx, cancel := context.WithTimeout(ctx, cfg.StoreTimeout.D())
+				defer cancel()
+				if err := km.Reload(rctx); err != nil && ctx.Err() == nil {
+					log.Warn("reloading the signing keys after a change failed; the next refresh retries", "error", err)
+				}
+			}()
+		}
+	})
+	keyLoop := make(chan struct{})
+	go func() { km.Run(ctx); close(keyLoop) }()
+	defer func() { cancel(); <-keyLoop }()
 	changes := make(chan struct{})
 	go func() { bus.Run(ctx); close(changes) }()
 	defer func() { cancel(); <-changes }()
@@ -137,7 +152,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	defer func() { cancel(); <-usage }()
 
 	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: store, Metrics: m, Log: log}
-	adm := &server.Admin{TokenHash: secret.Hash(adminToken), Registry: reg, Tokens: gh, Keys: keyset, Store: store, Metrics: m, Log: log, Version: Version}
+	adm := &server.Admin{TokenHash: secret.Hash(adminToken), Registry: reg, Tokens: gh, Keys: keyset, KeyManager: km, Store: store, Metrics: m, Log: log, Version: Version}
 
 	pubLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -190,6 +205,36 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	wg.Wait()
 	return nil
 }
+
+// keyOptions is the signing-key lifecycle of cfg. A retired key stays published as long as the
+// longest access token any client can be given; a shared store (Redis) may be one that lost
+// its data under running replicas, so a start on an empty one waits for them to write their keys
+// back.
+func keyOptions(cfg config.Config, store storage.Storage, bus *replica.Bus) keys.Options {
+	opts := keys.Options{
+		PublishAhead: cfg.Keys.PublishAhead.D(),
+		RotateEvery:  cfg.Keys.RotateEvery.D(),
+		Refresh:      keyRefresh,
+		Lifetime: func(ctx context.Context) (time.Duration, error) {
+			longest := max(cfg.Tokens.ClientCredentialsTTL.D(), cfg.Tokens.PasswordTTL.D(), cfg.Tokens.ExchangeTTL.D())
+			clients, err := store.ListClients(ctx)
+			for _, c := range clients {
+				longest = max(longest, c.AccessTokenTTL)
+			}
+			return longest, err
+		},
+		Changed: func(ctx context.Context) {
+			_ = bus.Announce(ctx, storage.Change{Kind: storage.ChangeSigningKeys})
+		},
+	}
+	if kind, _, _ := config.ParseStorage(cfg.Storage); kind == config.StorageRedis {
+		opts.RestoreWait = 2*keyRefresh + time.Second
+	}
+	return opts
+}
+
+// keyRefresh is how often a replica re-reads the signing keys.
+const keyRefresh = 2 * time.Second
 
 // usageFlushEvery is how often last-used times of personal tokens are written.
 const usageFlushEvery = time.Minute

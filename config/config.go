@@ -49,6 +49,17 @@ type Config struct {
 
 	// Tokens are the server-wide policy defaults; clients override them one by one.
 	Tokens Tokens `yaml:"tokens" envPrefix:""`
+	// Keys is the signing-key lifecycle.
+	Keys Keys `yaml:"keys" envPrefix:"KEYS_"`
+}
+
+// Keys is the signing-key lifecycle (SPEC §7).
+type Keys struct {
+	// PublishAhead is how long a new key is in the JWKS before it signs, so resource servers
+	// holding a cached JWKS (the JWKS says max-age 5 min) have it by then.
+	PublishAhead Duration `yaml:"publish_ahead" env:"PUBLISH_AHEAD"`
+	// RotateEvery rotates the signing key on a schedule; 0 turns it off.
+	RotateEvery Duration `yaml:"rotate_every" env:"ROTATE_EVERY"`
 }
 
 // Tokens holds the server-wide token policy defaults (SPEC §5).
@@ -83,6 +94,7 @@ func Default() Config {
 		ReplicaTimeout: Duration(15 * time.Second),
 		StoreTimeout:   Duration(500 * time.Millisecond),
 		ClientCacheTTL: Duration(time.Second),
+		Keys:           Keys{PublishAhead: Duration(10 * time.Minute)},
 		Tokens: Tokens{
 			ClientCredentialsTTL: Duration(3 * time.Hour),
 			PasswordTTL:          Duration(24 * time.Hour),
@@ -234,6 +246,12 @@ func (c Config) Validate() error {
 	}
 	if t.FailedLoginLimit < 1 {
 		bad("tokens.failed_login_limit", "must be at least 1")
+	}
+	if c.Keys.PublishAhead < 0 || c.Keys.PublishAhead.D() > 24*time.Hour {
+		bad("keys.publish_ahead", "must be between 0s and 24h")
+	}
+	if r := c.Keys.RotateEvery.D(); r != 0 && (r < time.Hour || r <= c.Keys.PublishAhead.D()) {
+		bad("keys.rotate_every", "must be 0 (off) or at least 1h and longer than keys.publish_ahead")
 	}
 	return errors.Join(errs...)
 }

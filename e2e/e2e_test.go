@@ -153,9 +153,15 @@ func (p *proc) stop(t *testing.T) {
 // cli runs a management command against p's admin API from p's directory, like an operator.
 func (p *proc) cli(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
+	return p.cliEnv(t, stdin, nil, args...)
+}
+
+// cliEnv is cli with extra environment variables.
+func (p *proc) cliEnv(t *testing.T, stdin string, env []string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = p.dir
-	cmd.Env = append(os.Environ(), "TOKENSMITH_ADMIN_URL="+p.adminURL)
+	cmd.Env = append(append(os.Environ(), "TOKENSMITH_ADMIN_URL="+p.adminURL), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

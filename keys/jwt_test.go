@@ -86,7 +86,7 @@ func TestKeySignIsGolangJWTsToken(t *testing.T) {
 func newSet(t *testing.T, stored ...storage.SigningKey) *Set {
 	t.Helper()
 	s := &Set{}
-	if err := s.replace(stored); err != nil {
+	if err := s.replace(stored, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
@@ -118,7 +118,7 @@ func TestReplaceOpensAndClosesSigners(t *testing.T) {
 		t.Fatalf("active %s, signer %v; want %s with a signer", s.ActiveID(), first.signer, aActive.ID)
 	}
 
-	if err := s.replace([]storage.SigningKey{aActive, bActive}); err != nil {
+	if err := s.replace([]storage.SigningKey{aActive, bActive}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if s.ActiveID() != bActive.ID || keyByID(s, aActive.ID) != first {
@@ -128,7 +128,7 @@ func TestReplaceOpensAndClosesSigners(t *testing.T) {
 		t.Fatalf("an unchanged key's signer was closed: %v", err)
 	}
 
-	if err := s.replace([]storage.SigningKey{aRetired, bActive}); err != nil {
+	if err := s.replace([]storage.SigningKey{aRetired, bActive}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if k := keyByID(s, aActive.ID); k == first || k.signer != nil || k.RetiredAt.IsZero() {
@@ -142,14 +142,14 @@ func TestReplaceOpensAndClosesSigners(t *testing.T) {
 	}
 
 	active := keyByID(s, bActive.ID)
-	if err := s.replace([]storage.SigningKey{bActive}); err != nil {
+	if err := s.replace([]storage.SigningKey{bActive}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := s.PublicKey(aActive.ID); ok || keyByID(s, bActive.ID) != active {
 		t.Fatal("dropping a key must remove it and keep the others")
 	}
 
-	if err := s.replace([]storage.SigningKey{aRetired}); err == nil {
+	if err := s.replace([]storage.SigningKey{aRetired}, time.Now()); err == nil {
 		t.Fatal("a set with no active key was accepted")
 	}
 	if _, err := s.Sign(jwt.MapClaims{"sub": "x"}); err != nil {
@@ -205,7 +205,7 @@ func TestSignAcrossRotations(t *testing.T) {
 		for signed.Load() < int64(i) && !t.Failed() {
 			time.Sleep(time.Millisecond)
 		}
-		if err := s.replace(stored[(i+1)%2]); err != nil {
+		if err := s.replace(stored[(i+1)%2], time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"slices"
 	"sync"
@@ -44,17 +45,25 @@ type Signer interface {
 // Store is where the keys live; declared here with the methods keys calls.
 type Store interface {
 	EnsureSigningKey(ctx context.Context, candidate storage.SigningKey) ([]storage.SigningKey, bool, error)
+	RestoreSigningKeys(ctx context.Context, keys []storage.SigningKey) (bool, error)
 	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
+	RotateSigningKey(ctx context.Context, next storage.SigningKey, now time.Time, lifetime time.Duration) ([]storage.SigningKey, error)
+	RemoveSigningKeys(ctx context.Context, now time.Time) ([]storage.SigningKey, error)
 }
 
-// Key is a parsed signing key.
+// Key is a parsed signing key. It signs tokens issued from ActivatesAt until RetiredAt (zero:
+// no successor yet) and is published until RemoveAt.
 type Key struct {
-	ID        string
-	Private   *rsa.PrivateKey
-	CreatedAt time.Time
-	RetiredAt time.Time
+	ID          string
+	Private     *rsa.PrivateKey
+	CreatedAt   time.Time
+	ActivatesAt time.Time
+	RetiredAt   time.Time
+	RemoveAt    time.Time
 
-	// signer signs with this key; nil for a retired key, which only verifies.
+	// stored is the key as the store holds it, to write it back if the store loses it.
+	stored storage.SigningKey
+	// signer signs with this key; nil once the key is retired, when it only verifies.
 	signer rsaSigner
 	// header is the encoded JOSE header and the dot after it: the same for every token the
 	// key signs, so it is encoded once.
@@ -69,30 +78,39 @@ type Set struct {
 }
 
 type state struct {
-	active *Key
-	all    []*Key
-	jwks   []byte
+	// signing are the keys that can sign, latest activation first.
+	signing []*Key
+	all     []*Key
+	jwks    []byte
 }
+
+// signingAt is the key that signs a token issued at t: the one activated last at or before t.
+// Every replica reads the same activation times, so all switch at the same moment. Before the
+// first activation (a clock far behind) the earliest key signs.
+func (st *state) signingAt(t time.Time) *Key {
+	for _, k := range st.signing {
+		if !k.ActivatesAt.After(t) && (k.RetiredAt.IsZero() || t.Before(k.RetiredAt)) {
+			return k
+		}
+	}
+	return st.signing[len(st.signing)-1]
+}
+
+// signerGrace keeps a retired key's signer open a little after it retires, for tokens whose
+// iat was read just before the switch.
+const signerGrace = time.Minute
 
 var _ Signer = (*Set)(nil)
 
 // Load reads the keys from the store, generating and storing the first key when the store has
-// none. created reports that this call generated it, which is how the server knows it is the
-// very first start.
+// none; created reports that this call generated it. It is Open without a lifecycle, for
+// tools and tests that only sign and verify.
 func Load(ctx context.Context, store Store) (set *Set, created bool, err error) {
-	candidate, err := Generate(time.Now())
+	m, created, err := Open(ctx, store, Options{}, slog.Default())
 	if err != nil {
 		return nil, false, err
 	}
-	stored, created, err := store.EnsureSigningKey(ctx, candidate)
-	if err != nil {
-		return nil, false, fmt.Errorf("keys: %w", err)
-	}
-	set = &Set{}
-	if err := set.replace(stored); err != nil {
-		return nil, false, err
-	}
-	return set, created, nil
+	return m.Set, created, nil
 }
 
 // Generate creates a new RSA key in its stored form.
@@ -117,11 +135,12 @@ func encode(priv *rsa.PrivateKey, now time.Time) (storage.SigningKey, error) {
 	}, nil
 }
 
-// replace installs the keys now in the store. A key that is loaded already and unchanged keeps
-// its signer (importing a key into OpenSSL is not free, and a signature in progress may be
-// using it); the signers of keys that left the set or were retired are closed once the new
-// set is in place, so a Sign that started on the old set retries on the new one.
-func (s *Set) replace(stored []storage.SigningKey) error {
+// replace installs the keys now in the store, as of now. A key that is loaded already and
+// unchanged keeps its signer (importing a key into OpenSSL is not free, and a signature in
+// progress may be using it); a key retired more than signerGrace ago gets none. The signers
+// of keys that left the set or stopped signing are closed once the new set is in place, so a
+// Sign that started on the old set retries on the new one.
+func (s *Set) replace(stored []storage.SigningKey, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	loaded := map[string]*Key{}
@@ -134,24 +153,33 @@ func (s *Set) replace(stored []storage.SigningKey) error {
 	st := &state{}
 	var opened []*Key
 	for _, sk := range stored {
+		if !sk.RemoveAt.IsZero() && !now.Before(sk.RemoveAt) {
+			continue // its tokens have expired; the store drops it at its next clean-up
+		}
+		signs := sk.RetiredAt.IsZero() || now.Before(sk.RetiredAt.Add(signerGrace))
 		k := loaded[sk.ID]
-		if k == nil || !k.CreatedAt.Equal(sk.CreatedAt) || !k.RetiredAt.Equal(sk.RetiredAt) {
+		if k == nil || !sameSchedule(k.stored, sk) || (k.signer != nil) != signs {
 			var err error
-			if k, err = parse(sk, newSigner); err != nil {
+			open := newSigner
+			if !signs {
+				open = nil
+			}
+			if k, err = parse(sk, open); err != nil {
 				closeKeys(opened)
 				return err
 			}
 			opened = append(opened, k)
 		}
 		st.all = append(st.all, k)
-		if k.RetiredAt.IsZero() && (st.active == nil || k.CreatedAt.After(st.active.CreatedAt)) {
-			st.active = k
+		if k.signer != nil {
+			st.signing = append(st.signing, k)
 		}
 	}
-	if st.active == nil {
+	if len(st.signing) == 0 {
 		closeKeys(opened)
-		return errors.New("keys: the store holds no active signing key")
+		return errors.New("keys: the store holds no signing key that may sign")
 	}
+	slices.SortStableFunc(st.signing, func(a, b *Key) int { return b.ActivatesAt.Compare(a.ActivatesAt) })
 	// Newest first, for the JWKS and the admin listing; stores return keys in any order.
 	slices.SortStableFunc(st.all, func(a, b *Key) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	jwks, err := renderJWKS(st.all)
@@ -184,8 +212,14 @@ func (s *Set) Close() {
 	}
 }
 
-// parse turns a stored key into a Key, with a signer made by open unless it is retired. open is
-// this build's newSigner; tests pass each implementation in turn.
+// sameSchedule reports whether two records of one key have the same dates.
+func sameSchedule(a, b storage.SigningKey) bool {
+	return a.CreatedAt.Equal(b.CreatedAt) && a.Activation().Equal(b.Activation()) &&
+		a.RetiredAt.Equal(b.RetiredAt) && a.RemoveAt.Equal(b.RemoveAt)
+}
+
+// parse turns a stored key into a Key, with a signer made by open (nil: a key that only
+// verifies). open is this build's newSigner; tests pass each implementation in turn.
 func parse(sk storage.SigningKey, open func(*rsa.PrivateKey) (rsaSigner, error)) (*Key, error) {
 	block, _ := pem.Decode(sk.PrivatePEM)
 	if block == nil {
@@ -207,8 +241,9 @@ func parse(sk storage.SigningKey, open func(*rsa.PrivateKey) (rsaSigner, error))
 	if err != nil {
 		return nil, fmt.Errorf("keys: key %s: %w", sk.ID, err)
 	}
-	k := &Key{ID: sk.ID, Private: priv, CreatedAt: sk.CreatedAt, RetiredAt: sk.RetiredAt, header: header}
-	if sk.RetiredAt.IsZero() {
+	k := &Key{ID: sk.ID, Private: priv, CreatedAt: sk.CreatedAt, ActivatesAt: sk.Activation(), RetiredAt: sk.RetiredAt,
+		RemoveAt: sk.RemoveAt, stored: sk, header: header}
+	if open != nil {
 		if k.signer, err = open(priv); err != nil {
 			return nil, fmt.Errorf("keys: key %s: %w", sk.ID, err)
 		}
@@ -222,21 +257,39 @@ func (k *Key) close() {
 	}
 }
 
-// Sign signs claims with the active key as an RS256 JWT with typ at+jwt and the key's kid.
+// Sign signs claims as an RS256 JWT with typ at+jwt, with the key that signs at the token's
+// iat (now when it has none) and that key's kid.
 func (s *Set) Sign(claims jwt.Claims) (string, error) {
+	at := time.Now()
+	if iat, err := claims.GetIssuedAt(); err == nil && iat != nil {
+		at = iat.Time
+	}
 	for {
 		st := s.state.Load()
-		tok, err := st.active.sign(claims)
+		tok, err := st.signingAt(at).sign(claims)
 		if errors.Is(err, errSignerClosed) && s.state.Load() != st {
-			// The key was retired while this token was being signed: sign with its successor.
+			// The key stopped signing while this token was being signed: sign again with the
+			// set that replaced it.
 			continue
 		}
 		return tok, err
 	}
 }
 
-// ActiveID is the kid of the key that signs new tokens.
-func (s *Set) ActiveID() string { return s.state.Load().active.ID }
+// ActiveID is the kid of the key that signs tokens issued now.
+func (s *Set) ActiveID() string { return s.ActiveAt(time.Now()).ID }
+
+// ActiveAt is the key that signs tokens issued at t.
+func (s *Set) ActiveAt(t time.Time) *Key { return s.state.Load().signingAt(t) }
+
+// stored returns the keys in their stored form, to write them back to a store that lost them.
+func (s *Set) stored() []storage.SigningKey {
+	var out []storage.SigningKey
+	for _, k := range s.state.Load().all {
+		out = append(out, k.stored)
+	}
+	return out
+}
 
 // PublicKey returns the public key for kid, for verifying our own tokens (introspection).
 func (s *Set) PublicKey(kid string) (*rsa.PublicKey, bool) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"mime"
@@ -28,6 +29,11 @@ type ReplicaLister interface {
 	Replicas(ctx context.Context, now time.Time) ([]storage.Replica, error)
 }
 
+// KeyRotator starts a signing-key rotation.
+type KeyRotator interface {
+	Rotate(ctx context.Context, publishAhead time.Duration) (*keys.Key, error)
+}
+
 // TokenOperator revokes and introspects any client's tokens, for the operator.
 type TokenOperator interface {
 	RevokeAny(ctx context.Context, raw string) (bool, error)
@@ -41,6 +47,8 @@ type Admin struct {
 	Registry  *registry.Service
 	Tokens    TokenOperator
 	Keys      *keys.Set
+	// KeyManager rotates the signing key; nil disables POST /admin/keys/rotate.
+	KeyManager KeyRotator
 	Store     ReplicaLister
 	Metrics   *metrics.Metrics
 	Log       *slog.Logger
@@ -70,6 +78,7 @@ func (a *Admin) Handler() http.Handler {
 	g.GET("/users/:id/tokens", a.listPersonalTokens)
 	g.DELETE("/users/:id/tokens/:token_id", a.deletePersonalToken)
 	g.GET("/keys", a.listKeys)
+	g.POST("/keys/rotate", a.rotateKey)
 	g.GET("/replicas", a.listReplicas)
 	g.POST("/tokens/revoke", a.revokeToken)
 	g.POST("/tokens/introspect", a.introspectToken)
@@ -252,20 +261,54 @@ func (a *Admin) deletePersonalToken(c *gin.Context) {
 	a.reply(c, http.StatusNoContent, nil, err)
 }
 
-// KeyView is a signing key as GET /admin/keys shows it.
-type KeyView struct {
-	Kid       string `json:"kid"`
-	Active    bool   `json:"active"`
-	CreatedAt string `json:"created_at"`
+func (a *Admin) listKeys(c *gin.Context) {
+	a.reply(c, http.StatusOK, a.Keys.Views(time.Now()), nil)
 }
 
-func (a *Admin) listKeys(c *gin.Context) {
-	active := a.Keys.ActiveID()
-	out := []KeyView{}
-	for _, k := range a.Keys.Keys() {
-		out = append(out, KeyView{Kid: k.ID, Active: k.ID == active, CreatedAt: k.CreatedAt.Format("2006-01-02T15:04:05Z07:00")})
+// RotateKeyInput is the body of POST /admin/keys/rotate.
+type RotateKeyInput struct {
+	// PublishAhead is how long the new key is published before it signs ("0s": at once);
+	// empty means the configured keys.publish_ahead.
+	PublishAhead string `json:"publish_ahead,omitempty"`
+}
+
+func (a *Admin) rotateKey(c *gin.Context) {
+	var in RotateKeyInput
+	if err := bindJSON(c, &in, true); err != nil {
+		a.reply(c, 0, nil, err)
+		return
 	}
-	a.reply(c, http.StatusOK, out, nil)
+	ahead := time.Duration(-1)
+	if in.PublishAhead != "" {
+		d, err := config.ParseDuration(in.PublishAhead)
+		if err != nil || d < 0 || d > 24*time.Hour {
+			a.reply(c, 0, nil, badRequest("publish_ahead must be a duration from 0s to 24h"))
+			return
+		}
+		ahead = d
+	}
+	if a.KeyManager == nil {
+		a.reply(c, 0, nil, protocol.Errorf(protocol.NotFound, "key rotation is not available"))
+		return
+	}
+	k, err := a.KeyManager.Rotate(c.Request.Context(), ahead)
+	switch {
+	case errors.Is(err, keys.ErrRotationPending):
+		err = protocol.Errorf(protocol.AlreadyExists, "a new key is already waiting to take over; rotate again once it signs")
+	case err != nil:
+		err = protocol.Wrap(protocol.TemporarilyUnavailable, "the store is unavailable, retry later", err)
+	default:
+		a.Log.Info("signing key rotation requested", "kid", k.ID, "signs_from", k.ActivatesAt)
+	}
+	var out *keys.View
+	if err == nil {
+		for _, v := range a.Keys.Views(time.Now()) {
+			if v.Kid == k.ID {
+				out = &v
+			}
+		}
+	}
+	a.reply(c, http.StatusCreated, out, err)
 }
 
 // TokenInput is the body of POST /admin/tokens/revoke and /admin/tokens/introspect.

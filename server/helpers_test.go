@@ -35,6 +35,7 @@ type clock struct {
 }
 
 func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
@@ -82,10 +83,11 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		}
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	ks, _, err := keys.Load(context.Background(), store)
+	km, _, err := keys.Open(context.Background(), store, keys.Options{PublishAhead: time.Minute}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	ks := km.Set
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// Wired as serve wires it: admin changes go through the bus to the token handler's cache.
 	bus := replica.NewBus(store, log)
@@ -110,7 +112,7 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	ts.Grants = gh
 	pub := &server.Public{Issuer: ts.URL, Grants: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Now: ts.Clock.Now}
 	pubSrv.Config.Handler = pub.Handler()
-	adm := &server.Admin{TokenHash: secret.Hash(testAdminToken), Registry: ts.Registry, Tokens: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Version: "test"}
+	adm := &server.Admin{TokenHash: secret.Hash(testAdminToken), Registry: ts.Registry, Tokens: gh, Keys: ks, KeyManager: km, Store: store, Metrics: ts.Metrics, Log: log, Version: "test"}
 	admSrv := httptest.NewServer(adm.Handler())
 	t.Cleanup(admSrv.Close)
 	ts.AdminURL = admSrv.URL

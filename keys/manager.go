@@ -1,0 +1,273 @@
+package keys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tokensmith/tokensmith/storage"
+)
+
+// Options tune the key lifecycle.
+type Options struct {
+	// PublishAhead is how long a new key is published in the JWKS before it signs, so that
+	// resource servers holding a cached JWKS have fetched it by then. Rotate may override it.
+	PublishAhead time.Duration
+	// RotateEvery rotates the key on a schedule: once the signing key is this old, any replica
+	// starts a rotation (the store lets exactly one through). Zero turns it off.
+	RotateEvery time.Duration
+	// Lifetime is the longest an access token can live; a retired key stays published that
+	// long after it stops signing. Nil means a day.
+	Lifetime func(ctx context.Context) (time.Duration, error)
+	// Refresh is how often a replica re-reads the keys (to follow rotations made elsewhere,
+	// remove expired keys and notice a store that lost them); default 2 s.
+	Refresh time.Duration
+	// RestoreWait is how long Open waits, when it finds a shared store without keys, for a
+	// running replica to write back the keys it holds before taking it for a first start.
+	// Zero for a store no other process uses.
+	RestoreWait time.Duration
+	// Changed, when set, tells the other replicas that the key set changed (after a rotation
+	// made here), so they reload at once instead of at their next refresh.
+	Changed func(ctx context.Context)
+}
+
+// lifetimeMargin covers clocks that disagree a little across replicas and resource servers.
+const lifetimeMargin = time.Minute
+
+// Manager keeps a Set in step with the store: it follows rotations made on any replica,
+// rotates on schedule or on request, drops keys once every token they signed has expired, and
+// writes the set back if the store loses it, so replicas never disagree on the keys.
+type Manager struct {
+	Set   *Set
+	store Store
+	opts  Options
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// ErrRotationPending is returned by Rotate while an earlier rotation's key has not started
+// signing yet.
+var ErrRotationPending = errors.New("keys: a new key is already waiting to take over")
+
+// Open loads the keys, generating the first when the store has none. created reports that this
+// call generated it: the very first start of a deployment.
+func Open(ctx context.Context, store Store, opts Options, log *slog.Logger) (m *Manager, created bool, err error) {
+	if opts.Refresh <= 0 {
+		opts.Refresh = 2 * time.Second
+	}
+	m = &Manager{Set: &Set{}, store: store, opts: opts, log: log, now: time.Now}
+	stored, err := store.ListSigningKeys(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("keys: %w", err)
+	}
+	if len(stored) == 0 && opts.RestoreWait > 0 {
+		log.Warn("the store holds no signing keys; waiting for running replicas to write back theirs before starting afresh",
+			"wait", opts.RestoreWait)
+		if stored, err = m.awaitRestore(ctx); err != nil {
+			return nil, false, err
+		}
+		if len(stored) > 0 {
+			log.Error("the store had lost its signing keys and a running replica wrote them back; clients, users and tokens kept in it may be lost too: restore it from a backup")
+		}
+	}
+	if len(stored) == 0 {
+		candidate, err := Generate(m.now())
+		if err != nil {
+			return nil, false, err
+		}
+		if stored, created, err = store.EnsureSigningKey(ctx, candidate); err != nil {
+			return nil, false, fmt.Errorf("keys: %w", err)
+		}
+	}
+	if err := m.Set.replace(stored, m.now()); err != nil {
+		return nil, false, err
+	}
+	return m, created, nil
+}
+
+func (m *Manager) awaitRestore(ctx context.Context) ([]storage.SigningKey, error) {
+	deadline := time.Now().Add(m.opts.RestoreWait)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		stored, err := m.store.ListSigningKeys(ctx)
+		if err != nil || len(stored) > 0 {
+			return stored, err
+		}
+	}
+	return nil, nil
+}
+
+// Reload re-reads the keys now (another replica announced a change).
+func (m *Manager) Reload(ctx context.Context) error {
+	stored, err := m.store.ListSigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	if len(stored) == 0 {
+		return m.restore(ctx)
+	}
+	return m.Set.replace(stored, m.now())
+}
+
+// restore writes the keys this replica holds back to a store that has none, before any other
+// replica can mint a different set.
+func (m *Manager) restore(ctx context.Context) error {
+	held := m.Set.stored()
+	restored, err := m.store.RestoreSigningKeys(ctx, held)
+	if err != nil {
+		return err
+	}
+	if restored {
+		m.log.Error("the store had lost its signing keys; wrote back the ones this replica holds. Clients, users and tokens kept in it may be lost too: restore it from a backup",
+			"keys", len(held))
+		return nil
+	}
+	// Another replica was first; its set is the same as ours or newer.
+	return m.Reload(ctx)
+}
+
+// Rotate starts a new key: published now, signing after publishAhead (the configured default
+// when negative), and retires the key signing now at that moment. It answers the new key.
+func (m *Manager) Rotate(ctx context.Context, publishAhead time.Duration) (*Key, error) {
+	if publishAhead < 0 {
+		publishAhead = m.opts.PublishAhead
+	}
+	lifetime := 24 * time.Hour
+	if m.opts.Lifetime != nil {
+		var err error
+		if lifetime, err = m.opts.Lifetime(ctx); err != nil {
+			return nil, err
+		}
+	}
+	now := m.now()
+	next, err := Generate(now)
+	if err != nil {
+		return nil, err
+	}
+	next.ActivatesAt = now.Add(publishAhead).UTC()
+	stored, err := m.store.RotateSigningKey(ctx, next, now, lifetime+lifetimeMargin)
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		return nil, ErrRotationPending
+	} else if err != nil {
+		return nil, err
+	}
+	if err := m.Set.replace(stored, now); err != nil {
+		return nil, err
+	}
+	m.log.Info("signing key rotation started", "kid", next.ID, "signs_from", next.ActivatesAt)
+	if m.opts.Changed != nil {
+		m.opts.Changed(ctx)
+	}
+	for _, k := range m.Set.Keys() {
+		if k.ID == next.ID {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("keys: rotated key %s is not in the set", next.ID)
+}
+
+// Run follows the store until ctx ends: every Refresh it re-reads the keys, writes them back if
+// the store lost them, rotates on schedule and removes keys whose tokens have all expired.
+func (m *Manager) Run(ctx context.Context) {
+	t := time.NewTicker(m.opts.Refresh)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := m.tick(ctx)
+		switch {
+		case err != nil && !failing && ctx.Err() == nil:
+			m.log.Warn("reading the signing keys failed; signing and publishing the ones held", "error", err)
+			failing = true
+		case err == nil && failing:
+			m.log.Info("reading the signing keys works again")
+			failing = false
+		}
+	}
+}
+
+func (m *Manager) tick(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, m.opts.Refresh)
+	defer cancel()
+	stored, err := m.store.ListSigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	if len(stored) == 0 {
+		return m.restore(ctx)
+	}
+	now := m.now()
+	if m.opts.RotateEvery > 0 && !storage.Pending(stored, now) && m.due(stored, now) {
+		if _, err := m.Rotate(ctx, -1); err != nil && !errors.Is(err, ErrRotationPending) {
+			return err
+		}
+		return nil
+	}
+	for _, k := range stored {
+		if !k.RemoveAt.IsZero() && !now.Before(k.RemoveAt) {
+			if stored, err = m.store.RemoveSigningKeys(ctx, now); err != nil {
+				return err
+			}
+			m.log.Info("removed signing keys whose tokens have all expired")
+			break
+		}
+	}
+	return m.Set.replace(stored, now)
+}
+
+// due reports whether the key signing now has signed for RotateEvery.
+func (m *Manager) due(stored []storage.SigningKey, now time.Time) bool {
+	var newest time.Time
+	for _, k := range stored {
+		if a := k.Activation(); !a.After(now) && a.After(newest) {
+			newest = a
+		}
+	}
+	return !newest.IsZero() && !now.Before(newest.Add(m.opts.RotateEvery))
+}
+
+// State names where a key is in its life at some moment.
+const (
+	StateNext     = "next"     // published, not signing yet
+	StateActive   = "active"   // signing
+	StateRetiring = "retiring" // no longer signing, published until its tokens expire
+)
+
+// View is a key as the admin API shows it: never its private half.
+type View struct {
+	Kid         string    `json:"kid"`
+	State       string    `json:"state"`
+	CreatedAt   time.Time `json:"created_at"`
+	ActivatesAt time.Time `json:"activates_at"`
+	RetiresAt   time.Time `json:"retires_at,omitzero"`
+	RemovedAt   time.Time `json:"removed_at,omitzero"`
+}
+
+// Views describes every published key at now, newest first.
+func (s *Set) Views(now time.Time) []View {
+	active := s.ActiveAt(now)
+	var out []View
+	for _, k := range s.Keys() {
+		v := View{Kid: k.ID, CreatedAt: k.CreatedAt, ActivatesAt: k.ActivatesAt, RetiresAt: k.RetiredAt, RemovedAt: k.RemoveAt}
+		switch {
+		case k == active:
+			v.State = StateActive
+		case k.ActivatesAt.After(now):
+			v.State = StateNext
+		default:
+			v.State = StateRetiring
+		}
+		out = append(out, v)
+	}
+	return out
+}
