@@ -49,10 +49,10 @@ type Admin struct {
 	Keys      *keys.Set
 	// KeyManager rotates the signing key; nil disables POST /admin/keys/rotate.
 	KeyManager KeyRotator
-	Store     ReplicaLister
-	Metrics   *metrics.Metrics
-	Log       *slog.Logger
-	Version   string
+	Store      ReplicaLister
+	Metrics    *metrics.Metrics
+	Log        *slog.Logger
+	Version    string
 }
 
 // Handler returns the admin HTTP handler (SPEC §6).
