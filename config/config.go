@@ -264,7 +264,7 @@ func (c Config) Validate() error {
 			bad(field, "%q must be host:port or :port", addr)
 		}
 	}
-	if c.Listen == c.AdminListen {
+	if _, port, _ := net.SplitHostPort(c.Listen); c.Listen == c.AdminListen && port != "0" {
 		bad("admin_listen", "must differ from listen (%q)", c.Listen)
 	}
 	if c.AdminToken != "" {
