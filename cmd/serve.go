@@ -69,7 +69,7 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 // openStore opens the configured backend. An embedded file store is locked for this process:
 // two processes writing one buntdb file would corrupt it.
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (storage.Storage, error) {
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, quiet *storeQuiet) (storage.Storage, error) {
 	kind, rest, err := config.ParseStorage(cfg.Storage)
 	if err != nil {
 		return nil, err
@@ -95,7 +95,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (storag
 		}
 		return lockedStore{s, lock}, nil
 	default:
-		redisstore.SetLogger(log)
+		redisstore.SetLogger(slog.New(quietHandler{log.Handler(), quiet.quiet}))
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		s, err := redisstore.Open(ctx, rest)
@@ -215,7 +215,8 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		return err
 	}
 
-	store, err := openStore(ctx, cfg, log)
+	quiet := &storeQuiet{}
+	store, err := openStore(ctx, cfg, log, quiet)
 	if err != nil {
 		return err
 	}
@@ -263,6 +264,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	go func() { bus.Run(ctx); close(changes) }()
 	defer func() { cancel(); <-changes }()
 	outages := outage.New(store, log)
+	quiet.follow(outages.Down)
 	outagesDone := make(chan struct{})
 	go func() { outages.Run(ctx); close(outagesDone) }()
 	defer func() { cancel(); <-outagesDone }()

@@ -16,21 +16,27 @@ type Pinger interface {
 }
 
 // Tracker notices outages through Failed and their end by pinging the store while one lasts.
+// An outage ends when the store answers and no request has failed for settle: requests that
+// were already waiting on the dead store, or a client library still failing fast on its last
+// dial error, fail for a moment after the first answer, and would otherwise start a second
+// outage at once.
 type Tracker struct {
-	store Pinger
-	log   *slog.Logger
-	every time.Duration
-	wake  chan struct{}
+	store  Pinger
+	log    *slog.Logger
+	every  time.Duration
+	settle time.Duration
+	wake   chan struct{}
 
-	mu     sync.Mutex
-	down   bool
-	since  time.Time
-	failed int64
+	mu       sync.Mutex
+	down     bool
+	since    time.Time
+	lastFail time.Time
+	failed   int64
 }
 
 // New returns a Tracker; Run must run for outages to be seen to end.
 func New(store Pinger, log *slog.Logger) *Tracker {
-	return &Tracker{store: store, log: log, every: 500 * time.Millisecond, wake: make(chan struct{}, 1)}
+	return &Tracker{store: store, log: log, every: 500 * time.Millisecond, settle: time.Second, wake: make(chan struct{}, 1)}
 }
 
 // Failed records one request answered 503 because the store did not answer. The first of an
@@ -39,10 +45,11 @@ func (t *Tracker) Failed(cause error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.failed++
+	t.lastFail = time.Now()
 	if t.down {
 		return
 	}
-	t.down, t.since = true, time.Now()
+	t.down, t.since = true, t.lastFail
 	t.log.Warn("store unavailable: requests that need it are answered 503 until it is back", "cause", cause)
 	select {
 	case t.wake <- struct{}{}:
@@ -79,7 +86,8 @@ func (t *Tracker) Run(ctx context.Context) {
 	}
 }
 
-// probe reports whether the store answered, ending the outage if it did.
+// probe reports whether the outage is over (the store answered and requests stopped
+// failing), ending it if it is.
 func (t *Tracker) probe(ctx context.Context) bool {
 	pctx, cancel := context.WithTimeout(ctx, t.every)
 	err := t.store.Ping(pctx)
@@ -87,8 +95,13 @@ func (t *Tracker) probe(ctx context.Context) bool {
 	if err != nil {
 		return false
 	}
-	t.end("store available again")
-	return true
+	t.mu.Lock()
+	settled := time.Since(t.lastFail) >= t.settle
+	t.mu.Unlock()
+	if settled {
+		t.end("store available again")
+	}
+	return settled
 }
 
 func (t *Tracker) end(msg string) {

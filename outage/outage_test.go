@@ -94,3 +94,32 @@ func TestOneLineAtEachEndOfAnOutage(t *testing.T) {
 		t.Fatalf("an outage logged at ERROR:\n%s", logs.String())
 	}
 }
+
+// TestFailuresJustAfterRecoveryBelongToTheOutage: requests that fail while the store has just
+// started answering again (they were waiting on it, or the client library still fails fast)
+// do not end the outage and start another one.
+func TestFailuresJustAfterRecoveryBelongToTheOutage(t *testing.T) {
+	logs := &logBuffer{}
+	st := &store{}
+	tr := outage.New(st, slog.New(slog.NewTextHandler(logs, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go tr.Run(ctx)
+
+	tr.Failed(errors.New("storage: unavailable"))
+	st.up.Store(true)
+	// Stragglers keep failing for a while after the store answers.
+	for range 6 {
+		tr.Failed(errors.New("storage: unavailable: connection refused"))
+		time.Sleep(150 * time.Millisecond)
+	}
+	waitFor(t, logs, "store available again")
+	for _, line := range []string{"store unavailable", "store available again"} {
+		if got := strings.Count(logs.String(), line); got != 1 {
+			t.Fatalf("%d lines %q, want 1:\n%s", got, line, logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "failed_requests=7") {
+		t.Fatalf("the stragglers are not counted with the outage:\n%s", logs.String())
+	}
+}
