@@ -68,8 +68,8 @@ func withStore(s storage.Storage) serverOption      { return func(o *serverOptio
 func withReplicas(n int) serverOption               { return func(o *serverOptions) { o.replicas = n } }
 func withClientCache(d time.Duration) serverOption  { return func(o *serverOptions) { o.cacheTTL = d } }
 func withLimitZone(loc *time.Location) serverOption { return func(o *serverOptions) { o.tz = loc } }
-func withTrustedProxies(p ...string) serverOption    { return func(o *serverOptions) { o.trusted = p } }
-func withLogs(w io.Writer) serverOption              { return func(o *serverOptions) { o.logs = w } }
+func withTrustedProxies(p ...string) serverOption   { return func(o *serverOptions) { o.trusted = p } }
+func withLogs(w io.Writer) serverOption             { return func(o *serverOptions) { o.logs = w } }
 
 func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Helper()
