@@ -170,8 +170,8 @@ func (a *adminClient) do(method, path string, in, out any) ([]byte, error) {
 			return raw, &pe
 		}
 		if resp.StatusCode == http.StatusBadRequest && bytes.Contains(raw, []byte("HTTP request to an HTTPS server")) {
-			return raw, &cliError{"unreachable", fmt.Sprintf("the admin API at %s (from %s) serves HTTPS: use an https:// URL with --admin-url or TOKENSMITH_ADMIN_URL",
-				a.base, a.from)}
+			return raw, &cliError{"unreachable", fmt.Sprintf("the admin API at %s (from %s) serves HTTPS: use an https:// URL with --admin-url or TOKENSMITH_ADMIN_URL "+
+				"(or give the CLI the server's TOKENSMITH_DEV_TLS or TOKENSMITH_ADMIN_TLS_CERT)", a.base, a.from)}
 		}
 		return raw, &cliError{"unexpected_answer", fmt.Sprintf("the admin API at %s (from %s) answered %s; is that a tokensmith admin listener?", a.base, a.from, resp.Status)}
 	}

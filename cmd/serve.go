@@ -233,7 +233,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	bus := replica.NewBus(store, log)
 	reg := registry.New(store, bus)
 	replicas := replica.New(store, cfg.ReplicaTimeout.D(), Version, log)
-	if kind, _, _ := config.ParseStorage(cfg.Storage); kind != config.StorageRedis {
+	if storageKind, _, _ := config.ParseStorage(cfg.Storage); storageKind != config.StorageRedis {
 		if err := replicas.Sole(ctx); err != nil {
 			return fmt.Errorf("replica registry: %w", err)
 		}
@@ -282,9 +282,15 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if devCert != "" {
 		printDevTLS(stdout, cfg.Issuer, devCert)
 	}
-	if cfg.IssuerDerived {
+	kind, _, _ := config.ParseStorage(cfg.Storage)
+	switch {
+	case cfg.IssuerDerived && kind == config.StorageRedis:
+		// Tokens of one service carry one iss; each replica would derive its own.
+		log.Warn("issuer derived from this replica's listener; replicas behind one load balancer need one issuer: set TOKENSMITH_ISSUER to its URL", "issuer", cfg.Issuer)
+	case cfg.IssuerDerived:
 		log.Info("issuer derived from the public listener; set TOKENSMITH_ISSUER when clients reach the server by another URL", "issuer", cfg.Issuer)
-	} else if w := cfg.IssuerWarning(port); w != "" {
+	}
+	if w := cfg.IssuerWarning(port); !cfg.IssuerDerived && w != "" {
 		log.Warn(w)
 	}
 	log.Info("tokensmith started", "version", Version, "issuer", cfg.Issuer, "listen", pubLn.Addr().String(), "tls", pubTLS != nil,
