@@ -233,7 +233,8 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	bus := replica.NewBus(store, log)
 	reg := registry.New(store, bus)
 	replicas := replica.New(store, cfg.ReplicaTimeout.D(), Version, log)
-	if storageKind, _, _ := config.ParseStorage(cfg.Storage); storageKind != config.StorageRedis {
+	kind, _, _ := config.ParseStorage(cfg.Storage)
+	if kind != config.StorageRedis {
 		if err := replicas.Sole(ctx); err != nil {
 			return fmt.Errorf("replica registry: %w", err)
 		}
@@ -282,7 +283,6 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	if devCert != "" {
 		printDevTLS(stdout, cfg.Issuer, devCert)
 	}
-	kind, _, _ := config.ParseStorage(cfg.Storage)
 	switch {
 	case cfg.IssuerDerived && kind == config.StorageRedis:
 		// Tokens of one service carry one iss; each replica would derive its own.
