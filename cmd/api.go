@@ -2,23 +2,33 @@ package cmd
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tokensmith/tokensmith/protocol"
+	"github.com/tokensmith/tokensmith/tlscert"
 )
 
 // adminClient calls the admin API with the admin bearer token.
 type adminClient struct {
-	base  string
-	token string
-	http  *http.Client
+	base string
+	// from and tokenFrom say where the URL and the token came from, so an error can say what
+	// to change.
+	from, tokenFrom string
+	token           string
+	http            *http.Client
 }
 
 func envOr(key, def string) string {
@@ -28,20 +38,98 @@ func envOr(key, def string) string {
 	return def
 }
 
+// dataDir is the server's data directory as the CLI sees it.
+func dataDir() string { return envOr("TOKENSMITH_DATA_DIR", "./data") }
+
 // adminTokenFile is where serve writes a generated admin token.
 func adminTokenFile(dataDir string) string { return filepath.Join(dataDir, "admin-token") }
 
+// defaultAdminURL finds the admin API the way serve places it: TOKENSMITH_ADMIN_URL, else
+// TOKENSMITH_ADMIN_LISTEN (https when TOKENSMITH_ADMIN_TLS_CERT or TOKENSMITH_DEV_TLS is
+// set), else the default admin listener. It also names where the answer came from.
+func defaultAdminURL(getenv func(string) string) (url, from string) {
+	if u := getenv("TOKENSMITH_ADMIN_URL"); u != "" {
+		return u, "TOKENSMITH_ADMIN_URL"
+	}
+	scheme := "http"
+	if dev, _ := strconv.ParseBool(getenv("TOKENSMITH_DEV_TLS")); dev || getenv("TOKENSMITH_ADMIN_TLS_CERT") != "" {
+		scheme = "https"
+	}
+	if l := getenv("TOKENSMITH_ADMIN_LISTEN"); l != "" {
+		if host, port, err := net.SplitHostPort(l); err == nil && port != "" {
+			// A listener on every address is reached on loopback.
+			switch ip := net.ParseIP(host); {
+			case host == "" || ip != nil && ip.Equal(net.IPv4zero):
+				host = "127.0.0.1"
+			case ip != nil && ip.IsUnspecified():
+				host = "::1"
+			}
+			return scheme + "://" + net.JoinHostPort(host, port), "TOKENSMITH_ADMIN_LISTEN"
+		}
+	}
+	return scheme + "://127.0.0.1:8081", "the default"
+}
+
 func (g *globals) client() (*adminClient, error) {
-	tok := os.Getenv("TOKENSMITH_ADMIN_TOKEN")
+	tok, tokenFrom := os.Getenv("TOKENSMITH_ADMIN_TOKEN"), "TOKENSMITH_ADMIN_TOKEN"
 	if tok == "" {
-		path := adminTokenFile(envOr("TOKENSMITH_DATA_DIR", "./data"))
+		path := adminTokenFile(dataDir())
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("no admin token: set TOKENSMITH_ADMIN_TOKEN or run from the directory holding %s (%v)", path, err)
+			return nil, &cliError{"no_admin_token", fmt.Sprintf(
+				"no admin token: set TOKENSMITH_ADMIN_TOKEN or run from the directory holding %s (%v)", path, err)}
 		}
-		tok = strings.TrimSpace(string(b))
+		tok, tokenFrom = strings.TrimSpace(string(b)), path
 	}
-	return &adminClient{base: strings.TrimRight(g.adminURL, "/"), token: tok, http: &http.Client{Timeout: 15 * time.Second}}, nil
+	roots, err := g.roots()
+	if err != nil {
+		return nil, err
+	}
+	return &adminClient{
+		base: strings.TrimRight(g.adminURL, "/"), from: g.adminURLFrom, token: tok, tokenFrom: tokenFrom,
+		http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
+			Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: roots},
+		}},
+	}, nil
+}
+
+// roots are the system's CAs, plus --cacert and the dev certificate of the data directory
+// when there is one, so the CLI run beside a dev-TLS server trusts it with no flags.
+func (g *globals) roots() (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if g.cacert != "" {
+		b, err := os.ReadFile(g.cacert)
+		if err != nil || !pool.AppendCertsFromPEM(b) {
+			return nil, &cliError{"invalid_cacert", fmt.Sprintf("--cacert %s: no PEM certificate could be read (%v)", g.cacert, err)}
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dataDir(), tlscert.DevCertFile)); err == nil {
+		pool.AppendCertsFromPEM(b)
+	}
+	return pool, nil
+}
+
+// unreachable explains a failed connection and what to change: the flag and the variable.
+func (a *adminClient) unreachable(err error) error {
+	where := fmt.Sprintf("the admin API at %s (from %s)", a.base, a.from)
+	fix := "set the admin API's URL with --admin-url or TOKENSMITH_ADMIN_URL"
+	var ua x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var msg string
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		msg = fmt.Sprintf("cannot reach %s: connection refused. Is `tokensmith serve` running? If it listens elsewhere, %s", where, fix)
+	case errors.As(err, &ua), errors.As(err, &hostErr):
+		msg = fmt.Sprintf("%s presents a certificate this machine does not trust (%v): pass the CA with --cacert or TOKENSMITH_ADMIN_CACERT", where, err)
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		msg = fmt.Sprintf("%s serves plain HTTP, not HTTPS: %s to an http:// URL", where, fix)
+	default:
+		msg = fmt.Sprintf("cannot reach %s: %v; %s", where, err, fix)
+	}
+	return &cliError{"unreachable", msg}
 }
 
 // do sends in (if not nil) as JSON and decodes the answer into out (if not nil). raw receives
@@ -57,7 +145,7 @@ func (a *adminClient) do(method, path string, in, out any) ([]byte, error) {
 	}
 	req, err := http.NewRequest(method, a.base+path, body)
 	if err != nil {
-		return nil, err
+		return nil, &cliError{"invalid_usage", fmt.Sprintf("admin URL %q (from %s): %v", a.base, a.from, err)}
 	}
 	req.Header.Set("Authorization", "Bearer "+a.token)
 	if in != nil {
@@ -65,7 +153,7 @@ func (a *adminClient) do(method, path string, in, out any) ([]byte, error) {
 	}
 	resp, err := a.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("admin API at %s is unreachable: %w", a.base, err)
+		return nil, a.unreachable(err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -75,9 +163,17 @@ func (a *adminClient) do(method, path string, in, out any) ([]byte, error) {
 	if resp.StatusCode >= 400 {
 		var pe protocol.Error
 		if json.Unmarshal(raw, &pe) == nil && pe.Code != "" {
+			if pe.Code == protocol.Unauthorized {
+				pe.Description = fmt.Sprintf("the admin API at %s refused the admin token from %s: "+
+					"set TOKENSMITH_ADMIN_TOKEN to the server's token, or run from the directory whose data/ the server uses", a.base, a.tokenFrom)
+			}
 			return raw, &pe
 		}
-		return raw, fmt.Errorf("admin API answered %s", resp.Status)
+		if resp.StatusCode == http.StatusBadRequest && bytes.Contains(raw, []byte("HTTP request to an HTTPS server")) {
+			return raw, &cliError{"unreachable", fmt.Sprintf("the admin API at %s (from %s) serves HTTPS: use an https:// URL with --admin-url or TOKENSMITH_ADMIN_URL "+
+				"(or give the CLI the server's TOKENSMITH_DEV_TLS or TOKENSMITH_ADMIN_TLS_CERT)", a.base, a.from)}
+		}
+		return raw, &cliError{"unexpected_answer", fmt.Sprintf("the admin API at %s (from %s) answered %s; is that a tokensmith admin listener?", a.base, a.from, resp.Status)}
 	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {

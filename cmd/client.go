@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -104,7 +105,11 @@ func clientUpdateCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "update CLIENT_ID", Short: "Change the given fields of a client", Args: cobra.ExactArgs(1)}
 	input := clientFlags(c.Flags(), false)
 	c.RunE = func(_ *cobra.Command, args []string) error {
-		return showOrJSON(g, "PATCH", "/admin/clients/"+url.PathEscape(args[0]), input())
+		in := input()
+		if in == (registry.ClientInput{}) {
+			return usagef("nothing to change: give at least one field, e.g. --name or --scope")
+		}
+		return showOrJSON(g, "PATCH", "/admin/clients/"+url.PathEscape(args[0]), in)
 	}
 	return c
 }
@@ -184,15 +189,15 @@ func clientRotateCmd(g *globals) *cobra.Command {
 func clientDeleteCmd(g *globals) *cobra.Command {
 	return &cobra.Command{Use: "delete CLIENT_ID", Short: "Delete a client", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			return deleteAndSay(g, "/admin/clients/"+url.PathEscape(args[0]), "client "+args[0]+" deleted")
+			api, err := g.client()
+			if err != nil {
+				return err
+			}
+			return deleteAndSay(g, api, "/admin/clients/"+url.PathEscape(args[0]), "client "+args[0]+" deleted")
 		}}
 }
 
-func deleteAndSay(g *globals, path, msg string) error {
-	api, err := g.client()
-	if err != nil {
-		return err
-	}
+func deleteAndSay(g *globals, api *adminClient, path, msg string) error {
 	if _, err := api.do("DELETE", path, nil, nil); err != nil {
 		return err
 	}
@@ -245,4 +250,12 @@ func orValue(s, def string) string {
 		return def
 	}
 	return s
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only our own plain structs are passed
+	}
+	return b
 }

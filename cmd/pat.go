@@ -19,12 +19,22 @@ func patCmd(g *globals) *cobra.Command {
 
 func userTokensPath(user string) string { return "/admin/users/" + url.PathEscape(user) + "/tokens" }
 
+// patUser connects to the admin API and resolves the user the command names.
+func patUser(g *globals, who string) (*adminClient, string, error) {
+	api, err := g.client()
+	if err != nil {
+		return nil, "", err
+	}
+	u, err := findUser(api, who)
+	return api, u.ID, err
+}
+
 func patCreateCmd(g *globals) *cobra.Command {
 	var name, expires string
 	var scopes []string
-	c := &cobra.Command{Use: "create USER_ID", Short: "Give a user a personal token; it is printed once", Args: cobra.ExactArgs(1),
+	c := &cobra.Command{Use: "create USER", Short: "Give a user (username or id) a personal token; it is printed once", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			api, err := g.client()
+			api, user, err := patUser(g, args[0])
 			if err != nil {
 				return err
 			}
@@ -36,7 +46,7 @@ func patCreateCmd(g *globals) *cobra.Command {
 				in["scopes"] = []string{}
 			}
 			var v registry.PersonalTokenView
-			raw, err := api.do("POST", userTokensPath(args[0]), in, &v)
+			raw, err := api.do("POST", userTokensPath(user), in, &v)
 			if err != nil || g.json {
 				return orJSON(g, raw, err)
 			}
@@ -52,14 +62,14 @@ func patCreateCmd(g *globals) *cobra.Command {
 }
 
 func patListCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "list USER_ID", Short: "List a user's personal tokens", Args: cobra.ExactArgs(1),
+	return &cobra.Command{Use: "list USER", Short: "List a user's personal tokens (user by username or id)", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			api, err := g.client()
+			api, user, err := patUser(g, args[0])
 			if err != nil {
 				return err
 			}
 			var all []registry.PersonalTokenView
-			raw, err := api.do("GET", userTokensPath(args[0]), nil, &all)
+			raw, err := api.do("GET", userTokensPath(user), nil, &all)
 			if err != nil || g.json {
 				return orJSON(g, raw, err)
 			}
@@ -74,9 +84,13 @@ func patListCmd(g *globals) *cobra.Command {
 }
 
 func patRevokeCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "revoke USER_ID TOKEN_ID", Short: "Delete a personal token; it stops working at once everywhere", Args: cobra.ExactArgs(2),
+	return &cobra.Command{Use: "revoke USER TOKEN_ID", Short: "Delete a personal token; it stops working at once everywhere", Args: cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
-			return deleteAndSay(g, userTokensPath(args[0])+"/"+url.PathEscape(args[1]), "personal token "+args[1]+" revoked")
+			api, user, err := patUser(g, args[0])
+			if err != nil {
+				return err
+			}
+			return deleteAndSay(g, api, userTokensPath(user)+"/"+url.PathEscape(args[1]), "personal token "+args[1]+" revoked")
 		}}
 }
 

@@ -16,11 +16,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/spf13/cobra"
 	"github.com/tokensmith/tokensmith/config"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/metrics"
+	"github.com/tokensmith/tokensmith/outage"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/replica"
@@ -29,6 +31,7 @@ import (
 	"github.com/tokensmith/tokensmith/storage"
 	"github.com/tokensmith/tokensmith/storage/embedded"
 	redisstore "github.com/tokensmith/tokensmith/storage/redis"
+	"github.com/tokensmith/tokensmith/tlscert"
 )
 
 func serveCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -64,7 +67,9 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (storage.Storage, error) {
+// openStore opens the configured backend. An embedded file store is locked for this process:
+// two processes writing one buntdb file would corrupt it.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, quiet *storeQuiet) (storage.Storage, error) {
 	kind, rest, err := config.ParseStorage(cfg.Storage)
 	if err != nil {
 		return nil, err
@@ -73,22 +78,145 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (storag
 	case config.StorageMemory:
 		return embedded.OpenMemory()
 	case config.StorageFile:
-		return embedded.OpenFile(rest)
+		if err := os.MkdirAll(filepath.Dir(rest), 0o700); err != nil {
+			return nil, fmt.Errorf("storage %s (TOKENSMITH_STORAGE): %w", cfg.Storage, err)
+		}
+		lock := flock.New(rest+".lock", flock.SetPermissions(0o600))
+		if ok, err := lock.TryLock(); err != nil || !ok {
+			if err == nil {
+				err = errors.New("another tokensmith process is using it (an embedded store has one process; to run several, share Redis)")
+			}
+			return nil, fmt.Errorf("storage %s (TOKENSMITH_STORAGE): %w", cfg.Storage, err)
+		}
+		s, err := embedded.OpenFile(rest)
+		if err != nil {
+			_ = lock.Unlock()
+			return nil, fmt.Errorf("storage %s (TOKENSMITH_STORAGE): %w", cfg.Storage, err)
+		}
+		return lockedStore{s, lock}, nil
 	default:
-		redisstore.SetLogger(log)
+		redisstore.SetLogger(slog.New(quietHandler{log.Handler(), quiet.quiet}))
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		return redisstore.Open(ctx, rest)
+		s, err := redisstore.Open(ctx, rest)
+		if err != nil {
+			return nil, fmt.Errorf("storage %s (TOKENSMITH_STORAGE) is unreachable: %w", storageLabel(cfg.Storage), err)
+		}
+		return s, nil
 	}
 }
 
-// serve runs both listeners until ctx ends, then shuts them down gracefully.
+// lockedStore releases the embedded store's lock after closing it.
+type lockedStore struct {
+	storage.Storage
+	lock *flock.Flock
+}
+
+func (l lockedStore) Close() error {
+	err := l.Storage.Close()
+	_ = l.lock.Unlock()
+	return err
+}
+
+// listen opens a listener; its error names the address, the setting and, for the usual
+// causes, what to do.
+func listen(addr, field, env string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	reason := err.Error()
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		reason = se.Err.Error()
+	}
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		reason += ": another process is using that port; stop it or set " + env + " to a free one"
+	case errors.Is(err, syscall.EACCES):
+		reason += ": ports below 1024 need privileges; choose a higher port with " + env
+	}
+	return nil, fmt.Errorf("cannot listen on %s (%s, %s): %s", addr, field, env, reason)
+}
+
+// listenerTLS loads the certificates of both listeners: the configured files, or the dev
+// certificate (created on first use). A nil config means plain HTTP.
+func listenerTLS(cfg config.Config, log *slog.Logger) (pub, adm *tlscert.Files, devCert string, err error) {
+	load := func(cert, key, what string) (*tlscert.Files, error) {
+		f, err := tlscert.Load(cert, key, log.With("listener", what))
+		if err != nil {
+			return nil, err
+		}
+		leaf := f.Leaf()
+		log.Info("TLS certificate loaded", "listener", what, "cert", cert, "dns_names", leaf.DNSNames, "not_after", leaf.NotAfter)
+		if left := time.Until(leaf.NotAfter); left < 14*24*time.Hour {
+			log.Warn("TLS certificate expires soon or has expired; replace the files, they are reloaded without a restart",
+				"listener", what, "cert", cert, "not_after", leaf.NotAfter)
+		}
+		return f, nil
+	}
+	if cfg.DevTLS {
+		certFile, keyFile, created, err := tlscert.EnsureDev(cfg.DataDir, time.Now())
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("dev_tls (TOKENSMITH_DEV_TLS): %w", err)
+		}
+		if created {
+			log.Info("created a self-signed development certificate for localhost", "cert", certFile)
+		}
+		f, err := load(certFile, keyFile, "public and admin")
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("dev_tls (TOKENSMITH_DEV_TLS): %w", err)
+		}
+		return f, f, certFile, nil
+	}
+	if cfg.TLSCert != "" {
+		if pub, err = load(cfg.TLSCert, cfg.TLSKey, "public"); err != nil {
+			return nil, nil, "", fmt.Errorf("tls_cert, tls_key (TOKENSMITH_TLS_CERT, TOKENSMITH_TLS_KEY): %w", err)
+		}
+	}
+	if cfg.AdminTLSCert != "" {
+		if adm, err = load(cfg.AdminTLSCert, cfg.AdminTLSKey, "admin"); err != nil {
+			return nil, nil, "", fmt.Errorf("admin_tls_cert, admin_tls_key (TOKENSMITH_ADMIN_TLS_CERT, TOKENSMITH_ADMIN_TLS_KEY): %w", err)
+		}
+	}
+	return pub, adm, "", nil
+}
+
+// serve runs both listeners until ctx ends, then shuts them down gracefully. Every error
+// that keeps it from serving is returned at once, as one line naming its cause.
 func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
 	// Background work (heartbeats, the change feed) stops with this context; every early
 	// return cancels it before waiting for that work, so an error never waits for a signal.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	store, err := openStore(ctx, cfg, log)
+
+	// The listeners come first: a taken port is the commonest start-up failure, and finding it
+	// before the store is touched keeps a first start's demo client for the start that works.
+	pubLn, err := listen(cfg.Listen, "listen", "TOKENSMITH_LISTEN")
+	if err != nil {
+		return err
+	}
+	defer pubLn.Close()
+	admLn, err := listen(cfg.AdminListen, "admin_listen", "TOKENSMITH_ADMIN_LISTEN")
+	if err != nil {
+		return err
+	}
+	defer admLn.Close()
+	_, port, _ := net.SplitHostPort(pubLn.Addr().String())
+	if cfg.IssuerDerived {
+		// The bound port, so listen ":0" gives the issuer the port it really has.
+		host, _, _ := net.SplitHostPort(cfg.Listen)
+		if cfg.Issuer, err = config.DeriveIssuer(net.JoinHostPort(host, port), cfg.PublicTLS()); err != nil {
+			return err
+		}
+	}
+	pubTLS, admTLS, devCert, err := listenerTLS(cfg, log)
+	if err != nil {
+		return err
+	}
+
+	quiet := &storeQuiet{}
+	store, err := openStore(ctx, cfg, log, quiet)
 	if err != nil {
 		return err
 	}
@@ -96,7 +224,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	bus := replica.NewBus(store, log)
 	km, firstStart, err := keys.Open(ctx, store, keyOptions(cfg, store, bus), log)
 	if err != nil {
-		return err
+		return fmt.Errorf("signing keys: %w", err)
 	}
 	keyset := km.Set
 	defer keyset.Close()
@@ -107,6 +235,12 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	m := metrics.New()
 	reg := registry.New(store, bus)
 	replicas := replica.New(store, cfg.ReplicaTimeout.D(), Version, log)
+	kind, _, _ := config.ParseStorage(cfg.Storage)
+	if kind != config.StorageRedis {
+		if err := replicas.Sole(ctx); err != nil {
+			return fmt.Errorf("replica registry: %w", err)
+		}
+	}
 	if err := replicas.Beat(ctx); err != nil {
 		return fmt.Errorf("replica registry: %w", err)
 	}
@@ -150,27 +284,37 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	usage := make(chan struct{})
 	go func() { flushUsage(ctx, gh, log); close(usage) }()
 	defer func() { cancel(); <-usage }()
+	outages := outage.New(store, log)
+	quiet.follow(outages.Down)
+	outagesDone := make(chan struct{})
+	go func() { outages.Run(ctx); close(outagesDone) }()
+	defer func() { cancel(); <-outagesDone }()
 
-	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: store, Metrics: m, Log: log}
-	adm := &server.Admin{TokenHash: secret.Hash(adminToken), Registry: reg, Tokens: gh, Keys: keyset, KeyManager: km, Store: store, Metrics: m, Log: log, Version: Version}
-
-	pubLn, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	admLn, err := net.Listen("tcp", cfg.AdminListen)
-	if err != nil {
-		pubLn.Close()
-		return fmt.Errorf("admin_listen: %w", err)
-	}
+	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: store, Metrics: m, Log: log,
+		TrustedProxies: cfg.TrustedProxies, Outages: outages}
+	adm := &server.Admin{TokenHash: secret.Hash(adminToken), Registry: reg, Tokens: gh, Keys: keyset, KeyManager: km, Store: store,
+		Metrics: m, Log: log, Version: Version, TrustedProxies: cfg.TrustedProxies, Outages: outages}
 
 	if firstStart {
-		if err := printWelcome(ctx, stdout, reg, pubLn.Addr(), adminTokenPath); err != nil {
+		if err := printWelcome(ctx, stdout, reg, cfg.Issuer, devCert, adminTokenPath); err != nil {
 			return err
 		}
 	}
-	log.Info("tokensmith started", "version", Version, "issuer", cfg.Issuer, "listen", pubLn.Addr().String(),
-		"admin_listen", admLn.Addr().String(), "storage", storageLabel(cfg.Storage), "kid", keyset.ActiveID(),
+	if devCert != "" {
+		printDevTLS(stdout, cfg.Issuer, devCert)
+	}
+	switch {
+	case cfg.IssuerDerived && kind == config.StorageRedis:
+		// Tokens of one service carry one iss; each replica would derive its own.
+		log.Warn("issuer derived from this replica's listener; replicas behind one load balancer need one issuer: set TOKENSMITH_ISSUER to its URL", "issuer", cfg.Issuer)
+	case cfg.IssuerDerived:
+		log.Info("issuer derived from the public listener; set TOKENSMITH_ISSUER when clients reach the server by another URL", "issuer", cfg.Issuer)
+	}
+	if w := cfg.IssuerWarning(port); !cfg.IssuerDerived && w != "" {
+		log.Warn(w)
+	}
+	log.Info("tokensmith started", "version", Version, "issuer", cfg.Issuer, "listen", pubLn.Addr().String(), "tls", pubTLS != nil,
+		"admin_listen", admLn.Addr().String(), "admin_tls", admTLS != nil, "storage", storageLabel(cfg.Storage), "kid", keyset.ActiveID(),
 		"signer", keys.SignerName, "signer_version", keys.SignerVersion(),
 		"replica", replicas.ID(), "live_replicas", replicas.Live())
 
@@ -178,22 +322,36 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		{Handler: pub.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
 		{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
 	}
+	names := []string{"public listener", "admin listener"}
 	errc := make(chan error, 2)
 	for i, ln := range []net.Listener{pubLn, admLn} {
-		go func() { errc <- servers[i].Serve(ln) }()
+		files := []*tlscert.Files{pubTLS, admTLS}[i]
+		if files != nil {
+			servers[i].TLSConfig = tlscert.Config(files)
+		}
+		go func() {
+			var err error
+			if files == nil {
+				err = servers[i].Serve(ln)
+			} else {
+				// ServeTLS offers HTTP/2 as well as HTTP/1.1 (ALPN).
+				err = servers[i].ServeTLS(ln, "", "")
+			}
+			errc <- fmt.Errorf("%s %s stopped: %w", names[i], ln.Addr(), err)
+		}()
 	}
+	var failed error
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
-			log.Error("listener failed", "error", err)
-		}
+	case failed = <-errc:
+		// A listener that stops by itself stops the process, with a non-zero exit.
+		log.Error("shutting down: a listener failed", "error", failed)
 	}
 	log.Info("shutting down")
 	// Requests in flight finish (a token request is bounded by store_timeout); connections
 	// that were opened but never used, which Shutdown would wait 5 s for, are then closed.
-	shutCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
+	shutCtx, cancelShut := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancelShut()
 	var wg sync.WaitGroup
 	for _, s := range servers {
 		wg.Go(func() {
@@ -203,7 +361,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		})
 	}
 	wg.Wait()
-	return nil
+	return failed
 }
 
 // keyOptions is the signing-key lifecycle of cfg. A retired key stays published as long as the
@@ -280,6 +438,9 @@ func ensureAdminToken(cfg config.Config) (tok, path string, err error) {
 	path = adminTokenFile(cfg.DataDir)
 	if b, err := os.ReadFile(path); err == nil {
 		if tok = strings.TrimSpace(string(b)); tok != "" {
+			if err := config.CheckAdminToken(tok); err != nil {
+				return "", "", fmt.Errorf("admin token in %s: %w; delete the file to have one generated", path, err)
+			}
 			return tok, path, nil
 		}
 	}
@@ -294,8 +455,9 @@ func ensureAdminToken(cfg config.Config) (tok, path string, err error) {
 }
 
 // printWelcome creates the demo client on the very first start and prints how to use it. It
-// goes to standard output, not the log: the secret is shown this once and never logged.
-func printWelcome(ctx context.Context, w io.Writer, reg *registry.Service, addr net.Addr, adminTokenPath string) error {
+// goes to standard output, not the log: the secret is shown this once and never logged. The
+// curl line uses the issuer, the URL the server says it is reached at.
+func printWelcome(ctx context.Context, w io.Writer, reg *registry.Service, issuer, devCert, adminTokenPath string) error {
 	name := "demo"
 	grantsAllowed := []string{protocol.GrantClientCredentials}
 	scopes := []string{"demo"}
@@ -303,17 +465,14 @@ func printWelcome(ctx context.Context, w io.Writer, reg *registry.Service, addr 
 	if err != nil {
 		return fmt.Errorf("demo client: %w", err)
 	}
-	host := "127.0.0.1"
-	port := "8080"
-	if tcp, ok := addr.(*net.TCPAddr); ok {
-		port = fmt.Sprint(tcp.Port)
-		if !tcp.IP.IsUnspecified() {
-			host = tcp.IP.String()
-		}
-	}
 	tokenPath := "(TOKENSMITH_ADMIN_TOKEN)"
 	if adminTokenPath != "" {
 		tokenPath, _ = filepath.Abs(adminTokenPath)
+	}
+	cacert := ""
+	if devCert != "" {
+		abs, _ := filepath.Abs(devCert)
+		cacert = "--cacert " + abs + " "
 	}
 	fmt.Fprintf(w, `
 Tokensmith first start: created a demo client.
@@ -323,11 +482,24 @@ Tokensmith first start: created a demo client.
 
 Get a token:
 
-  curl -s -u '%s:%s' -d grant_type=client_credentials http://%s/oauth2/token
+  curl -s %s-u '%s:%s' -d grant_type=client_credentials %s/oauth2/token
 
-Public keys:  http://%s/.well-known/jwks.json
+Public keys:  %s/.well-known/jwks.json
 Admin token:  %s
 
-`, v.ClientID, v.ClientSecret, v.ClientID, v.ClientSecret, net.JoinHostPort(host, port), net.JoinHostPort(host, port), tokenPath)
+`, v.ClientID, v.ClientSecret, cacert, v.ClientID, v.ClientSecret, issuer, issuer, tokenPath)
 	return nil
+}
+
+// printDevTLS says, on every start with the dev certificate, how to trust it.
+func printDevTLS(w io.Writer, issuer, devCert string) {
+	abs, _ := filepath.Abs(devCert)
+	fmt.Fprintf(w, `Dev TLS: both listeners serve HTTPS with a self-signed certificate for localhost, 127.0.0.1 and ::1.
+Trust it, and only it, for this server:
+
+  curl --cacert %s %s/.well-known/oauth-authorization-server
+  Python requests: REQUESTS_CA_BUNDLE=%s    Node: NODE_EXTRA_CA_CERTS=%s
+  Go: add it to tls.Config.RootCAs.  The CLI trusts it by itself when run from this directory.
+
+`, abs, issuer, abs, abs)
 }

@@ -15,18 +15,33 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	passwordvalidator "github.com/wagslane/go-password-validator"
 	"gopkg.in/yaml.v3"
 )
 
 // Config mirrors the YAML file. Every field can be overridden by the environment variable in
 // its env tag.
 type Config struct {
-	// Issuer is the iss of every token and the base of the metadata URLs.
+	// Issuer is the iss of every token and the base of the metadata URLs. Empty means derived
+	// from Listen (DeriveIssuer), so discovery names the URL the server is reached at.
 	Issuer string `yaml:"issuer" env:"ISSUER"`
 	// Listen is the public listener (token endpoint, JWKS, discovery, health).
 	Listen string `yaml:"listen" env:"LISTEN"`
 	// AdminListen is the admin API listener; keep it on loopback or a private network.
 	AdminListen string `yaml:"admin_listen" env:"ADMIN_LISTEN"`
+	// TLSCert and TLSKey are PEM files; with them the public listener serves HTTPS (and
+	// HTTP/2), and picks up new files when they change on disk.
+	TLSCert string `yaml:"tls_cert" env:"TLS_CERT"`
+	TLSKey  string `yaml:"tls_key" env:"TLS_KEY"`
+	// AdminTLSCert and AdminTLSKey do the same for the admin listener.
+	AdminTLSCert string `yaml:"admin_tls_cert" env:"ADMIN_TLS_CERT"`
+	AdminTLSKey  string `yaml:"admin_tls_key" env:"ADMIN_TLS_KEY"`
+	// DevTLS serves both listeners over HTTPS with a self-signed certificate for localhost,
+	// generated into DataDir: for trying TLS-only clients on one machine, never for production.
+	DevTLS bool `yaml:"dev_tls" env:"DEV_TLS"`
+	// TrustedProxies are the addresses (IPs or CIDRs) whose X-Forwarded-For and
+	// X-Forwarded-Proto headers are believed; from anyone else they are ignored.
+	TrustedProxies []string `yaml:"trusted_proxies" env:"TRUSTED_PROXIES" envSeparator:","`
 	// AdminToken is the bearer token of the admin API; generated into DataDir when empty.
 	AdminToken string `yaml:"admin_token" env:"ADMIN_TOKEN"`
 	// Storage selects the backend by URL: memory:, file:PATH, redis://…
@@ -51,6 +66,9 @@ type Config struct {
 	Tokens Tokens `yaml:"tokens" envPrefix:""`
 	// Keys is the signing-key lifecycle.
 	Keys Keys `yaml:"keys" envPrefix:"KEYS_"`
+
+	// IssuerDerived is set by Load when Issuer was not configured but derived from Listen.
+	IssuerDerived bool `yaml:"-"`
 }
 
 // Keys is the signing-key lifecycle (SPEC §7).
@@ -85,7 +103,6 @@ const EnvPrefix = "TOKENSMITH_"
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Issuer:         "http://localhost:8080",
 		Listen:         ":8080",
 		AdminListen:    "127.0.0.1:8081",
 		DataDir:        "./data",
@@ -137,7 +154,78 @@ func Load(path string, environ []string) (Config, error) {
 		c.Storage = "file:" + filepath.Join(c.DataDir, "tokensmith.db")
 	}
 	c.Issuer = strings.TrimRight(c.Issuer, "/")
+	if c.Issuer == "" {
+		if iss, err := DeriveIssuer(c.Listen, c.PublicTLS()); err == nil {
+			c.Issuer, c.IssuerDerived = iss, true
+		}
+	}
 	return c, c.Validate()
+}
+
+// DeriveIssuer is the URL of a public listener on listen: https when it serves TLS, and
+// localhost when it listens on every address (":8080" gives http://localhost:8080, SPEC §2's
+// default issuer).
+func DeriveIssuer(listen string, tls bool) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "" {
+		return "", fmt.Errorf("%q must be host:port or :port", listen)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), nil
+}
+
+// PublicTLS reports whether the public listener serves HTTPS.
+func (c Config) PublicTLS() bool { return c.DevTLS || c.TLSCert != "" }
+
+// AdminTLS reports whether the admin listener serves HTTPS.
+func (c Config) AdminTLS() bool { return c.DevTLS || c.AdminTLSCert != "" }
+
+// IssuerWarning explains why the issuer cannot be the URL of the public listener when it is
+// bound to port, or returns "". An issuer without a port (https://auth.example.com) is taken
+// to be a proxy's address and is not questioned; one that names a port, or whose default
+// port is the listener's, must match the listener, or clients that check the discovery
+// document's issuer against the URL they fetched it from (go-oidc, openid-client) refuse it.
+func (c Config) IssuerWarning(port string) string {
+	u, err := url.Parse(c.Issuer)
+	if err != nil {
+		return ""
+	}
+	scheme := "http"
+	if c.PublicTLS() {
+		scheme = "https"
+	}
+	iport := u.Port()
+	switch {
+	case iport != "" && iport != port:
+		return fmt.Sprintf("issuer %s names port %s but the public listener is on port %s: "+
+			"unless a proxy forwards port %s to it, clients will refuse the discovery document; leave issuer unset to derive it from listen",
+			c.Issuer, iport, port, iport)
+	case iport == "" && map[string]string{"http": "80", "https": "443"}[u.Scheme] != port:
+		return ""
+	case u.Scheme != scheme:
+		return fmt.Sprintf("issuer %s uses %s but the public listener on port %s serves %s", c.Issuer, u.Scheme, port, scheme)
+	}
+	return ""
+}
+
+// MinAdminTokenBits is the least estimated entropy an admin token may have.
+const MinAdminTokenBits = 128
+
+// CheckAdminToken refuses an admin token that could be guessed: its entropy is estimated from
+// the kinds of characters it uses and its length, with repeats and runs such as "aaaa" or
+// "1234" discounted (github.com/wagslane/go-password-validator). The token is never quoted.
+func CheckAdminToken(tok string) error {
+	if bits := passwordvalidator.GetEntropy(tok); bits < MinAdminTokenBits {
+		return fmt.Errorf("has about %d bits of entropy, at least %d are required (generate one with: openssl rand -hex 32)",
+			int(bits), MinAdminTokenBits)
+	}
+	return nil
 }
 
 // envError rewrites the env library's errors, which name Go fields, to name the variables.
@@ -181,18 +269,36 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
 	}
 	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		bad("issuer", "%q must be an absolute http(s) URL without query or fragment", c.Issuer)
+		// An issuer that could not be derived is reported as the listen problem it comes from.
+		if c.Issuer != "" || c.IssuerDerived {
+			bad("issuer", "%q must be an absolute http(s) URL without query or fragment", c.Issuer)
+		}
 	}
 	for field, addr := range map[string]string{"listen": c.Listen, "admin_listen": c.AdminListen} {
 		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
 			bad(field, "%q must be host:port or :port", addr)
 		}
 	}
-	if c.Listen == c.AdminListen {
+	if _, port, _ := net.SplitHostPort(c.Listen); c.Listen == c.AdminListen && port != "0" {
 		bad("admin_listen", "must differ from listen (%q)", c.Listen)
 	}
-	if c.AdminToken != "" && len(c.AdminToken) < 16 {
-		bad("admin_token", "must be at least 16 characters")
+	if c.AdminToken != "" {
+		if err := CheckAdminToken(c.AdminToken); err != nil {
+			bad("admin_token", "%v", err)
+		}
+	}
+	for _, pair := range [][4]string{{"tls_cert", c.TLSCert, "tls_key", c.TLSKey}, {"admin_tls_cert", c.AdminTLSCert, "admin_tls_key", c.AdminTLSKey}} {
+		if (pair[1] == "") != (pair[3] == "") {
+			bad(pair[0], "%s and %s are set together or not at all", pair[0], pair[2])
+		}
+		if c.DevTLS && pair[1] != "" {
+			bad("dev_tls", "cannot be combined with %s: the dev certificate is for trying TLS on one machine", pair[0])
+		}
+	}
+	for _, p := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			bad("trusted_proxies", "%q is neither an IP address nor a CIDR range", p)
+		}
 	}
 	if _, _, err := ParseStorage(c.Storage); err != nil {
 		bad("storage", "%v", err)

@@ -83,6 +83,12 @@ func TestValidationNamesEveryBadField(t *testing.T) {
 		{"storage", []string{"TOKENSMITH_STORAGE=postgres://x"}, "", "storage:"},
 		{"empty file path", []string{"TOKENSMITH_STORAGE=file:"}, "", "storage:"},
 		{"short admin token", []string{"TOKENSMITH_ADMIN_TOKEN=short"}, "", "admin_token:"},
+		{"long but guessable admin token", []string{"TOKENSMITH_ADMIN_TOKEN=aaaaaaaaaaaaaaaa"}, "", "admin_token:"},
+		{"admin token of runs", []string{"TOKENSMITH_ADMIN_TOKEN=0123456789abcdef0123456789abcdef"}, "", "admin_token:"},
+		{"cert without key", []string{"TOKENSMITH_TLS_CERT=/etc/ts/cert.pem"}, "", "tls_cert:"},
+		{"admin key without cert", []string{"TOKENSMITH_ADMIN_TLS_KEY=/etc/ts/key.pem"}, "", "admin_tls_cert:"},
+		{"dev TLS beside a real certificate", []string{"TOKENSMITH_DEV_TLS=true", "TOKENSMITH_TLS_CERT=c.pem", "TOKENSMITH_TLS_KEY=k.pem"}, "", "dev_tls:"},
+		{"trusted proxy not an address", []string{"TOKENSMITH_TRUSTED_PROXIES=10.0.0.0/8,proxy.local"}, "", "trusted_proxies:"},
 		{"log level", []string{"TOKENSMITH_LOG_LEVEL=loud"}, "", "log_level:"},
 		{"ttl too short", nil, "tokens:\n  password_ttl: 500ms\n", "tokens.password_ttl:"},
 		{"negative grace", nil, "tokens:\n  refresh_grace: -1s\n", "tokens.refresh_grace:"},
@@ -100,6 +106,10 @@ func TestValidationNamesEveryBadField(t *testing.T) {
 				t.Fatalf("error %v, want one naming %q", err, tc.field)
 			}
 		})
+	}
+	// A bad listen is reported once, as itself, not also as the issuer derived from it.
+	if _, err := config.Load("", []string{"TOKENSMITH_LISTEN=8080"}); err == nil || strings.Contains(err.Error(), "issuer") {
+		t.Fatalf("error %v, want only listen named", err)
 	}
 	// All problems are reported at once.
 	_, err := config.Load("", []string{"TOKENSMITH_ISSUER=x", "TOKENSMITH_LOG_LEVEL=loud"})
@@ -128,5 +138,92 @@ func TestDurationRefusesOverflowAndNonsense(t *testing.T) {
 	}
 	if d, err := config.ParseDuration("36500d"); err != nil || d != config.MaxDuration {
 		t.Errorf("36500d: %s %v, want the maximum", d, err)
+	}
+}
+
+func TestAdminTokenEntropy(t *testing.T) {
+	for _, tc := range []struct {
+		token string
+		ok    bool
+	}{
+		{"aaaaaaaaaaaaaaaa", false},
+		{"correct-horse-battery", false},
+		{"9f86d081884c7d659a2feaa0c55ad015", true},                                 // openssl rand -hex 16
+		{"tsa_G46VBj0GJO1fdig04mdpa4UXT6qZ3C__NF7hcaZxOQI", true},                  // what serve generates
+		{"3b1f0c5e8e6d4f9a2c7b0d1e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a", true}, // openssl rand -hex 32
+	} {
+		if err := config.CheckAdminToken(tc.token); (err == nil) != tc.ok {
+			t.Errorf("CheckAdminToken(%q) = %v, want ok=%v", tc.token, err, tc.ok)
+		} else if err != nil && strings.Contains(err.Error(), tc.token) {
+			t.Errorf("the error quotes the token: %v", err)
+		}
+	}
+}
+
+func TestIssuerDerivedFromListen(t *testing.T) {
+	for _, tc := range []struct {
+		env     []string
+		issuer  string
+		derived bool
+	}{
+		{nil, "http://localhost:8080", true},
+		{[]string{"TOKENSMITH_LISTEN=:9090"}, "http://localhost:9090", true},
+		{[]string{"TOKENSMITH_LISTEN=127.0.0.1:9090"}, "http://127.0.0.1:9090", true},
+		{[]string{"TOKENSMITH_LISTEN=0.0.0.0:9090"}, "http://localhost:9090", true},
+		{[]string{"TOKENSMITH_LISTEN=[::1]:9090"}, "http://[::1]:9090", true},
+		{[]string{"TOKENSMITH_LISTEN=[::]:9090"}, "http://localhost:9090", true},
+		{[]string{"TOKENSMITH_LISTEN=auth.internal:9090"}, "http://auth.internal:9090", true},
+		{[]string{"TOKENSMITH_DEV_TLS=true"}, "https://localhost:8080", true},
+		{[]string{"TOKENSMITH_TLS_CERT=c.pem", "TOKENSMITH_TLS_KEY=k.pem", "TOKENSMITH_LISTEN=:8443"}, "https://localhost:8443", true},
+		{[]string{"TOKENSMITH_ISSUER=https://auth.example.com/", "TOKENSMITH_LISTEN=:9090"}, "https://auth.example.com", false},
+	} {
+		c, err := config.Load("", tc.env)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		if c.Issuer != tc.issuer || c.IssuerDerived != tc.derived {
+			t.Errorf("%v: issuer %q derived %v, want %q %v", tc.env, c.Issuer, c.IssuerDerived, tc.issuer, tc.derived)
+		}
+	}
+}
+
+func TestIssuerWarning(t *testing.T) {
+	for _, tc := range []struct {
+		name, issuer string
+		tls          bool
+		port         string
+		warn         string
+	}{
+		{"derived", "http://localhost:9090", false, "9090", ""},
+		{"explicit port elsewhere", "http://localhost:8080", false, "9090", "port 8080"},
+		{"behind a proxy", "https://auth.example.com", false, "8080", ""},
+		{"behind a proxy with a path", "https://example.com/auth", false, "8080", ""},
+		{"proxy port named", "https://auth.example.com:8443", false, "8080", "port 8443"},
+		{"https issuer, plain listener on its port", "https://localhost:8443", false, "8443", "serves http"},
+		{"http issuer, TLS listener", "http://localhost:8443", true, "8443", "serves https"},
+		{"default port, wrong scheme", "http://auth.example.com", true, "80", "serves https"},
+		{"TLS on both", "https://localhost:8443", true, "8443", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := config.Default()
+			c.Issuer = tc.issuer
+			if tc.tls {
+				c.TLSCert, c.TLSKey = "c.pem", "k.pem"
+			}
+			got := c.IssuerWarning(tc.port)
+			if (got == "") != (tc.warn == "") || !strings.Contains(got, tc.warn) {
+				t.Fatalf("got %q, want one containing %q", got, tc.warn)
+			}
+		})
+	}
+}
+
+func TestTrustedProxiesFromEnvironment(t *testing.T) {
+	c, err := config.Load("", []string{"TOKENSMITH_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7,::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TrustedProxies) != 3 || c.TrustedProxies[1] != "192.0.2.7" {
+		t.Fatalf("trusted proxies = %v", c.TrustedProxies)
 	}
 }

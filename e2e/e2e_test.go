@@ -3,7 +3,10 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -88,6 +91,8 @@ type proc struct {
 	url, adminURL  string
 	dir            string
 	done           chan error
+	// client trusts the server's certificate when it serves HTTPS.
+	client *http.Client
 }
 
 func freePort(t *testing.T) string {
@@ -100,15 +105,42 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// start runs "tokensmith serve" in dir and waits until /readyz answers 200.
+// start runs "tokensmith serve" in dir with the issuer set to the URL it listens on, and waits
+// until /readyz answers 200.
 func start(t *testing.T, dir string, env ...string) *proc {
 	t.Helper()
+	return launch(t, dir, launchOptions{env: env, issuer: true})
+}
+
+// launchOptions vary launch.
+type launchOptions struct {
+	env []string
+	// issuer sets TOKENSMITH_ISSUER to the public URL; else the server derives it.
+	issuer bool
+	// https: the listeners serve TLS; roots returns the CAs to trust once the server has
+	// started (the dev certificate is written by the server itself).
+	https bool
+	roots func() *x509.CertPool
+}
+
+// launch runs "tokensmith serve" in dir on free loopback ports and waits until /readyz
+// answers 200.
+func launch(t *testing.T, dir string, o launchOptions) *proc {
+	t.Helper()
 	pub, adm := freePort(t), freePort(t)
-	p := &proc{stdout: &syncBuffer{}, stderr: &syncBuffer{}, url: "http://" + pub, adminURL: "http://" + adm, dir: dir, done: make(chan error, 1)}
+	scheme := "http"
+	if o.https {
+		scheme = "https"
+	}
+	p := &proc{stdout: &syncBuffer{}, stderr: &syncBuffer{}, url: scheme + "://" + pub, adminURL: scheme + "://" + adm, dir: dir,
+		done: make(chan error, 1), client: http.DefaultClient}
 	p.cmd = exec.Command(binary, "serve")
 	p.cmd.Dir = dir
-	p.cmd.Env = append(os.Environ(), "TOKENSMITH_LISTEN="+pub, "TOKENSMITH_ADMIN_LISTEN="+adm, "TOKENSMITH_ISSUER="+p.url)
-	p.cmd.Env = append(p.cmd.Env, env...)
+	p.cmd.Env = append(os.Environ(), "TOKENSMITH_LISTEN="+pub, "TOKENSMITH_ADMIN_LISTEN="+adm)
+	if o.issuer {
+		p.cmd.Env = append(p.cmd.Env, "TOKENSMITH_ISSUER="+p.url)
+	}
+	p.cmd.Env = append(p.cmd.Env, o.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -117,7 +149,12 @@ func start(t *testing.T, dir string, env ...string) *proc {
 	t.Cleanup(func() { p.stop(t) })
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get(p.url + "/readyz"); err == nil {
+		if o.https && p.client == http.DefaultClient {
+			if roots := o.roots(); roots != nil {
+				p.client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+			}
+		}
+		if resp, err := p.client.Get(p.url + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return p
@@ -159,16 +196,32 @@ func (p *proc) cli(t *testing.T, stdin string, args ...string) string {
 // cliEnv is cli with extra environment variables.
 func (p *proc) cliEnv(t *testing.T, stdin string, env []string, args ...string) string {
 	t.Helper()
+	out, errOut, status := p.run(stdin, append([]string{"TOKENSMITH_ADMIN_URL=" + p.adminURL}, env...), args...)
+	if status != 0 {
+		t.Fatalf("tokensmith %s: exit %d\n%s%s", strings.Join(args, " "), status, out, errOut)
+	}
+	return out
+}
+
+// run runs the CLI from p's directory with env added, and returns what it printed and its
+// exit status.
+func (p *proc) run(stdin string, env []string, args ...string) (stdout, stderr string, status int) {
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = p.dir
-	cmd.Env = append(append(os.Environ(), "TOKENSMITH_ADMIN_URL="+p.adminURL), env...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("tokensmith %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		status = ee.ExitCode()
+	case err != nil:
+		status = -1
+		errOut.WriteString(err.Error())
 	}
-	return out.String()
+	return out.String(), errOut.String(), status
 }
 
 func kid(t *testing.T, p *proc) string {
@@ -189,7 +242,7 @@ func kid(t *testing.T, p *proc) string {
 	return set.Keys[0].Kid
 }
 
-var curlLine = regexp.MustCompile(`(?m)^\s*(curl -s -u '([^:']+):([^']+)' .*)$`)
+var curlLine = regexp.MustCompile(`(?m)^\s*(curl -s (?:--cacert \S+ )?-u '([^:']+):([^']+)' .*)$`)
 
 func TestFirstStartCLIAndRestart(t *testing.T) {
 	dir := t.TempDir()

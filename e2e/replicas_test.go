@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -188,7 +189,7 @@ func TestReplicasShareReuseAndDailyLimit(t *testing.T) {
 // down, each answered within a second, JWKS served throughout, and 200s again soon after.
 func TestRedisOutage(t *testing.T) {
 	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
-	p := start(t, t.TempDir(), "TOKENSMITH_STORAGE="+srv.URL(), "TOKENSMITH_ADMIN_TOKEN="+sharedAdminToken, "TOKENSMITH_LOG_LEVEL=error")
+	p := start(t, t.TempDir(), "TOKENSMITH_STORAGE="+srv.URL(), "TOKENSMITH_ADMIN_TOKEN="+sharedAdminToken)
 	id, sec := createClient(t, p, `{"daily_limit":100000}`)
 
 	var mu sync.Mutex
@@ -281,10 +282,37 @@ func TestRedisOutage(t *testing.T) {
 	if slowest > time.Second {
 		t.Fatalf("an answer took %s while Redis was down, want under 1s", slowest)
 	}
-	var buf bytes.Buffer
-	buf.WriteString(p.stderr.String())
-	if strings.Contains(buf.String(), "panic") {
-		t.Fatalf("panic in the server log:\n%s", buf.String())
+	// The outage ends in the log once the store answers and requests have stopped failing.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(p.stderr.String(), "store available again") && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	logs := p.stderr.String()
+	if strings.Contains(logs, "panic") {
+		t.Fatalf("panic in the server log:\n%s", logs)
+	}
+	// The outage is logged once when it starts and once when it ends, with a count, at WARN;
+	// not once per failed request.
+	var outageLines []string
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "msg=http ") || strings.Contains(line, "msg=\"tokensmith started\"") || line == "" {
+			continue
+		}
+		outageLines = append(outageLines, line)
+	}
+	t.Logf("log lines besides the access log across the outage (%d 503s):\n%s", counts["down 503"], strings.Join(outageLines, "\n"))
+	if n := strings.Count(logs, "level=ERROR"); n != 0 {
+		t.Errorf("%d ERROR lines for a store outage, want none", n)
+	}
+	for _, want := range []string{"store unavailable", "store available again"} {
+		if n := strings.Count(logs, want); n != 1 {
+			t.Errorf("%d lines %q, want 1", n, want)
+		}
+	}
+	if !regexp.MustCompile(`store available again.* failed_requests=[1-9]`).MatchString(logs) {
+		t.Errorf("the end of the outage does not count the failed requests")
+	}
+	if len(outageLines) > 12 {
+		t.Errorf("%d log lines for one outage, want a handful", len(outageLines))
 	}
 }
 

@@ -16,6 +16,9 @@ type Metrics struct {
 	Requests *prometheus.CounterVec
 	// Duration is the token endpoint's latency by grant.
 	Duration *prometheus.HistogramVec
+	// AdminAuthFailures counts admin API requests refused before their token was accepted:
+	// "invalid_token" (missing or wrong) or "throttled" (the address must wait after failures).
+	AdminAuthFailures *prometheus.CounterVec
 }
 
 // New registers the collectors, plus the Go runtime and process ones.
@@ -32,8 +35,11 @@ func New() *Metrics {
 			Name: "tokensmith_token_request_duration_seconds", Help: "Token endpoint latency by grant.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1},
 		}, []string{"grant"}),
+		AdminAuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokensmith_admin_auth_failures_total", Help: "Admin API requests refused for want of a valid admin token, by reason.",
+		}, []string{"reason"}),
 	}
-	m.Registry.MustRegister(m.Issued, m.Requests, m.Duration,
+	m.Registry.MustRegister(m.Issued, m.Requests, m.Duration, m.AdminAuthFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

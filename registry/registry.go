@@ -494,31 +494,91 @@ const (
 	MaxUsernameLen = 128
 )
 
-// CreateUser registers a user for the password grant.
+// UserUpdate is the body of PATCH /admin/users/{id}: the fields to change. The id and the
+// username never change.
+type UserUpdate struct {
+	Password *string `json:"password,omitempty"`
+}
+
+// CreateUser registers a user for the password grant. Usernames are unique compared
+// case-insensitively: "bob" and "BOB" are one user.
 func (s *Service) CreateUser(ctx context.Context, in UserInput) (UserView, error) {
 	if in.Username == "" || len(in.Username) > MaxUsernameLen || !printable(in.Username) || strings.IndexFunc(in.Username, unicode.IsSpace) >= 0 {
 		return UserView{}, invalid("username must be 1 to %d bytes of printable characters without spaces", MaxUsernameLen)
-	}
-	if len(in.Password) < MinPasswordLen {
-		return UserView{}, invalid("password must be at least %d characters", MinPasswordLen)
-	}
-	// bcrypt reads only the first 72 bytes; refusing longer ones keeps what is checked equal
-	// to what the user typed.
-	if len(in.Password) > MaxPasswordLen {
-		return UserView{}, invalid("password must be at most %d bytes", MaxPasswordLen)
 	}
 	scopes, err := checkScopes("scopes", in.Scopes)
 	if err != nil {
 		return UserView{}, err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(in.Password), bcrypt.DefaultCost)
+	hash, err := hashPassword(in.Password)
 	if err != nil {
-		return UserView{}, fmt.Errorf("hash password: %w", err)
+		return UserView{}, err
 	}
 	u := storage.User{ID: secret.NewID(), Username: in.Username, Scopes: scopes, PasswordHash: hash, CreatedAt: s.now().UTC()}
 	if err := s.store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, storage.ErrAlreadyExists) {
+			return UserView{}, protocol.Errorf(protocol.AlreadyExists, "a user named %q already exists (usernames are compared case-insensitively)", in.Username)
+		}
 		return UserView{}, storeErr(err, "user "+in.Username)
 	}
+	return userView(u), nil
+}
+
+// hashPassword checks a new password and returns its bcrypt hash.
+func hashPassword(pw string) ([]byte, error) {
+	if len(pw) < MinPasswordLen {
+		return nil, invalid("password must be at least %d characters", MinPasswordLen)
+	}
+	// bcrypt reads only the first 72 bytes; refusing longer ones keeps what is checked equal
+	// to what the user typed.
+	if len(pw) > MaxPasswordLen {
+		return nil, invalid("password must be at most %d bytes", MaxPasswordLen)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, fmt.Errorf("hash password: %w", err)
+	}
+	return hash, nil
+}
+
+// GetUser returns the user with this id.
+func (s *Service) GetUser(ctx context.Context, id string) (UserView, error) {
+	u, err := s.store.GetUser(ctx, id)
+	if err != nil {
+		return UserView{}, storeErr(err, "user "+id)
+	}
+	return userView(u), nil
+}
+
+// FindUser returns the user with this username, compared case-insensitively.
+func (s *Service) FindUser(ctx context.Context, username string) (UserView, error) {
+	u, err := s.store.GetUserByUsername(ctx, username)
+	if err != nil {
+		return UserView{}, storeErr(err, "user "+username)
+	}
+	return userView(u), nil
+}
+
+// UpdateUser changes the given fields of a user; today that is the password. The user's
+// existing logins (refresh tokens) keep working: deleting the user ends them.
+func (s *Service) UpdateUser(ctx context.Context, id string, in UserUpdate) (UserView, error) {
+	if in.Password == nil {
+		return UserView{}, invalid("nothing to change: give password")
+	}
+	// Hashed before the update: its callback must not be slow or call the store, and may run
+	// more than once.
+	hash, err := hashPassword(*in.Password)
+	if err != nil {
+		return UserView{}, err
+	}
+	u, err := s.store.UpdateUser(ctx, id, func(u *storage.User) error {
+		u.PasswordHash = hash
+		return nil
+	})
+	if err != nil {
+		return UserView{}, storeErr(err, "user "+id)
+	}
+	s.changed(ctx, storage.ChangeUser, id)
 	return userView(u), nil
 }
 

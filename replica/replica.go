@@ -47,6 +47,29 @@ func (r *Registry) ID() string { return r.self.ID }
 // Live is the number of live replicas, at least 1 (this one).
 func (r *Registry) Live() int { return int(max(r.live.Load(), 1)) }
 
+// Sole forgets every other replica the store lists. It is for a store that one process owns
+// at a time (the embedded store, which serve locks): any heartbeat in it was left by a process
+// that is gone without deregistering, a crash, and would otherwise count, and size reuse
+// pools, until it expired.
+func (r *Registry) Sole(ctx context.Context) error {
+	now := time.Now()
+	all, err := r.store.Replicas(ctx, now)
+	if err != nil {
+		return err
+	}
+	for _, other := range all {
+		if other.ID == r.self.ID {
+			continue
+		}
+		other.ExpiresAt = now.Add(-time.Millisecond).UTC()
+		if err := r.store.Heartbeat(ctx, other, now); err != nil {
+			return err
+		}
+		r.log.Info("forgot a replica left in the embedded store by a process that did not stop cleanly", "replica", other.ID)
+	}
+	return nil
+}
+
 // Beat heartbeats once and refreshes the live count.
 func (r *Registry) Beat(ctx context.Context) error {
 	now := time.Now()

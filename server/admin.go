@@ -53,11 +53,22 @@ type Admin struct {
 	Metrics    *metrics.Metrics
 	Log        *slog.Logger
 	Version    string
+	// TrustedProxies and Outages are as for Public.
+	TrustedProxies []string
+	Outages        OutageReporter
+	// Now is the clock of the failed-authentication backoff; time.Now when nil.
+	Now func() time.Time
+
+	guard *authGuard
 }
 
 // Handler returns the admin HTTP handler (SPEC §6).
 func (a *Admin) Handler() http.Handler {
-	r := newEngine(a.Log)
+	if a.Now == nil {
+		a.Now = time.Now
+	}
+	a.guard = newAuthGuard()
+	r := newEngine(a.Log, engineOptions{trustedProxies: a.TrustedProxies, outages: a.Outages})
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.Metrics.Registry, promhttp.HandlerOpts{})))
 
@@ -73,6 +84,8 @@ func (a *Admin) Handler() http.Handler {
 	g.POST("/clients/:id/rotate-secret", a.rotateSecret)
 	g.POST("/users", a.createUser)
 	g.GET("/users", a.listUsers)
+	g.GET("/users/:id", a.getUser)
+	g.PATCH("/users/:id", a.updateUser)
 	g.DELETE("/users/:id", a.deleteUser)
 	g.POST("/users/:id/tokens", a.createPersonalToken)
 	g.GET("/users/:id/tokens", a.listPersonalTokens)
@@ -85,13 +98,28 @@ func (a *Admin) Handler() http.Handler {
 	return r
 }
 
+// auth admits requests with the admin token. An address that keeps failing is made to wait
+// (authGuard) before its requests are looked at, and every refusal is counted.
 func (a *Admin) auth(c *gin.Context) {
+	addr, now := c.ClientIP(), a.Now()
+	if wait := a.guard.wait(addr, now); wait > 0 {
+		a.Metrics.AdminAuthFailures.WithLabelValues("throttled").Inc()
+		writeError(c, a.Log, &protocol.Error{Code: protocol.RateLimited, RetryAfter: int((wait + time.Second - 1) / time.Second),
+			Description: "too many failed admin authentications from this address; retry after the time in Retry-After"})
+		return
+	}
 	scheme, tok, _ := bytes.Cut([]byte(c.GetHeader("Authorization")), []byte(" "))
 	if !bytes.EqualFold(scheme, []byte("Bearer")) || !secret.Matches(string(tok), a.TokenHash) {
+		a.Metrics.AdminAuthFailures.WithLabelValues("invalid_token").Inc()
+		if n := a.guard.failed(addr, now); n == adminAuthFreeFailures {
+			a.Log.Warn("admin authentication keeps failing from one address; its attempts are now slowed down",
+				"remote", addr, "failures", n)
+		}
 		c.Header("WWW-Authenticate", `Bearer realm="tokensmith-admin"`)
 		writeError(c, a.Log, protocol.Errorf(protocol.Unauthorized, "a valid admin bearer token is required"))
 		return
 	}
+	a.guard.succeeded(addr)
 	c.Next()
 }
 
@@ -225,8 +253,40 @@ func (a *Admin) createUser(c *gin.Context) {
 	a.reply(c, http.StatusCreated, v, err)
 }
 
+// listUsers lists every user, or with ?username= the one user of that name (compared
+// case-insensitively), as a list of zero or one.
 func (a *Admin) listUsers(c *gin.Context) {
+	if name, ok := c.GetQuery("username"); ok {
+		u, err := a.Registry.FindUser(c.Request.Context(), name)
+		switch {
+		case err == nil:
+			a.reply(c, http.StatusOK, []registry.UserView{u}, nil)
+		case errors.Is(err, &protocol.Error{Code: protocol.NotFound}):
+			a.reply(c, http.StatusOK, []registry.UserView{}, nil)
+		default:
+			a.reply(c, 0, nil, err)
+		}
+		return
+	}
 	v, err := a.Registry.ListUsers(c.Request.Context())
+	a.reply(c, http.StatusOK, v, err)
+}
+
+func (a *Admin) getUser(c *gin.Context) {
+	v, err := a.Registry.GetUser(c.Request.Context(), c.Param("id"))
+	a.reply(c, http.StatusOK, v, err)
+}
+
+func (a *Admin) updateUser(c *gin.Context) {
+	var in registry.UserUpdate
+	if err := bindJSON(c, &in, false); err != nil {
+		a.reply(c, 0, nil, err)
+		return
+	}
+	v, err := a.Registry.UpdateUser(c.Request.Context(), c.Param("id"), in)
+	if err == nil && in.Password != nil {
+		a.Log.Info("user password changed", "user_id", v.ID)
+	}
 	a.reply(c, http.StatusOK, v, err)
 }
 

@@ -1,9 +1,15 @@
 package server_test
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/tokensmith/tokensmith/registry"
 )
 
 func TestAdminAuth(t *testing.T) {
@@ -142,5 +148,105 @@ func TestAdminUsers(t *testing.T) {
 	}
 	if d := ts.admin(t, "DELETE", "/admin/users/"+id, ""); d.Status != 404 {
 		t.Fatalf("second delete: %d", d.Status)
+	}
+}
+
+func TestAdminUsersByNameAndPassword(t *testing.T) {
+	ts := newTestServer(t)
+	id := ts.user(t, "Alice", "alice-password")
+	cid, sec := ts.client(t, registry.ClientInput{GrantTypes: &[]string{"password"}})
+	login := func(pw string) int {
+		return ts.form(t, cid, sec, url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {pw}}).Status
+	}
+
+	if r := ts.admin(t, "GET", "/admin/users/"+id, ""); r.Status != 200 || r.str("username") != "Alice" || strings.Contains(r.RawBody, "hash") {
+		t.Fatalf("show by id: %d %s", r.Status, r.RawBody)
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"alice", id}, {"ALICE", id}, {"nobody", ""},
+	} {
+		r := ts.admin(t, "GET", "/admin/users?username="+tc.query, "")
+		var got []map[string]any
+		_ = json.Unmarshal([]byte(r.RawBody), &got)
+		if r.Status != 200 || tc.want == "" && len(got) != 0 || tc.want != "" && (len(got) != 1 || got[0]["id"] != tc.want) {
+			t.Errorf("?username=%s: %d %s", tc.query, r.Status, r.RawBody)
+		}
+	}
+
+	bad := []struct {
+		name, path, body string
+		status           int
+	}{
+		{"nothing to change", "/admin/users/" + id, `{}`, 400},
+		{"short password", "/admin/users/" + id, `{"password":"short"}`, 400},
+		{"unknown field", "/admin/users/" + id, `{"username":"mallory"}`, 400},
+		{"unknown user", "/admin/users/nobody", `{"password":"long-enough-1"}`, 404},
+	}
+	for _, tc := range bad {
+		if r := ts.admin(t, "PATCH", tc.path, tc.body); r.Status != tc.status || r.str("error") == "" {
+			t.Errorf("%s: %d %s, want %d", tc.name, r.Status, r.RawBody, tc.status)
+		}
+	}
+	if s := login("alice-password"); s != 200 {
+		t.Fatalf("failed changes altered the password: login %d", s)
+	}
+
+	if r := ts.admin(t, "PATCH", "/admin/users/"+id, `{"password":"new-alice-password"}`); r.Status != 200 || r.str("id") != id {
+		t.Fatalf("change password: %d %s", r.Status, r.RawBody)
+	}
+	if s := login("new-alice-password"); s != 200 {
+		t.Fatalf("new password: %d", s)
+	}
+	if s := login("alice-password"); s != 400 {
+		t.Fatalf("old password after the change: %d, want 400", s)
+	}
+}
+
+func TestAdminAuthFailuresAreSlowedAndCounted(t *testing.T) {
+	ts := newTestServer(t)
+	call := func(token string) reply {
+		req, _ := http.NewRequest("GET", ts.AdminURL+"/admin/clients", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		return send(t, req)
+	}
+	failures := func(reason string) int {
+		return int(testutil.ToFloat64(ts.Metrics.AdminAuthFailures.WithLabelValues(reason)))
+	}
+	for i := 1; i <= 5; i++ {
+		if r := call("wrong-token"); r.Status != 401 {
+			t.Fatalf("wrong token %d: %d", i, r.Status)
+		}
+	}
+	// Now even the right token waits: the address is not looked at until its delay is over.
+	for _, tok := range []string{"wrong-token", testAdminToken} {
+		r := call(tok)
+		if r.Status != 429 || r.str("error") != "rate_limited" || r.Header.Get("Retry-After") != "1" {
+			t.Fatalf("after 5 failures: %d %s Retry-After %q", r.Status, r.RawBody, r.Header.Get("Retry-After"))
+		}
+	}
+	if got, want := failures("invalid_token"), 5; got != want {
+		t.Errorf("invalid_token failures = %d, want %d", got, want)
+	}
+	if got, want := failures("throttled"), 2; got != want {
+		t.Errorf("throttled = %d, want %d", got, want)
+	}
+	// The delay doubles with each further failure.
+	ts.Clock.Advance(time.Second)
+	if r := call("wrong-token"); r.Status != 401 {
+		t.Fatalf("after the delay: %d", r.Status)
+	}
+	if r := call(testAdminToken); r.Status != 429 || r.Header.Get("Retry-After") != "2" {
+		t.Fatalf("after a 6th failure: %d Retry-After %q, want 429 and 2", r.Status, r.Header.Get("Retry-After"))
+	}
+	// A success clears the count.
+	ts.Clock.Advance(2 * time.Second)
+	if r := call(testAdminToken); r.Status != 200 {
+		t.Fatalf("right token after the delay: %d", r.Status)
+	}
+	if r := call("wrong-token"); r.Status != 401 {
+		t.Fatalf("a failure after a success: %d, want 401", r.Status)
+	}
+	if r := call(testAdminToken); r.Status != 200 {
+		t.Fatalf("one failure after a success slowed the address down: %d", r.Status)
 	}
 }

@@ -1,8 +1,12 @@
 package server
 
 import (
+	"errors"
 	"log/slog"
+	"net"
+	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tokensmith/tokensmith/protocol"
@@ -14,11 +18,14 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 	pe := protocol.As(err)
 	status := pe.Status()
 	switch {
+	case pe.Code == protocol.TemporarilyUnavailable:
+		// An outage fails every request at once: it is logged once when it starts and once
+		// when it ends (OutageReporter), not once per request.
+		_ = c.Error(pe)
+		log.Debug("store unavailable", "path", c.Request.URL.Path, "cause", pe.Unwrap())
 	case status >= 500:
 		// The cause may name the backend's failure; it never holds request secrets.
 		log.Error("request failed", "path", c.Request.URL.Path, "error", pe.Code, "cause", pe.Unwrap())
-	case pe.Code == protocol.TemporarilyUnavailable:
-		log.Warn("store unavailable", "path", c.Request.URL.Path, "cause", pe.Unwrap())
 	}
 	h := c.Writer.Header()
 	h.Set("Cache-Control", "no-store")
@@ -52,8 +59,9 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 }
 
 // accessLog logs one line per request: never the query string, body or headers, which may
-// carry credentials.
-func accessLog(log *slog.Logger) gin.HandlerFunc {
+// carry credentials. remote is the caller's address as the trusted proxies report it, and
+// scheme what the caller used.
+func accessLog(log *slog.Logger, proxies *proxies) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		c.Next()
 		level := slog.LevelInfo
@@ -61,21 +69,111 @@ func accessLog(log *slog.Logger) gin.HandlerFunc {
 			level = slog.LevelDebug
 		}
 		log.Log(c.Request.Context(), level, "http", "method", c.Request.Method, "path", c.Request.URL.Path,
-			"status", c.Writer.Status(), "bytes", c.Writer.Size(), "remote", c.ClientIP())
+			"status", c.Writer.Status(), "bytes", c.Writer.Size(), "remote", c.ClientIP(), "scheme", proxies.scheme(c))
 	}
 }
 
-func newEngine(log *slog.Logger) *gin.Engine {
+// OutageReporter hears of every request answered 503 because the store did not answer
+// (outage.Tracker implements it).
+type OutageReporter interface {
+	Failed(cause error)
+}
+
+// reportOutages tells r of every 503 answer, with the cause writeError recorded.
+func reportOutages(r OutageReporter) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Next()
+		if c.Writer.Status() == http.StatusServiceUnavailable {
+			var cause error
+			if last := c.Errors.Last(); last != nil {
+				cause = errors.Unwrap(last.Err)
+			}
+			r.Failed(cause)
+		}
+	}
+}
+
+// proxies are the addresses whose forwarding headers are believed.
+type proxies struct{ nets []*net.IPNet }
+
+// parseProxies reads IPs and CIDR ranges (validated by config).
+func parseProxies(list []string) (*proxies, error) {
+	p := &proxies{}
+	for _, s := range list {
+		if !strings.Contains(s, "/") {
+			if ip := net.ParseIP(s); ip != nil && ip.To4() != nil {
+				s += "/32"
+			} else {
+				s += "/128"
+			}
+		}
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			return nil, err
+		}
+		p.nets = append(p.nets, n)
+	}
+	return p, nil
+}
+
+func (p *proxies) trusts(remote string) bool {
+	ip := net.ParseIP(remote)
+	for _, n := range p.nets {
+		if ip != nil && n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// scheme is "https" when the caller reached this listener over TLS, or reached a trusted
+// proxy that says so in X-Forwarded-Proto. No URL is ever built from it: those come from the
+// issuer.
+func (p *proxies) scheme(c *gin.Context) string {
+	if c.Request.TLS != nil {
+		return "https"
+	}
+	if fwd := c.GetHeader("X-Forwarded-Proto"); fwd != "" && p.trusts(c.RemoteIP()) {
+		first, _, _ := strings.Cut(fwd, ",")
+		if strings.EqualFold(strings.TrimSpace(first), "https") {
+			return "https"
+		}
+	}
+	return "http"
+}
+
+// engineOptions are what both listeners share about the network in front of them and the
+// store behind them.
+type engineOptions struct {
+	trustedProxies []string
+	outages        OutageReporter
+}
+
+func newEngine(log *slog.Logger, o engineOptions) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	// Gin trusts X-Forwarded-For from any caller by default, which would let anyone choose the
-	// address the access log and the failed-login backoff see.
-	_ = r.SetTrustedProxies(nil)
+	// address the access log and the failed-login backoff see: only the configured proxies are
+	// believed (X-Forwarded-For, then X-Real-IP, read right to left past trusted hops).
+	px, err := parseProxies(o.trustedProxies)
+	if err == nil {
+		err = r.SetTrustedProxies(o.trustedProxies)
+	}
+	if err != nil || len(o.trustedProxies) == 0 {
+		if err != nil {
+			log.Error("trusted_proxies ignored", "error", err)
+		}
+		px = &proxies{}
+		_ = r.SetTrustedProxies(nil)
+	}
 	// Client ids may contain '/' (RFC 6749 VSCHAR); routes match the escaped path so %2F stays
 	// inside one path parameter.
 	r.UseRawPath = true
 	r.UnescapePathValues = true
-	r.Use(recovery(log), accessLog(log))
+	r.Use(recovery(log), accessLog(log, px))
+	if o.outages != nil {
+		r.Use(reportOutages(o.outages))
+	}
 	routeErrors(r, log)
 	return r
 }

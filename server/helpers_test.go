@@ -60,6 +60,8 @@ type serverOptions struct {
 	replicas int
 	cacheTTL time.Duration
 	tz       *time.Location
+	trusted  []string
+	logs     io.Writer
 }
 
 type serverOption func(*serverOptions)
@@ -68,6 +70,8 @@ func withStore(s storage.Storage) serverOption      { return func(o *serverOptio
 func withReplicas(n int) serverOption               { return func(o *serverOptions) { o.replicas = n } }
 func withClientCache(d time.Duration) serverOption  { return func(o *serverOptions) { o.cacheTTL = d } }
 func withLimitZone(loc *time.Location) serverOption { return func(o *serverOptions) { o.tz = loc } }
+func withTrustedProxies(p ...string) serverOption   { return func(o *serverOptions) { o.trusted = p } }
+func withLogs(w io.Writer) serverOption             { return func(o *serverOptions) { o.logs = w } }
 
 func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Helper()
@@ -88,7 +92,10 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		t.Fatal(err)
 	}
 	ks := km.Set
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if o.logs == nil {
+		o.logs = io.Discard
+	}
+	log := slog.New(slog.NewTextHandler(o.logs, nil))
 	// Wired as serve wires it: admin changes go through the bus to the token handler's cache.
 	bus := replica.NewBus(store, log)
 	busCtx, stopBus := context.WithCancel(context.Background())
@@ -110,9 +117,10 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }))
 	bus.Handle(gh.Forget)
 	ts.Grants = gh
-	pub := &server.Public{Issuer: ts.URL, Grants: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Now: ts.Clock.Now}
+	pub := &server.Public{Issuer: ts.URL, Grants: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Now: ts.Clock.Now, TrustedProxies: o.trusted}
 	pubSrv.Config.Handler = pub.Handler()
-	adm := &server.Admin{TokenHash: secret.Hash(testAdminToken), Registry: ts.Registry, Tokens: gh, Keys: ks, KeyManager: km, Store: store, Metrics: ts.Metrics, Log: log, Version: "test"}
+	adm := &server.Admin{TokenHash: secret.Hash(testAdminToken), Registry: ts.Registry, Tokens: gh, Keys: ks, KeyManager: km, Store: store,
+		Metrics: ts.Metrics, Log: log, Version: "test", Now: ts.Clock.Now, TrustedProxies: o.trusted}
 	admSrv := httptest.NewServer(adm.Handler())
 	t.Cleanup(admSrv.Close)
 	ts.AdminURL = admSrv.URL

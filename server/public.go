@@ -29,6 +29,11 @@ type Public struct {
 	Log     *slog.Logger
 	// Now is the clock for expires_in; time.Now when nil.
 	Now func() time.Time
+	// TrustedProxies are the addresses (IPs or CIDRs) whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed.
+	TrustedProxies []string
+	// Outages, if set, hears of every answer 503 for want of the store.
+	Outages OutageReporter
 }
 
 // JWKSMaxAge is how long resource servers may cache the JWKS.
@@ -40,7 +45,7 @@ func (p *Public) Handler() http.Handler {
 		p.Now = time.Now
 	}
 
-	r := newEngine(p.Log)
+	r := newEngine(p.Log, engineOptions{trustedProxies: p.TrustedProxies, outages: p.Outages})
 	r.POST("/oauth2/token", p.token)
 	r.POST("/oauth2/revoke", p.revoke)
 	r.POST("/oauth2/introspect", p.introspect)
@@ -148,6 +153,11 @@ func (p *Public) jwks(c *gin.Context) {
 }
 
 // discovery is RFC 8414 metadata, also served at the OIDC path for tools that only know it.
+// It names only what exists. There is no authorization endpoint, so no response_type is
+// offered and response_types_supported is left out rather than listed empty: RFC 8414 calls it
+// required, but the clients that read this document (go-oidc, openid-client) check only the
+// issuer and the endpoints, and validators that insist on it (authlib's) refuse an empty list
+// just the same. No ID token is issued, so no id_token_signing_alg_values_supported.
 func (p *Public) discovery(c *gin.Context) {
 	c.Header("Cache-Control", "public, max-age=3600")
 	auth := []string{protocol.AuthSecretBasic, protocol.AuthSecretPost}
@@ -161,9 +171,8 @@ func (p *Public) discovery(c *gin.Context) {
 		"token_endpoint_auth_methods_supported":         auth,
 		"revocation_endpoint_auth_methods_supported":    auth,
 		"introspection_endpoint_auth_methods_supported": auth,
-		"response_types_supported":                      []string{},
-		"subject_types_supported":                       []string{"public"},
-		"id_token_signing_alg_values_supported":         []string{"RS256"},
+		// A subject is the same user or client id for every client that sees it.
+		"subject_types_supported": []string{"public"},
 	})
 }
 
@@ -171,6 +180,7 @@ func (p *Public) ready(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
 	defer cancel()
 	if err := p.Store.Ping(ctx); err != nil {
+		_ = c.Error(protocol.Wrap(protocol.TemporarilyUnavailable, "store unreachable", err))
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "store": "unreachable"})
 		return
 	}

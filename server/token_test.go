@@ -522,8 +522,35 @@ func TestMetadataAndHealth(t *testing.T) {
 		var md map[string]any
 		_ = json.NewDecoder(resp.Body).Decode(&md)
 		resp.Body.Close()
-		if md["issuer"] != ts.URL || md["token_endpoint"] != ts.URL+"/oauth2/token" || md["jwks_uri"] != ts.URL+"/.well-known/jwks.json" {
+		if md["issuer"] != ts.URL || md["token_endpoint"] != ts.URL+"/oauth2/token" || md["jwks_uri"] != ts.URL+"/.well-known/jwks.json" ||
+			md["revocation_endpoint"] != ts.URL+"/oauth2/revoke" || md["introspection_endpoint"] != ts.URL+"/oauth2/introspect" {
 			t.Fatalf("%s = %v", path, md)
+		}
+		// Only what exists: no ID tokens, no authorization endpoint and so no response types.
+		for _, absent := range []string{"id_token_signing_alg_values_supported", "authorization_endpoint", "response_types_supported", "userinfo_endpoint"} {
+			if v, ok := md[absent]; ok {
+				t.Errorf("%s advertises %s = %v", path, absent, v)
+			}
+		}
+		// Every advertised endpoint answers: none is a 404.
+		for k, v := range md {
+			u, ok := v.(string)
+			if !ok || !strings.HasSuffix(k, "_endpoint") && k != "jwks_uri" {
+				continue
+			}
+			method := "POST"
+			if k == "jwks_uri" {
+				method = "GET"
+			}
+			req, _ := http.NewRequest(method, u, strings.NewReader(""))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == 404 || resp.StatusCode == 405 {
+				t.Errorf("%s %s (%s): %d", method, u, k, resp.StatusCode)
+			}
 		}
 	}
 	resp, err := http.Get(ts.URL + "/.well-known/jwks.json")

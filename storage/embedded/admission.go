@@ -15,7 +15,18 @@ import (
 
 // Heartbeat implements storage.Storage.
 func (s *Store) Heartbeat(ctx context.Context, r storage.Replica, now time.Time) error {
-	return s.update(ctx, func(tx *buntdb.Tx) error { return put(tx, "replica:"+r.ID, r, now, r.ExpiresAt) })
+	return s.update(ctx, func(tx *buntdb.Tx) error {
+		// A deregistration deletes: buntdb's file would keep the expired set but, on reopening,
+		// skip it and bring back the heartbeat before it, so a cleanly stopped replica would
+		// count again after a restart.
+		if !r.ExpiresAt.After(now) {
+			if _, err := tx.Delete("replica:" + r.ID); err != nil && !errors.Is(err, buntdb.ErrNotFound) {
+				return err
+			}
+			return nil
+		}
+		return put(tx, "replica:"+r.ID, r, now, r.ExpiresAt)
+	})
 }
 
 // Replicas implements storage.Storage.

@@ -1,8 +1,10 @@
 package embedded_test
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/tokensmith/tokensmith/storage"
 	"github.com/tokensmith/tokensmith/storage/conformance"
@@ -27,4 +29,37 @@ func TestFile(t *testing.T) {
 		}
 		return s
 	})
+}
+
+// TestFileForgetsDeregisteredReplica: a replica that deregistered before a clean stop is not
+// counted again when the file is reopened (buntdb's log would otherwise bring back its last
+// heartbeat).
+func TestFileForgetsDeregisteredReplica(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ts.db")
+	s, err := embedded.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Now()
+	r := storage.Replica{ID: "a", ExpiresAt: now.Add(15 * time.Second)}
+	if err := s.Heartbeat(ctx, r, now); err != nil {
+		t.Fatal(err)
+	}
+	r.ExpiresAt = now.Add(-time.Millisecond)
+	if err := s.Heartbeat(ctx, r, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = embedded.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	live, err := s.Replicas(ctx, time.Now())
+	if err != nil || len(live) != 0 {
+		t.Fatalf("after reopening: %v %+v, want no live replica", err, live)
+	}
 }
