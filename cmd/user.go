@@ -119,8 +119,8 @@ func userShowCmd(g *globals) *cobra.Command {
 
 func userSetPasswordCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "set-password USER", Short: "Change a user's password (user by username or id)", Args: cobra.ExactArgs(1),
-		Long: "Change a user's password. Logins made with the old password (refresh tokens) keep working;\n" +
-			"delete the user to end them."}
+		Long: "Change a user's password. Every login made with the old one ends (its refresh tokens are\n" +
+			"refused, its access tokens introspect as inactive); the user's personal tokens stay."}
 	password := passwordFlags(c)
 	c.RunE = func(_ *cobra.Command, args []string) error {
 		pw, err := password()

@@ -77,7 +77,7 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 		return nil, errUnknownRefresh
 	}
 
-	rot := storage.Rotation{FamilyID: family, Hash: hash, ClientID: c.ID, UserID: userOf(old.Subject, c.ID), Now: now, Grace: grace}
+	rot := storage.Rotation{FamilyID: family, Hash: hash, ClientID: c.ID, UserID: userOf(old.Subject, c.ID), IssuedAt: old.IssuedAt, Now: now, Grace: grace}
 	// An unused token is rotated: mint the successor first, then let the store decide
 	// atomically whether this call wins. A used one needs no new pair: the store answers
 	// with the stored successor (grace) or treats it as a replay.

@@ -67,6 +67,9 @@ func (c *core) find(ctx context.Context, raw string, now time.Time, checkState b
 	if st.Revoked || (q.UserID != "" && st.User == nil) {
 		return nil, nil
 	}
+	if st.User != nil && p.personal == nil && p.issued().Before(st.User.NotBefore) {
+		return nil, nil // a login made before the user's password changed
+	}
 	p.user = st.User
 	return p, nil
 }
@@ -142,3 +145,12 @@ func (c *core) verify(raw string, now time.Time) (*AccessClaims, bool) {
 }
 
 func unix(sec int64) time.Time { return time.Unix(sec, 0) }
+
+// issued is when the token was issued; an access token's iat has whole seconds, so a token of
+// the very second the user's logins were ended in still counts.
+func (p *presented) issued() time.Time {
+	if p.access != nil {
+		return time.Unix(p.access.IssuedAt, 0).Add(time.Second - 1)
+	}
+	return p.refresh.IssuedAt
+}

@@ -559,8 +559,9 @@ func (s *Service) FindUser(ctx context.Context, username string) (UserView, erro
 	return userView(u), nil
 }
 
-// UpdateUser changes the given fields of a user; today that is the password. The user's
-// existing logins (refresh tokens) keep working: deleting the user ends them.
+// UpdateUser changes the given fields of a user; today that is the password. Changing it ends
+// every login made with the old one on every replica (refresh tokens are refused at their next
+// use, introspection answers inactive for the access tokens); personal tokens stay.
 func (s *Service) UpdateUser(ctx context.Context, id string, in UserUpdate) (UserView, error) {
 	if in.Password == nil {
 		return UserView{}, invalid("nothing to change: give password")
@@ -571,8 +572,10 @@ func (s *Service) UpdateUser(ctx context.Context, id string, in UserUpdate) (Use
 	if err != nil {
 		return UserView{}, err
 	}
+	now := s.now().UTC()
 	u, err := s.store.UpdateUser(ctx, id, func(u *storage.User) error {
 		u.PasswordHash = hash
+		u.NotBefore = now // the old password's logins end with it
 		return nil
 	})
 	if err != nil {

@@ -375,3 +375,40 @@ func TestChangesReachTheNextRequest(t *testing.T) {
 		t.Fatalf("grant right after it was removed: %d %s", r.Status, r.RawBody)
 	}
 }
+
+// TestPasswordChangeEndsLogins: a new password ends every login made with the old one, on
+// every backend; a login with the new one works; personal tokens stay.
+func TestPasswordChangeEndsLogins(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			ts := newTestServer(t, withStore(open(t)))
+			userID, _, pat := newPAT(t, ts, "mira", `{"name":"ci","scopes":["orders:read"]}`)
+			id, sec := ts.client(t, registry.ClientInput{GrantTypes: &[]string{"password", "refresh_token"}})
+			login := func(pw string) reply {
+				return ts.form(t, id, sec, url.Values{"grant_type": {"password"}, "username": {"mira"}, "password": {pw}})
+			}
+			old := mustToken(t, login("mira-password"))
+			ts.Clock.Advance(time.Second)
+			if r := ts.admin(t, "PATCH", "/admin/users/"+userID, `{"password":"mira-new-password"}`); r.Status != 200 {
+				t.Fatalf("PATCH password: %d %s", r.Status, r.RawBody)
+			}
+			ts.Clock.Advance(time.Second)
+			if r := ts.form(t, id, sec, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {old.str("refresh_token")}}); r.Status != 400 || r.str("error") != "invalid_grant" {
+				t.Fatalf("refresh of a login made with the old password: %d %s", r.Status, r.RawBody)
+			}
+			if r := ts.introspect(t, id, sec, old.str("access_token")); r.Body["active"] != false {
+				t.Fatalf("access token of the old login: %s", r.RawBody)
+			}
+			if r := login("mira-password"); r.Status != 400 {
+				t.Fatalf("the old password: %d", r.Status)
+			}
+			fresh := mustToken(t, login("mira-new-password"))
+			if r := ts.introspect(t, id, sec, fresh.str("access_token")); r.Body["active"] != true {
+				t.Fatalf("a login with the new password: %s", r.RawBody)
+			}
+			if r := ts.introspect(t, id, sec, pat); r.Body["active"] != true {
+				t.Fatalf("a personal token after the password change: %s", r.RawBody)
+			}
+		})
+	}
+}

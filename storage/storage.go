@@ -186,6 +186,10 @@ type User struct {
 	Username string `json:"username"`
 	// Scopes bound what the user's personal tokens may carry.
 	Scopes []string `json:"scopes,omitempty"`
+	// NotBefore ends the logins made before it (set when the password changes): refresh and
+	// access tokens issued earlier are no longer valid. Personal tokens are not logins and
+	// stay.
+	NotBefore time.Time `json:"not_before,omitzero"`
 	// PasswordHash is a bcrypt hash.
 	PasswordHash []byte    `json:"password_hash"`
 	CreatedAt    time.Time `json:"created_at"`
@@ -272,13 +276,16 @@ type RefreshToken struct {
 //     so every caller ends with the same pair;
 //   - otherwise (replay): revokes the family and answers ErrReplay.
 //
-// With UserID set, the rotation also requires that user to exist: if it was deleted, the family
-// is revoked and the answer is ErrRevoked, so a deleted user's login ends at its next use.
+// With UserID set, the rotation also requires that user to exist and the token not to predate
+// the user's NotBefore: otherwise the family is revoked and the answer is ErrRevoked, so a
+// deleted user's login, or one made before a password change, ends at its next use.
 type Rotation struct {
 	FamilyID string
 	Hash     string
 	ClientID string
 	UserID   string
+	// IssuedAt is the presented token's, compared with the user's NotBefore.
+	IssuedAt time.Time
 	Now      time.Time
 	Grace    time.Duration
 	Next     RefreshToken

@@ -42,6 +42,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"UpdateCallbackRetries", testUpdateCallbackMayRepeat},
 		{"DeadlineHonoured", testDeadline},
 		{"RotationNeedsItsUser", testRotationNeedsUser},
+		{"RotationAfterPasswordChange", testRotationAfterPasswordChange},
 		{"FamilyOutlivesItsAccessTokens", testFamilyLifetime},
 		{"RevokeAccessToken", testRevokeAccess},
 		{"RevokedFamilyLeavesPool", testRevokedFamilyLeavesPool},

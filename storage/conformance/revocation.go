@@ -201,3 +201,29 @@ func testLoginBackoffCleanAddress(t *testing.T, s storage.Storage) {
 		t.Fatal("once it fails, the address is under the username's backoff too")
 	}
 }
+
+// testRotationAfterPasswordChange: a login made before the user's NotBefore ends at its next use.
+func testRotationAfterPasswordChange(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	mustNoErr(t, s.CreateUser(ctx, storage.User{ID: "user", Username: "u"}))
+	newFamily(t, s, "f1", now)
+	_, err := s.UpdateUser(ctx, "user", func(u *storage.User) error { u.NotBefore = now.Add(time.Second); return nil })
+	mustNoErr(t, err)
+	r := rotation("f1", "h0", "h1", now.Add(2*time.Second), 5*time.Second)
+	r.UserID, r.IssuedAt = "user", now
+	_, err = s.RotateRefreshToken(ctx, r)
+	wantErr(t, err, storage.ErrRevoked)
+	if !familyRevoked(t, s, "f1", now) {
+		t.Fatal("a login from before the password change is still live")
+	}
+	// A login made after it rotates.
+	rt := storage.RefreshToken{Hash: "h0", FamilyID: "f2", ClientID: "client", Subject: "user", AccessTTL: time.Hour,
+		IssuedAt: now.Add(3 * time.Second), ExpiresAt: now.Add(time.Hour)}
+	mustNoErr(t, s.CreateRefreshToken(ctx, rt))
+	r = rotation("f2", "h0", "h1", now.Add(4*time.Second), 5*time.Second)
+	r.UserID, r.IssuedAt = "user", rt.IssuedAt
+	if got, err := s.RotateRefreshToken(ctx, r); err != nil || !got.Fresh {
+		t.Fatalf("a login made after the change: %+v %v", got, err)
+	}
+}

@@ -505,9 +505,14 @@ func (s *Store) RotateRefreshToken(ctx context.Context, r storage.Rotation) (out
 		if fam.Revoked {
 			return storage.ErrRevoked
 		}
-		if r.UserID != "" && !exists(tx, userKey(r.UserID)) {
-			fam.Revoked, outcome = true, storage.ErrRevoked
-			return replace(tx, familyKey(r.FamilyID), fam)
+		if r.UserID != "" {
+			u, err := get[storage.User](tx, userKey(r.UserID))
+			if errors.Is(err, storage.ErrNotFound) || (err == nil && old.IssuedAt.Before(u.NotBefore)) {
+				fam.Revoked, outcome = true, storage.ErrRevoked
+				return replace(tx, familyKey(r.FamilyID), fam)
+			} else if err != nil {
+				return err
+			}
 		}
 		if !old.UsedAt.IsZero() {
 			if r.Grace > 0 && r.Now.Sub(old.UsedAt) <= r.Grace && len(old.Successor) > 0 {

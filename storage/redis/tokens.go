@@ -97,13 +97,13 @@ func (s *Store) RotateRefreshToken(ctx context.Context, r storage.Rotation) (sto
 		}
 	}
 	var rot *goredis.Cmd
-	var user *goredis.BoolCmd
+	var user *goredis.StringCmd
 	_, err := s.pipelined(ctx, []*goredis.Script{rotate}, func(p goredis.Pipeliner) {
 		rot = rotate.EvalSha(ctx, p,
 			[]string{refreshKey(r.FamilyID, r.Hash), familyKey(r.FamilyID), refreshKey(r.FamilyID, r.Next.Hash)},
 			r.ClientID, ms(r.Now), r.Grace.Milliseconds(), r.Sealed, ms(r.Next.ExpiresAt), data, ms(r.Next.FamilyExpiry()))
 		if r.UserID != "" {
-			user = p.HExists(ctx, usersByID, r.UserID)
+			user = p.HGet(ctx, usersByID, r.UserID)
 		}
 	})
 	if err != nil {
@@ -114,11 +114,16 @@ func (s *Store) RotateRefreshToken(ctx context.Context, r storage.Rotation) (sto
 		return storage.Rotated{}, fail(err)
 	}
 	if user != nil {
-		exists, err := user.Result()
-		if err != nil {
+		js, err := user.Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
 			return storage.Rotated{}, fail(err)
 		}
-		if !exists && (res[0] == "fresh" || res[0] == "grace") {
+		gone := err != nil
+		if !gone {
+			u, err := decode[storage.User](js)
+			gone = err != nil || r.IssuedAt.Before(u.NotBefore)
+		}
+		if gone && (res[0] == "fresh" || res[0] == "grace") {
 			if err := s.RevokeFamily(ctx, r.FamilyID, r.Now); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return storage.Rotated{}, err
 			}
