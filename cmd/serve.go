@@ -19,6 +19,7 @@ import (
 	"github.com/gofrs/flock"
 	"github.com/spf13/cobra"
 	"github.com/tokensmith/tokensmith/config"
+	"github.com/tokensmith/tokensmith/console"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/metrics"
@@ -292,6 +293,16 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 
 	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: store, Metrics: m, Log: log,
 		TrustedProxies: cfg.TrustedProxies, Outages: outages}
+	if cfg.Console.Enabled {
+		pub.Console = console.New(console.Options{
+			Passwords: gh, Registry: reg, Store: store, Issuer: cfg.Issuer,
+			// Browsers reach the console at the issuer: behind a TLS-terminating proxy the
+			// listener is plain HTTP but the cookies must still be Secure.
+			Secure:      cfg.PublicTLS() || strings.HasPrefix(cfg.Issuer, "https://"),
+			IdleTimeout: cfg.Console.IdleTimeout.D(), AbsoluteTimeout: cfg.Console.AbsoluteTimeout.D(),
+			RotateGrace: cfg.Console.RotateGrace.D(), Log: log,
+		})
+	}
 	adm := &server.Admin{TokenHash: secret.Hash(adminToken), Registry: reg, Tokens: gh, Keys: keyset, KeyManager: km, Store: store,
 		Metrics: m, Log: log, Version: Version, TrustedProxies: cfg.TrustedProxies, Outages: outages}
 
