@@ -28,7 +28,16 @@ var assetFiles embed.FS
 var funcs = template.FuncMap{
 	// when is how times read on the page: UTC to the minute, the same for every viewer.
 	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
-	"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	// utc is when without the zone, under a heading that names it.
+	"utc": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
+	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	// grant names a grant type as the CLI does: token exchange's URN is long for a page.
+	"grant": func(g string) string {
+		if g == protocol.GrantTokenExchange {
+			return "token-exchange"
+		}
+		return g
+	},
 }
 
 // pages holds each page's template: the layout plus that page's "content".
