@@ -19,6 +19,7 @@ import (
 	"github.com/gofrs/flock"
 	"github.com/spf13/cobra"
 	"github.com/tokensmith/tokensmith/config"
+	"github.com/tokensmith/tokensmith/console"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/metrics"
@@ -292,11 +293,21 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 
 	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: store, Metrics: m, Log: log,
 		TrustedProxies: cfg.TrustedProxies, Outages: outages}
+	if cfg.Console.Enabled {
+		pub.Console = console.New(console.Options{
+			Passwords: gh, Registry: reg, Store: store, Issuer: cfg.Issuer,
+			// Browsers reach the console at the issuer: behind a TLS-terminating proxy the
+			// listener is plain HTTP but the cookies must still be Secure.
+			Secure:      cfg.PublicTLS() || strings.HasPrefix(cfg.Issuer, "https://"),
+			IdleTimeout: cfg.Console.IdleTimeout.D(), AbsoluteTimeout: cfg.Console.AbsoluteTimeout.D(),
+			RotateGrace: cfg.Console.RotateGrace.D(), Log: log,
+		})
+	}
 	adm := &server.Admin{TokenHash: secret.Hash(adminToken), Registry: reg, Tokens: gh, Keys: keyset, KeyManager: km, Store: store,
 		Metrics: m, Log: log, Version: Version, TrustedProxies: cfg.TrustedProxies, Outages: outages}
 
 	if firstStart {
-		if err := printWelcome(ctx, stdout, reg, cfg.Issuer, devCert, adminTokenPath); err != nil {
+		if err := printWelcome(ctx, stdout, reg, cfg.Issuer, devCert, adminTokenPath, cfg.Console.Enabled); err != nil {
 			return err
 		}
 	}
@@ -457,7 +468,7 @@ func ensureAdminToken(cfg config.Config) (tok, path string, err error) {
 // printWelcome creates the demo client on the very first start and prints how to use it. It
 // goes to standard output, not the log: the secret is shown this once and never logged. The
 // curl line uses the issuer, the URL the server says it is reached at.
-func printWelcome(ctx context.Context, w io.Writer, reg *registry.Service, issuer, devCert, adminTokenPath string) error {
+func printWelcome(ctx context.Context, w io.Writer, reg *registry.Service, issuer, devCert, adminTokenPath string, consoleOn bool) error {
 	name := "demo"
 	grantsAllowed := []string{protocol.GrantClientCredentials}
 	scopes := []string{"demo"}
@@ -486,8 +497,11 @@ Get a token:
 
 Public keys:  %s/.well-known/jwks.json
 Admin token:  %s
-
 `, v.ClientID, v.ClientSecret, cacert, v.ClientID, v.ClientSecret, issuer, issuer, tokenPath)
+	if consoleOn {
+		fmt.Fprintf(w, "Console:      %s/console/  (for users: tokensmith user create, then client update ID --owner USER_ID)\n", issuer)
+	}
+	fmt.Fprintln(w)
 	return nil
 }
 

@@ -66,6 +66,8 @@ type Config struct {
 	Tokens Tokens `yaml:"tokens" envPrefix:""`
 	// Keys is the signing-key lifecycle.
 	Keys Keys `yaml:"keys" envPrefix:"KEYS_"`
+	// Console is the integration console on the public listener (SPEC §11).
+	Console Console `yaml:"console" envPrefix:"CONSOLE_"`
 
 	// IssuerDerived is set by Load when Issuer was not configured but derived from Listen.
 	IssuerDerived bool `yaml:"-"`
@@ -78,6 +80,19 @@ type Keys struct {
 	PublishAhead Duration `yaml:"publish_ahead" env:"PUBLISH_AHEAD"`
 	// RotateEvery rotates the signing key on a schedule; 0 turns it off.
 	RotateEvery Duration `yaml:"rotate_every" env:"ROTATE_EVERY"`
+}
+
+// Console configures the integration console served under /console/ (SPEC §11).
+type Console struct {
+	// Enabled serves the console; off, /console/ answers 404.
+	Enabled bool `yaml:"enabled" env:"ENABLED"`
+	// IdleTimeout ends a session nobody has used for this long.
+	IdleTimeout Duration `yaml:"idle_timeout" env:"IDLE_TIMEOUT"`
+	// AbsoluteTimeout ends every session this long after sign-in, used or not.
+	AbsoluteTimeout Duration `yaml:"absolute_timeout" env:"ABSOLUTE_TIMEOUT"`
+	// RotateGrace is how long a client's previous secret keeps working after the owner
+	// regenerates it in the console; 0 ends it at once.
+	RotateGrace Duration `yaml:"rotate_grace" env:"ROTATE_GRACE"`
 }
 
 // Tokens holds the server-wide token policy defaults (SPEC §5).
@@ -112,6 +127,11 @@ func Default() Config {
 		StoreTimeout:   Duration(500 * time.Millisecond),
 		ClientCacheTTL: Duration(time.Second),
 		Keys:           Keys{PublishAhead: Duration(10 * time.Minute)},
+		Console: Console{
+			Enabled:         true,
+			IdleTimeout:     Duration(30 * time.Minute),
+			AbsoluteTimeout: Duration(12 * time.Hour),
+		},
 		Tokens: Tokens{
 			ClientCredentialsTTL: Duration(3 * time.Hour),
 			PasswordTTL:          Duration(24 * time.Hour),
@@ -358,6 +378,17 @@ func (c Config) Validate() error {
 	}
 	if r := c.Keys.RotateEvery.D(); r != 0 && (r < time.Hour || r <= c.Keys.PublishAhead.D()) {
 		bad("keys.rotate_every", "must be 0 (off) or at least 1h and longer than keys.publish_ahead")
+	}
+	con := c.Console
+	if con.IdleTimeout.D() < time.Minute || con.IdleTimeout.D() > 24*time.Hour {
+		// A session's idle expiry is moved forward at most once a minute.
+		bad("console.idle_timeout", "must be between 1m and 24h")
+	}
+	if con.AbsoluteTimeout < con.IdleTimeout || con.AbsoluteTimeout.D() > 30*24*time.Hour {
+		bad("console.absolute_timeout", "must be at least console.idle_timeout and at most 30d")
+	}
+	if con.RotateGrace < 0 || con.RotateGrace.D() > 30*24*time.Hour {
+		bad("console.rotate_grace", "must be between 0s and 30d")
 	}
 	return errors.Join(errs...)
 }

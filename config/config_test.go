@@ -94,6 +94,9 @@ func TestValidationNamesEveryBadField(t *testing.T) {
 		{"negative grace", nil, "tokens:\n  refresh_grace: -1s\n", "tokens.refresh_grace:"},
 		{"bad duration in env", []string{"TOKENSMITH_REFRESH_TTL=soon"}, "", "TOKENSMITH_REFRESH_TTL:"},
 		{"unknown YAML field", nil, "isuer: https://typo.example\n", "isuer"},
+		{"console idle timeout under a minute", []string{"TOKENSMITH_CONSOLE_IDLE_TIMEOUT=30s"}, "", "console.idle_timeout:"},
+		{"console absolute timeout under the idle one", nil, "console:\n  idle_timeout: 2h\n  absolute_timeout: 1h\n", "console.absolute_timeout:"},
+		{"console negative rotate grace", []string{"TOKENSMITH_CONSOLE_ROTATE_GRACE=-1s"}, "", "console.rotate_grace:"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,5 +228,24 @@ func TestTrustedProxiesFromEnvironment(t *testing.T) {
 	}
 	if len(c.TrustedProxies) != 3 || c.TrustedProxies[1] != "192.0.2.7" {
 		t.Fatalf("trusted proxies = %v", c.TrustedProxies)
+	}
+}
+
+func TestConsole(t *testing.T) {
+	c, err := config.Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if con := c.Console; !con.Enabled || con.IdleTimeout.D() != 30*time.Minute || con.AbsoluteTimeout.D() != 12*time.Hour || con.RotateGrace != 0 {
+		t.Fatalf("console defaults = %+v, want on, 30m idle, 12h absolute, no rotate grace", con)
+	}
+	p := writeYAML(t, "console:\n  enabled: false\n  rotate_grace: 1h\n")
+	if c, err = config.Load(p, nil); err != nil || c.Console.Enabled || c.Console.RotateGrace.D() != time.Hour {
+		t.Fatalf("from YAML: %+v %v", c.Console, err)
+	}
+	c, err = config.Load(p, []string{"TOKENSMITH_CONSOLE_ENABLED=true", "TOKENSMITH_CONSOLE_IDLE_TIMEOUT=10m",
+		"TOKENSMITH_CONSOLE_ABSOLUTE_TIMEOUT=1d"})
+	if err != nil || !c.Console.Enabled || c.Console.IdleTimeout.D() != 10*time.Minute || c.Console.AbsoluteTimeout.D() != 24*time.Hour {
+		t.Fatalf("from the environment: %+v %v", c.Console, err)
 	}
 }

@@ -80,6 +80,15 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 	})
 }
 
+// CheckPassword checks a username and password exactly as the password grant does, under the
+// same failed-login backoff, for sign-ins that are not token requests (the console, SPEC §11).
+// remote is the caller's address. Its errors are the grant's: invalid_grant for a wrong
+// password or an unknown username alike (same answer, same bcrypt cost), rate_limited with
+// RetryAfter while the backoff holds, temporarily_unavailable when the store does not answer.
+func (h *Handler) CheckPassword(ctx context.Context, username, password, remote string) (*storage.User, error) {
+	return newPassword(h.core).checkPassword(ctx, username, password, remote)
+}
+
 // checkPassword finds the user and checks the password under the failed-login backoff: one
 // store call for a clean login, one more to count a failure or to clear earlier ones.
 func (g *password) checkPassword(ctx context.Context, username, pw, remote string) (*storage.User, error) {

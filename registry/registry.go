@@ -260,12 +260,38 @@ func (s *Service) checkOwner(ctx context.Context, in ClientInput) error {
 
 // RotateSecret gives a client a new secret; the old one keeps working for grace.
 func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Duration) (string, ClientView, error) {
+	return s.rotateSecret(ctx, id, grace, "")
+}
+
+// RotateOwnedSecret is RotateSecret for the console: it rotates only a client that owner owns,
+// checked in the same atomic step, and answers a client of anyone else as not found.
+func (s *Service) RotateOwnedSecret(ctx context.Context, owner, id string, grace time.Duration) (string, ClientView, error) {
+	if owner == "" {
+		return "", ClientView{}, storeErr(storage.ErrNotFound, "client "+id)
+	}
+	return s.rotateSecret(ctx, id, grace, owner)
+}
+
+// OwnedClients lists the clients owner manages in the console, ordered by id.
+func (s *Service) OwnedClients(ctx context.Context, owner string) ([]ClientView, error) {
+	all, err := s.ListClients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(all, func(c ClientView) bool { return owner == "" || c.Owner != owner }), nil
+}
+
+// rotateSecret rotates a client's secret; with owner set, only if the client is owner's.
+func (s *Service) rotateSecret(ctx context.Context, id string, grace time.Duration, owner string) (string, ClientView, error) {
 	if grace < 0 {
 		return "", ClientView{}, invalid("grace must not be negative")
 	}
 	sec := secret.NewSecret()
 	now := s.now().UTC()
 	c, err := s.store.UpdateClient(ctx, id, func(c *storage.Client) error {
+		if owner != "" && c.Owner != owner {
+			return storage.ErrNotFound
+		}
 		c.PrevSecretHash, c.PrevSecretExpiresAt = nil, time.Time{}
 		if grace > 0 {
 			c.PrevSecretHash, c.PrevSecretExpiresAt = c.SecretHash, now.Add(grace)

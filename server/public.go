@@ -34,6 +34,14 @@ type Public struct {
 	TrustedProxies []string
 	// Outages, if set, hears of every answer 503 for want of the store.
 	Outages OutageReporter
+	// Console, if set, is mounted under /console (the integration console, SPEC §11).
+	Console Mounter
+}
+
+// Mounter adds its own routes to a group of the public listener (console.Console). The group
+// shares the listener's recovery, access log and trusted-proxy rules.
+type Mounter interface {
+	Mount(r gin.IRouter)
 }
 
 // JWKSMaxAge is how long resource servers may cache the JWKS.
@@ -54,6 +62,9 @@ func (p *Public) Handler() http.Handler {
 	r.GET("/.well-known/openid-configuration", p.discovery)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", p.ready)
+	if p.Console != nil {
+		p.Console.Mount(r.Group("/console"))
+	}
 	return r
 }
 

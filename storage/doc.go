@@ -4,8 +4,8 @@
 // conformance suite in storage/conformance.
 //
 // Consumers do not take the whole Storage: each package declares the few methods it calls
-// (grants.Store, keys.Store, registry.Store, replica.Store, server.Store), so a decorator such
-// as the token path's store deadline is typed to exactly what it wraps.
+// (grants.Store, keys.Store, registry.Store, replica.Store, server.Store, console.Store), so a
+// decorator such as the token path's store deadline is typed to exactly what it wraps.
 //
 // Security promises are part of the interface, not of the callers: a refresh token rotates
 // exactly once even when requests race (RotateRefreshToken is one atomic step), it only rotates

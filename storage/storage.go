@@ -72,6 +72,20 @@ type Storage interface {
 	// so using a token is not a store write.
 	TouchPersonalTokens(ctx context.Context, used map[string]time.Time) error
 
+	// CreateSession stores a console session of an existing user (ErrNotFound when the user
+	// does not exist, ErrAlreadyExists when the id hash is taken) until it expires on now's
+	// clock; see Session.
+	CreateSession(ctx context.Context, s Session, now time.Time) error
+	// GetSession returns the session whose id hashes to idHash if it is live at now; an
+	// unknown, signed-out or expired one is ErrNotFound.
+	GetSession(ctx context.Context, idHash string, now time.Time) (Session, error)
+	// TouchSession moves a live session's idle expiry to idleUntil (never past its absolute
+	// expiry); ErrNotFound when it is not live at now. Callers touch at most once a minute, so
+	// browsing the console is not a store write per page.
+	TouchSession(ctx context.Context, idHash string, idleUntil, now time.Time) error
+	// DeleteSession ends a session (sign-out); ErrNotFound when there is none.
+	DeleteSession(ctx context.Context, idHash string) error
+
 	// Login looks up the user of a password login together with the failed-login backoff
 	// that applies to it, in one step; see LoginAttempt.
 	Login(ctx context.Context, a LoginAttempt) (LoginState, error)
@@ -319,6 +333,35 @@ type PersonalToken struct {
 // Live reports whether the token may be used at now.
 func (t PersonalToken) Live(now time.Time) bool {
 	return t.ExpiresAt.IsZero() || now.Before(t.ExpiresAt)
+}
+
+// Session is a signed-in console user (SPEC §11). The browser holds the session id in a
+// cookie; the store keeps only its hex SHA-256 (IDHash), so a store dump yields no session to
+// take over. CSRF is the secret every console form carries back. A session ends at IdleUntil,
+// which requests push forward, or at ExpiresAt, whichever comes first; the backend drops the
+// record then. Deleting a user does not touch its sessions: the console reads the user on
+// every request and ends a session whose user is gone or whose password changed after it
+// began (User.NotBefore).
+type Session struct {
+	IDHash    string    `json:"id_hash"`
+	UserID    string    `json:"user_id"`
+	CSRF      string    `json:"csrf"`
+	CreatedAt time.Time `json:"created_at"`
+	IdleUntil time.Time `json:"idle_until"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Live reports whether the session may be used at now.
+func (s Session) Live(now time.Time) bool {
+	return now.Before(s.IdleUntil) && now.Before(s.ExpiresAt)
+}
+
+// End is when the session expires if it is not touched again.
+func (s Session) End() time.Time {
+	if s.IdleUntil.Before(s.ExpiresAt) {
+		return s.IdleUntil
+	}
+	return s.ExpiresAt
 }
 
 // Replica is one running server process sharing the store.

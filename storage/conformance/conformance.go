@@ -55,6 +55,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"PersonalTokensGoWithTheirUser", testPersonalTokensOfDeletedUser},
 		{"KeyRotation", testKeyRotation},
 		{"KeyRestore", testKeyRestore},
+		{"Sessions", testSessions},
+		{"SessionsExpireInTheStore", testSessionsExpireInTheStore},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

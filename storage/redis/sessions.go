@@ -1,0 +1,99 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/tokensmith/tokensmith/storage"
+)
+
+// Console sessions are one key each, in the users' slot so creating one checks its user in the
+// same script, with a PX lifetime to the session's end: Redis drops abandoned sessions itself,
+// and signing out on any replica deletes the one record every replica reads.
+func sessionKey(idHash string) string { return "ts:{users}:session:" + idHash }
+
+// createSession. KEYS: users by-id hash, the session key. ARGV: user id, json, ttl_ms.
+var createSession = goredis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 'nouser' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'exists' end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return 'ok'`)
+
+// ttl is how long a record that ends at end lives on now's clock; never zero, which Redis
+// refuses.
+func ttl(now, end time.Time) time.Duration { return max(end.Sub(now), time.Millisecond) }
+
+// CreateSession implements storage.Storage.
+func (s *Store) CreateSession(ctx context.Context, sess storage.Session, now time.Time) error {
+	b, err := json.Marshal(sess)
+	if err != nil {
+		return err
+	}
+	res, err := createSession.Run(ctx, s.rdb, []string{usersByID, sessionKey(sess.IDHash)},
+		sess.UserID, b, ttl(now, sess.End()).Milliseconds()).Text()
+	if err != nil {
+		return fail(err)
+	}
+	switch res {
+	case "nouser":
+		return storage.ErrNotFound
+	case "exists":
+		return storage.ErrAlreadyExists
+	}
+	return nil
+}
+
+// GetSession implements storage.Storage.
+func (s *Store) GetSession(ctx context.Context, idHash string, now time.Time) (storage.Session, error) {
+	js, err := s.rdb.Get(ctx, sessionKey(idHash)).Result()
+	if err != nil {
+		return storage.Session{}, fail(err)
+	}
+	sess, err := decode[storage.Session](js)
+	if err != nil {
+		return storage.Session{}, err
+	}
+	if !sess.Live(now) {
+		return storage.Session{}, storage.ErrNotFound
+	}
+	return sess, nil
+}
+
+// TouchSession implements storage.Storage: read, then SET XX, so a session deleted in between
+// (signed out on another replica) is not brought back. Two touches racing both write an idle
+// expiry of about now + the idle timeout, so either may win.
+func (s *Store) TouchSession(ctx context.Context, idHash string, idleUntil, now time.Time) error {
+	sess, err := s.GetSession(ctx, idHash, now)
+	if err != nil {
+		return err
+	}
+	if idleUntil.Before(sess.ExpiresAt) {
+		sess.IdleUntil = idleUntil
+	} else {
+		sess.IdleUntil = sess.ExpiresAt
+	}
+	b, err := json.Marshal(sess)
+	if err != nil {
+		return err
+	}
+	err = s.rdb.SetArgs(ctx, sessionKey(idHash), b, goredis.SetArgs{Mode: "XX", TTL: ttl(now, sess.End())}).Err()
+	if errors.Is(err, goredis.Nil) {
+		return storage.ErrNotFound
+	}
+	return fail(err)
+}
+
+// DeleteSession implements storage.Storage.
+func (s *Store) DeleteSession(ctx context.Context, idHash string) error {
+	n, err := s.rdb.Del(ctx, sessionKey(idHash)).Result()
+	if err != nil {
+		return fail(err)
+	}
+	if n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
