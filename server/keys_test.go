@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -80,6 +81,9 @@ func TestRotationWhileIssuing(t *testing.T) {
 	kids := sync.Map{}
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	var once sync.Once
+	halt := func() { once.Do(func() { close(stop); <-done }) }
+	defer halt()
 	go func() {
 		defer close(done)
 		for {
@@ -89,13 +93,13 @@ func TestRotationWhileIssuing(t *testing.T) {
 			default:
 			}
 			ts.Clock.Set(time.Now()) // the token path follows real time here
-			r := ts.form(t, id, sec, url.Values{"grant_type": {"client_credentials"}})
-			if r.Status != 200 {
-				t.Errorf("token: %d %s", r.Status, r.RawBody)
+			tok, err := ccTokenOnce(ts.URL, id, sec)
+			if err != nil {
+				t.Errorf("token: %v", err)
 				failed.Add(1)
 				continue
 			}
-			kid, err := v.verify(r.str("access_token"))
+			kid, err := v.verify(tok)
 			if err != nil {
 				t.Errorf("verification failed for kid %s: %v", kid, err)
 				failed.Add(1)
@@ -104,20 +108,20 @@ func TestRotationWhileIssuing(t *testing.T) {
 			issued.Add(1)
 		}
 	}()
+	// Keys are chosen by iat, which has whole seconds: each key signs for over a second here.
 	time.Sleep(300 * time.Millisecond)
-	if r := ts.admin(t, "POST", "/admin/keys/rotate", `{"publish_ahead":"400ms"}`); r.Status != 201 || r.str("state") != "next" {
+	if r := ts.admin(t, "POST", "/admin/keys/rotate", `{"publish_ahead":"1s"}`); r.Status != 201 || r.str("state") != "next" {
 		t.Fatalf("rotate ahead: %d %s", r.Status, r.RawBody)
 	}
 	if r := ts.admin(t, "POST", "/admin/keys/rotate", `{"publish_ahead":"0s"}`); r.Status != 409 {
 		t.Fatalf("rotate while one is pending: %d %s", r.Status, r.RawBody)
 	}
-	time.Sleep(800 * time.Millisecond)
+	time.Sleep(2500 * time.Millisecond)
 	if r := ts.admin(t, "POST", "/admin/keys/rotate", `{"publish_ahead":"0s"}`); r.Status != 201 || r.str("state") != "active" {
 		t.Fatalf("rotate at once: %d %s", r.Status, r.RawBody)
 	}
-	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	<-done
+	time.Sleep(1500 * time.Millisecond)
+	halt()
 	n := 0
 	kids.Range(func(any, any) bool { n++; return true })
 	t.Logf("%d tokens issued and verified across %d keys, %d JWKS fetches, %d failures", issued.Load(), n, v.fetches, failed.Load())
@@ -142,4 +146,23 @@ func TestRotationWhileIssuing(t *testing.T) {
 
 func containsAny(s string, subs ...string) bool {
 	return slices.ContainsFunc(subs, func(sub string) bool { return strings.Contains(s, sub) })
+}
+
+// ccTokenOnce gets a client_credentials token without the test helpers' t.Fatal, for goroutines.
+func ccTokenOnce(base, id, sec string) (string, error) {
+	req, _ := http.NewRequest("POST", base+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(sec))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != 200 {
+		return "", fmt.Errorf("status %d: %v", resp.StatusCode, err)
+	}
+	return body.AccessToken, nil
 }
