@@ -262,7 +262,8 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		ClientCacheTTL:       cfg.ClientCacheTTL.D(),
 		StoreTimeout:         cfg.StoreTimeout.D(),
 	}, grants.WithLogger(log), grants.WithReplicas(replicas.Live), grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
-		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }))
+		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }),
+		grants.WithQuotaHook(func(e grants.QuotaEvent) { m.Quota(e.ClientID, e.Window, e.Shadow) }))
 	bus.Handle(gh.Forget)
 	bus.Handle(func(c storage.Change) {
 		if c.Kind == storage.ChangeSigningKeys || c.Kind == "" {

@@ -114,10 +114,12 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		ClientCacheTTL: o.cacheTTL, DailyLimitLocation: o.tz, StoreTimeout: 500 * time.Millisecond,
 	}, grants.WithClock(ts.Clock.Now), grants.WithLogger(log), grants.WithReplicas(func() int { return o.replicas }),
 		grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
-		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }))
+		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }),
+		grants.WithQuotaHook(func(e grants.QuotaEvent) { ts.Metrics.Quota(e.ClientID, e.Window, e.Shadow) }))
 	bus.Handle(gh.Forget)
 	ts.Grants = gh
-	pub := &server.Public{Issuer: ts.URL, Grants: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Now: ts.Clock.Now, TrustedProxies: o.trusted}
+	pub := &server.Public{Issuer: ts.URL, Grants: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Now: ts.Clock.Now,
+		TrustedProxies: o.trusted}
 	pubSrv.Config.Handler = pub.Handler()
 	adm := &server.Admin{TokenHash: secret.Hash(testAdminToken), Registry: ts.Registry, Tokens: gh, Keys: ks, KeyManager: km, Store: store,
 		Metrics: ts.Metrics, Log: log, Version: "test", Now: ts.Clock.Now, TrustedProxies: o.trusted}
