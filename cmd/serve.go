@@ -291,8 +291,12 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	go func() { outages.Run(ctx); close(outagesDone) }()
 	defer func() { cancel(); <-outagesDone }()
 
+	endpoints, err := cfg.ProfileEndpoints()
+	if err != nil {
+		return fmt.Errorf("profiles: %w", err)
+	}
 	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: store, Metrics: m, Log: log,
-		TrustedProxies: cfg.TrustedProxies, Outages: outages}
+		TrustedProxies: cfg.TrustedProxies, Outages: outages, Profiles: endpoints}
 	adm := &server.Admin{TokenHash: secret.Hash(adminToken), Registry: reg, Tokens: gh, Keys: keyset, KeyManager: km, Store: store,
 		Metrics: m, Log: log, Version: Version, TrustedProxies: cfg.TrustedProxies, Outages: outages}
 
@@ -318,6 +322,10 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		"admin_listen", admLn.Addr().String(), "admin_tls", admTLS != nil, "storage", storageLabel(cfg.Storage), "kid", keyset.ActiveID(),
 		"signer", keys.SignerName, "signer_version", keys.SignerVersion(),
 		"replica", replicas.ID(), "live_replicas", replicas.Live())
+	for _, ep := range endpoints {
+		log.Info("seed API profile on", "profile", ep.Profile, "api", ep.Seed,
+			"route", strings.Join(ep.Route.HTTPMethods(), ",")+" "+ep.Path)
+	}
 
 	servers := []*http.Server{
 		{Handler: pub.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},

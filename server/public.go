@@ -12,6 +12,7 @@ import (
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/metrics"
+	"github.com/tokensmith/tokensmith/profiles"
 	"github.com/tokensmith/tokensmith/protocol"
 )
 
@@ -35,6 +36,8 @@ type Public struct {
 	TrustedProxies []string
 	// Outages, if set, hears of every answer 503 for want of the store.
 	Outages OutageReporter
+	// Profiles are the seed API routes turned on (config.ProfileEndpoints).
+	Profiles []profiles.Endpoint
 }
 
 // JWKSMaxAge is how long resource servers may cache the JWKS.
@@ -55,6 +58,11 @@ func (p *Public) Handler() http.Handler {
 	r.GET("/.well-known/openid-configuration", p.discovery)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", p.ready)
+	for _, ep := range p.Profiles {
+		for _, m := range ep.Route.HTTPMethods() {
+			r.Handle(m, ep.Path, p.profile(ep))
+		}
+	}
 	return r
 }
 
