@@ -533,7 +533,9 @@ func TestProfilesShareReuseAndQuota(t *testing.T) {
 			rahmet := func() reply {
 				return ts.postJSON(t, "/auth/token", map[string]string{"client_id": lid, "client_secret": lsec, "grant_type": "client_credentials"})
 			}
-			atol := func() reply { return ts.postJSON(t, "/possystem/v4/getToken", map[string]string{"login": lid, "pass": lsec}) }
+			atol := func() reply {
+				return ts.postJSON(t, "/possystem/v4/getToken", map[string]string{"login": lid, "pass": lsec})
+			}
 			std3 := func() reply { return ts.form(t, lid, lsec, cc) }
 			for i, call := range []func() reply{std3, rahmet, atol} {
 				r := call()
