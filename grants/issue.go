@@ -214,12 +214,23 @@ func (c *core) shadowed(a storage.Admission, got storage.Admitted) {
 // refuse is the answer to an admission an enforced limit refused: rate_limited, retried once
 // every limit it reached has reset.
 func (c *core) refuse(a storage.Admission, got storage.Admitted) error {
-	var over []quota
+	var over, enforced []quota
 	for _, q := range quotas(a, got) {
-		if !q.shadow && q.count >= q.limit {
+		if q.shadow {
+			continue
+		}
+		enforced = append(enforced, q)
+		if q.count >= q.limit {
 			over = append(over, q)
 			c.quotaEvent(a, q)
 		}
+	}
+	if len(over) == 0 {
+		// The store refused without counts to show which limit: wait for every enforced one.
+		over = enforced
+	}
+	if len(over) == 0 {
+		return protocol.Errorf(protocol.RateLimited, "token limit reached")
 	}
 	last := over[0]
 	for _, q := range over[1:] {
