@@ -27,8 +27,8 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
 	var (
 		id, name, attl, rttl, grace, reuseMin, auth, owner string
 		grants, scopes, aud                                []string
-		reuse, resourceServer                              bool
-		limit                                              int
+		reuse, resourceServer, dailyShadow, hourlyShadow   bool
+		limit, hourly                                      int
 	)
 	if withID {
 		fs.StringVar(&id, "id", "", "client id (generated when empty)")
@@ -43,7 +43,10 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
 	fs.BoolVar(&reuse, "reuse", false, "hand out the earlier token while it has enough life left")
 	fs.StringVar(&reuseMin, "reuse-min-remaining", "", "least lifetime a reused token must have left, e.g. 5m")
 	fs.IntVar(&limit, "daily-limit", 0, "new tokens per subject per day (0: no limit)")
-	fs.StringVar(&auth, "auth-method", "", "client_secret_basic or client_secret_post (empty: both)")
+	fs.IntVar(&hourly, "hourly-limit", 0, "new tokens per subject per clock hour (0: no limit)")
+	fs.BoolVar(&dailyShadow, "daily-limit-shadow", false, "count the daily limit and report who passes it, without refusing")
+	fs.BoolVar(&hourlyShadow, "hourly-limit-shadow", false, "count the hourly limit and report who passes it, without refusing")
+	fs.StringVar(&auth, "auth-method", "", "client_secret_basic, client_secret_post (empty: both), or none: a public client without a secret, password and refresh_token grants only")
 	fs.StringVar(&owner, "owner", "", "id of the user who manages this client")
 	fs.BoolVar(&resourceServer, "resource-server", false, "may introspect every client's tokens (an API checking what integrators send it)")
 	return func() registry.ClientInput {
@@ -71,6 +74,9 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
 		set("reuse", func() { in.Reuse = &reuse })
 		set("reuse-min-remaining", func() { in.ReuseMinRemaining = &reuseMin })
 		set("daily-limit", func() { in.DailyLimit = &limit })
+		set("hourly-limit", func() { in.HourlyLimit = &hourly })
+		set("daily-limit-shadow", func() { in.DailyLimitShadow = &dailyShadow })
+		set("hourly-limit-shadow", func() { in.HourlyLimitShadow = &hourlyShadow })
 		set("auth-method", func() { in.TokenEndpointAuthMethod = &auth })
 		set("owner", func() { in.Owner = &owner })
 		set("resource-server", func() { in.ResourceServer = &resourceServer })
@@ -95,6 +101,10 @@ func clientCreateCmd(g *globals) *cobra.Command {
 			return g.printJSON(raw)
 		}
 		printClient(g, v)
+		if v.ClientSecret == "" {
+			fmt.Fprintln(g.out, "\nA public client: it has no secret and is identified by its client_id alone.")
+			return nil
+		}
 		fmt.Fprintf(g.out, "\nclient_secret: %s\nStore the secret now: it is not shown again.\n", v.ClientSecret)
 		return nil
 	}
@@ -228,11 +238,17 @@ func printClient(g *globals, v registry.ClientView) {
 	row("refresh_grace", orDefault(v.RefreshGrace))
 	row("reuse", fmt.Sprint(v.Reuse))
 	row("reuse_min_remaining", orDefault(v.ReuseMinRemaining))
-	limit := "none"
-	if v.DailyLimit > 0 {
-		limit = fmt.Sprint(v.DailyLimit)
+	limit := func(n int, shadow bool) string {
+		switch {
+		case n == 0:
+			return "none"
+		case shadow:
+			return fmt.Sprint(n, " (shadow: counted and reported, not enforced)")
+		}
+		return fmt.Sprint(n)
 	}
-	row("daily_limit", limit)
+	row("daily_limit", limit(v.DailyLimit, v.DailyLimitShadow))
+	row("hourly_limit", limit(v.HourlyLimit, v.HourlyLimitShadow))
 	row("auth_method", orValue(v.TokenEndpointAuthMethod, "client_secret_basic or client_secret_post"))
 	row("owner", dash(v.Owner))
 	row("resource_server", fmt.Sprint(v.ResourceServer))

@@ -263,7 +263,8 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		ClientCacheTTL:       cfg.ClientCacheTTL.D(),
 		StoreTimeout:         cfg.StoreTimeout.D(),
 	}, grants.WithLogger(log), grants.WithReplicas(replicas.Live), grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
-		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }))
+		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }),
+		grants.WithQuotaHook(func(e grants.QuotaEvent) { m.Quota(e.ClientID, e.Window, e.Shadow) }))
 	bus.Handle(gh.Forget)
 	bus.Handle(func(c storage.Change) {
 		if c.Kind == storage.ChangeSigningKeys || c.Kind == "" {
@@ -291,8 +292,12 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	go func() { outages.Run(ctx); close(outagesDone) }()
 	defer func() { cancel(); <-outagesDone }()
 
+	endpoints, err := cfg.ProfileEndpoints()
+	if err != nil {
+		return fmt.Errorf("profiles: %w", err)
+	}
 	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: store, Metrics: m, Log: log,
-		TrustedProxies: cfg.TrustedProxies, Outages: outages}
+		TrustedProxies: cfg.TrustedProxies, Outages: outages, Profiles: endpoints}
 	if cfg.Console.Enabled {
 		pub.Console = console.New(console.Options{
 			Passwords: gh, Registry: reg, Store: store, Issuer: cfg.Issuer,
@@ -328,6 +333,10 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		"admin_listen", admLn.Addr().String(), "admin_tls", admTLS != nil, "storage", storageLabel(cfg.Storage), "kid", keyset.ActiveID(),
 		"signer", keys.SignerName, "signer_version", keys.SignerVersion(),
 		"replica", replicas.ID(), "live_replicas", replicas.Live())
+	for _, ep := range endpoints {
+		log.Info("seed API profile on", "profile", ep.Profile, "api", ep.Seed,
+			"route", strings.Join(ep.Route.HTTPMethods(), ",")+" "+ep.Path)
+	}
 
 	servers := []*http.Server{
 		{Handler: pub.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},

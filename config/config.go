@@ -68,6 +68,10 @@ type Config struct {
 	Keys Keys `yaml:"keys" envPrefix:"KEYS_"`
 	// Console is the integration console on the public listener (SPEC §11).
 	Console Console `yaml:"console" envPrefix:"CONSOLE_"`
+	// Profiles turns on seed API profiles: extra token routes on the public listener speaking
+	// a seed API's wire format (package profiles). TOKENSMITH_PROFILES (comma-separated names)
+	// chooses which are on; the paths given in YAML stay.
+	Profiles Profiles `yaml:"profiles" env:"-"`
 
 	// IssuerDerived is set by Load when Issuer was not configured but derived from Listen.
 	IssuerDerived bool `yaml:"-"`
@@ -169,6 +173,9 @@ func Load(path string, environ []string) (Config, error) {
 	}
 	if err := env.ParseWithOptions(&c, env.Options{Prefix: EnvPrefix, Environment: envMap}); err != nil {
 		return c, envError(err)
+	}
+	if v, ok := envMap[EnvPrefix+"PROFILES"]; ok {
+		c.Profiles = c.Profiles.only(v)
 	}
 	if c.Storage == "" {
 		c.Storage = "file:" + filepath.Join(c.DataDir, "tokensmith.db")
@@ -372,6 +379,9 @@ func (c Config) Validate() error {
 	}
 	if t.FailedLoginLimit < 1 {
 		bad("tokens.failed_login_limit", "must be at least 1")
+	}
+	if _, err := c.ProfileEndpoints(); err != nil {
+		bad("profiles", "%v", err)
 	}
 	if c.Keys.PublishAhead < 0 || c.Keys.PublishAhead.D() > 24*time.Hour {
 		bad("keys.publish_ahead", "must be between 0s and 24h")

@@ -24,10 +24,15 @@ type Request struct {
 	Params       map[string]string
 	ClientID     string
 	ClientSecret string
-	// AuthMethod is protocol.AuthSecretBasic or protocol.AuthSecretPost.
+	// AuthMethod is protocol.AuthSecretBasic, protocol.AuthSecretPost, or protocol.AuthNone
+	// for a caller that sends no secret by design (a seed API's public app id). With
+	// AuthNone, a refresh_token grant and no ClientID, the refresh token names its client,
+	// which must be public (tokens.refresh sends nothing else).
 	AuthMethod string
 	// Remote is the caller's address, for the failed-login backoff.
 	Remote string
+	// refresh is the refresh token's record when it was read to find the client.
+	refresh *storage.RefreshToken
 }
 
 // Token is what a successful grant returns. Times are absolute so a replayed answer (refresh
@@ -43,6 +48,26 @@ type Token struct {
 	RefreshExpiresAt time.Time `json:"refresh_expires_at,omitzero"`
 	// IssuedTokenType is RFC 8693's issued_token_type, set by token exchange.
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	// RateLimit is where the caller stands against the client's tightest quota after this new
+	// token; nil when the client has no limit or nothing was counted (reuse, refresh).
+	RateLimit *protocol.RateLimit `json:"-"`
+}
+
+// ExpiresIn is how many seconds of the access token's life an answer reports at now. A token
+// minted in this second reports its whole lifetime, even if the clock ticked over while
+// answering; an earlier one (reused, or a retry in the refresh grace window) what is left.
+func (t *Token) ExpiresIn(now time.Time) int64 { return max(t.ExpiresAt.Unix()-t.from(now), 0) }
+
+// RefreshExpiresIn is ExpiresIn for the refresh token.
+func (t *Token) RefreshExpiresIn(now time.Time) int64 {
+	return max(t.RefreshExpiresAt.Unix()-t.from(now), 0)
+}
+
+func (t *Token) from(now time.Time) int64 {
+	if n := now.Unix(); n-t.IssuedAt.Unix() > 1 {
+		return n
+	}
+	return t.IssuedAt.Unix()
 }
 
 // Grant is one grant type.
@@ -101,6 +126,8 @@ type core struct {
 	log    *slog.Logger
 	// onIssue, when set, is told about every token pair minted (metrics, tests).
 	onIssue func(grant string)
+	// onQuota, when set, is told about every issuance beyond a limit (metrics).
+	onQuota func(QuotaEvent)
 	// replicas is the number of live replicas, the capacity of a reuse pool.
 	replicas func() int
 	pools    singleflight.Group
@@ -215,15 +242,30 @@ func (h *Handler) Token(ctx context.Context, r *Request) (*Token, error) {
 	if !ok {
 		return nil, protocol.Errorf(protocol.UnsupportedGrantType, "grant_type %q is not supported", r.GrantType)
 	}
+	if r.ClientID == "" && r.AuthMethod == protocol.AuthNone && r.GrantType == protocol.GrantRefreshToken {
+		rec, err := h.core.readRefresh(ctx, r.Params[protocol.ParamRefreshToken])
+		if err != nil {
+			return nil, err
+		}
+		r.ClientID, r.refresh = rec.ClientID, &rec
+	}
 	c, err := h.core.authenticate(ctx, r)
 	if err != nil {
 		return nil, err
+	}
+	if c.IsPublic() && !slices.Contains(PublicGrants, r.GrantType) {
+		return nil, protocol.Errorf(protocol.UnauthorizedClient, "a public client may use only the %s grants", strings.Join(PublicGrants, " and "))
 	}
 	if !slices.Contains(c.GrantTypes, r.GrantType) {
 		return nil, protocol.Errorf(protocol.UnauthorizedClient, "client is not allowed the %s grant", r.GrantType)
 	}
 	return g.Handle(ctx, c, r)
 }
+
+// PublicGrants are the grants a public client may have (SPEC §5): a user's password, and the
+// refresh tokens of that login. Never client_credentials: with no secret, anyone who knows the
+// id would be the client.
+var PublicGrants = []string{protocol.GrantPassword, protocol.GrantRefreshToken}
 
 // Client adapts a stored client to go-oauth2's ClientInfo and ClientPasswordVerifier, so the
 // same value can be handed to go-oauth2 components.
@@ -247,8 +289,9 @@ func (c *Client) GetSecret() string { return "" }
 // GetDomain implements oauth2.ClientInfo; Tokensmith clients have no redirect URIs.
 func (c *Client) GetDomain() string { return "" }
 
-// IsPublic implements oauth2.ClientInfo; every client is confidential.
-func (c *Client) IsPublic() bool { return false }
+// IsPublic implements oauth2.ClientInfo: a client with token_endpoint_auth_method "none"
+// (RFC 6749 §2.1) has no secret and is identified by its id alone.
+func (c *Client) IsPublic() bool { return c.TokenEndpointAuthMethod == protocol.AuthNone }
 
 // GetUserID implements oauth2.ClientInfo with the owning user.
 func (c *Client) GetUserID() string { return c.Owner }
@@ -271,10 +314,13 @@ func (c *core) authenticate(ctx context.Context, r *Request) (*Client, error) {
 		return nil, fail("client authentication is required")
 	}
 	cl, err := c.lookupClient(ctx, r.ClientID, false)
-	if err == nil && !cl.VerifyPassword(r.ClientSecret) {
+	if err == nil && !cl.accepts(r.ClientSecret) {
 		// The cached record may predate a secret rotation: check the store before refusing.
 		cl, err = c.lookupClient(ctx, r.ClientID, true)
-		if err == nil && !cl.VerifyPassword(r.ClientSecret) {
+		if err == nil && !cl.accepts(r.ClientSecret) {
+			if cl.IsPublic() {
+				return nil, fail("this client is public (token_endpoint_auth_method none): it sends its client_id and no secret")
+			}
 			return nil, fail("unknown client or wrong secret")
 		}
 	}
@@ -284,10 +330,20 @@ func (c *core) authenticate(ctx context.Context, r *Request) (*Client, error) {
 	if err != nil {
 		return nil, storeError(err)
 	}
-	if m := cl.TokenEndpointAuthMethod; m != "" && m != r.AuthMethod {
+	if m := cl.TokenEndpointAuthMethod; m != "" && !cl.IsPublic() && m != r.AuthMethod {
 		return nil, fail("client must authenticate with " + m)
 	}
 	return cl, nil
+}
+
+// accepts reports whether presented authenticates the client: its secret for a confidential
+// client; nothing at all for a public one, which must not be sent a secret it does not have
+// (a secret sent anyway means the caller takes it for another client).
+func (c *Client) accepts(presented string) bool {
+	if c.IsPublic() {
+		return presented == ""
+	}
+	return c.VerifyPassword(presented)
 }
 
 // storeError turns a backend failure into the answer a caller can act on: retry later.

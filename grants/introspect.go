@@ -40,6 +40,10 @@ func (h *Handler) Introspect(ctx context.Context, r *Request) (*Introspection, e
 	if err != nil {
 		return nil, err
 	}
+	if cl.IsPublic() {
+		// RFC 7662 §2.1 requires the caller to authenticate; an id anyone may know is not that.
+		return nil, protocol.Errorf(protocol.UnauthorizedClient, "a public client cannot introspect tokens")
+	}
 	return h.introspect(ctx, cl, raw)
 }
 

@@ -18,14 +18,14 @@ const reserveFor = 10 * time.Second
 // fresh mints the new token(s) of a grant once policy allows it.
 type fresh func(now time.Time) (*Token, error)
 
-// issue applies the client's token reuse and daily limit (SPEC §5) around a new issuance:
-// one atomic store step decides whether an earlier token is handed out again, whether the
-// day's count allows a new one, and holds a reuse slot; a second step settles the outcome.
-// Clients with neither policy go straight to minting; reusable is false for grants whose
-// tokens must never be handed out twice.
+// issue applies the client's token reuse and daily and hourly limits (SPEC §5) around a new
+// issuance: one atomic store step decides whether an earlier token is handed out again,
+// whether the day's and the hour's counts allow a new one, and holds a reuse slot; a second
+// step settles the outcome. Clients with none of these policies go straight to minting;
+// reusable is false for grants whose tokens must never be handed out twice.
 func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, reusable bool, mint fresh) (*Token, error) {
 	reuse := cl.Reuse && reusable
-	if !reuse && cl.DailyLimit == 0 {
+	if !reuse && cl.DailyLimit == 0 && cl.HourlyLimit == 0 {
 		return mint(now)
 	}
 	adm := storage.Admission{
@@ -38,8 +38,12 @@ func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, r
 		adm.Capacity = c.replicas()
 	}
 	if cl.DailyLimit > 0 {
-		adm.Limit = cl.DailyLimit
+		adm.Limit, adm.Shadow = cl.DailyLimit, cl.DailyLimitShadow
 		adm.Day, adm.ResetAt = dayWindow(now, c.policy.DailyLimitLocation)
+	}
+	if cl.HourlyLimit > 0 {
+		adm.HourlyLimit, adm.HourlyShadow = cl.HourlyLimit, cl.HourlyLimitShadow
+		adm.Hour, adm.HourResetAt = hourWindow(now, c.policy.DailyLimitLocation)
 	}
 	if !reuse {
 		return c.admitAndMint(ctx, adm, mint)
@@ -58,10 +62,11 @@ func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, r
 
 func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fresh) (*Token, error) {
 	adm.Reservation = secret.New(9)
+	var got storage.Admitted
 	for attempt := 0; ; attempt++ {
 		adm.ReserveUntil = adm.Now.Add(reserveFor)
-		got, err := c.store.Admit(ctx, adm)
-		if err != nil {
+		var err error
+		if got, err = c.store.Admit(ctx, adm); err != nil {
 			return nil, storeError(err)
 		}
 		switch {
@@ -69,10 +74,7 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 			p := got.Reused
 			return &Token{AccessToken: p.AccessToken, IssuedAt: p.IssuedAt, ExpiresAt: p.ExpiresAt, Scope: p.Scope}, nil
 		case got.Limited:
-			e := protocol.Errorf(protocol.RateLimited, "daily limit of %d new tokens reached; it resets at %s",
-				adm.Limit, adm.ResetAt.UTC().Format(time.RFC3339))
-			e.RetryAfter = int(adm.ResetAt.Sub(adm.Now).Seconds() + 0.999)
-			return nil, e
+			return nil, c.refuse(adm, got)
 		case got.Busy:
 			// Every slot is held by an issuance in flight on another replica; its token will
 			// be in the pool in a moment.
@@ -85,7 +87,11 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 		}
 		break
 	}
+	c.shadowed(adm, got)
 	tok, err := mint(adm.Now)
+	if err == nil {
+		tok.RateLimit = tightest(quotas(adm, got))
+	}
 	st := storage.Settlement{Admission: adm}
 	if err == nil && adm.Reuse {
 		fam, _ := FamilyOf(tok.jti)
@@ -118,4 +124,123 @@ func dayWindow(now time.Time, loc *time.Location) (string, time.Time) {
 	t := now.In(loc)
 	y, m, d := t.Date()
 	return t.Format("2006-01-02"), time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+}
+
+// hourWindow names the clock hour of now in loc and when it ends. The name is the hour's start
+// in UTC, so the hour repeated when clocks go back is two windows, as it is two hours.
+func hourWindow(now time.Time, loc *time.Location) (string, time.Time) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	_, off := now.In(loc).Zone()
+	shift := time.Duration(off) * time.Second
+	start := now.Add(shift).Truncate(time.Hour).Add(-shift)
+	return start.UTC().Format(time.RFC3339), start.Add(time.Hour)
+}
+
+// quota is one limit an admission was counted against.
+type quota struct {
+	window string
+	limit  int
+	count  int
+	shadow bool
+	reset  time.Time
+}
+
+// Quota windows, as QuotaEvent.Window names them.
+const (
+	WindowDaily  = "daily"
+	WindowHourly = "hourly"
+)
+
+func quotas(a storage.Admission, got storage.Admitted) []quota {
+	var out []quota
+	if a.Limit > 0 {
+		out = append(out, quota{WindowDaily, a.Limit, got.DailyCount, a.Shadow, a.ResetAt})
+	}
+	if a.HourlyLimit > 0 {
+		out = append(out, quota{WindowHourly, a.HourlyLimit, got.HourlyCount, a.HourlyShadow, a.HourResetAt})
+	}
+	return out
+}
+
+// tightest is the quota with the fewest new tokens left (on a tie the one that resets last),
+// which is what one set of X-RateLimit-* headers can say.
+func tightest(qs []quota) *protocol.RateLimit {
+	var best *protocol.RateLimit
+	for _, q := range qs {
+		rl := &protocol.RateLimit{Limit: q.limit, Remaining: max(q.limit-q.count, 0), Reset: q.reset}
+		if best == nil || rl.Remaining < best.Remaining || rl.Remaining == best.Remaining && rl.Reset.After(best.Reset) {
+			best = rl
+		}
+	}
+	return best
+}
+
+// QuotaEvent is an issuance beyond one of a client's limits: refused when the limit is
+// enforced, let through when it runs in shadow mode (Shadow).
+type QuotaEvent struct {
+	ClientID string
+	Subject  string
+	// Window is WindowDaily or WindowHourly.
+	Window string
+	Limit  int
+	// Count is the window's count with this issuance (shadow) or as it stood (refused).
+	Count  int
+	Shadow bool
+}
+
+// WithQuotaHook registers fn to hear of every issuance beyond a limit (metrics).
+func WithQuotaHook(fn func(QuotaEvent)) Option { return func(c *core) { c.onQuota = fn } }
+
+func (c *core) quotaEvent(a storage.Admission, q quota) {
+	if c.onQuota != nil {
+		c.onQuota(QuotaEvent{ClientID: a.Pool.ClientID, Subject: a.Pool.Subject, Window: q.window, Limit: q.limit, Count: q.count, Shadow: q.shadow})
+	}
+}
+
+// shadowed reports the shadow limits an allowed issuance went past: the token is minted, and
+// the operator learns whom the limit would have refused.
+func (c *core) shadowed(a storage.Admission, got storage.Admitted) {
+	for _, q := range quotas(a, got) {
+		if q.shadow && q.count > q.limit {
+			c.log.Info("quota exceeded in shadow mode: the token is issued, an enforced limit would have refused it",
+				"client_id", a.Pool.ClientID, "subject", a.Pool.Subject, "window", q.window, "limit", q.limit, "count", q.count)
+			c.quotaEvent(a, q)
+		}
+	}
+}
+
+// refuse is the answer to an admission an enforced limit refused: rate_limited, retried once
+// every limit it reached has reset.
+func (c *core) refuse(a storage.Admission, got storage.Admitted) error {
+	var over, enforced []quota
+	for _, q := range quotas(a, got) {
+		if q.shadow {
+			continue
+		}
+		enforced = append(enforced, q)
+		if q.count >= q.limit {
+			over = append(over, q)
+			c.quotaEvent(a, q)
+		}
+	}
+	if len(over) == 0 {
+		// The store refused without counts to show which limit: wait for every enforced one.
+		over = enforced
+	}
+	if len(over) == 0 {
+		return protocol.Errorf(protocol.RateLimited, "token limit reached")
+	}
+	last := over[0]
+	for _, q := range over[1:] {
+		if q.reset.After(last.reset) {
+			last = q
+		}
+	}
+	e := protocol.Errorf(protocol.RateLimited, "%s limit of %d new tokens reached; it resets at %s",
+		last.window, last.limit, last.reset.UTC().Format(time.RFC3339))
+	e.RetryAfter = int(last.reset.Sub(a.Now).Seconds() + 0.999)
+	e.RateLimit = &protocol.RateLimit{Limit: last.limit, Remaining: 0, Reset: last.reset}
+	return e
 }

@@ -36,12 +36,9 @@ var (
 
 func (g *refresh) Handle(ctx context.Context, c *Client, r *Request) (*Token, error) {
 	raw := r.Params[protocol.ParamRefreshToken]
-	if raw == "" {
-		return nil, protocol.Errorf(protocol.InvalidRequest, "missing refresh_token")
-	}
-	family, hash, ok := parseRefreshToken(raw)
-	if !ok {
-		return nil, errUnknownRefresh
+	family, hash, err := parseRefresh(raw)
+	if err != nil {
+		return nil, err
 	}
 	grace := g.policy.RefreshGrace
 	if c.RefreshGrace != nil {
@@ -50,12 +47,12 @@ func (g *refresh) Handle(ctx context.Context, c *Client, r *Request) (*Token, er
 	scope := r.Params[protocol.ParamScope]
 	if grace <= 0 {
 		// Without a grace window a second presentation must fail, so callers are not merged.
-		return g.rotate(ctx, c, raw, family, hash, scope, grace)
+		return g.rotate(ctx, c, raw, family, hash, scope, grace, r.refresh)
 	}
 	// Callers share the rotation; it must not die with whichever of them started it.
 	shared := context.WithoutCancel(ctx)
 	v, err, _ := g.flight.Do(c.ID+"\x00"+hash+"\x00"+scope, func() (any, error) {
-		return g.rotate(shared, c, raw, family, hash, scope, grace)
+		return g.rotate(shared, c, raw, family, hash, scope, grace, r.refresh)
 	})
 	if err != nil {
 		return nil, err
@@ -63,13 +60,18 @@ func (g *refresh) Handle(ctx context.Context, c *Client, r *Request) (*Token, er
 	return v.(*Token), nil
 }
 
-func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqScope string, grace time.Duration) (*Token, error) {
+// rotate consumes a refresh token. known is its record when the caller has just read it (to
+// find a public client), which saves reading it again.
+func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqScope string, grace time.Duration, known *storage.RefreshToken) (*Token, error) {
 	now := g.now()
-	old, err := g.store.GetRefreshToken(ctx, family, hash)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, errUnknownRefresh
-	} else if err != nil {
-		return nil, storeError(err)
+	var old storage.RefreshToken
+	if known != nil {
+		old = *known
+	} else {
+		var err error
+		if old, err = g.getRefresh(ctx, family, hash); err != nil {
+			return nil, err
+		}
 	}
 	// A token issued before c.NotBefore belongs to a deleted client that had the same id: its
 	// logins ended with it.
@@ -116,6 +118,39 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 		return nil, protocol.Wrap(protocol.ServerError, "stored successor is unreadable", err)
 	}
 	return t, nil
+}
+
+// parseRefresh checks a presented refresh token's form, before anything is looked up.
+func parseRefresh(raw string) (family, hash string, err error) {
+	if raw == "" {
+		return "", "", protocol.Errorf(protocol.InvalidRequest, "missing refresh_token")
+	}
+	family, hash, ok := parseRefreshToken(raw)
+	if !ok {
+		return "", "", errUnknownRefresh
+	}
+	return family, hash, nil
+}
+
+func (c *core) getRefresh(ctx context.Context, family, hash string) (storage.RefreshToken, error) {
+	rec, err := c.store.GetRefreshToken(ctx, family, hash)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return rec, errUnknownRefresh
+	case err != nil:
+		return rec, storeError(err)
+	}
+	return rec, nil
+}
+
+// readRefresh reads the record of a presented refresh token, for the request that names its
+// client by the token alone.
+func (c *core) readRefresh(ctx context.Context, raw string) (storage.RefreshToken, error) {
+	family, hash, err := parseRefresh(raw)
+	if err != nil {
+		return storage.RefreshToken{}, err
+	}
+	return c.getRefresh(ctx, family, hash)
 }
 
 // successor mints the next pair of a family. The refresh token keeps the login's full scope;

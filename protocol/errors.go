@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Error codes of RFC 6749 §5.2, plus the few Tokensmith adds for its own policies and admin API.
@@ -36,6 +37,8 @@ type Error struct {
 	// Basic marks an invalid_client answer to a request that authenticated with HTTP Basic:
 	// RFC 6749 §5.2 then requires a WWW-Authenticate challenge.
 	Basic bool `json:"-"`
+	// RateLimit, when set, is the quota that refused the request, for X-RateLimit-* headers.
+	RateLimit *RateLimit `json:"-"`
 	// cause is kept for logs and errors.Unwrap; it is never sent to the caller.
 	cause error
 }
@@ -106,3 +109,11 @@ func As(err error) *Error {
 
 // InvalidTarget is RFC 8707's error for an audience or resource the client may not have.
 const InvalidTarget = "invalid_target"
+
+// RateLimit is where a caller stands against the tightest of its client's quotas (daily or
+// hourly limit), answered as X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset.
+type RateLimit struct {
+	Limit     int
+	Remaining int
+	Reset     time.Time
+}

@@ -23,6 +23,8 @@ const (
 const (
 	AuthSecretBasic = "client_secret_basic"
 	AuthSecretPost  = "client_secret_post"
+	// AuthNone is a public client (RFC 6749 §2.1): identified by its client_id, no secret.
+	AuthNone = "none"
 )
 
 // Token endpoint parameter names (RFC 6749 §4, §6).

@@ -113,13 +113,17 @@ type ClientInput struct {
 	Reuse                   *bool     `json:"reuse,omitempty"`
 	ReuseMinRemaining       *string   `json:"reuse_min_remaining,omitempty"`
 	DailyLimit              *int      `json:"daily_limit,omitempty"`
+	HourlyLimit             *int      `json:"hourly_limit,omitempty"`
+	DailyLimitShadow        *bool     `json:"daily_limit_shadow,omitempty"`
+	HourlyLimitShadow       *bool     `json:"hourly_limit_shadow,omitempty"`
 	TokenEndpointAuthMethod *string   `json:"token_endpoint_auth_method,omitempty"`
 	Owner                   *string   `json:"owner,omitempty"`
 	ResourceServer          *bool     `json:"resource_server,omitempty"`
 }
 
 // ClientView is a client as the admin API shows it. Durations that are empty use the server
-// default. ClientSecret is set only in the answer that created or rotated it.
+// default. ClientSecret is set only in the answer that created or rotated it, and never for a
+// public client, which has none.
 type ClientView struct {
 	ClientID                string    `json:"client_id"`
 	ClientSecret            string    `json:"client_secret,omitempty"`
@@ -133,6 +137,9 @@ type ClientView struct {
 	Reuse                   bool      `json:"reuse"`
 	ReuseMinRemaining       string    `json:"reuse_min_remaining,omitempty"`
 	DailyLimit              int       `json:"daily_limit"`
+	HourlyLimit             int       `json:"hourly_limit"`
+	DailyLimitShadow        bool      `json:"daily_limit_shadow"`
+	HourlyLimitShadow       bool      `json:"hourly_limit_shadow"`
 	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method,omitempty"`
 	Owner                   string    `json:"owner,omitempty"`
 	ResourceServer          bool      `json:"resource_server"`
@@ -146,6 +153,7 @@ func View(c storage.Client) ClientView {
 	v := ClientView{
 		ClientID: c.ID, Name: c.Name, GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
 		Audience: nonNil(c.Audience), Reuse: c.Reuse, DailyLimit: c.DailyLimit,
+		HourlyLimit: c.HourlyLimit, DailyLimitShadow: c.DailyLimitShadow, HourlyLimitShadow: c.HourlyLimitShadow,
 		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, Owner: c.Owner, ResourceServer: c.ResourceServer,
 		AccessTokenTTL: fmtDur(c.AccessTokenTTL), RefreshTokenTTL: fmtDur(c.RefreshTokenTTL),
 		ReuseMinRemaining: fmtDur(c.ReuseMinRemaining), CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
@@ -209,11 +217,18 @@ func (s *Service) CreateClient(ctx context.Context, in ClientInput) (ClientView,
 	if err := s.checkOwner(ctx, in); err != nil {
 		return ClientView{}, err
 	}
+	if in.GrantTypes == nil && in.TokenEndpointAuthMethod != nil && *in.TokenEndpointAuthMethod == protocol.AuthNone {
+		// A public client cannot have the usual default, client_credentials.
+		c.GrantTypes = slices.Clone(publicGrants)
+	}
 	if err := apply(&c, in); err != nil {
 		return ClientView{}, err
 	}
-	sec := secret.NewSecret()
-	c.SecretHash = secret.Hash(sec)
+	var sec string
+	if c.TokenEndpointAuthMethod != protocol.AuthNone {
+		sec = secret.NewSecret()
+		c.SecretHash = secret.Hash(sec)
+	}
 	if err := s.store.CreateClient(ctx, c); err != nil {
 		return ClientView{}, storeErr(err, "client "+c.ID)
 	}
@@ -221,6 +236,9 @@ func (s *Service) CreateClient(ctx context.Context, in ClientInput) (ClientView,
 	v.ClientSecret = sec
 	return v, nil
 }
+
+// publicGrants are the only grants a public client may have (grants.PublicGrants).
+var publicGrants = []string{protocol.GrantPassword, protocol.GrantRefreshToken}
 
 // UpdateClient changes the given fields of a client.
 func (s *Service) UpdateClient(ctx context.Context, id string, in ClientInput) (ClientView, error) {
@@ -291,6 +309,10 @@ func (s *Service) rotateSecret(ctx context.Context, id string, grace time.Durati
 	c, err := s.store.UpdateClient(ctx, id, func(c *storage.Client) error {
 		if owner != "" && c.Owner != owner {
 			return storage.ErrNotFound
+		}
+		if c.TokenEndpointAuthMethod == protocol.AuthNone {
+			return invalid("client %s is public (token_endpoint_auth_method none) and has no secret; "+
+				"to make it confidential, change token_endpoint_auth_method first", id)
 		}
 		c.PrevSecretHash, c.PrevSecretExpiresAt = nil, time.Time{}
 		if grace > 0 {
@@ -417,18 +439,44 @@ func apply(c *storage.Client, in ClientInput) error {
 	if in.Reuse != nil {
 		c.Reuse = *in.Reuse
 	}
-	if in.DailyLimit != nil {
-		if *in.DailyLimit < 0 {
-			return invalid("daily_limit must not be negative (0 means no limit)")
+	for _, l := range []struct {
+		name string
+		in   *int
+		set  *int
+	}{{"daily_limit", in.DailyLimit, &c.DailyLimit}, {"hourly_limit", in.HourlyLimit, &c.HourlyLimit}} {
+		if l.in == nil {
+			continue
 		}
-		c.DailyLimit = *in.DailyLimit
+		if *l.in < 0 {
+			return invalid("%s must not be negative (0 means no limit)", l.name)
+		}
+		*l.set = *l.in
+	}
+	if in.DailyLimitShadow != nil {
+		c.DailyLimitShadow = *in.DailyLimitShadow
+	}
+	if in.HourlyLimitShadow != nil {
+		c.HourlyLimitShadow = *in.HourlyLimitShadow
 	}
 	if in.TokenEndpointAuthMethod != nil {
 		switch m := *in.TokenEndpointAuthMethod; m {
 		case "", protocol.AuthSecretBasic, protocol.AuthSecretPost:
 			c.TokenEndpointAuthMethod = m
+		case protocol.AuthNone:
+			// A public client has no secret: whatever it had stops working.
+			c.TokenEndpointAuthMethod = m
+			c.SecretHash, c.PrevSecretHash, c.PrevSecretExpiresAt = nil, nil, time.Time{}
 		default:
-			return invalid("token_endpoint_auth_method must be %s or %s", protocol.AuthSecretBasic, protocol.AuthSecretPost)
+			return invalid("token_endpoint_auth_method must be %s, %s or %s",
+				protocol.AuthSecretBasic, protocol.AuthSecretPost, protocol.AuthNone)
+		}
+	}
+	if c.TokenEndpointAuthMethod == protocol.AuthNone {
+		for _, g := range c.GrantTypes {
+			if !slices.Contains(publicGrants, g) {
+				return invalid("grant_types: a public client (token_endpoint_auth_method none) may have only %s, not %s",
+					strings.Join(publicGrants, " and "), g)
+			}
 		}
 	}
 	if in.Owner != nil {

@@ -74,7 +74,7 @@ func TestAdminClients(t *testing.T) {
 		{"bad duration", "POST", "/admin/clients", `{"access_token_ttl":"soon"}`, 400, "invalid_request"},
 		{"too short ttl", "POST", "/admin/clients", `{"access_token_ttl":"500ms"}`, 400, "invalid_request"},
 		{"negative limit", "POST", "/admin/clients", `{"daily_limit":-1}`, 400, "invalid_request"},
-		{"bad auth method", "POST", "/admin/clients", `{"token_endpoint_auth_method":"none"}`, 400, "invalid_request"},
+		{"bad auth method", "POST", "/admin/clients", `{"token_endpoint_auth_method":"private_key_jwt"}`, 400, "invalid_request"},
 		{"bad scope", "POST", "/admin/clients", `{"scopes":["a b"]}`, 400, "invalid_request"},
 		{"id with a control character", "POST", "/admin/clients", `{"client_id":"a\u0007b"}`, 400, "invalid_request"},
 		{"id beyond ASCII", "POST", "/admin/clients", `{"client_id":"клиент"}`, 400, "invalid_request"},

@@ -12,11 +12,17 @@ import (
 	"github.com/tokensmith/tokensmith/protocol"
 )
 
-// writeError renders any error as an RFC 6749 §5.2 JSON answer. It is the only place that turns
-// errors into HTTP.
+// writeError renders any error as an RFC 6749 §5.2 JSON answer.
 func writeError(c *gin.Context, log *slog.Logger, err error) {
+	writeErrorAs(c, log, err, func(pe *protocol.Error) (int, any) { return pe.Status(), pe })
+}
+
+// writeErrorAs renders any error with render's status and body (a seed API profile's
+// envelope). It is the only place that turns errors into HTTP: logging, outage reporting and
+// headers are the same for every shape.
+func writeErrorAs(c *gin.Context, log *slog.Logger, err error, render func(*protocol.Error) (int, any)) {
 	pe := protocol.As(err)
-	status := pe.Status()
+	status, body := render(pe)
 	switch {
 	case pe.Code == protocol.TemporarilyUnavailable:
 		// An outage fails every request at once: it is logged once when it starts and once
@@ -36,7 +42,21 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 	if pe.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(pe.RetryAfter))
 	}
-	c.AbortWithStatusJSON(status, pe)
+	rateLimitHeaders(c, pe.RateLimit)
+	c.AbortWithStatusJSON(status, body)
+}
+
+// rateLimitHeaders tells the caller where it stands against its client's tightest quota, in
+// the X-RateLimit-* headers GitHub and Auth0 answer: the limit, what is left of it, and when it
+// resets (unix seconds). In shadow mode Remaining reaches 0 without anything being refused.
+func rateLimitHeaders(c *gin.Context, rl *protocol.RateLimit) {
+	if rl == nil {
+		return
+	}
+	h := c.Writer.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(rl.Limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(rl.Remaining))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(rl.Reset.Unix(), 10))
 }
 
 // routeErrors answers unknown paths and methods in the same error shape.

@@ -18,6 +18,7 @@ import (
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/metrics"
+	"github.com/tokensmith/tokensmith/profiles"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/replica"
 	"github.com/tokensmith/tokensmith/secret"
@@ -62,6 +63,7 @@ type serverOptions struct {
 	tz       *time.Location
 	trusted  []string
 	logs     io.Writer
+	profiles map[string]map[string]string
 }
 
 type serverOption func(*serverOptions)
@@ -72,6 +74,11 @@ func withClientCache(d time.Duration) serverOption  { return func(o *serverOptio
 func withLimitZone(loc *time.Location) serverOption { return func(o *serverOptions) { o.tz = loc } }
 func withTrustedProxies(p ...string) serverOption   { return func(o *serverOptions) { o.trusted = p } }
 func withLogs(w io.Writer) serverOption             { return func(o *serverOptions) { o.logs = w } }
+
+// withProfiles turns seed API profiles on: name → route → path ("" or absent: the default).
+func withProfiles(p map[string]map[string]string) serverOption {
+	return func(o *serverOptions) { o.profiles = p }
+}
 
 func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Helper()
@@ -114,10 +121,16 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		ClientCacheTTL: o.cacheTTL, DailyLimitLocation: o.tz, StoreTimeout: 500 * time.Millisecond,
 	}, grants.WithClock(ts.Clock.Now), grants.WithLogger(log), grants.WithReplicas(func() int { return o.replicas }),
 		grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
-		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }))
+		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }),
+		grants.WithQuotaHook(func(e grants.QuotaEvent) { ts.Metrics.Quota(e.ClientID, e.Window, e.Shadow) }))
 	bus.Handle(gh.Forget)
 	ts.Grants = gh
-	pub := &server.Public{Issuer: ts.URL, Grants: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Now: ts.Clock.Now, TrustedProxies: o.trusted}
+	endpoints, err := profiles.Endpoints(o.profiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &server.Public{Issuer: ts.URL, Grants: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Now: ts.Clock.Now,
+		TrustedProxies: o.trusted, Profiles: endpoints}
 	pubSrv.Config.Handler = pub.Handler()
 	adm := &server.Admin{TokenHash: secret.Hash(testAdminToken), Registry: ts.Registry, Tokens: gh, Keys: ks, KeyManager: km, Store: store,
 		Metrics: ts.Metrics, Log: log, Version: "test", Now: ts.Clock.Now, TrustedProxies: o.trusted}

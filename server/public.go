@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/metrics"
+	"github.com/tokensmith/tokensmith/profiles"
 	"github.com/tokensmith/tokensmith/protocol"
 )
 
@@ -36,6 +38,8 @@ type Public struct {
 	Outages OutageReporter
 	// Console, if set, is mounted under /console (the integration console, SPEC §11).
 	Console Mounter
+	// Profiles are the seed API routes turned on (config.ProfileEndpoints).
+	Profiles []profiles.Endpoint
 }
 
 // Mounter adds its own routes to a group of the public listener (console.Console). The group
@@ -64,6 +68,11 @@ func (p *Public) Handler() http.Handler {
 	r.GET("/readyz", p.ready)
 	if p.Console != nil {
 		p.Console.Mount(r.Group("/console"))
+	}
+	for _, ep := range p.Profiles {
+		for _, m := range ep.Route.HTTPMethods() {
+			r.Handle(m, ep.Path, p.profile(ep))
+		}
 	}
 	return r
 }
@@ -99,6 +108,7 @@ func (p *Public) token(c *gin.Context) {
 		var tok *grants.Token
 		if tok, err = p.Grants.Token(c.Request.Context(), req); err == nil {
 			noStore(c)
+			rateLimitHeaders(c, tok.RateLimit)
 			c.JSON(http.StatusOK, p.render(tok))
 			return
 		}
@@ -139,21 +149,15 @@ func (p *Public) introspect(c *gin.Context) {
 }
 
 func (p *Public) render(t *grants.Token) tokenResponse {
-	now := p.Now().Unix()
-	// A token minted in this second reports its whole lifetime, even if the clock ticked over
-	// while answering; an earlier one (a retry in the refresh grace window) reports what is left.
-	from := now
-	if now-t.IssuedAt.Unix() <= 1 {
-		from = t.IssuedAt.Unix()
-	}
+	now := p.Now()
 	out := tokenResponse{
 		AccessToken: t.AccessToken, TokenType: "Bearer",
-		ExpiresIn: max(t.ExpiresAt.Unix()-from, 0), ExpiresAt: t.ExpiresAt.Unix(), Scope: t.Scope,
+		ExpiresIn: t.ExpiresIn(now), ExpiresAt: t.ExpiresAt.Unix(), Scope: t.Scope,
 		IssuedTokenType: t.IssuedTokenType,
 	}
 	if t.RefreshToken != "" {
 		out.RefreshToken = t.RefreshToken
-		out.RefreshTokenExpiresIn = max(t.RefreshExpiresAt.Unix()-from, 0)
+		out.RefreshTokenExpiresIn = t.RefreshExpiresIn(now)
 	}
 	return out
 }
@@ -172,6 +176,9 @@ func (p *Public) jwks(c *gin.Context) {
 func (p *Public) discovery(c *gin.Context) {
 	c.Header("Cache-Control", "public, max-age=3600")
 	auth := []string{protocol.AuthSecretBasic, protocol.AuthSecretPost}
+	// Public clients (RFC 6749 §2.1) use the token endpoint and revocation; introspection
+	// needs an authenticated caller (RFC 7662 §2.1).
+	withNone := append(slices.Clone(auth), protocol.AuthNone)
 	c.JSON(http.StatusOK, gin.H{
 		"issuer":                                        p.Issuer,
 		"token_endpoint":                                p.Issuer + "/oauth2/token",
@@ -179,8 +186,8 @@ func (p *Public) discovery(c *gin.Context) {
 		"revocation_endpoint":                           p.Issuer + "/oauth2/revoke",
 		"introspection_endpoint":                        p.Issuer + "/oauth2/introspect",
 		"grant_types_supported":                         p.Grants.GrantTypes(),
-		"token_endpoint_auth_methods_supported":         auth,
-		"revocation_endpoint_auth_methods_supported":    auth,
+		"token_endpoint_auth_methods_supported":         withNone,
+		"revocation_endpoint_auth_methods_supported":    withNone,
 		"introspection_endpoint_auth_methods_supported": auth,
 		// A subject is the same user or client id for every client that sees it.
 		"subject_types_supported": []string{"public"},

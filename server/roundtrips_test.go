@@ -41,7 +41,7 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 	}
 	trips := &tripCounter{}
 	store.Client().AddHook(trips)
-	ts := newTestServer(t, withStore(store), withClientCache(time.Hour))
+	ts := newTestServer(t, withStore(store), withClientCache(time.Hour), withProfiles(allProfiles))
 
 	plainID, plainSec := ts.client(t, registry.ClientInput{})
 	limitID, limitSec := ts.client(t, registry.ClientInput{DailyLimit: ptr(1000)})
@@ -76,6 +76,31 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 	_, _, pat := newPAT(t, ts, "erin", `{"name":"ci","scopes":["orders:read"]}`)
 	exID, exSec := ts.client(t, registry.ClientInput{GrantTypes: &[]string{"urn:ietf:params:oauth:grant-type:token-exchange"}})
 	ts.form(t, exID, exSec, url.Values{"grant_type": {"client_credentials"}}) // caches the client
+	// Hourly beside daily, enforced or in shadow, and with reuse: the same one admit step.
+	hourlyID, hourlySec := ts.client(t, registry.ClientInput{DailyLimit: ptr(1000), HourlyLimit: ptr(100)})
+	shadowID, shadowSec := ts.client(t, registry.ClientInput{DailyLimit: ptr(1), DailyLimitShadow: ptr(true), HourlyLimit: ptr(1), HourlyLimitShadow: ptr(true)})
+	reuseHourlyID, reuseHourlySec := ts.client(t, registry.ClientInput{Reuse: ptr(true), DailyLimit: ptr(1000), HourlyLimit: ptr(100)})
+	for _, c := range [][2]string{{hourlyID, hourlySec}, {shadowID, shadowSec}} {
+		mustOK(ts.form(t, c[0], c[1], cc))
+	}
+	// Authenticate once so its record is cached, without taking a token (its pool stays empty).
+	ts.form(t, reuseHourlyID, reuseHourlySec, url.Values{"grant_type": {"password"}})
+	// Seed API profiles: the same grants behind other wire formats.
+	app, _ := ts.client(t, registry.ClientInput{TokenEndpointAuthMethod: ptr("none")})
+	seedApp, _ := ts.client(t, registry.ClientInput{TokenEndpointAuthMethod: ptr("none"), DailyLimit: ptr(100)})
+	ts.user(t, "ivan@example.com", "ivan-password")
+	makeBody := func(appID string) map[string]string {
+		return map[string]string{"email": "ivan@example.com", "password": "ivan-password", "appId": appID}
+	}
+	seedOK := func(r reply) reply {
+		t.Helper()
+		if r.Status != 200 {
+			t.Fatalf("warm-up: %d %s", r.Status, r.RawBody)
+		}
+		return r
+	}
+	seedOK(ts.postJSON(t, "/tokens.make", makeBody(seedApp)))
+	appRefresh := seedOK(ts.postJSON(t, "/tokens.make", makeBody(app))).str("refreshToken")
 	typo := pat[:len(pat)-1] + "0"
 	if typo == pat {
 		typo = pat[:len(pat)-1] + "1"
@@ -87,26 +112,50 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 		id, sec string
 		values  url.Values
 		want    int
+		// do, when set, sends the request instead (seed API profiles).
+		do func() reply
+		// remaining, when set, is the exact X-RateLimit-Remaining the answer must carry.
+		remaining string
 	}{
-		{"client_credentials", "/oauth2/token", plainID, plainSec, cc, 0},
-		{"client_credentials, daily limit", "/oauth2/token", limitID, limitSec, cc, 1},
-		{"client_credentials, reuse, new token", "/oauth2/token", reuseID2, reuseSec2, cc, 2},
-		{"client_credentials, reuse, token reused", "/oauth2/token", reuseID, reuseSec, cc, 1},
-		{"password with refresh token", "/oauth2/token", pwID, pwSec, login, 2},
-		{"refresh", "/oauth2/token", pwID, pwSec, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, 2},
-		{"introspect access token", "/oauth2/introspect", plainID, plainSec, url.Values{"token": {plainTok}}, 1},
-		{"introspect user access token", "/oauth2/introspect", pwID, pwSec, url.Values{"token": {lg.str("access_token")}}, 1},
-		{"introspect refresh token", "/oauth2/introspect", pwID, pwSec, url.Values{"token": {lg.str("refresh_token")}}, 2},
-		{"revoke access token", "/oauth2/revoke", plainID, plainSec, url.Values{"token": {plainTok2}}, 1},
-		{"revoke refresh token", "/oauth2/revoke", pwID, pwSec, url.Values{"token": {toRevoke.str("refresh_token")}}, 3},
-		{"token exchange (personal token not cached)", "/oauth2/token", exID, exSec, exchangeForm(pat), 1},
-		{"token exchange (personal token cached)", "/oauth2/token", exID, exSec, exchangeForm(pat), 0},
-		{"introspect personal token (cached)", "/oauth2/introspect", exID, exSec, url.Values{"token": {pat}}, 1},
-		{"introspect personal token with a typo", "/oauth2/introspect", exID, exSec, url.Values{"token": {typo}}, 0},
+		{"client_credentials", "/oauth2/token", plainID, plainSec, cc, 0, nil, ""},
+		{"client_credentials, daily limit", "/oauth2/token", limitID, limitSec, cc, 1, nil, "998"},
+		{"client_credentials, reuse, new token", "/oauth2/token", reuseID2, reuseSec2, cc, 2, nil, ""},
+		{"client_credentials, reuse, token reused", "/oauth2/token", reuseID, reuseSec, cc, 1, nil, ""},
+		{"password with refresh token", "/oauth2/token", pwID, pwSec, login, 2, nil, ""},
+		{"refresh", "/oauth2/token", pwID, pwSec, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, 2, nil, ""},
+		{"introspect access token", "/oauth2/introspect", plainID, plainSec, url.Values{"token": {plainTok}}, 1, nil, ""},
+		{"introspect user access token", "/oauth2/introspect", pwID, pwSec, url.Values{"token": {lg.str("access_token")}}, 1, nil, ""},
+		{"introspect refresh token", "/oauth2/introspect", pwID, pwSec, url.Values{"token": {lg.str("refresh_token")}}, 2, nil, ""},
+		{"revoke access token", "/oauth2/revoke", plainID, plainSec, url.Values{"token": {plainTok2}}, 1, nil, ""},
+		{"revoke refresh token", "/oauth2/revoke", pwID, pwSec, url.Values{"token": {toRevoke.str("refresh_token")}}, 3, nil, ""},
+		{"token exchange (personal token not cached)", "/oauth2/token", exID, exSec, exchangeForm(pat), 1, nil, ""},
+		{"token exchange (personal token cached)", "/oauth2/token", exID, exSec, exchangeForm(pat), 0, nil, ""},
+		{"introspect personal token (cached)", "/oauth2/introspect", exID, exSec, url.Values{"token": {pat}}, 1, nil, ""},
+		{"introspect personal token with a typo", "/oauth2/introspect", exID, exSec, url.Values{"token": {typo}}, 0, nil, ""},
+		{"client_credentials, hourly and daily limit", "/oauth2/token", hourlyID, hourlySec, cc, 1, nil, "98"},
+		{"client_credentials, both limits in shadow, beyond them", "/oauth2/token", shadowID, shadowSec, cc, 1, nil, "0"},
+		{"client_credentials, reuse, hourly and daily limit, new token", "/oauth2/token", reuseHourlyID, reuseHourlySec, cc, 2, nil, "99"},
+		{"client_credentials, reuse, hourly and daily limit, token reused", "/oauth2/token", reuseHourlyID, reuseHourlySec, cc, 1, nil, ""},
+		{"rahmet /auth/token", "/auth/token", "", "", nil, 0, func() reply {
+			return ts.postJSON(t, "/auth/token", map[string]string{"client_id": plainID, "client_secret": plainSec, "grant_type": "client_credentials"})
+		}, ""},
+		{"atol getToken, token reused", "/possystem/v4/getToken", "", "", nil, 1, func() reply {
+			return ts.postJSON(t, "/possystem/v4/getToken", map[string]string{"login": reuseID, "pass": reuseSec})
+		}, ""},
+		{"tokens.make", "/tokens.make", "", "", nil, 2, func() reply { return ts.postJSON(t, "/tokens.make", makeBody(app)) }, ""},
+		{"tokens.refresh", "/tokens.refresh", "", "", nil, 2, func() reply {
+			return ts.postJSON(t, "/tokens.refresh", map[string]string{"refreshToken": appRefresh})
+		}, ""},
+		{"tokens.make with the seed's daily limit", "/tokens.make", "", "", nil, 3, func() reply { return ts.postJSON(t, "/tokens.make", makeBody(seedApp)) }, "98"},
 	}
 	for _, tc := range tests {
 		before := trips.n.Load()
-		r := ts.call(t, tc.path, tc.id, tc.sec, tc.values)
+		var r reply
+		if tc.do != nil {
+			r = tc.do()
+		} else {
+			r = ts.call(t, tc.path, tc.id, tc.sec, tc.values)
+		}
 		got := int(trips.n.Load() - before)
 		if r.Status != 200 {
 			t.Fatalf("%s: %d %s", tc.name, r.Status, r.RawBody)
@@ -117,6 +166,9 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 		t.Logf("%-42s %d Redis round trip(s)", tc.name, got)
 		if got != tc.want {
 			t.Errorf("%s: %d round trips, want exactly %d", tc.name, got, tc.want)
+		}
+		if rem := r.Header.Get("X-RateLimit-Remaining"); rem != tc.remaining {
+			t.Errorf("%s: X-RateLimit-Remaining %q, want %q", tc.name, rem, tc.remaining)
 		}
 	}
 }

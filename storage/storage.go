@@ -137,10 +137,10 @@ type Storage interface {
 	Replicas(ctx context.Context, now time.Time) ([]Replica, error)
 
 	// Admit is the one atomic step before a token is minted for a client with token reuse or
-	// a daily limit; see Admission. Settle must follow every Admitted{Allowed: true}.
+	// a daily or hourly limit; see Admission. Settle must follow every Admitted{Allowed: true}.
 	Admit(ctx context.Context, a Admission) (Admitted, error)
 	// Settle completes an admission: on success the minted token joins the reuse pool in the
-	// reserved slot; on failure the slot is released and the daily count given back.
+	// reserved slot; on failure the slot is released and the daily and hourly counts given back.
 	Settle(ctx context.Context, s Settlement) error
 
 	// Publish tells every replica (this one included) that a record changed, so they drop
@@ -178,8 +178,15 @@ type Client struct {
 	Reuse             bool           `json:"reuse,omitempty"`
 	ReuseMinRemaining time.Duration  `json:"reuse_min_remaining,omitempty"`
 	DailyLimit        int            `json:"daily_limit,omitempty"`
+	// HourlyLimit caps new tokens per (client, subject) per clock hour, beside DailyLimit.
+	HourlyLimit int `json:"hourly_limit,omitempty"`
+	// DailyLimitShadow and HourlyLimitShadow count a limit without enforcing it: what would
+	// have been refused is reported, so an operator sees who a limit would hit before it does.
+	DailyLimitShadow  bool `json:"daily_limit_shadow,omitempty"`
+	HourlyLimitShadow bool `json:"hourly_limit_shadow,omitempty"`
 	// TokenEndpointAuthMethod restricts how the client authenticates; empty allows both
-	// client_secret_basic and client_secret_post.
+	// client_secret_basic and client_secret_post; "none" is a public client (RFC 6749 §2.1),
+	// identified by its id alone and without a secret.
 	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty"`
 	// Owner is the id of the user who manages this client in the console.
 	Owner string `json:"owner,omitempty"`
@@ -406,8 +413,12 @@ type PooledToken struct {
 //     until ReserveUntil. If the pool is full, the pooled token with the most time left is
 //     answered, because the cap on valid tokens is the harder promise; if the pool holds only
 //     reservations, Admitted.Busy is set.
-//   - with Limit > 0: is the (client, subject) count for Day below Limit? Then it is counted;
-//     otherwise Admitted.Limited is set and nothing changes. The count expires at ResetAt.
+//   - with Limit > 0 (the day) and HourlyLimit > 0 (the clock hour): each such (client,
+//     subject) count is read, for Day and for Hour. If an enforced count is at its limit,
+//     Admitted.Limited is set and neither count changes. Otherwise every count with a limit is
+//     incremented, a shadow one (Shadow, HourlyShadow) even past its limit: shadow limits are
+//     counted and reported, never refused. A count expires a minute after its window
+//     (ResetAt, HourResetAt). Admitted.DailyCount and HourlyCount report the counts.
 type Admission struct {
 	Now time.Time
 
@@ -421,18 +432,30 @@ type Admission struct {
 	Limit   int
 	Day     string
 	ResetAt time.Time
+	// Shadow makes the daily limit count without refusing.
+	Shadow bool
+
+	HourlyLimit  int
+	Hour         string
+	HourResetAt  time.Time
+	HourlyShadow bool
 }
 
 // Admitted is the answer to an Admission.
 type Admitted struct {
 	// Reused is set when a pooled token is to be handed out instead of minting.
 	Reused *PooledToken
-	// Limited: the daily limit is reached.
+	// Limited: an enforced limit (daily or hourly) is reached.
 	Limited bool
 	// Busy: every pool slot is reserved by issuances in flight; retry shortly.
 	Busy bool
 	// Allowed: mint a new token; Settle afterwards.
 	Allowed bool
+	// DailyCount and HourlyCount are the counts of the admission's day and hour, this
+	// admission included when Allowed, as they stand when Limited; 0 for a window without a
+	// limit, and when a token is Reused (nothing is counted).
+	DailyCount  int
+	HourlyCount int
 }
 
 // Settlement closes an Admission that was Allowed. Token is nil when the issuance failed.

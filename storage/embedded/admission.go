@@ -65,6 +65,40 @@ func counterKey(a storage.Admission) string {
 	return "day:" + digest(a.Pool.ClientID, a.Pool.Incarnation, a.Pool.Subject) + ":" + a.Day
 }
 
+func hourKey(a storage.Admission) string {
+	return "hour:" + digest(a.Pool.ClientID, a.Pool.Incarnation, a.Pool.Subject) + ":" + a.Hour
+}
+
+// window is one (client, subject) count with a limit: the day's or the hour's.
+type window struct {
+	key    string
+	limit  int
+	shadow bool
+	reset  time.Time
+	count  *int
+}
+
+// windows are the counts a admits against, with where to report each.
+func windows(a storage.Admission, out *storage.Admitted) []window {
+	var ws []window
+	if a.Limit > 0 {
+		ws = append(ws, window{counterKey(a), a.Limit, a.Shadow, a.ResetAt, &out.DailyCount})
+	}
+	if a.HourlyLimit > 0 {
+		ws = append(ws, window{hourKey(a), a.HourlyLimit, a.HourlyShadow, a.HourResetAt, &out.HourlyCount})
+	}
+	return ws
+}
+
+func readCount(tx *buntdb.Tx, key string) (int, error) {
+	v, err := tx.Get(key)
+	if errors.Is(err, buntdb.ErrNotFound) {
+		return 0, nil
+	}
+	n, _ := strconv.Atoi(v)
+	return n, err
+}
+
 // Admit implements storage.Storage (see storage.Admission for the rules).
 func (s *Store) Admit(ctx context.Context, a storage.Admission) (out storage.Admitted, err error) {
 	err = s.update(ctx, func(tx *buntdb.Tx) error {
@@ -103,18 +137,23 @@ func (s *Store) Admit(ctx context.Context, a storage.Admission) (out storage.Adm
 				return nil
 			}
 		}
-		if a.Limit > 0 {
-			n := 0
-			if v, err := tx.Get(counterKey(a)); err == nil {
-				n, _ = strconv.Atoi(v)
-			} else if !errors.Is(err, buntdb.ErrNotFound) {
+		ws := windows(a, &out)
+		for _, w := range ws {
+			n, err := readCount(tx, w.key)
+			if err != nil {
 				return err
 			}
-			if n >= a.Limit {
+			*w.count = n
+			if n >= w.limit && !w.shadow {
 				out.Limited = true
-				return nil
 			}
-			if _, _, err := tx.Set(counterKey(a), strconv.Itoa(n+1), expiry(a.Now, a.ResetAt.Add(time.Minute))); err != nil {
+		}
+		if out.Limited {
+			return nil
+		}
+		for _, w := range ws {
+			*w.count++
+			if _, _, err := tx.Set(w.key, strconv.Itoa(*w.count), expiry(a.Now, w.reset.Add(time.Minute))); err != nil {
 				return err
 			}
 		}
@@ -141,10 +180,16 @@ func (s *Store) Settle(ctx context.Context, st storage.Settlement) error {
 				}
 			}
 		}
-		if st.Token == nil && a.Limit > 0 {
-			if v, err := tx.Get(counterKey(a)); err == nil {
-				if n, _ := strconv.Atoi(v); n > 0 {
-					_, _, err = tx.Set(counterKey(a), strconv.Itoa(n-1), expiry(a.Now, a.ResetAt.Add(time.Minute)))
+		if st.Token != nil {
+			return nil
+		}
+		for _, w := range windows(a, &storage.Admitted{}) {
+			n, err := readCount(tx, w.key)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				if _, _, err := tx.Set(w.key, strconv.Itoa(n-1), expiry(a.Now, w.reset.Add(time.Minute))); err != nil {
 					return err
 				}
 			}

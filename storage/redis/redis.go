@@ -176,6 +176,9 @@ func poolKey(p storage.Pool) string {
 func counterKey(p storage.Pool, d string) string {
 	return clientTag(p.ClientID) + "day:" + digest(p.Incarnation, p.Subject) + ":" + d
 }
+func hourKey(p storage.Pool, h string) string {
+	return clientTag(p.ClientID) + "hour:" + digest(p.Incarnation, p.Subject) + ":" + h
+}
 func revokedJTIKey(client, jti string) string    { return clientTag(client) + "rj:" + jti }
 func revokedFamilyKey(client, fam string) string { return clientTag(client) + "rf:" + fam }
 

@@ -234,11 +234,12 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
 if #ids == 0 then return {} end
 return redis.call('HMGET', KEYS[2], unpack(ids))`)
 
-// admit is storage.Admission. KEYS: pool hash, day counter.
+// admit is storage.Admission. KEYS: pool hash, day counter, hour counter.
 // ARGV: now_ms, reuse (0/1), min_remaining_ms, capacity, reservation, reserve_until_ms, limit,
-// reset_ms, the client's key prefix (for its revocation marks, in the same slot).
+// reset_ms, the client's key prefix (for its revocation marks, in the same slot), shadow (0/1),
+// hourly limit, hour reset_ms, hourly shadow (0/1).
 // Pool values are "<until_ms>|R" for a reservation or "<until_ms>|T|<family>|<json>" for a token;
-// a token whose jti or family is revoked is dropped.
+// a token whose jti or family is revoked is dropped. Answers {outcome, day count, hour count}.
 var admit = goredis.NewScript(`
 local now = tonumber(ARGV[1])
 if ARGV[2] == '1' then
@@ -268,23 +269,31 @@ if ARGV[2] == '1' then
     return {'busy'}
   end
 end
-local limit = tonumber(ARGV[7])
+local limit, hlimit = tonumber(ARGV[7]), tonumber(ARGV[11])
+local d, h = 0, 0
+if limit > 0 then d = tonumber(redis.call('GET', KEYS[2]) or '0') end
+if hlimit > 0 then h = tonumber(redis.call('GET', KEYS[3]) or '0') end
+if (limit > 0 and d >= limit and ARGV[10] ~= '1') or (hlimit > 0 and h >= hlimit and ARGV[13] ~= '1') then
+  return {'limited', tostring(d), tostring(h)}
+end
 if limit > 0 then
-  local n = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if n >= limit then return {'limited'} end
-  redis.call('INCR', KEYS[2])
+  d = redis.call('INCR', KEYS[2])
   redis.call('PEXPIRE', KEYS[2], math.max(tonumber(ARGV[8]) + 60000 - now, 1))
+end
+if hlimit > 0 then
+  h = redis.call('INCR', KEYS[3])
+  redis.call('PEXPIRE', KEYS[3], math.max(tonumber(ARGV[12]) + 60000 - now, 1))
 end
 if ARGV[2] == '1' then
   redis.call('HSET', KEYS[1], ARGV[5], ARGV[6] .. '|R')
   local ttl = tonumber(ARGV[6]) - now
   if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], math.max(ttl, 1)) end
 end
-return {'allowed'}`)
+return {'allowed', tostring(d), tostring(h)}`)
 
-// settle is storage.Settlement. KEYS: pool hash, day counter.
+// settle is storage.Settlement. KEYS: pool hash, day counter, hour counter.
 // ARGV: reuse (0/1), reservation, jti, token_until_ms, token_json (” = failed), limit, now_ms,
-// family.
+// family, hourly limit.
 var settle = goredis.NewScript(`
 if ARGV[1] == '1' then
   redis.call('HDEL', KEYS[1], ARGV[2])
@@ -294,8 +303,9 @@ if ARGV[1] == '1' then
     if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], math.max(ttl, 1)) end
   end
 end
-if ARGV[5] == '' and tonumber(ARGV[6]) > 0 then
-  if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
+if ARGV[5] == '' then
+  if tonumber(ARGV[6]) > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
+  if tonumber(ARGV[9]) > 0 and tonumber(redis.call('GET', KEYS[3]) or '0') > 0 then redis.call('DECR', KEYS[3]) end
 end
 return 1`)
 

@@ -276,11 +276,17 @@ func (s *Store) Replicas(ctx context.Context, now time.Time) ([]storage.Replica,
 
 // Admit implements storage.Storage.
 func (s *Store) Admit(ctx context.Context, a storage.Admission) (storage.Admitted, error) {
-	res, err := admit.Run(ctx, s.rdb, []string{poolKey(a.Pool), counterKey(a.Pool, a.Day)},
+	res, err := admit.Run(ctx, s.rdb, []string{poolKey(a.Pool), counterKey(a.Pool, a.Day), hourKey(a.Pool, a.Hour)},
 		ms(a.Now), flag(a.Reuse), a.MinRemaining.Milliseconds(), a.Capacity, a.Reservation, ms(a.ReserveUntil),
-		a.Limit, ms(a.ResetAt), clientTag(a.Pool.ClientID)).StringSlice()
+		a.Limit, ms(a.ResetAt), clientTag(a.Pool.ClientID), flag(a.Shadow),
+		a.HourlyLimit, ms(a.HourResetAt), flag(a.HourlyShadow)).StringSlice()
 	if err != nil {
 		return storage.Admitted{}, fail(err)
+	}
+	var counts storage.Admitted
+	if len(res) == 3 {
+		counts.DailyCount, _ = strconv.Atoi(res[1])
+		counts.HourlyCount, _ = strconv.Atoi(res[2])
 	}
 	switch res[0] {
 	case "reused":
@@ -290,11 +296,13 @@ func (s *Store) Admit(ctx context.Context, a storage.Admission) (storage.Admitte
 		}
 		return storage.Admitted{Reused: &t}, nil
 	case "limited":
-		return storage.Admitted{Limited: true}, nil
+		counts.Limited = true
+		return counts, nil
 	case "busy":
 		return storage.Admitted{Busy: true}, nil
 	default:
-		return storage.Admitted{Allowed: true}, nil
+		counts.Allowed = true
+		return counts, nil
 	}
 }
 
@@ -311,8 +319,8 @@ func (s *Store) Settle(ctx context.Context, st storage.Settlement) error {
 		}
 		jti, fam, until = st.Token.JTI, st.Token.Family, ms(st.Token.ExpiresAt)
 	}
-	return fail(settle.Run(ctx, s.rdb, []string{poolKey(a.Pool), counterKey(a.Pool, a.Day)},
-		flag(a.Reuse), a.Reservation, jti, until, payload, a.Limit, ms(a.Now), fam).Err())
+	return fail(settle.Run(ctx, s.rdb, []string{poolKey(a.Pool), counterKey(a.Pool, a.Day), hourKey(a.Pool, a.Hour)},
+		flag(a.Reuse), a.Reservation, jti, until, payload, a.Limit, ms(a.Now), fam, a.HourlyLimit).Err())
 }
 
 func flag(b bool) string {

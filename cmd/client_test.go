@@ -1,0 +1,31 @@
+package cmd
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+// TestClientFlagsForQuotasAndPublicClients: the flags of issue 14 set exactly their admin API
+// fields, and only when given.
+func TestClientFlagsForQuotasAndPublicClients(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--hourly-limit", "10", "--hourly-limit-shadow"}, `{"hourly_limit":10,"hourly_limit_shadow":true}`},
+		{[]string{"--hourly-limit-shadow=false", "--daily-limit-shadow"}, `{"daily_limit_shadow":true,"hourly_limit_shadow":false}`},
+		{[]string{"--auth-method", "none", "--daily-limit", "100"}, `{"daily_limit":100,"token_endpoint_auth_method":"none"}`},
+	} {
+		fs := pflag.NewFlagSet("client update", pflag.ContinueOnError)
+		input := clientFlags(fs, false)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := json.Marshal(input())
+		if string(got) != tc.want {
+			t.Errorf("%v: %s, want %s", tc.args, got, tc.want)
+		}
+	}
+}
