@@ -158,7 +158,7 @@ func defaultBody(_ *http.Request, e *Error) (string, []byte) {
 		Error       string `json:"error,omitempty"`
 		Description string `json:"error_description,omitempty"`
 	}{e.Code, e.Description})
-	return "application/json", body
+	return "application/json", append(body, '\n')
 }
 
 // token reads the token from the places this route accepts: Authorization: Bearer always, the

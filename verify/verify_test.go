@@ -283,7 +283,7 @@ func TestDefaultBody(t *testing.T) {
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Header.Set("Authorization", "Bearer x.y")
 	v.Middleware()(http.NotFoundHandler()).ServeHTTP(rec, r)
-	if got, want := rec.Body.String(), `{"error":"invalid_token","error_description":"the token is not a well-formed JWT"}`; got != want {
+	if got, want := rec.Body.String(), `{"error":"invalid_token","error_description":"the token is not a well-formed JWT"}`+"\n"; got != want {
 		t.Fatalf("body %s, want %s", got, want)
 	}
 	if rec.Header().Get("Cache-Control") != "no-store" {

@@ -73,10 +73,10 @@ func TestRequire(t *testing.T) {
 	}{
 		{"good token", "Authorization", "Bearer " + token("orders:read"), 200, "", "orders of c1"},
 		{"Evotor header", "X-Authorization", token("orders:read"), 200, "", "orders of c1"},
-		{"no token", "", "", 401, `Bearer realm="api"`, `{"error_description":"the request carries no access token"}`},
+		{"no token", "", "", 401, `Bearer realm="api"`, `{"error_description":"the request carries no access token"}` + "\n"},
 		{"missing scope", "Authorization", "Bearer " + token("orders:write"), 403,
 			`Bearer realm="api", error="insufficient_scope", error_description="the token lacks the scope orders:read", scope="orders:read"`,
-			`{"error":"insufficient_scope","error_description":"the token lacks the scope orders:read"}`},
+			`{"error":"insufficient_scope","error_description":"the token lacks the scope orders:read"}` + "\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest("GET", api.URL+"/orders", nil)
