@@ -33,10 +33,12 @@ const (
 // A token whose kid is cached and fresh costs nothing. A kid that is cached but stale is
 // answered from the cache while one background fetch renews it, so a slow or dead JWKS
 // endpoint never delays a request that can be verified. A kid that is not cached makes the
-// request wait for a fetch, but fetches (other than the first) are at most one per interval,
-// and concurrent callers share one (singleflight); a refetch that brings nothing new answers
-// them all "unknown key". When a fetch fails, the keys from before stay in use (served stale)
-// and the next attempt waits an interval.
+// request wait for a fetch; such refetches are at most one per interval, however many unknown
+// kids arrive, and concurrent callers share one (singleflight); a refetch that brings nothing
+// new answers them all "unknown key". The budget for unknown kids is kept apart from the
+// renewals and the first fetch, so that the first token of a rotated key is not refused just
+// because the cache was filled a moment before. When a fetch fails, the keys from before stay
+// in use (served stale) and no fetch of any kind is tried for an interval.
 type keySet struct {
 	url      func(context.Context) (string, error)
 	client   *http.Client
@@ -46,24 +48,33 @@ type keySet struct {
 
 	group singleflight.Group
 
-	mu       sync.Mutex
-	keys     map[string]*rsa.PublicKey // nil until the first successful fetch
-	expires  time.Time                 // end of the cache lifetime of keys
-	attempt  time.Time                 // start of the last fetch, successful or not
-	lastErr  error                     // error of the last fetch, nil after a success
-	fetching bool                      // a background renewal is running
+	mu         sync.Mutex
+	keys       map[string]*rsa.PublicKey // nil until the first successful fetch
+	expires    time.Time                 // end of the cache lifetime of keys
+	attempt    time.Time                 // start of the last fetch, successful or not
+	lastErr    error                     // error of the last fetch, nil after a success
+	kidFetched time.Time                 // start of the last fetch made for an unknown kid
+	fetching   bool                      // a background renewal is running
 }
+
+// Why a fetch is asked for; each has its own limit (allowed).
+type fetchReason int
+
+const (
+	forced     fetchReason = iota // Verifier.Refresh
+	renewal                       // the cache lifetime ran out
+	unknownKid                    // a token names a kid that is not cached
+)
 
 // key returns the public key named kid.
 func (s *keySet) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	s.mu.Lock()
 	k, ok := s.keys[kid]
-	now := s.now()
 	if ok {
-		if !now.Before(s.expires) && s.allowed(now) && !s.fetching {
+		if !s.fetching && s.allowed(renewal, s.now()) {
 			s.fetching = true
 			go func() {
-				_ = s.refresh(context.Background(), false)
+				_ = s.refresh(context.Background(), renewal)
 				s.mu.Lock()
 				s.fetching = false
 				s.mu.Unlock()
@@ -74,7 +85,7 @@ func (s *keySet) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	}
 	s.mu.Unlock()
 
-	if err := s.refresh(ctx, false); err != nil && !errors.Is(err, errNotDue) {
+	if err := s.refresh(ctx, unknownKid); err != nil && !errors.Is(err, errNotDue) {
 		var e *Error
 		if errors.As(err, &e) {
 			return nil, e
@@ -99,23 +110,37 @@ func (s *keySet) busy() bool {
 	return s.fetching
 }
 
-// allowed reports whether a fetch may start now: the first one always, later ones an
-// interval after the previous attempt. Callers hold s.mu.
-func (s *keySet) allowed(now time.Time) bool {
-	return s.attempt.IsZero() || now.Sub(s.attempt) >= s.interval
+// allowed reports whether a fetch for reason may start now. After a failure nothing is tried
+// for an interval; a renewal waits for the cache lifetime to run out; a refetch for an unknown
+// kid waits an interval after the previous one. Callers hold s.mu.
+func (s *keySet) allowed(reason fetchReason, now time.Time) bool {
+	if reason == forced {
+		return true
+	}
+	if s.lastErr != nil && now.Sub(s.attempt) < s.interval {
+		return false
+	}
+	switch {
+	case s.keys == nil:
+		return true
+	case reason == renewal:
+		return !now.Before(s.expires)
+	default:
+		return s.kidFetched.IsZero() || now.Sub(s.kidFetched) >= s.interval
+	}
 }
 
 var errNotDue = errors.New("a fetch is not due")
 
-// refresh fetches the JWKS, or joins the fetch in progress. Unless forced, it fetches only if
-// allowed() at the moment the shared call runs, which is what bounds a flood of unknown kids
-// to one fetch per interval. The fetch itself is detached from ctx (a caller giving up must
-// not fail the others waiting on it); the caller stops waiting when ctx ends.
-func (s *keySet) refresh(ctx context.Context, force bool) error {
+// refresh fetches the JWKS, or joins the fetch in progress. Whether a fetch is allowed is
+// decided when the shared call runs, which is what bounds a flood of unknown kids to one fetch
+// per interval. The fetch itself is detached from ctx (a caller giving up must not fail the
+// others waiting on it); the caller stops waiting when ctx ends.
+func (s *keySet) refresh(ctx context.Context, reason fetchReason) error {
 	ch := s.group.DoChan("jwks", func() (any, error) {
 		s.mu.Lock()
 		now := s.now()
-		if !force && !s.allowed(now) {
+		if !s.allowed(reason, now) {
 			err := s.lastErr
 			s.mu.Unlock()
 			if err == nil {
@@ -124,6 +149,9 @@ func (s *keySet) refresh(ctx context.Context, force bool) error {
 			return nil, err
 		}
 		s.attempt = now
+		if reason == unknownKid && s.keys != nil {
+			s.kidFetched = now
+		}
 		s.mu.Unlock()
 
 		fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultHTTPTimeout)

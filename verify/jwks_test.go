@@ -172,27 +172,39 @@ func TestFirstFetchFails(t *testing.T) {
 	}
 }
 
-// TestRotationPickedUp: a token signed with a key published after the cache was filled makes
-// the Verifier fetch the set again and verify it; the old key's tokens keep verifying.
+// TestRotationPickedUp: a token signed with a key published after the cache was filled, even a
+// moment after, makes the Verifier fetch the set again and verify it; the old key's tokens keep
+// verifying. A second new kid within the same interval waits for the next one.
 func TestRotationPickedUp(t *testing.T) {
 	a := newAuthServer(t)
 	ks := testKeys()
 	a.publish("old", ks[0])
 	v, clk := newVerifier(t, a, func(c *Config) { c.RefreshInterval = 10 * time.Second })
-	if _, err := v.Verify(context.Background(), sign(t, jose.RS256, ks[0], "old", goodClaims(a, clk.Now()), nil)); err != nil {
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, sign(t, jose.RS256, ks[0], "old", goodClaims(a, clk.Now()), nil)); err != nil {
 		t.Fatal(err)
 	}
 	a.publish("new", ks[1])
-	clk.Advance(10 * time.Second)
 	before := a.jwksHits.Load()
-	if _, err := v.Verify(context.Background(), sign(t, jose.RS256, ks[1], "new", goodClaims(a, clk.Now()), nil)); err != nil {
+	if _, err := v.Verify(ctx, sign(t, jose.RS256, ks[1], "new", goodClaims(a, clk.Now()), nil)); err != nil {
 		t.Fatalf("token of the rotated key: %v", err)
 	}
 	if n := a.jwksHits.Load() - before; n != 1 {
 		t.Fatalf("%d fetches for the new kid, want 1", n)
 	}
-	if _, err := v.Verify(context.Background(), sign(t, jose.RS256, ks[0], "old", goodClaims(a, clk.Now()), nil)); err != nil {
+	if _, err := v.Verify(ctx, sign(t, jose.RS256, ks[0], "old", goodClaims(a, clk.Now()), nil)); err != nil {
 		t.Fatalf("token of the previous key after the rotation: %v", err)
+	}
+
+	a.publish("newer", ks[2])
+	clk.Advance(9 * time.Second)
+	tok := sign(t, jose.RS256, ks[2], "newer", goodClaims(a, clk.Now()), nil)
+	if _, err := v.Verify(ctx, tok); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("second new kid within the interval: %v, want unknown key", err)
+	}
+	clk.Advance(time.Second)
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatalf("second new kid an interval later: %v", err)
 	}
 }
 

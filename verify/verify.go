@@ -45,10 +45,10 @@ type Config struct {
 	// Leeway is the clock skew allowed when checking exp, nbf and iat (DefaultLeeway when 0;
 	// at most 5 minutes).
 	Leeway time.Duration
-	// RefreshInterval is the least time between two fetches of the JWKS that are not due to
-	// its cache lifetime running out: a refetch for an unknown kid, and retries while the JWKS
-	// endpoint fails. However many tokens name unknown keys, the endpoint sees at most one
-	// request per interval (DefaultRefreshInterval when 0).
+	// RefreshInterval bounds the fetches that are not due to the cache lifetime running out:
+	// however many tokens name kids that are not cached, the JWKS is fetched for them at most
+	// once per interval, and after a failed fetch nothing is tried for an interval
+	// (DefaultRefreshInterval when 0).
 	RefreshInterval time.Duration
 	// HTTPClient makes every request to the authorization server (discovery, JWKS,
 	// introspection); a client with a DefaultHTTPTimeout timeout when nil.
@@ -218,7 +218,7 @@ func checkURL(s string) error {
 // server may call it at start to fail early on a wrong URL; without it they are fetched when
 // the first token arrives.
 func (v *Verifier) Refresh(ctx context.Context) error {
-	if err := v.keys.refresh(ctx, true); err != nil && !errors.Is(err, errNotDue) {
+	if err := v.keys.refresh(ctx, forced); err != nil && !errors.Is(err, errNotDue) {
 		return err
 	}
 	return nil
