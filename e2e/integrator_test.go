@@ -359,7 +359,7 @@ func TestIntegratorsDay(t *testing.T) {
 			}
 			d.expect(t, r, 200, "GET", "/orders", bearer(tok.AccessToken))
 		}
-		r.note("30 token requests over 3 replicas → %d distinct tokens", len(seen))
+		r.note("30 token requests, 10 to each replica → %d distinct token(s), each accepted by the API", len(seen))
 		if len(seen) > 3 {
 			t.Errorf("%d distinct tokens, want at most one per replica", len(seen))
 		}
