@@ -33,6 +33,8 @@ type Config struct {
 	// (TOKENSMITH_ISSUER). Unless JWKSURL is set, the JWKS is found through the server's
 	// metadata: RFC 8414 (/.well-known/oauth-authorization-server), then OpenID Connect
 	// discovery (/.well-known/openid-configuration). The metadata must name the same issuer.
+	// Use https beyond one machine: whoever can answer for these URLs decides which tokens
+	// are genuine.
 	Issuer string
 	// JWKSURL, when set, is where the keys are fetched, with no discovery.
 	JWKSURL string
@@ -42,8 +44,8 @@ type Config struct {
 	Audience []string
 	// Realm is the realm of the WWW-Authenticate challenge; the first audience when empty.
 	Realm string
-	// Leeway is the clock skew allowed when checking exp, nbf and iat (DefaultLeeway when 0;
-	// at most 5 minutes).
+	// Leeway is the clock skew allowed when checking exp, nbf and iat (DefaultLeeway when 0,
+	// none when negative; at most 5 minutes).
 	Leeway time.Duration
 	// RefreshInterval bounds the fetches that are not due to the cache lifetime running out:
 	// however many tokens name kids that are not cached, the JWKS is fetched for them at most
@@ -124,8 +126,8 @@ func New(cfg Config) (*Verifier, error) {
 	if len(cfg.Audience) == 0 || slices.Contains(cfg.Audience, "") {
 		bad("Audience: give at least one, and no empty one (RFC 9068 §4: a resource server checks aud)")
 	}
-	if cfg.Leeway < 0 || cfg.Leeway > 5*time.Minute {
-		bad("Leeway: %s is not between 0 and 5m", cfg.Leeway)
+	if cfg.Leeway > 5*time.Minute {
+		bad("Leeway: %s is more than 5m", cfg.Leeway)
 	}
 	if cfg.RefreshInterval < 0 {
 		bad("RefreshInterval: %s is negative", cfg.RefreshInterval)
@@ -136,7 +138,7 @@ func New(cfg Config) (*Verifier, error) {
 	if len(problems) > 0 {
 		return nil, errors.New("verify: " + strings.Join(problems, "; "))
 	}
-	leeway := orDefault(cfg.Leeway, DefaultLeeway)
+	leeway := max(orDefault(cfg.Leeway, DefaultLeeway), 0)
 	client := cfg.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: DefaultHTTPTimeout}
