@@ -25,7 +25,9 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 )
 
-var binary string
+// binary is the tokensmith binary under test; resourceServerBinary the example resource
+// server (examples/resource-server).
+var binary, resourceServerBinary string
 
 // readSources reads every source file of the module. go test caches a package's result keyed
 // on the files the test opened; this package only execs "go build", so without this a change
@@ -65,6 +67,13 @@ func TestMain(m *testing.M) {
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building tokensmith:", err)
+		os.Exit(1)
+	}
+	resourceServerBinary = filepath.Join(dir, "resource-server")
+	build = exec.Command("go", "build", "-o", resourceServerBinary, "github.com/tokensmith/tokensmith/examples/resource-server")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the example resource server:", err)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -26,23 +26,29 @@ func cluster(t *testing.T, redisURL string, n int) []*proc {
 		ps = append(ps, start(t, t.TempDir(), "TOKENSMITH_STORAGE="+redisURL, "TOKENSMITH_ADMIN_TOKEN="+sharedAdminToken,
 			"TOKENSMITH_REPLICA_TIMEOUT=3s", "TOKENSMITH_LOG_LEVEL=warn"))
 	}
+	awaitReplicas(t, ps)
+	return ps
+}
+
+// awaitReplicas waits until every replica of ps counts them all.
+func awaitReplicas(t *testing.T, ps []*proc) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for _, p := range ps {
 		for {
 			var live []map[string]any
 			p.admin(t, "GET", "/admin/replicas", "", &live)
-			if len(live) == n {
+			if len(live) == len(ps) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("replica %s sees %d replicas, want %d", p.url, len(live), n)
+				t.Fatalf("replica %s sees %d replicas, want %d", p.url, len(live), len(ps))
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	// Each replica refreshes its own count at its next heartbeat (every second here).
 	time.Sleep(1200 * time.Millisecond)
-	return ps
 }
 
 func (p *proc) admin(t *testing.T, method, path, body string, out any) int {

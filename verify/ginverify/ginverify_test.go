@@ -1,0 +1,121 @@
+package ginverify_test
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/tokensmith/tokensmith/verify"
+	"github.com/tokensmith/tokensmith/verify/ginverify"
+)
+
+const audience = "https://api.example.test"
+
+// TestRequire: the Gin middleware lets a good token through with its claims, and answers the
+// others exactly like the net/http one, without running the handler.
+func TestRequire(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	}))
+	defer jwks.Close()
+	v, err := verify.New(verify.Config{Issuer: "https://auth.example.test", JWKSURL: jwks.URL, Audience: []string{audience}, Realm: "api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", "k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func(scope string) string {
+		now := time.Now()
+		payload, _ := json.Marshal(map[string]any{"iss": "https://auth.example.test", "sub": "c1", "aud": audience, "client_id": "c1",
+			"scope": scope, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "j1"})
+		jws, err := signer.Sign(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := jws.CompactSerialize()
+		return s
+	}
+
+	r := gin.New()
+	r.GET("/orders", ginverify.Require(v, verify.Scopes("orders:read"), verify.TokenHeader(verify.EvotorHeader)), func(c *gin.Context) {
+		claims, ok := ginverify.Claims(c)
+		if !ok {
+			t.Error("no claims")
+		}
+		c.String(200, "orders of %s", claims.ClientID)
+	})
+	api := httptest.NewServer(r)
+	defer api.Close()
+
+	for _, tc := range []struct {
+		name      string
+		header    string
+		value     string
+		status    int
+		challenge string
+		body      string
+	}{
+		{"good token", "Authorization", "Bearer " + token("orders:read"), 200, "", "orders of c1"},
+		{"Evotor header", "X-Authorization", token("orders:read"), 200, "", "orders of c1"},
+		{"no token", "", "", 401, `Bearer realm="api"`, `{"error_description":"the request carries no access token"}` + "\n"},
+		{"missing scope", "Authorization", "Bearer " + token("orders:write"), 403,
+			`Bearer realm="api", error="insufficient_scope", error_description="the token lacks the scope orders:read", scope="orders:read"`,
+			`{"error":"insufficient_scope","error_description":"the token lacks the scope orders:read"}` + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", api.URL+"/orders", nil)
+			if tc.header != "" {
+				req.Header.Set(tc.header, tc.value)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || resp.Header.Get("WWW-Authenticate") != tc.challenge || string(body) != tc.body {
+				t.Fatalf("got %d %q %s\nwant %d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body, tc.status, tc.challenge, tc.body)
+			}
+		})
+	}
+}
+
+// A Gin API: the same Verifier and options as with net/http.
+func ExampleRequire() {
+	gin.SetMode(gin.ReleaseMode)
+	v, err := verify.New(verify.Config{Issuer: "https://auth.example.com", Audience: []string{"https://api.example.com"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	r := gin.New()
+	r.GET("/orders", ginverify.Require(v, verify.Scopes("orders:read")), func(c *gin.Context) {
+		claims, _ := ginverify.Claims(c)
+		c.JSON(http.StatusOK, gin.H{"client": claims.ClientID})
+	})
+	api := httptest.NewServer(r)
+	defer api.Close()
+
+	resp, err := http.Get(api.URL + "/orders")
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	// Output: 401 Bearer realm="https://api.example.com"
+}
