@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-oauth2/oauth2/v4"
@@ -39,7 +40,13 @@ type Request struct {
 // grace window) reports the lifetime actually left.
 type Token struct {
 	// jti is kept for the reuse pool; it is not part of any answer.
-	jti              string
+	jti string
+	// family is a new login's refresh family still to be stored, with the token's settlement
+	// (reuse); not part of any answer.
+	family *storage.RefreshToken
+	// handed is set once the refresh token of an issuance shared by identical requests has
+	// been given to one of them (forOneCaller).
+	handed           *atomic.Bool
 	AccessToken      string    `json:"access_token"`
 	IssuedAt         time.Time `json:"issued_at"`
 	ExpiresAt        time.Time `json:"expires_at"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokensmith/tokensmith/protocol"
@@ -28,6 +29,43 @@ func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, r
 	if !reuse && cl.DailyLimit == 0 && cl.HourlyLimit == 0 {
 		return mint(now)
 	}
+	adm := c.admission(cl, a, now, reuse)
+	if !reuse {
+		return c.admitAndMint(ctx, adm, mint)
+	}
+	// Identical requests in flight on this replica share one admission and one token. The
+	// shared work must not die with whichever caller started it (each store call has its own
+	// deadline).
+	key := adm.Pool.ClientID + "\x00" + adm.Pool.Subject + "\x00" + adm.Pool.Scope + "\x00" + adm.Pool.Audience
+	shared := context.WithoutCancel(ctx)
+	v, err, _ := c.pools.Do(key, func() (any, error) {
+		tok, err := c.admitAndMint(shared, adm, mint)
+		if tok != nil && tok.RefreshToken != "" {
+			tok.handed = new(atomic.Bool)
+		}
+		return tok, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Token).forOneCaller(), nil
+}
+
+// forOneCaller is the answer for one of the callers sharing an issuance. Only the first gets
+// the refresh token: the others are answered as a reuse is, with the access token alone, or
+// two clients would hold one refresh token and the first rotation would make the other's a
+// replay that ends the login.
+func (t *Token) forOneCaller() *Token {
+	if t.handed == nil || t.handed.CompareAndSwap(false, true) {
+		return t
+	}
+	out := *t
+	out.RefreshToken, out.RefreshExpiresAt = "", time.Time{}
+	return &out
+}
+
+// admission is the store step that applies cl's reuse (when reuse) and limits to a token a.
+func (c *core) admission(cl *Client, a access, now time.Time, reuse bool) storage.Admission {
 	adm := storage.Admission{
 		Now:  now,
 		Pool: poolOf(cl, a.subject, a.scope, a.audience),
@@ -45,19 +83,24 @@ func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, r
 		adm.HourlyLimit, adm.HourlyShadow = cl.HourlyLimit, cl.HourlyLimitShadow
 		adm.Hour, adm.HourResetAt = hourWindow(now, c.policy.DailyLimitLocation)
 	}
-	if !reuse {
-		return c.admitAndMint(ctx, adm, mint)
+	return adm
+}
+
+// issueMinted admits a login minted before its admission (limits, no reuse): the admission
+// stores the login's refresh family in its own store call, and only if it is allowed.
+func (c *core) issueMinted(ctx context.Context, cl *Client, a access, now time.Time, tok *Token, family storage.RefreshToken) (*Token, error) {
+	adm := c.admission(cl, a, now, false)
+	adm.Family = &family
+	got, err := c.store.Admit(ctx, adm)
+	switch {
+	case err != nil:
+		return nil, storeError(err)
+	case got.Limited:
+		return nil, c.refuse(adm, got)
 	}
-	// Identical requests in flight on this replica share one admission and one token. The
-	// shared work must not die with whichever caller started it (each store call has its own
-	// deadline).
-	key := adm.Pool.ClientID + "\x00" + adm.Pool.Subject + "\x00" + adm.Pool.Scope + "\x00" + adm.Pool.Audience
-	shared := context.WithoutCancel(ctx)
-	v, err, _ := c.pools.Do(key, func() (any, error) { return c.admitAndMint(shared, adm, mint) })
-	if err != nil {
-		return nil, err
-	}
-	return v.(*Token), nil
+	c.shadowed(adm, got)
+	tok.RateLimit = tightest(quotas(adm, got))
+	return tok, nil
 }
 
 func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fresh) (*Token, error) {
@@ -96,11 +139,17 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 	if err == nil && adm.Reuse {
 		fam, _ := FamilyOf(tok.jti)
 		st.Token = &storage.PooledToken{AccessToken: tok.AccessToken, JTI: tok.jti, Family: fam, Scope: tok.Scope, IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt}
+		st.Family = tok.family
 	}
 	if err != nil || adm.Reuse {
-		// A failed settlement only delays: the reservation lapses after reserveFor. The
-		// token already minted is still good, so it is answered.
-		if serr := c.store.Settle(context.WithoutCancel(ctx), st); serr != nil {
+		serr := c.store.Settle(context.WithoutCancel(ctx), st)
+		switch {
+		case serr != nil && st.Family != nil:
+			// The login's refresh token may not be stored: do not hand it out.
+			return nil, storeError(serr)
+		case serr != nil:
+			// A failed settlement only delays: the reservation lapses after reserveFor. The
+			// token already minted is still good, so it is answered.
 			c.log.Warn("settling an issuance failed", "client_id", adm.Pool.ClientID, "error", serr)
 		}
 	}

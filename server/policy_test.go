@@ -1,12 +1,16 @@
 package server_test
 
 import (
+	"context"
 	"net/url"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tokensmith/tokensmith/registry"
+	"github.com/tokensmith/tokensmith/storage"
+	"github.com/tokensmith/tokensmith/storage/embedded"
 )
 
 func TestReuseHandsOutTheEarlierToken(t *testing.T) {
@@ -156,4 +160,53 @@ func TestDailyLimitNotCountedForBadRequests(t *testing.T) {
 	if r := ts.form(t, id, sec, url.Values{"grant_type": {"client_credentials"}}); r.Status != 200 {
 		t.Fatalf("the one allowed token was used up by bad requests: %d %s", r.Status, r.RawBody)
 	}
+}
+
+// TestSharedIssuanceHandsTheRefreshTokenToOne: identical password logins of a reuse client that
+// arrive together share one issuance; all get its access token, exactly one its refresh token,
+// which then rotates like any other.
+func TestSharedIssuanceHandsTheRefreshTokenToOne(t *testing.T) {
+	mem, err := embedded.OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A slow admission keeps the first login's issuance open until the others, slowed by their
+	// bcrypt checks, have joined it.
+	ts := newTestServer(t, withStore(&slowAdmit{Storage: mem, delay: 300 * time.Millisecond}))
+	id, sec := ts.client(t, registry.ClientInput{Reuse: ptr(true), GrantTypes: &[]string{"password", "refresh_token"}})
+	ts.user(t, "dave", "dave-password")
+	login := url.Values{"grant_type": {"password"}, "username": {"dave"}, "password": {"dave-password"}}
+	const n = 8
+	answers := make([]reply, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { answers[i] = ts.form(t, id, sec, login) })
+	}
+	wg.Wait()
+	var refresh []string
+	for _, r := range answers {
+		if r.Status != 200 || r.str("access_token") != answers[0].str("access_token") {
+			t.Fatalf("login: %d %s", r.Status, r.RawBody)
+		}
+		if rt := r.str("refresh_token"); rt != "" {
+			refresh = append(refresh, rt)
+		}
+	}
+	if len(refresh) != 1 {
+		t.Fatalf("%d concurrent logins got %d refresh tokens, want exactly 1", n, len(refresh))
+	}
+	if r := ts.form(t, id, sec, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh[0]}}); r.Status != 200 {
+		t.Fatalf("the one refresh token: %d %s", r.Status, r.RawBody)
+	}
+}
+
+// slowAdmit is a store whose admissions take a while, so identical requests overlap.
+type slowAdmit struct {
+	storage.Storage
+	delay time.Duration
+}
+
+func (s *slowAdmit) Admit(ctx context.Context, a storage.Admission) (storage.Admitted, error) {
+	time.Sleep(s.delay)
+	return s.Storage.Admit(ctx, a)
 }

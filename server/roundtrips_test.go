@@ -106,6 +106,10 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 		typo = pat[:len(pat)-1] + "1"
 	}
 
+	// A password client with reuse and a refresh token: its client record cached.
+	pwReuseID, pwReuseSec := ts.client(t, registry.ClientInput{Reuse: ptr(true), GrantTypes: &[]string{"password", "refresh_token"}})
+	ts.form(t, pwReuseID, pwReuseSec, url.Values{"grant_type": {"client_credentials"}})
+
 	tests := []struct {
 		name    string
 		path    string
@@ -146,7 +150,9 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 		{"tokens.refresh", "/tokens.refresh", "", "", nil, 2, func() reply {
 			return ts.postJSON(t, "/tokens.refresh", map[string]string{"refreshToken": appRefresh})
 		}, ""},
-		{"tokens.make with the seed's daily limit", "/tokens.make", "", "", nil, 3, func() reply { return ts.postJSON(t, "/tokens.make", makeBody(seedApp)) }, "98"},
+		{"tokens.make with the seed's daily limit", "/tokens.make", "", "", nil, 2, func() reply { return ts.postJSON(t, "/tokens.make", makeBody(seedApp)) }, "98"},
+		{"password with refresh token, reuse, new token", "/oauth2/token", pwReuseID, pwReuseSec, login, 3, nil, ""},
+		{"password with refresh token, reuse, token reused", "/oauth2/token", pwReuseID, pwReuseSec, login, 2, nil, ""},
 	}
 	for _, tc := range tests {
 		before := trips.n.Load()

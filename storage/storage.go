@@ -439,6 +439,11 @@ type Admission struct {
 	Hour         string
 	HourResetAt  time.Time
 	HourlyShadow bool
+
+	// Family, when set (an admission without Reuse), is the first refresh token of a new
+	// login, stored in the same call if and only if the admission is Allowed: a limited
+	// password grant then costs no round trip of its own for its refresh token.
+	Family *RefreshToken
 }
 
 // Admitted is the answer to an Admission.
@@ -462,6 +467,10 @@ type Admitted struct {
 type Settlement struct {
 	Admission Admission
 	Token     *PooledToken
+	// Family, with a Token, is the first refresh token of the login the token belongs to,
+	// stored in the same call: a password login with reuse stores its family and its pooled
+	// token together. An error then means the family may not be stored.
+	Family *RefreshToken
 }
 
 // LoginAttempt is one password login (SPEC §8's backoff). Failures are counted per (username,

@@ -46,6 +46,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"DeadlineHonoured", testDeadline},
 		{"RotationNeedsItsUser", testRotationNeedsUser},
 		{"RotationAfterPasswordChange", testRotationAfterPasswordChange},
+		{"AdmissionWithFamily", testAdmissionWithFamily},
 		{"FamilyOutlivesItsAccessTokens", testFamilyLifetime},
 		{"RevokeAccessToken", testRevokeAccess},
 		{"RevokedFamilyLeavesPool", testRevokedFamilyLeavesPool},

@@ -227,3 +227,32 @@ func testRotationAfterPasswordChange(t *testing.T, s storage.Storage) {
 		t.Fatalf("a login made after the change: %+v %v", got, err)
 	}
 }
+
+// testAdmissionWithFamily: a login's refresh family passed with a limited admission is stored
+// exactly when the admission is allowed.
+func testAdmissionWithFamily(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	fam := func(id string) *storage.RefreshToken {
+		return &storage.RefreshToken{Hash: "h-" + id, FamilyID: id, ClientID: "c", Subject: "u", AccessTTL: time.Hour,
+			IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+	}
+	a := limitAdmission(now, 1, "d")
+	a.Family = fam("f1")
+	if got, err := s.Admit(ctx, a); err != nil || !got.Allowed {
+		t.Fatalf("first admission with a family: %+v %v", got, err)
+	}
+	if _, err := s.GetRefreshToken(ctx, "f1", "h-f1"); err != nil {
+		t.Fatalf("the allowed admission's family was not stored: %v", err)
+	}
+	a.Family = fam("f2")
+	if got, err := s.Admit(ctx, a); err != nil || !got.Limited {
+		t.Fatalf("second admission (limit 1): %+v %v", got, err)
+	}
+	if _, err := s.GetRefreshToken(ctx, "f2", "h-f2"); err == nil {
+		t.Fatal("a refused admission stored its family")
+	}
+	if !familyRevoked(t, s, "f2", now) || familyRevoked(t, s, "f1", now) {
+		t.Fatal("family states after the admissions are wrong")
+	}
+}

@@ -162,6 +162,11 @@ func (s *Store) Admit(ctx context.Context, a storage.Admission) (out storage.Adm
 				return err
 			}
 		}
+		if a.Family != nil {
+			if err := createFamily(tx, *a.Family); err != nil {
+				return err // the whole transaction, counts included, is rolled back
+			}
+		}
 		out.Allowed = true
 		return nil
 	})
@@ -181,6 +186,9 @@ func (s *Store) Settle(ctx context.Context, st storage.Settlement) error {
 			}
 		}
 		if st.Token != nil {
+			if st.Family != nil {
+				return createFamily(tx, *st.Family)
+			}
 			return nil
 		}
 		for _, w := range windows(a, &storage.Admitted{}) {

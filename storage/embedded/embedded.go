@@ -467,16 +467,19 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 
 // CreateRefreshToken implements storage.Storage.
 func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) error {
-	return s.update(ctx, func(tx *buntdb.Tx) error {
-		if exists(tx, familyKey(t.FamilyID)) {
-			return storage.ErrAlreadyExists
-		}
-		f := family{ClientID: t.ClientID, Subject: t.Subject, ExpiresAt: t.FamilyExpiry()}
-		if err := put(tx, familyKey(t.FamilyID), f, t.IssuedAt, f.ExpiresAt); err != nil {
-			return err
-		}
-		return put(tx, refreshKey(t.FamilyID, t.Hash), t, t.IssuedAt, t.ExpiresAt)
-	})
+	return s.update(ctx, func(tx *buntdb.Tx) error { return createFamily(tx, t) })
+}
+
+// createFamily stores the first refresh token of a new family.
+func createFamily(tx *buntdb.Tx, t storage.RefreshToken) error {
+	if exists(tx, familyKey(t.FamilyID)) {
+		return storage.ErrAlreadyExists
+	}
+	f := family{ClientID: t.ClientID, Subject: t.Subject, ExpiresAt: t.FamilyExpiry()}
+	if err := put(tx, familyKey(t.FamilyID), f, t.IssuedAt, f.ExpiresAt); err != nil {
+		return err
+	}
+	return put(tx, refreshKey(t.FamilyID, t.Hash), t, t.IssuedAt, t.ExpiresAt)
 }
 
 // GetRefreshToken implements storage.Storage.
