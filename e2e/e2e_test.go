@@ -94,6 +94,18 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 }
 func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
 
+// has waits up to 5 s for the output to contain s. A server writes its start-up lines before it
+// serves, but they reach the buffer through a pipe and a copying goroutine, so a test that has
+// its first answer may still find them missing for a moment.
+func (b *syncBuffer) has(s string) bool {
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(b.String(), s); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
 type proc struct {
 	cmd            *exec.Cmd
 	stdout, stderr *syncBuffer
@@ -258,6 +270,7 @@ func TestFirstStartCLIAndRestart(t *testing.T) {
 	p := start(t, dir)
 
 	// What a newcomer sees: a demo client and a curl line that works as printed.
+	p.stdout.has(p.url + "/oauth2/token")
 	m := curlLine.FindStringSubmatch(p.stdout.String())
 	if m == nil {
 		t.Fatalf("no curl line on first start; stdout:\n%s", p.stdout.String())

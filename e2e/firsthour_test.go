@@ -117,7 +117,7 @@ func TestStartFailsAtOnce(t *testing.T) {
 	if err := cmd.Run(); err == nil {
 		t.Fatal("started on a taken port")
 	}
-	if p := start(t, dir); !strings.Contains(p.stdout.String(), "first start") {
+	if p := start(t, dir); !p.stdout.has("first start") {
 		t.Fatalf("the start after a failed one printed no welcome:\n%s", p.stdout.String())
 	}
 }
@@ -140,7 +140,8 @@ func TestHTTPSWithDevCertificate(t *testing.T) {
 
 	// How to trust it is printed, and the welcome's curl line works as printed.
 	abs, _ := filepath.Abs(certFile)
-	if !strings.Contains(p.stdout.String(), "curl --cacert "+abs+" "+p.url) {
+	p.stdout.has(p.url + "/oauth2/token")
+	if !p.stdout.has("curl --cacert " + abs + " " + p.url) {
 		t.Fatalf("no trust instructions for %s:\n%s", abs, p.stdout.String())
 	}
 	m := curlLine.FindStringSubmatch(p.stdout.String())
@@ -289,17 +290,18 @@ func TestIssuerFollowsListen(t *testing.T) {
 			t.Fatalf("%s issuer %v, want %s, the URL it was fetched from", path, md["issuer"], p.url)
 		}
 	}
+	p.stdout.has(p.url + "/oauth2/token")
 	m := curlLine.FindStringSubmatch(p.stdout.String())
 	if m == nil || !strings.Contains(m[1], p.url+"/oauth2/token") {
 		t.Fatalf("the curl line does not use %s:\n%s", p.url, p.stdout.String())
 	}
-	if !strings.Contains(p.stderr.String(), "issuer derived from the public listener") {
+	if !p.stderr.has("issuer derived from the public listener") {
 		t.Errorf("the log does not say the issuer was derived:\n%s", p.stderr.String())
 	}
 
 	// An explicit issuer naming another port is warned about.
 	q := launch(t, t.TempDir(), launchOptions{env: []string{"TOKENSMITH_ISSUER=http://localhost:1"}})
-	if !strings.Contains(q.stderr.String(), "level=WARN") || !strings.Contains(q.stderr.String(), "names port 1") {
+	if !q.stderr.has("level=WARN") || !q.stderr.has("names port 1") {
 		t.Fatalf("no warning for an issuer on another port:\n%s", q.stderr.String())
 	}
 }
@@ -338,7 +340,7 @@ func TestFileStoreCountsOneReplica(t *testing.T) {
 		if n := replicas(p); n != 1 {
 			t.Fatalf("after a %s and a restart: %d live replicas, want 1", how, n)
 		}
-		if !strings.Contains(p.stderr.String(), "live_replicas=1") {
+		if !p.stderr.has("live_replicas=1") {
 			t.Fatalf("after a %s and a restart the log does not say live_replicas=1:\n%s", how, p.stderr.String())
 		}
 	}
