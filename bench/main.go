@@ -1,0 +1,289 @@
+// Command bench is Tokensmith's load benchmark (SPEC §10, issues 11 and 12). It builds the
+// server, starts it on the embedded store and, when redis-server is installed, on a Redis it
+// starts itself, drives it over real HTTP with a fixed number of concurrent clients for a fixed
+// time per scenario, checks every answer, and prints one table: requests/s, latency quantiles,
+// errors, the server's CPU time per request (from /proc/<pid>/stat) and its peak resident set
+// (VmHWM). In the same run it times one RS256 signature on one core, and, when cgo and the
+// OpenSSL headers are available, builds the server with -tags openssl too and runs fresh
+// issuance on both builds.
+//
+//	go run ./bench                      # everything, c=16, 10 s per scenario
+//	go run ./bench -d 5s -stores embedded -scenarios fresh,reused
+//	go run ./bench -json new.json -compare old.json
+//
+// The load generator runs on the same machine, so on a small one it takes CPU from the server;
+// CPU per request is measured on the server process alone and is not affected.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// variant is one way of running the server: its build, its store, its audit sink.
+type variant struct {
+	build string // "go" or "openssl"
+	store string // storeEmbedded or storeRedis
+	audit string // "" for the server's default, else a TOKENSMITH_AUDIT choice
+}
+
+func (v variant) String() string {
+	s := v.build + "/" + v.store
+	if v.audit != "" {
+		s += "/audit=" + v.audit
+	}
+	return s
+}
+
+const (
+	storeEmbedded = "embedded"
+	storeRedis    = "redis"
+
+	auditOff   = "off"
+	auditFile  = "file"
+	auditRedis = "redis"
+)
+
+func main() {
+	if err := benchmain(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func benchmain() error {
+	var (
+		c          = flag.Int("c", 16, "concurrent clients, each with its own keep-alive connection")
+		d          = flag.Duration("d", 10*time.Second, "measured duration of each scenario")
+		warm       = flag.Duration("warmup", 2*time.Second, "unmeasured warm-up before each scenario")
+		stores     = flag.String("stores", "auto", "comma-separated: embedded, redis; auto is both when redis-server is installed")
+		only       = flag.String("scenarios", "", "comma-separated scenarios (default all): "+scenarioNames())
+		openssl    = flag.String("openssl", "auto", "also build with -tags openssl and run fresh issuance on it: auto (when cgo and the headers work), on, off")
+		audits     = flag.Bool("audit", true, "also run fresh issuance with audit off and with the audit sink of each store (file, Redis stream)")
+		jsonOut    = flag.String("json", "", "write the rows to this JSON file")
+		cmpFile    = flag.String("compare", "", "print the change from an earlier -json file")
+		measureSig = flag.Bool("measure-signature", false, "internal: print one signature's cost with this binary's signer as JSON")
+	)
+	flag.Parse()
+	if *measureSig {
+		s, err := measureSignature()
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(os.Stdout).Encode(s)
+	}
+	if *c < 1 || *d <= 0 {
+		return errors.New("-c and -d must be positive")
+	}
+	var old *report
+	if *cmpFile != "" {
+		var err error
+		if old, err = readReport(*cmpFile); err != nil {
+			return err
+		}
+	}
+	selected := scenarios
+	if *only != "" {
+		selected = nil
+		for _, n := range strings.Split(*only, ",") {
+			sc, ok := scenarioByName(strings.TrimSpace(n))
+			if !ok {
+				return fmt.Errorf("unknown scenario %q (have %s)", n, scenarioNames())
+			}
+			selected = append(selected, sc)
+		}
+	}
+	storeList, err := chooseStores(*stores)
+	if err != nil {
+		return err
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "tokensmith-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	rep := &report{Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), Commit: commit(root), Machine: machine(),
+		GoVersion: runtime.Version(), Concurrency: *c, Duration: d.String(), LoadBefore: loadAvg()}
+	progress := os.Stderr
+	say := func(format string, args ...any) { fmt.Fprintf(progress, format+"\n", args...) }
+
+	say("building the server…")
+	bins := map[string]string{}
+	if bins["go"], err = build(root, tmp, "tokensmith-go", "."); err != nil {
+		return err
+	}
+	// Each signer is timed in its own binary: this one for Go, this program built with the
+	// tag for OpenSSL.
+	sigBins := map[string]string{}
+	if *openssl != "off" {
+		bin, err := build(root, tmp, "tokensmith-openssl", ".", "openssl")
+		var sigBin string
+		if err == nil {
+			sigBin, err = build(root, tmp, "bench-openssl", "./bench", "openssl")
+		}
+		switch {
+		case err == nil:
+			bins["openssl"], sigBins["openssl"] = bin, sigBin
+		case *openssl == "on":
+			return err
+		default:
+			say("no OpenSSL build (needs cgo, gcc and libssl-dev): %v", firstLine(err))
+		}
+	}
+	// The machine may be shared: signatures are timed before and after every server variant,
+	// and the median of those samples is the figure, so the signature and the servers are
+	// measured under the same conditions.
+	samples := map[string][]signature{}
+	timeSignatures := func() error {
+		s, err := measureSignature()
+		if err != nil {
+			return err
+		}
+		samples["go"] = append(samples["go"], s)
+		if bin := sigBins["openssl"]; bin != "" {
+			s, err := measureSignatureIn(bin)
+			if err != nil {
+				return err
+			}
+			samples["openssl"] = append(samples["openssl"], s)
+		}
+		return nil
+	}
+	say("timing one signature per signer…")
+	if err := timeSignatures(); err != nil {
+		return err
+	}
+
+	var tty = progress
+	if !isTerminal(progress) {
+		tty = nil
+	}
+	for _, store := range storeList {
+		variants := []variant{{build: "go", store: store}}
+		if *audits {
+			sink := auditFile
+			if store == storeRedis {
+				sink = auditRedis
+			}
+			variants = append(variants, variant{build: "go", store: store, audit: auditOff}, variant{build: "go", store: store, audit: sink})
+		}
+		if bins["openssl"] != "" {
+			variants = append(variants, variant{build: "openssl", store: store})
+		}
+		for _, v := range variants {
+			list := selected
+			if v.build != "go" || v.audit != "" {
+				// The other builds and sinks are compared on fresh issuance only.
+				list = nil
+				if sc, ok := scenarioByName("fresh"); ok && slices.ContainsFunc(selected, func(s scenario) bool { return s.name == "fresh" }) {
+					list = []scenario{sc}
+				}
+			}
+			if len(list) == 0 {
+				continue
+			}
+			rows, err := runVariant(bins[v.build], filepath.Join(tmp, strings.ReplaceAll(v.String(), "/", "-")), v, list, *c, *warm, *d, tty, say)
+			if err != nil {
+				return err
+			}
+			rep.Rows = append(rep.Rows, rows...)
+			if err := timeSignatures(); err != nil {
+				return err
+			}
+		}
+	}
+	for _, signer := range []string{"go", "openssl"} {
+		if len(samples[signer]) > 0 {
+			rep.Signatures = append(rep.Signatures, medianSignature(samples[signer]))
+		}
+	}
+	rep.LoadAfter = loadAvg()
+	fmt.Println()
+	rep.print(os.Stdout)
+	if old != nil {
+		compare(os.Stdout, old, rep)
+	}
+	if *jsonOut != "" {
+		if err := rep.write(*jsonOut); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runVariant starts one server and runs the scenarios on it, one after the other.
+func runVariant(bin, dir string, v variant, list []scenario, c int, warm, d time.Duration, tty *os.File, say func(string, ...any)) ([]row, error) {
+	s, err := startServer(bin, dir, v)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	f := &fixture{}
+	var rows []row
+	for _, sc := range list {
+		nw, err := sc.prepare(s, f)
+		if err != nil {
+			return nil, fmt.Errorf("%s on %s: set-up: %w", sc.name, v, err)
+		}
+		label := sc.title + " on " + v.String()
+		var m measured
+		if tty != nil {
+			m, err = run(s, label, nw, c, warm, d, tty)
+		} else {
+			m, err = run(s, label, nw, c, warm, d, nil)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s on %s: %w", sc.name, v, err)
+		}
+		r := newRow(sc, v, c, m)
+		say("  %-60s %7.0f req/s  p99 %6s ms  %.3f ms CPU/req  %d errors", label, r.RPS, msStr(r.P99MS), r.CPUMS, r.Errors)
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+func chooseStores(s string) ([]string, error) {
+	if s == "auto" {
+		if _, err := exec.LookPath("redis-server"); err != nil {
+			return []string{storeEmbedded}, nil
+		}
+		return []string{storeEmbedded, storeRedis}, nil
+	}
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		switch x = strings.TrimSpace(x); x {
+		case storeEmbedded, storeRedis:
+			out = append(out, x)
+		default:
+			return nil, fmt.Errorf("unknown store %q (embedded, redis)", x)
+		}
+	}
+	return out, nil
+}
+
+func scenarioNames() string {
+	var n []string
+	for _, sc := range scenarios {
+		n = append(n, sc.name)
+	}
+	return strings.Join(n, ", ")
+}
+
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// moduleRoot is the directory of the Tokensmith module, which the binaries are built from.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return "", fmt.Errorf("go list -m: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// build compiles the server (or, with pkg "./bench", this program) into dir with the given
+// tags and returns the binary's path.
+func build(root, dir, name, pkg string, tags ...string) (string, error) {
+	bin := filepath.Join(dir, name)
+	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build %s %s: %v\n%s", strings.Join(tags, ","), pkg, err, stderr.String())
+	}
+	return bin, nil
+}
+
+// freeAddr returns a loopback address nothing listens on right now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// redisServer is a throwaway redis-server, started the way storage/redis/redistest starts
+// one for the tests: loopback, a free port, no persistence.
+type redisServer struct {
+	addr string
+	cmd  *exec.Cmd
+}
+
+func startRedis(dir string) (*redisServer, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+		"--appendonly", "no", "--protected-mode", "no", "--logfile", filepath.Join(dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	r := &redisServer{addr: addr, cmd: cmd}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			fmt.Fprint(c, "PING\r\n")
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if strings.HasPrefix(line, "+PONG") {
+				return r, nil
+			}
+		}
+	}
+	r.stop()
+	return nil, errors.New("redis-server did not answer within 5s")
+}
+
+func (r *redisServer) stop() {
+	_ = r.cmd.Process.Kill()
+	_, _ = r.cmd.Process.Wait()
+}
+
+// server is one Tokensmith process started by the benchmark.
+type server struct {
+	variant  variant
+	url      string
+	adminURL string
+	token    string
+	cmd      *exec.Cmd
+	redis    *redisServer
+	logFile  *os.File
+}
+
+const benchAdminToken = "tsa_bench-admin-token-not-a-secret"
+
+// startServer runs bin serve for v in its own data directory and waits until it is ready.
+// Its log goes to a file, as a deployed server's would go somewhere: writing it is part of
+// the cost measured.
+func startServer(bin, dir string, v variant) (*server, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	pub, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	adm, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{variant: v, url: "http://" + pub, adminURL: "http://" + adm, token: benchAdminToken}
+	env := append(os.Environ(),
+		"TOKENSMITH_LISTEN="+pub, "TOKENSMITH_ADMIN_LISTEN="+adm, "TOKENSMITH_ISSUER="+s.url,
+		"TOKENSMITH_ADMIN_TOKEN="+benchAdminToken, "TOKENSMITH_DATA_DIR="+dir)
+	switch v.store {
+	case storeEmbedded:
+		env = append(env, "TOKENSMITH_STORAGE=memory:")
+	case storeRedis:
+		if s.redis, err = startRedis(filepath.Join(dir, "redis")); err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		env = append(env, "TOKENSMITH_STORAGE=redis://"+s.redis.addr)
+	}
+	switch v.audit {
+	case auditOff:
+		env = append(env, "TOKENSMITH_AUDIT=off")
+	case auditFile:
+		env = append(env, "TOKENSMITH_AUDIT=file:"+filepath.Join(dir, "audit.jsonl"))
+	case auditRedis:
+		env = append(env, "TOKENSMITH_AUDIT=redis")
+	}
+	if s.logFile, err = os.Create(filepath.Join(dir, "server.log")); err != nil {
+		s.stop()
+		return nil, err
+	}
+	s.cmd = exec.Command(bin, "serve")
+	s.cmd.Env = env
+	s.cmd.Dir = dir
+	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile
+	if err := s.cmd.Start(); err != nil {
+		s.stop()
+		return nil, err
+	}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if s.cmd.ProcessState != nil {
+			break
+		}
+		resp, err := http.Get(s.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+	}
+	s.stop()
+	log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
+	return nil, fmt.Errorf("%s did not become ready; its log:\n%s", v, log)
+}
+
+func (s *server) stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _, _ = s.cmd.Process.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-done
+		}
+	}
+	if s.redis != nil {
+		s.redis.stop()
+	}
+	if s.logFile != nil {
+		s.logFile.Close()
+	}
+}
+
+// usage is what /proc says about the server process.
+type usage struct {
+	cpu time.Duration // user + system, all threads, since start
+}
+
+// clockTick is USER_HZ, the unit of /proc/<pid>/stat times; Linux fixes it at 100 for every
+// architecture Go runs on.
+const clockTick = 10 * time.Millisecond
+
+func (s *server) usage() (usage, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return usage{}, err
+	}
+	// The command name (field 2) may hold spaces; fields are counted after its ')'.
+	rest := b[bytes.LastIndexByte(b, ')')+2:]
+	f := strings.Fields(string(rest))
+	// utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+	if len(f) < 13 {
+		return usage{}, errors.New("short /proc stat line")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return usage{}, err
+	}
+	return usage{cpu: time.Duration(ut+st) * clockTick}, nil
+}
+
+// resetPeak starts a new peak-RSS window (Linux ≥ 4.0: writing 5 to clear_refs resets VmHWM).
+func (s *server) resetPeak() {
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.cmd.Process.Pid), []byte("5"), 0)
+}
+
+// peakRSS is VmHWM, the highest resident set since the last resetPeak, in bytes.
+func (s *server) peakRSS() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// alive reports an error if the server process has exited.
+func (s *server) alive() error {
+	if err := s.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		return fmt.Errorf("%s exited: %w", s.variant, err)
+	}
+	return nil
+}
