@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,9 @@ type measured struct {
 	lat      []time.Duration // of the requests that ended in the window, sorted
 	cpu      time.Duration   // server CPU over the window
 	peakRSS  int64
+	// others is the share of the machine's CPU that neither the server nor the load
+	// generator used during the window: other people's work on a shared machine.
+	others float64
 }
 
 // newHTTPClient keeps one connection per worker alive, as an integrator's client would.
@@ -135,6 +139,8 @@ func run(s *server, label string, nw newWorker, c int, warm, d time.Duration, pr
 	}
 	m.window = end.Sub(start)
 	m.cpu = after.cpu - before.cpu
+	ours := m.cpu + after.self - before.self
+	m.others = max(float64(after.busy-before.busy-ours), 0) / float64(m.window*time.Duration(runtime.NumCPU()))
 	for _, l := range logs {
 		m.lat = append(m.lat, l.lat...)
 		m.errors += l.errors

@@ -69,6 +69,9 @@ func benchmain() error {
 		only       = flag.String("scenarios", "", "comma-separated scenarios (default all): "+scenarioNames())
 		openssl    = flag.String("openssl", "auto", "also build with -tags openssl and run fresh issuance on it: auto (when cgo and the headers work), on, off")
 		audits     = flag.Bool("audit", true, "also run fresh issuance with audit off and with the audit sink of each store (file, Redis stream)")
+		baseline   = flag.String("baseline", "", "also build the server at this git commit and run the selected scenarios on it, for a before/after in one run")
+		idle       = flag.Float64("idle", 0.15, "before each scenario, wait until other processes use less than this share of the CPUs (0 turns waiting off)")
+		idleWait   = flag.Duration("idle-wait", 10*time.Minute, "longest wait for the machine to become idle before a scenario; past it the scenario runs anyway")
 		jsonOut    = flag.String("json", "", "write the rows to this JSON file")
 		cmpFile    = flag.String("compare", "", "print the change from an earlier -json file")
 		measureSig = flag.Bool("measure-signature", false, "internal: print one signature's cost with this binary's signer as JSON")
@@ -126,6 +129,11 @@ func benchmain() error {
 	if bins["go"], err = build(root, tmp, "tokensmith-go", "."); err != nil {
 		return err
 	}
+	if *baseline != "" {
+		if bins["go@"+*baseline], err = buildAt(root, tmp, *baseline); err != nil {
+			return err
+		}
+	}
 	// Each signer is timed in its own binary: this one for Go, this program built with the
 	// tag for OpenSSL.
 	sigBins := map[string]string{}
@@ -174,6 +182,9 @@ func benchmain() error {
 	}
 	for _, store := range storeList {
 		variants := []variant{{build: "go", store: store}}
+		if *baseline != "" {
+			variants = append(variants, variant{build: "go@" + *baseline, store: store})
+		}
 		if *audits {
 			sink := auditFile
 			if store == storeRedis {
@@ -186,7 +197,7 @@ func benchmain() error {
 		}
 		for _, v := range variants {
 			list := selected
-			if v.build != "go" || v.audit != "" {
+			if (v.build != "go" && v.build != "go@"+*baseline) || v.audit != "" {
 				// The other builds and sinks are compared on fresh issuance only.
 				list = nil
 				if sc, ok := scenarioByName("fresh"); ok && slices.ContainsFunc(selected, func(s scenario) bool { return s.name == "fresh" }) {
@@ -196,7 +207,8 @@ func benchmain() error {
 			if len(list) == 0 {
 				continue
 			}
-			rows, err := runVariant(bins[v.build], filepath.Join(tmp, strings.ReplaceAll(v.String(), "/", "-")), v, list, *c, *warm, *d, tty, say)
+			q := quiet{share: *idle, wait: *idleWait, say: say}
+			rows, err := runVariant(bins[v.build], filepath.Join(tmp, strings.NewReplacer("/", "-", "@", "-").Replace(v.String())), v, list, *c, *warm, *d, q, tty, say)
 			if err != nil {
 				return err
 			}
@@ -226,7 +238,7 @@ func benchmain() error {
 }
 
 // runVariant starts one server and runs the scenarios on it, one after the other.
-func runVariant(bin, dir string, v variant, list []scenario, c int, warm, d time.Duration, tty *os.File, say func(string, ...any)) ([]row, error) {
+func runVariant(bin, dir string, v variant, list []scenario, c int, warm, d time.Duration, q quiet, tty *os.File, say func(string, ...any)) ([]row, error) {
 	s, err := startServer(bin, dir, v)
 	if err != nil {
 		return nil, err
@@ -240,6 +252,7 @@ func runVariant(bin, dir string, v variant, list []scenario, c int, warm, d time
 			return nil, fmt.Errorf("%s on %s: set-up: %w", sc.name, v, err)
 		}
 		label := sc.title + " on " + v.String()
+		q.await()
 		var m measured
 		if tty != nil {
 			m, err = run(s, label, nw, c, warm, d, tty)
@@ -250,10 +263,39 @@ func runVariant(bin, dir string, v variant, list []scenario, c int, warm, d time
 			return nil, fmt.Errorf("%s on %s: %w", sc.name, v, err)
 		}
 		r := newRow(sc, v, c, m)
-		say("  %-60s %7.0f req/s  p99 %6s ms  %.3f ms CPU/req  %d errors", label, r.RPS, msStr(r.P99MS), r.CPUMS, r.Errors)
+		say("  %-60s %7.0f req/s  p99 %6s ms  %.3f ms CPU/req  %d errors  others %.0f%%", label, r.RPS, msStr(r.P99MS), r.CPUMS, r.Errors, r.OthersPct)
 		rows = append(rows, r)
 	}
 	return rows, nil
+}
+
+// quiet waits for a shared machine to be idle enough to measure on.
+type quiet struct {
+	share float64
+	wait  time.Duration
+	say   func(string, ...any)
+}
+
+func (q quiet) await() {
+	if q.share <= 0 {
+		return
+	}
+	deadline := time.Now().Add(q.wait)
+	for said := false; ; {
+		o := othersBusy(time.Second)
+		if o < q.share {
+			return
+		}
+		if time.Now().After(deadline) {
+			q.say("  the machine is still busy (others use %.0f%% of the CPUs); measuring anyway", o*100)
+			return
+		}
+		if !said {
+			q.say("  waiting for the machine to be idle: others use %.0f%% of the CPUs", o*100)
+			said = true
+		}
+		time.Sleep(4 * time.Second)
+	}
 }
 
 func chooseStores(s string) ([]string, error) {

@@ -34,6 +34,9 @@ type row struct {
 	QueueMS    float64 `json:"queue_ms"`
 	CPUMS      float64 `json:"server_cpu_ms_per_request"`
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// OthersPct is how much of the machine other processes used meanwhile (a shared
+	// machine): a row measured beside someone's build is not comparable.
+	OthersPct float64 `json:"others_cpu_percent"`
 }
 
 func (r row) key() string { return r.Scenario + "|" + r.Store + "|" + r.Build + "|" + r.Audit }
@@ -42,7 +45,7 @@ func (r row) name() string {
 	n := r.Title
 	var extra []string
 	if r.Build != "go" {
-		extra = append(extra, r.Build)
+		extra = append(extra, strings.Replace(r.Build, "go@", "at ", 1))
 	}
 	if r.Audit != "" {
 		extra = append(extra, "audit "+r.Audit)
@@ -58,7 +61,7 @@ func newRow(sc scenario, v variant, c int, m measured) row {
 	r := row{Scenario: sc.name, Title: sc.title, Store: v.store, Build: v.build, Audit: v.audit,
 		Requests: m.requests, Errors: m.errors, FirstError: m.firstErr,
 		P50MS: msf(quantile(m.lat, .5)), P90MS: msf(quantile(m.lat, .9)), P99MS: msf(quantile(m.lat, .99)),
-		PeakRSSMiB: float64(m.peakRSS) / (1 << 20)}
+		PeakRSSMiB: float64(m.peakRSS) / (1 << 20), OthersPct: m.others * 100}
 	if len(m.lat) > 0 {
 		var sum time.Duration
 		for _, l := range m.lat {
@@ -161,17 +164,18 @@ func msStr(v float64) string {
 }
 
 func (rep *report) print(w io.Writer) {
-	fmt.Fprintf(w, "Tokensmith load benchmark, %s, commit %s\n%s, %s; c=%d, %s per scenario; load average %s before, %s after\n\n",
+	fmt.Fprintf(w, "Tokensmith load benchmark, %s, commit %s\n%s, %s; c=%d, %s per scenario; load average %s before, %s after\n"+
+		"CPU ms/req is the server's (and its Redis's) CPU time per answer; others %% is the share of the CPUs other processes used meanwhile\n\n",
 		rep.Date, rep.Commit, rep.Machine, rep.GoVersion, rep.Concurrency, rep.Duration, rep.LoadBefore, rep.LoadAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tstore\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99÷(c/X)\terrors\tCPU ms/req\tpeak RSS MiB\t")
+	fmt.Fprintln(tw, "scenario\tstore\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99÷(c/X)\terrors\tCPU ms/req\tpeak RSS MiB\tothers %\t")
 	for _, r := range rep.Rows {
 		tail := "-"
 		if r.QueueMS > 0 {
 			tail = strconv.FormatFloat(r.P99MS/r.QueueMS, 'f', 2, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%.1f\t\n", r.name(), r.Store, f0(r.RPS),
-			msStr(r.P50MS), msStr(r.P90MS), msStr(r.P99MS), tail, r.Errors, msStr(r.CPUMS), r.PeakRSSMiB)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%.1f\t%.0f\t\n", r.name(), r.Store, f0(r.RPS),
+			msStr(r.P50MS), msStr(r.P90MS), msStr(r.P99MS), tail, r.Errors, msStr(r.CPUMS), r.PeakRSSMiB, r.OthersPct)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -205,6 +209,17 @@ func (rep *report) print(w io.Writer) {
 			if sig, ok := rep.signature("openssl"); ok && sig.CPU > 0 {
 				fmt.Fprintf(w, "%s: OpenSSL build costs %.3f ms of server CPU per fresh token = %.2f × one OpenSSL signature (issue 12: ≤ 1.2)\n",
 					store, o.CPUMS, o.CPUMS/ms(sig.CPU))
+			}
+		}
+		for _, b := range rep.Rows {
+			ref, ok := strings.CutPrefix(b.Build, "go@")
+			if !ok || b.Store != store {
+				continue
+			}
+			if r, ok := rep.find(b.Scenario, store, "go", ""); ok && b.QueueMS > 0 && r.QueueMS > 0 {
+				fmt.Fprintf(w, "%s: %s at %s → now: %s → %s req/s (%+.1f %%), p50 %s → %s ms, p99 %s → %s ms, p99÷(c/X) %.2f → %.2f\n",
+					store, b.Title, ref, f0(b.RPS), f0(r.RPS), pct(r.RPS, b.RPS), msStr(b.P50MS), msStr(r.P50MS),
+					msStr(b.P99MS), msStr(r.P99MS), b.P99MS/b.QueueMS, r.P99MS/r.QueueMS)
 			}
 		}
 		for _, r := range rep.Rows {

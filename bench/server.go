@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,6 +42,34 @@ func build(root, dir, name, pkg string, tags ...string) (string, error) {
 		return "", fmt.Errorf("go build %s %s: %v\n%s", strings.Join(tags, ","), pkg, err, stderr.String())
 	}
 	return bin, nil
+}
+
+// buildAt builds the server as it was at a git commit, from a copy of that commit's tree.
+func buildAt(root, tmp, ref string) (string, error) {
+	src := filepath.Join(tmp, "src-at-"+strings.NewReplacer("/", "-", "~", "-", "^", "-").Replace(ref))
+	if err := os.MkdirAll(src, 0o700); err != nil {
+		return "", err
+	}
+	archive := exec.Command("git", "-C", root, "archive", "--format=tar", ref)
+	untar := exec.Command("tar", "-x", "-C", src)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	untar.Stdin = pipe
+	var stderr bytes.Buffer
+	archive.Stderr = &stderr
+	if err := untar.Start(); err != nil {
+		return "", err
+	}
+	if err := archive.Run(); err != nil {
+		_ = untar.Wait()
+		return "", fmt.Errorf("git archive %s: %v %s", ref, err, stderr.String())
+	}
+	if err := untar.Wait(); err != nil {
+		return "", fmt.Errorf("unpacking %s: %w", ref, err)
+	}
+	return build(src, tmp, "tokensmith-at-"+filepath.Base(src), ".")
 }
 
 // freeAddr returns a loopback address nothing listens on right now.
@@ -196,9 +225,13 @@ func (s *server) stop() {
 	}
 }
 
-// usage is what /proc says about the server process.
+// usage is what /proc says about the server process and the machine.
 type usage struct {
-	cpu time.Duration // user + system, all threads, since start
+	cpu time.Duration // the server's (and its Redis's) user + system time, all threads
+	// self is this process's CPU time (the load generator).
+	self time.Duration
+	// busy is the CPU time the whole machine spent on anything but idling.
+	busy time.Duration
 }
 
 // clockTick is USER_HZ, the unit of /proc/<pid>/stat times; Linux fixes it at 100 for every
@@ -206,23 +239,82 @@ type usage struct {
 const clockTick = 10 * time.Millisecond
 
 func (s *server) usage() (usage, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	u := usage{self: processCPU()}
+	var err error
+	if u.cpu, err = pidCPU(s.cmd.Process.Pid); err != nil {
+		return u, err
+	}
+	if s.redis != nil {
+		r, err := pidCPU(s.redis.cmd.Process.Pid)
+		if err != nil {
+			return u, err
+		}
+		u.cpu += r
+	}
+	u.busy, err = machineBusy()
+	return u, err
+}
+
+// pidCPU is a process's user + system time from /proc/<pid>/stat.
+func pidCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return usage{}, err
+		return 0, err
 	}
 	// The command name (field 2) may hold spaces; fields are counted after its ')'.
 	rest := b[bytes.LastIndexByte(b, ')')+2:]
 	f := strings.Fields(string(rest))
 	// utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
 	if len(f) < 13 {
-		return usage{}, errors.New("short /proc stat line")
+		return 0, errors.New("short /proc stat line")
 	}
 	ut, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
-		return usage{}, err
+		return 0, err
 	}
-	return usage{cpu: time.Duration(ut+st) * clockTick}, nil
+	return time.Duration(ut+st) * clockTick, nil
+}
+
+// machineBusy is the time all CPUs together spent outside idle and I/O wait since boot
+// (/proc/stat), stolen time included: on a shared machine that is what other work costs us.
+func machineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, errors.New("unexpected /proc/stat")
+	}
+	var busy int64
+	// user nice system idle iowait irq softirq steal: everything but idle (4) and iowait (5).
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		busy += n
+	}
+	return time.Duration(busy) * clockTick, nil
+}
+
+// othersBusy measures, over d, the share of the machine's CPUs that processes other than this
+// one were using (0 to 1).
+func othersBusy(d time.Duration) float64 {
+	b0, err0 := machineBusy()
+	s0 := processCPU()
+	time.Sleep(d)
+	b1, err1 := machineBusy()
+	s1 := processCPU()
+	if err0 != nil || err1 != nil {
+		return 0
+	}
+	return max(float64((b1-b0)-(s1-s0)), 0) / float64(d*time.Duration(runtime.NumCPU()))
 }
 
 // resetPeak starts a new peak-RSS window (Linux ≥ 4.0: writing 5 to clear_refs resets VmHWM).
