@@ -112,6 +112,8 @@ type core struct {
 	// announce tells every replica about a change made here (a personal token revoked
 	// through RFC 7009); nil in tests that run one handler.
 	announce Announcer
+	// cpu admits signatures and password checks first come, first served.
+	cpu *cpuGate
 }
 
 // Announcer tells every replica that a record changed (replica.Bus implements it).
@@ -149,7 +151,7 @@ func NewHandler(store Store, k Keys, p Policy, opts ...Option) *Handler {
 		store = deadlineStore{next: store, d: p.StoreTimeout}
 	}
 	c := &core{store: store, keys: k, policy: p, now: time.Now, log: slog.Default(),
-		replicas: func() int { return 1 }, trusted: func() bool { return true }}
+		replicas: func() int { return 1 }, trusted: func() bool { return true }, cpu: newCPUGate(0)}
 	for _, o := range opts {
 		o(c)
 	}

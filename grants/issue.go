@@ -15,8 +15,9 @@ import (
 // replica that died between Admit and Settle).
 const reserveFor = 10 * time.Second
 
-// fresh mints the new token(s) of a grant once policy allows it.
-type fresh func(now time.Time) (*Token, error)
+// fresh mints the new token(s) of a grant once policy allows it. It must use the ctx it is
+// given: identical requests may share one issuance, which outlives the one that started it.
+type fresh func(ctx context.Context, now time.Time) (*Token, error)
 
 // issue applies the client's token reuse and daily limit (SPEC §5) around a new issuance:
 // one atomic store step decides whether an earlier token is handed out again, whether the
@@ -26,7 +27,7 @@ type fresh func(now time.Time) (*Token, error)
 func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, reusable bool, mint fresh) (*Token, error) {
 	reuse := cl.Reuse && reusable
 	if !reuse && cl.DailyLimit == 0 {
-		return mint(now)
+		return mint(ctx, now)
 	}
 	adm := storage.Admission{
 		Now:  now,
@@ -85,7 +86,7 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 		}
 		break
 	}
-	tok, err := mint(adm.Now)
+	tok, err := mint(ctx, adm.Now)
 	st := storage.Settlement{Admission: adm}
 	if err == nil && adm.Reuse {
 		fam, _ := FamilyOf(tok.jti)

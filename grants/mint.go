@@ -1,6 +1,7 @@
 package grants
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -107,7 +108,7 @@ func (m minted) answer(scope string) *Token {
 }
 
 // mint signs an access token. Nothing is written: access tokens are self-contained.
-func (c *core) mint(grant string, a access, now time.Time) (minted, error) {
+func (c *core) mint(ctx context.Context, grant string, a access, now time.Time) (minted, error) {
 	iat := now.Truncate(time.Second)
 	exp := iat.Add(a.ttl.Truncate(time.Second))
 	if a.ttl < time.Second {
@@ -121,7 +122,11 @@ func (c *core) mint(grant string, a access, now time.Time) (minted, error) {
 	if a.personal != "" {
 		claims.ID = newPersonalJTI(a.personal)
 	}
-	tok, err := c.keys.Sign(claims)
+	var tok string
+	var err error
+	if gerr := c.cpu.do(ctx, func() { tok, err = c.keys.Sign(claims) }); gerr != nil {
+		return minted{}, gerr
+	}
 	if err != nil {
 		return minted{}, err
 	}

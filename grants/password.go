@@ -68,9 +68,9 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 		ttl: orDefault(c.AccessTokenTTL, g.policy.PasswordTTL),
 	}
 	withRefresh := slices.Contains(c.GrantTypes, protocol.GrantRefreshToken)
-	return g.issue(ctx, c, a, now, true, func(now time.Time) (*Token, error) {
+	return g.issue(ctx, c, a, now, true, func(ctx context.Context, now time.Time) (*Token, error) {
 		if !withRefresh {
-			m, err := g.mint(protocol.GrantPassword, a, now)
+			m, err := g.mint(ctx, protocol.GrantPassword, a, now)
 			if err != nil {
 				return nil, err
 			}
@@ -99,7 +99,11 @@ func (g *password) checkPassword(ctx context.Context, username, pw, remote strin
 	}
 	// bcrypt compares only the first 72 bytes; no stored password is longer, so a longer one
 	// is wrong (and still costs the comparison).
-	match := bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil && len(pw) <= maxPasswordLen
+	var match bool
+	if err := g.cpu.do(ctx, func() { match = bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil }); err != nil {
+		return nil, err
+	}
+	match = match && len(pw) <= maxPasswordLen
 	if !match || st.User == nil {
 		if err := g.store.LoginFailed(context.WithoutCancel(ctx), at); err != nil {
 			g.log.Warn("counting a failed login failed", "error", err)
@@ -117,7 +121,7 @@ func (g *password) checkPassword(ctx context.Context, username, pw, remote strin
 // login starts a refresh-token family: the access token names it in its jti.
 func (g *password) login(ctx context.Context, c *Client, a access, now time.Time) (*Token, error) {
 	a.family = newFamilyID()
-	m, err := g.mint(protocol.GrantPassword, a, now)
+	m, err := g.mint(ctx, protocol.GrantPassword, a, now)
 	if err != nil {
 		return nil, err
 	}

@@ -86,7 +86,7 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 		if err != nil {
 			return nil, err
 		}
-		next, err := g.successor(c, old, scope, now)
+		next, err := g.successor(ctx, c, old, scope, now)
 		if err != nil {
 			return nil, err
 		}
@@ -120,8 +120,8 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 
 // successor mints the next pair of a family. The refresh token keeps the login's full scope;
 // the access token gets the (possibly narrowed) requested scope, as RFC 6749 §6 allows.
-func (g *refresh) successor(c *Client, old storage.RefreshToken, scope string, now time.Time) (*Token, error) {
-	m, err := g.mint(protocol.GrantRefreshToken, access{
+func (g *refresh) successor(ctx context.Context, c *Client, old storage.RefreshToken, scope string, now time.Time) (*Token, error) {
+	m, err := g.mint(ctx, protocol.GrantRefreshToken, access{
 		clientID: c.ID, subject: old.Subject, scope: scope, audience: old.Audience,
 		ttl: orDefault(old.AccessTTL, g.policy.PasswordTTL), family: old.FamilyID,
 	}, now)
