@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/http/pprof"
 	"time"
 	"unicode/utf8"
 
@@ -73,6 +74,18 @@ func (a *Admin) Handler() http.Handler {
 	g.GET("/replicas", a.listReplicas)
 	g.POST("/tokens/revoke", a.revokeToken)
 	g.POST("/tokens/introspect", a.introspectToken)
+
+	// net/http/pprof, behind the admin token: profiles name functions, paths and, in a heap
+	// dump, could show memory that held a secret.
+	dbg := r.Group("/debug/pprof", a.auth)
+	dbg.GET("/", gin.WrapF(pprof.Index))
+	dbg.GET("/cmdline", gin.WrapF(pprof.Cmdline))
+	dbg.GET("/profile", gin.WrapF(pprof.Profile))
+	dbg.GET("/symbol", gin.WrapF(pprof.Symbol))
+	dbg.POST("/symbol", gin.WrapF(pprof.Symbol))
+	dbg.GET("/trace", gin.WrapF(pprof.Trace))
+	// pprof.Index serves every named profile (heap, goroutine, allocs, block, mutex, …).
+	dbg.GET("/:profile", gin.WrapF(pprof.Index))
 	return r
 }
 
