@@ -40,7 +40,7 @@ func newHTTPClient(c int) *http.Client {
 // run drives s with c workers: warm-up first, then the measured window of length d, in which
 // latencies, errors and the server's CPU time and peak resident set are taken. A request
 // counts in the window it ends in.
-func run(s *server, label string, nw newWorker, c int, warm, d time.Duration, progress io.Writer) (measured, error) {
+func run(s *server, label string, nw newWorker, c int, warm, d time.Duration, prof profiles, progress io.Writer) (measured, error) {
 	hc := newHTTPClient(c)
 	defer hc.CloseIdleConnections()
 	steps := make([]step, c)
@@ -116,6 +116,7 @@ func run(s *server, label string, nw newWorker, c int, warm, d time.Duration, pr
 	s.resetPeak()
 	start := time.Now()
 	windowStart.Store(start.UnixNano())
+	profiled := prof.take(s, d)
 	for time.Since(start) < d {
 		<-tick.C
 		show("measure")
@@ -131,6 +132,10 @@ func run(s *server, label string, nw newWorker, c int, warm, d time.Duration, pr
 	m.peakRSS = s.peakRSS()
 	stop.Store(true)
 	wg.Wait()
+	if perr := profiled(); perr != nil {
+		// An older server (-baseline) may have no pprof: the measurement stands without it.
+		fmt.Fprintf(os.Stderr, "\n  no profile of %s: %v\n", label, perr)
+	}
 	if progress != nil {
 		fmt.Fprintf(progress, "\r%120s\r", "")
 	}

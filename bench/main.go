@@ -73,6 +73,8 @@ func benchmain() error {
 		idle       = flag.Float64("idle", 0.15, "before each scenario, wait until other processes use less than this share of the CPUs (0 turns waiting off)")
 		idleWait   = flag.Duration("idle-wait", 10*time.Minute, "longest wait for the machine to become idle before a scenario; past it the scenario runs anyway")
 		jsonOut    = flag.String("json", "", "write the rows to this JSON file")
+		profDir    = flag.String("profile", "", "save the server's CPU profile of every scenario's measured window into this directory (pprof)")
+		traceDir   = flag.String("trace", "", "save a 2-second execution trace of every scenario into this directory (go tool trace)")
 		cmpFile    = flag.String("compare", "", "print the change from an earlier -json file")
 		measureSig = flag.Bool("measure-signature", false, "internal: print one signature's cost with this binary's signer as JSON")
 	)
@@ -208,7 +210,8 @@ func benchmain() error {
 				continue
 			}
 			q := quiet{share: *idle, wait: *idleWait, say: say}
-			rows, err := runVariant(bins[v.build], filepath.Join(tmp, strings.NewReplacer("/", "-", "@", "-").Replace(v.String())), v, list, *c, *warm, *d, q, tty, say)
+			o := outputs{profiles: *profDir, traces: *traceDir}
+			rows, err := runVariant(bins[v.build], filepath.Join(tmp, strings.NewReplacer("/", "-", "@", "-").Replace(v.String())), v, list, *c, *warm, *d, q, o, tty, say)
 			if err != nil {
 				return err
 			}
@@ -238,7 +241,28 @@ func benchmain() error {
 }
 
 // runVariant starts one server and runs the scenarios on it, one after the other.
-func runVariant(bin, dir string, v variant, list []scenario, c int, warm, d time.Duration, q quiet, tty *os.File, say func(string, ...any)) ([]row, error) {
+// outputs are the directories profiles and traces go to ("" for none).
+type outputs struct{ profiles, traces string }
+
+func (o outputs) forScenario(v variant, sc scenario) (profiles, error) {
+	name := strings.NewReplacer("/", "-", "@", "-", "=", "-").Replace(v.String()) + "-" + sc.name
+	var p profiles
+	for _, x := range []struct {
+		dir, ext string
+		to       *string
+	}{{o.profiles, ".pprof", &p.cpu}, {o.traces, ".trace", &p.trace}} {
+		if x.dir == "" {
+			continue
+		}
+		if err := os.MkdirAll(x.dir, 0o755); err != nil {
+			return p, err
+		}
+		*x.to = filepath.Join(x.dir, name+x.ext)
+	}
+	return p, nil
+}
+
+func runVariant(bin, dir string, v variant, list []scenario, c int, warm, d time.Duration, q quiet, o outputs, tty *os.File, say func(string, ...any)) ([]row, error) {
 	s, err := startServer(bin, dir, v)
 	if err != nil {
 		return nil, err
@@ -252,12 +276,16 @@ func runVariant(bin, dir string, v variant, list []scenario, c int, warm, d time
 			return nil, fmt.Errorf("%s on %s: set-up: %w", sc.name, v, err)
 		}
 		label := sc.title + " on " + v.String()
+		prof, err := o.forScenario(v, sc)
+		if err != nil {
+			return nil, err
+		}
 		q.await()
 		var m measured
 		if tty != nil {
-			m, err = run(s, label, nw, c, warm, d, tty)
+			m, err = run(s, label, nw, c, warm, d, prof, tty)
 		} else {
-			m, err = run(s, label, nw, c, warm, d, nil)
+			m, err = run(s, label, nw, c, warm, d, prof, nil)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s on %s: %w", sc.name, v, err)

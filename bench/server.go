@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -343,4 +344,62 @@ func (s *server) alive() error {
 		return fmt.Errorf("%s exited: %w", s.variant, err)
 	}
 	return nil
+}
+
+// profiles says where to put the server's CPU profile and execution trace of each scenario's
+// measured window (net/http/pprof on the admin listener); empty fields take none.
+type profiles struct {
+	cpu, trace string // file paths
+}
+
+// take starts the requested profiles of s for d and returns a function that waits for them
+// and writes them out.
+func (p profiles) take(s *server, d time.Duration) func() error {
+	var waits []func() error
+	fetch := func(path, file string) {
+		errc := make(chan error, 1)
+		go func() { errc <- s.download(path, file) }()
+		waits = append(waits, func() error { return <-errc })
+	}
+	secs := max(int(d.Seconds()), 1)
+	if p.cpu != "" {
+		fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), p.cpu)
+	}
+	if p.trace != "" {
+		// A trace of the whole window would be large; two seconds show the scheduling.
+		fetch("/debug/pprof/trace?seconds="+strconv.Itoa(min(secs, 2)), p.trace)
+	}
+	return func() error {
+		var errs []error
+		for _, w := range waits {
+			errs = append(errs, w())
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// download saves an admin API answer (a profile) to file.
+func (s *server) download(path, file string) error {
+	req, err := http.NewRequest("GET", s.adminURL+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
