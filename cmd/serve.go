@@ -20,6 +20,7 @@ import (
 	"github.com/tokensmith/tokensmith/config"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/metrics"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
@@ -54,14 +55,12 @@ func serveCmd(stdout, stderr io.Writer) *cobra.Command {
 	return c
 }
 
+// newLogger is the server's logger, also made the default so packages that log without one
+// of their own (registry) get the same format, level, masking and request ids.
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	log := logging.New(w, cfg.LogFormat, cfg.LogLevel)
+	slog.SetDefault(log)
+	return log
 }
 
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (storage.Storage, error) {

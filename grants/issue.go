@@ -96,7 +96,7 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 		// A failed settlement only delays: the reservation lapses after reserveFor. The
 		// token already minted is still good, so it is answered.
 		if serr := c.store.Settle(context.WithoutCancel(ctx), st); serr != nil {
-			c.log.Warn("settling an issuance failed", "client_id", adm.Pool.ClientID, "error", serr)
+			c.log.WarnContext(ctx, "settling an issuance failed", "client_id", adm.Pool.ClientID, "error", serr)
 		}
 	}
 	return tok, err

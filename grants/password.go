@@ -106,13 +106,13 @@ func (g *password) checkPassword(ctx context.Context, username, pw, remote strin
 	match = match && len(pw) <= maxPasswordLen
 	if !match || st.User == nil {
 		if err := g.store.LoginFailed(context.WithoutCancel(ctx), at); err != nil {
-			g.log.Warn("counting a failed login failed", "error", err)
+			g.log.WarnContext(ctx, "counting a failed login failed", "error", err)
 		}
 		return nil, protocol.Errorf(protocol.InvalidGrant, "wrong username or password")
 	}
 	if st.Failed {
 		if err := g.store.LoginSucceeded(ctx, at); err != nil {
-			g.log.Warn("clearing failed logins failed", "error", err)
+			g.log.WarnContext(ctx, "clearing failed logins failed", "error", err)
 		}
 	}
 	return st.User, nil

@@ -106,7 +106,7 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 	case errors.Is(err, storage.ErrRevoked):
 		return nil, errRevokedRefresh
 	case errors.Is(err, storage.ErrReplay):
-		g.log.Warn("refresh token replayed; family revoked", "client_id", c.ID, "family", family)
+		g.log.WarnContext(ctx, "refresh token replayed; family revoked", "client_id", c.ID, "family", family)
 		return nil, errReplayRefresh
 	case err != nil:
 		return nil, storeError(err)

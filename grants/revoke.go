@@ -76,7 +76,7 @@ func (c *core) deletePersonal(ctx context.Context, t *storage.PersonalToken, req
 	c.pats.drop(t.ID)
 	if c.announce != nil {
 		if err := c.announce.Announce(context.WithoutCancel(ctx), change); err != nil {
-			c.log.Warn("announcing a revoked personal token failed", "id", t.ID, "error", err)
+			c.log.WarnContext(ctx, "announcing a revoked personal token failed", "personal_token_id", t.ID, "error", err)
 		}
 	}
 	by := "operator"

@@ -76,7 +76,7 @@ func (s *Service) changed(ctx context.Context, kind, id string) {
 		return
 	}
 	if err := s.announce.Announce(context.WithoutCancel(ctx), storage.Change{Kind: kind, ID: id}); err != nil {
-		slog.Warn("announcing a change to the other replicas failed; they see it when their cached copy expires",
+		slog.WarnContext(ctx, "announcing a change to the other replicas failed; they see it when their cached copy expires",
 			"kind", kind, "id", id, "error", err)
 	}
 }

@@ -247,7 +247,7 @@ func (a *Admin) createPersonalToken(c *gin.Context) {
 	}
 	v, err := a.Registry.CreatePersonalToken(c.Request.Context(), c.Param("id"), in)
 	if err == nil {
-		a.Log.Info("personal token created", "user", v.UserID, "personal_token", v.ID)
+		a.Log.Info("personal token created", "user", v.UserID, "personal_token_id", v.ID)
 	}
 	a.reply(c, http.StatusCreated, v, err)
 }
@@ -260,7 +260,7 @@ func (a *Admin) listPersonalTokens(c *gin.Context) {
 func (a *Admin) deletePersonalToken(c *gin.Context) {
 	err := a.Registry.DeletePersonalToken(c.Request.Context(), c.Param("id"), c.Param("token_id"))
 	if err == nil {
-		a.Log.Info("personal token deleted", "user", c.Param("id"), "personal_token", c.Param("token_id"))
+		a.Log.Info("personal token deleted", "user", c.Param("id"), "personal_token_id", c.Param("token_id"))
 	}
 	a.reply(c, http.StatusNoContent, nil, err)
 }

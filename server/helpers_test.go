@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/metrics"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/replica"
@@ -59,6 +60,7 @@ type serverOptions struct {
 	replicas int
 	cacheTTL time.Duration
 	tz       *time.Location
+	log      io.Writer
 }
 
 type serverOption func(*serverOptions)
@@ -67,6 +69,9 @@ func withStore(s storage.Storage) serverOption      { return func(o *serverOptio
 func withReplicas(n int) serverOption               { return func(o *serverOptions) { o.replicas = n } }
 func withClientCache(d time.Duration) serverOption  { return func(o *serverOptions) { o.cacheTTL = d } }
 func withLimitZone(loc *time.Location) serverOption { return func(o *serverOptions) { o.tz = loc } }
+
+// withLog sends the server's log, JSON lines, to w.
+func withLog(w io.Writer) serverOption { return func(o *serverOptions) { o.log = w } }
 
 func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Helper()
@@ -87,6 +92,9 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if o.log != nil {
+		log = logging.New(o.log, "json", "debug")
+	}
 	// Wired as serve wires it: admin changes go through the bus to the token handler's cache.
 	bus := replica.NewBus(store, log)
 	busCtx, stopBus := context.WithCancel(context.Background())

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/metrics"
 	"github.com/tokensmith/tokensmith/protocol"
 )
@@ -75,7 +76,7 @@ func (p *Public) token(c *gin.Context) {
 	}()
 	req, err := ParseTokenRequest(c.Request)
 	if err == nil {
-		req.Remote = c.ClientIP()
+		req.Remote = remote(c)
 		// Only served grants become metric labels, so label values stay bounded.
 		if p.Grants.Serves(req.GrantType) {
 			grant = req.GrantType
@@ -95,7 +96,7 @@ func (p *Public) token(c *gin.Context) {
 func (p *Public) revoke(c *gin.Context) {
 	req, err := ParseTokenRequest(c.Request)
 	if err == nil {
-		req.Remote = c.ClientIP()
+		req.Remote = remote(c)
 		err = p.Grants.Revoke(c.Request.Context(), req)
 	}
 	if err != nil {
@@ -111,7 +112,7 @@ func (p *Public) introspect(c *gin.Context) {
 	req, err := ParseTokenRequest(c.Request)
 	var out *grants.Introspection
 	if err == nil {
-		req.Remote = c.ClientIP()
+		req.Remote = remote(c)
 		out, err = p.Grants.Introspect(c.Request.Context(), req)
 	}
 	if err != nil {
@@ -179,4 +180,10 @@ func (p *Public) ready(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// remote is the caller's address, as requestContext recorded it.
+func remote(c *gin.Context) string {
+	r, _ := logging.RequestFrom(c.Request.Context())
+	return r.Remote
 }
