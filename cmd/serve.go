@@ -16,7 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
+	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/config"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
@@ -102,9 +104,20 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		return err
 	}
 	m := metrics.New()
+	auditor, runAudit, err := openAudit(cfg, log, m)
+	if err != nil {
+		return err
+	}
+	// The audit trail outlives the listeners: it stops after the last request has been
+	// answered, writes what is still queued, and closes its sink.
+	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
+	auditDone := make(chan struct{})
+	go func() { runAudit(auditCtx); close(auditDone) }()
+	defer func() { stopAudit(); <-auditDone }()
 	bus := replica.NewBus(store, log)
-	reg := registry.New(store, bus)
+	reg := registry.New(store, bus, registry.WithAuditor(auditor))
 	replicas := replica.New(store, cfg.ReplicaTimeout.D(), Version, log)
+	m.Gauges(replicas.Live, func() time.Duration { return signingKeyAge(keyset, time.Now()) })
 	if err := replicas.Beat(ctx); err != nil {
 		return fmt.Errorf("replica registry: %w", err)
 	}
@@ -126,7 +139,8 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		ClientCacheTTL:       cfg.ClientCacheTTL.D(),
 		StoreTimeout:         cfg.StoreTimeout.D(),
 	}, grants.WithLogger(log), grants.WithReplicas(replicas.Live), grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
-		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }))
+		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }),
+		grants.WithAuditor(auditor), grants.WithStoreObserver(m.ObserveStore))
 	bus.Handle(gh.Forget)
 	changes := make(chan struct{})
 	go func() { bus.Run(ctx); close(changes) }()
@@ -156,7 +170,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	log.Info("tokensmith started", "version", Version, "issuer", cfg.Issuer, "listen", pubLn.Addr().String(),
 		"admin_listen", admLn.Addr().String(), "storage", storageLabel(cfg.Storage), "kid", keyset.ActiveID(),
 		"signer", keys.SignerName, "signer_version", keys.SignerVersion(),
-		"replica", replicas.ID(), "live_replicas", replicas.Live())
+		"replica", replicas.ID(), "live_replicas", replicas.Live(), "audit", auditLabel(cfg))
 
 	servers := []*http.Server{
 		{Handler: pub.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
@@ -190,6 +204,46 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	return nil
 }
 
+// openAudit returns the recorder grants and the registry report to (the metrics, and the
+// audit trail unless it is off) and the function that runs the trail's writer until its
+// context ends.
+func openAudit(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (audit.Recorder, func(context.Context), error) {
+	kind, target, err := cfg.ParseAuditSink()
+	if err != nil {
+		return nil, nil, err
+	}
+	var sink audit.Sink
+	switch kind {
+	case config.AuditOff:
+		return m, func(context.Context) {}, nil
+	case config.AuditLog:
+		sink = audit.LogSink{Log: log}
+	case config.AuditFile:
+		if sink, err = audit.OpenFile(target); err != nil {
+			return nil, nil, err
+		}
+	case config.AuditRedis:
+		o, err := redisstore.Options(target)
+		if err != nil {
+			return nil, nil, fmt.Errorf("audit: %w", err)
+		}
+		sink = audit.NewRedisSink(goredis.NewUniversalClient(o), cfg.Audit.Stream, cfg.Audit.MaxLen)
+	}
+	w := audit.NewWriter(sink, audit.Options{Buffer: cfg.Audit.Buffer, Log: log, Hooks: m.AuditHooks()})
+	return audit.Tee(m, w), w.Run, nil
+}
+
+// signingKeyAge is how long the key that signs now has been signing.
+func signingKeyAge(ks *keys.Set, now time.Time) time.Duration {
+	active := ks.ActiveID()
+	for _, k := range ks.Keys() {
+		if k.ID == active {
+			return now.Sub(k.CreatedAt)
+		}
+	}
+	return 0
+}
+
 // usageFlushEvery is how often last-used times of personal tokens are written.
 const usageFlushEvery = time.Minute
 
@@ -213,6 +267,18 @@ func flushUsage(ctx context.Context, gh *grants.Handler, log *slog.Logger) {
 			log.Warn("writing personal token last-use times failed; kept for the next try", "error", err)
 		}
 	}
+}
+
+// auditLabel names the audit sink for the start-up log, without a Redis URL's credentials.
+func auditLabel(cfg config.Config) string {
+	kind, target, _ := cfg.ParseAuditSink()
+	switch kind {
+	case config.AuditFile:
+		return "file:" + target
+	case config.AuditRedis:
+		return "redis " + storageLabel(target) + " stream " + cfg.Audit.Stream
+	}
+	return kind
 }
 
 // storageLabel keeps credentials in a Redis URL out of the log.

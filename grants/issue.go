@@ -50,11 +50,23 @@ func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, r
 	// deadline).
 	key := adm.Pool.ClientID + "\x00" + adm.Pool.Subject + "\x00" + adm.Pool.Scope + "\x00" + adm.Pool.Audience
 	shared := context.WithoutCancel(ctx)
-	v, err, _ := c.pools.Do(key, func() (any, error) { return c.admitAndMint(shared, adm, mint) })
+	started := false
+	v, err, _ := c.pools.Do(key, func() (any, error) {
+		started = true
+		return c.admitAndMint(shared, adm, mint)
+	})
 	if err != nil {
 		return nil, err
 	}
-	return v.(*Token), nil
+	t := v.(*Token)
+	if !started && !t.reused {
+		// This caller was handed the token another request in flight minted: for it, the
+		// token is a reused one.
+		cp := *t
+		cp.reused = true
+		t = &cp
+	}
+	return t, nil
 }
 
 func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fresh) (*Token, error) {
@@ -68,7 +80,8 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 		switch {
 		case got.Reused != nil:
 			p := got.Reused
-			return &Token{AccessToken: p.AccessToken, IssuedAt: p.IssuedAt, ExpiresAt: p.ExpiresAt, Scope: p.Scope}, nil
+			return &Token{jti: p.JTI, subject: adm.Pool.Subject, reused: true,
+				AccessToken: p.AccessToken, IssuedAt: p.IssuedAt, ExpiresAt: p.ExpiresAt, Scope: p.Scope}, nil
 		case got.Limited:
 			e := protocol.Errorf(protocol.RateLimited, "daily limit of %d new tokens reached; it resets at %s",
 				adm.Limit, adm.ResetAt.UTC().Format(time.RFC3339))

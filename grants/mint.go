@@ -99,12 +99,13 @@ type access struct {
 type minted struct {
 	token    string
 	jti      string
+	subject  string
 	iat, exp time.Time
 }
 
 // answer is the Token for a minted access token without refresh token.
 func (m minted) answer(scope string) *Token {
-	return &Token{jti: m.jti, AccessToken: m.token, IssuedAt: m.iat, ExpiresAt: m.exp, Scope: scope}
+	return &Token{jti: m.jti, subject: m.subject, AccessToken: m.token, IssuedAt: m.iat, ExpiresAt: m.exp, Scope: scope}
 }
 
 // mint signs an access token. Nothing is written: access tokens are self-contained.
@@ -133,7 +134,7 @@ func (c *core) mint(ctx context.Context, grant string, a access, now time.Time) 
 	if c.onIssue != nil {
 		c.onIssue(grant)
 	}
-	return minted{token: tok, jti: claims.ID, iat: iat, exp: exp}, nil
+	return minted{token: tok, jti: claims.ID, subject: a.subject, iat: iat, exp: exp}, nil
 }
 
 // A jti is 72 random bits (12 characters): unique among the tokens alive at once, which is all
@@ -217,8 +218,15 @@ func sealKey(oldToken string) []byte {
 	return k[:]
 }
 
+// sealedToken is what a sealed successor holds: the answer and, for the audit trail of a
+// retry, its access token's jti.
+type sealedToken struct {
+	*Token
+	JTI string `json:"jti,omitempty"`
+}
+
 func seal(oldToken string, t *Token) ([]byte, error) {
-	plain, err := json.Marshal(t)
+	plain, err := json.Marshal(sealedToken{Token: t, JTI: t.jti})
 	if err != nil {
 		return nil, err
 	}
@@ -243,8 +251,12 @@ func unseal(oldToken string, sealed []byte) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	var t Token
-	return &t, json.Unmarshal(plain, &t)
+	st := sealedToken{Token: &Token{}}
+	if err := json.Unmarshal(plain, &st); err != nil {
+		return nil, err
+	}
+	st.Token.jti = st.JTI
+	return st.Token, nil
 }
 
 func newAEAD(oldToken string) (cipher.AEAD, error) {

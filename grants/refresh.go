@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-oauth2/oauth2/v4"
+	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/storage"
 	"golang.org/x/sync/singleflight"
@@ -107,6 +108,8 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 		return nil, errRevokedRefresh
 	case errors.Is(err, storage.ErrReplay):
 		g.log.WarnContext(ctx, "refresh token replayed; family revoked", "client_id", c.ID, "family", family)
+		g.audit.Record(ctx, audit.Event{Kind: audit.TokenReplayed, ClientID: c.ID, Subject: old.Subject,
+			Grant: protocol.GrantRefreshToken, Family: family, Error: errReplayRefresh.Code, Reason: errReplayRefresh.Description})
 		return nil, errReplayRefresh
 	case err != nil:
 		return nil, storeError(err)
@@ -115,6 +118,7 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 	if err != nil {
 		return nil, protocol.Wrap(protocol.ServerError, "stored successor is unreadable", err)
 	}
+	t.subject = old.Subject
 	return t, nil
 }
 

@@ -150,9 +150,6 @@ func (a *Admin) createClient(c *gin.Context) {
 		return
 	}
 	v, err := a.Registry.CreateClient(c.Request.Context(), in)
-	if err == nil {
-		a.Log.Info("client created", "client_id", v.ClientID)
-	}
 	a.reply(c, http.StatusCreated, v, err)
 }
 
@@ -178,9 +175,6 @@ func (a *Admin) updateClient(c *gin.Context) {
 
 func (a *Admin) deleteClient(c *gin.Context) {
 	err := a.Registry.DeleteClient(c.Request.Context(), c.Param("id"))
-	if err == nil {
-		a.Log.Info("client deleted", "client_id", c.Param("id"))
-	}
 	a.reply(c, http.StatusNoContent, nil, err)
 }
 
@@ -213,9 +207,6 @@ func (a *Admin) rotateSecret(c *gin.Context) {
 	if !v.SecretGraceUntil.IsZero() {
 		out.PreviousSecretValidUntil = v.SecretGraceUntil.Format("2006-01-02T15:04:05Z07:00")
 	}
-	if err == nil {
-		a.Log.Info("client secret rotated", "client_id", v.ClientID, "grace", grace.D().String())
-	}
 	a.reply(c, http.StatusOK, out, err)
 }
 
@@ -246,9 +237,6 @@ func (a *Admin) createPersonalToken(c *gin.Context) {
 		return
 	}
 	v, err := a.Registry.CreatePersonalToken(c.Request.Context(), c.Param("id"), in)
-	if err == nil {
-		a.Log.Info("personal token created", "user", v.UserID, "personal_token_id", v.ID)
-	}
 	a.reply(c, http.StatusCreated, v, err)
 }
 
@@ -259,9 +247,6 @@ func (a *Admin) listPersonalTokens(c *gin.Context) {
 
 func (a *Admin) deletePersonalToken(c *gin.Context) {
 	err := a.Registry.DeletePersonalToken(c.Request.Context(), c.Param("id"), c.Param("token_id"))
-	if err == nil {
-		a.Log.Info("personal token deleted", "user", c.Param("id"), "personal_token_id", c.Param("token_id"))
-	}
 	a.reply(c, http.StatusNoContent, nil, err)
 }
 

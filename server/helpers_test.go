@@ -9,12 +9,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/logging"
@@ -52,6 +55,9 @@ type testServer struct {
 	Clock    *clock
 	Keys     *keys.Set
 	Grants   *grants.Handler
+	// auditFile receives the audit trail as JSON lines; stopAudit flushes and closes it.
+	auditFile string
+	stopAudit func()
 }
 
 // serverOptions vary newTestServer.
@@ -101,7 +107,23 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Cleanup(stopBus)
 	go bus.Run(busCtx)
 	clk := &clock{t: time.Now()}
-	ts := &testServer{Store: store, Registry: registry.New(store, bus, registry.WithClock(clk.Now)), Metrics: metrics.New(), Clock: clk, Keys: ks}
+	m := metrics.New()
+	// Wired as serve wires it: events go to the metrics and, through a Writer, to a sink.
+	auditFile := filepath.Join(t.TempDir(), "audit.jsonl")
+	sink, err := audit.OpenFile(auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aw := audit.NewWriter(sink, audit.Options{Log: log, Hooks: m.AuditHooks()})
+	auditCtx, cancelAudit := context.WithCancel(context.Background())
+	auditDone := make(chan struct{})
+	go func() { aw.Run(auditCtx); close(auditDone) }()
+	var stopOnce sync.Once
+	stopAudit := func() { stopOnce.Do(func() { cancelAudit(); <-auditDone }) }
+	t.Cleanup(stopAudit)
+	auditor := audit.Tee(m, aw)
+	ts := &testServer{Store: store, Registry: registry.New(store, bus, registry.WithClock(clk.Now), registry.WithAuditor(auditor)),
+		Metrics: m, Clock: clk, Keys: ks, auditFile: auditFile, stopAudit: stopAudit}
 	pubSrv := httptest.NewUnstartedServer(nil)
 	pubSrv.Start()
 	t.Cleanup(pubSrv.Close)
@@ -113,7 +135,9 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		ClientCacheTTL: o.cacheTTL, DailyLimitLocation: o.tz, StoreTimeout: 500 * time.Millisecond,
 	}, grants.WithClock(ts.Clock.Now), grants.WithLogger(log), grants.WithReplicas(func() int { return o.replicas }),
 		grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
-		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }))
+		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }),
+		grants.WithAuditor(auditor), grants.WithStoreObserver(m.ObserveStore))
+	m.Gauges(func() int { return o.replicas }, func() time.Duration { return time.Since(ks.Keys()[0].CreatedAt) })
 	bus.Handle(gh.Forget)
 	ts.Grants = gh
 	pub := &server.Public{Issuer: ts.URL, Grants: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Now: ts.Clock.Now}
@@ -262,4 +286,27 @@ func (ts *testServer) flushUsage(t *testing.T) {
 	if err := ts.Grants.FlushUsage(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// auditTrail stops the server's audit writer (which flushes its sink) and returns the trail:
+// the raw JSON lines and the decoded events. Call it once, after the requests of the test.
+func (ts *testServer) auditTrail(t *testing.T) (string, []audit.Event) {
+	t.Helper()
+	ts.stopAudit()
+	raw, err := os.ReadFile(ts.auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []audit.Event
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		if line == "" {
+			continue
+		}
+		var e audit.Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		events = append(events, e)
+	}
+	return string(raw), events
 }

@@ -75,7 +75,9 @@ func (p *Public) token(c *gin.Context) {
 		p.Metrics.Duration.WithLabelValues(grant).Observe(time.Since(start).Seconds())
 	}()
 	req, err := ParseTokenRequest(c.Request)
-	if err == nil {
+	if err != nil {
+		p.Grants.Refused(c.Request.Context(), grants.EndpointToken, err)
+	} else {
 		req.Remote = remote(c)
 		// Only served grants become metric labels, so label values stay bounded.
 		if p.Grants.Serves(req.GrantType) {
@@ -95,7 +97,9 @@ func (p *Public) token(c *gin.Context) {
 // revoke is RFC 7009: 200 with an empty body whether or not the token was live (§2.2).
 func (p *Public) revoke(c *gin.Context) {
 	req, err := ParseTokenRequest(c.Request)
-	if err == nil {
+	if err != nil {
+		p.Grants.Refused(c.Request.Context(), grants.EndpointRevoke, err)
+	} else {
 		req.Remote = remote(c)
 		err = p.Grants.Revoke(c.Request.Context(), req)
 	}
@@ -111,7 +115,9 @@ func (p *Public) revoke(c *gin.Context) {
 func (p *Public) introspect(c *gin.Context) {
 	req, err := ParseTokenRequest(c.Request)
 	var out *grants.Introspection
-	if err == nil {
+	if err != nil {
+		p.Grants.Refused(c.Request.Context(), grants.EndpointIntrospect, err)
+	} else {
 		req.Remote = remote(c)
 		out, err = p.Grants.Introspect(c.Request.Context(), req)
 	}
@@ -144,6 +150,7 @@ func (p *Public) render(t *grants.Token) tokenResponse {
 }
 
 func (p *Public) jwks(c *gin.Context) {
+	p.Metrics.JWKS.Inc()
 	c.Header("Cache-Control", "public, max-age="+strconv.Itoa(int(JWKSMaxAge.Seconds())))
 	c.Data(http.StatusOK, "application/jwk-set+json", p.Keys.JWKS())
 }
