@@ -20,6 +20,7 @@ type measured struct {
 	window   time.Duration
 	lat      []time.Duration // of the requests that ended in the window, sorted
 	cpu      time.Duration   // server CPU over the window
+	redisCPU time.Duration   // its Redis's CPU over the window
 	peakRSS  int64
 	// others is the share of the machine's CPU that neither the server nor the load
 	// generator used during the window: other people's work on a shared machine.
@@ -144,7 +145,8 @@ func run(s *server, label string, nw newWorker, c int, warm, d time.Duration, pr
 	}
 	m.window = end.Sub(start)
 	m.cpu = after.cpu - before.cpu
-	ours := m.cpu + after.self - before.self
+	m.redisCPU = after.redis - before.redis
+	ours := m.cpu + m.redisCPU + after.self - before.self
 	m.others = max(float64(after.busy-before.busy-ours), 0) / float64(m.window*time.Duration(runtime.NumCPU()))
 	for _, l := range logs {
 		m.lat = append(m.lat, l.lat...)

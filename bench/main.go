@@ -72,6 +72,7 @@ func benchmain() error {
 		baseline   = flag.String("baseline", "", "also build the server at this git commit and run the selected scenarios on it, for a before/after in one run")
 		idle       = flag.Float64("idle", 0.15, "before each scenario, wait until other processes use less than this share of the CPUs (0 turns waiting off)")
 		idleWait   = flag.Duration("idle-wait", 10*time.Minute, "longest wait for the machine to become idle before a scenario; past it the scenario runs anyway")
+		rounds     = flag.Int("rounds", 3, "fresh issuance is compared across builds and audit sinks in this many alternating rounds; each row is the median run")
 		jsonOut    = flag.String("json", "", "write the rows to this JSON file")
 		profDir    = flag.String("profile", "", "save the server's CPU profile of every scenario's measured window into this directory (pprof)")
 		traceDir   = flag.String("trace", "", "save a 2-second execution trace of every scenario into this directory (go tool trace)")
@@ -178,47 +179,90 @@ func benchmain() error {
 		return err
 	}
 
-	var tty = progress
-	if !isTerminal(progress) {
-		tty = nil
+	ses := &session{c: *c, warm: *warm, d: *d, tmp: tmp, say: say,
+		quiet: quiet{share: *idle, wait: *idleWait, say: say}, out: outputs{profiles: *profDir, traces: *traceDir}}
+	if isTerminal(progress) {
+		ses.tty = progress
 	}
+	fresh, haveFresh := scenarioByName("fresh")
+	haveFresh = haveFresh && slices.ContainsFunc(selected, func(s scenario) bool { return s.name == "fresh" })
 	for _, store := range storeList {
-		variants := []variant{{build: "go", store: store}}
+		main := variant{build: "go", store: store}
+		// Full runs: every selected scenario on this build, and on the baseline's.
+		full := []variant{main}
 		if *baseline != "" {
-			variants = append(variants, variant{build: "go@" + *baseline, store: store})
+			full = append(full, variant{build: "go@" + *baseline, store: store})
 		}
+		// Compared on fresh issuance only, in rounds that alternate between the servers so
+		// that a change in the machine's speed (it is shared) affects them all alike.
+		compared := []variant{main}
 		if *audits {
 			sink := auditFile
 			if store == storeRedis {
 				sink = auditRedis
 			}
-			variants = append(variants, variant{build: "go", store: store, audit: auditOff}, variant{build: "go", store: store, audit: sink})
+			compared = append(compared, variant{build: "go", store: store, audit: auditOff}, variant{build: "go", store: store, audit: sink})
 		}
 		if bins["openssl"] != "" {
-			variants = append(variants, variant{build: "openssl", store: store})
+			compared = append(compared, variant{build: "openssl", store: store})
 		}
-		for _, v := range variants {
-			list := selected
-			if (v.build != "go" && v.build != "go@"+*baseline) || v.audit != "" {
-				// The other builds and sinks are compared on fresh issuance only.
-				list = nil
-				if sc, ok := scenarioByName("fresh"); ok && slices.ContainsFunc(selected, func(s scenario) bool { return s.name == "fresh" }) {
-					list = []scenario{sc}
-				}
-			}
-			if len(list) == 0 {
+		if *baseline != "" {
+			compared = append(compared, full[1])
+		}
+		servers := map[variant]*running{}
+		for _, v := range append(full, compared...) {
+			if servers[v] != nil {
 				continue
 			}
-			q := quiet{share: *idle, wait: *idleWait, say: say}
-			o := outputs{profiles: *profDir, traces: *traceDir}
-			rows, err := runVariant(bins[v.build], filepath.Join(tmp, strings.NewReplacer("/", "-", "@", "-").Replace(v.String())), v, list, *c, *warm, *d, q, o, tty, say)
+			r, err := ses.start(bins[v.build], v)
 			if err != nil {
+				ses.stopAll(servers)
 				return err
 			}
-			rep.Rows = append(rep.Rows, rows...)
-			if err := timeSignatures(); err != nil {
-				return err
+			servers[v] = r
+		}
+		err := func() error {
+			runs := map[variant][]row{}
+			for _, v := range full {
+				for _, sc := range selected {
+					r, err := ses.measure(servers[v], sc)
+					if err != nil {
+						return err
+					}
+					if sc.name == "fresh" {
+						runs[v] = append(runs[v], r)
+						continue
+					}
+					rep.Rows = append(rep.Rows, r)
+				}
 			}
+			if haveFresh && len(compared) > 1 {
+				for round := range *rounds {
+					// Rotate the order too: the first run after a pause is often the fastest.
+					for i := range compared {
+						v := compared[(i+round)%len(compared)]
+						r, err := ses.measure(servers[v], fresh)
+						if err != nil {
+							return err
+						}
+						runs[v] = append(runs[v], r)
+					}
+					if err := timeSignatures(); err != nil {
+						return err
+					}
+				}
+			}
+			for _, v := range append(full, compared...) {
+				if len(runs[v]) > 0 {
+					rep.Rows = append(rep.Rows, medianRow(runs[v]))
+					runs[v] = nil
+				}
+			}
+			return timeSignatures()
+		}()
+		ses.stopAll(servers)
+		if err != nil {
+			return err
 		}
 	}
 	for _, signer := range []string{"go", "openssl"} {
@@ -240,10 +284,11 @@ func benchmain() error {
 	return nil
 }
 
-// runVariant starts one server and runs the scenarios on it, one after the other.
 // outputs are the directories profiles and traces go to ("" for none).
 type outputs struct{ profiles, traces string }
 
+// forScenario names the profile and trace files of one run of sc on v; later runs of the same
+// pair overwrite earlier ones.
 func (o outputs) forScenario(v variant, sc scenario) (profiles, error) {
 	name := strings.NewReplacer("/", "-", "@", "-", "=", "-").Replace(v.String()) + "-" + sc.name
 	var p profiles
@@ -262,39 +307,67 @@ func (o outputs) forScenario(v variant, sc scenario) (profiles, error) {
 	return p, nil
 }
 
-func runVariant(bin, dir string, v variant, list []scenario, c int, warm, d time.Duration, q quiet, o outputs, tty *os.File, say func(string, ...any)) ([]row, error) {
-	s, err := startServer(bin, dir, v)
+// session holds what every measurement of a run shares.
+type session struct {
+	c       int
+	warm, d time.Duration
+	tmp     string
+	quiet   quiet
+	out     outputs
+	tty     *os.File
+	say     func(string, ...any)
+}
+
+// running is a started server with the scenarios prepared on it so far.
+type running struct {
+	v        variant
+	s        *server
+	f        *fixture
+	prepared map[string]newWorker
+}
+
+func (ses *session) start(bin string, v variant) (*running, error) {
+	s, err := startServer(bin, filepath.Join(ses.tmp, strings.NewReplacer("/", "-", "@", "-", "=", "-").Replace(v.String())), v)
 	if err != nil {
 		return nil, err
 	}
-	defer s.stop()
-	f := &fixture{}
-	var rows []row
-	for _, sc := range list {
-		nw, err := sc.prepare(s, f)
-		if err != nil {
-			return nil, fmt.Errorf("%s on %s: set-up: %w", sc.name, v, err)
-		}
-		label := sc.title + " on " + v.String()
-		prof, err := o.forScenario(v, sc)
-		if err != nil {
-			return nil, err
-		}
-		q.await()
-		var m measured
-		if tty != nil {
-			m, err = run(s, label, nw, c, warm, d, prof, tty)
-		} else {
-			m, err = run(s, label, nw, c, warm, d, prof, nil)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s on %s: %w", sc.name, v, err)
-		}
-		r := newRow(sc, v, c, m)
-		say("  %-60s %7.0f req/s  p99 %6s ms  %.3f ms CPU/req  %d errors  others %.0f%%", label, r.RPS, msStr(r.P99MS), r.CPUMS, r.Errors, r.OthersPct)
-		rows = append(rows, r)
+	return &running{v: v, s: s, f: &fixture{}, prepared: map[string]newWorker{}}, nil
+}
+
+func (ses *session) stopAll(servers map[variant]*running) {
+	for _, r := range servers {
+		r.s.stop()
 	}
-	return rows, nil
+}
+
+// measure runs sc once on r, preparing it the first time.
+func (ses *session) measure(r *running, sc scenario) (row, error) {
+	nw := r.prepared[sc.name]
+	if nw == nil {
+		var err error
+		if nw, err = sc.prepare(r.s, r.f); err != nil {
+			return row{}, fmt.Errorf("%s on %s: set-up: %w", sc.name, r.v, err)
+		}
+		r.prepared[sc.name] = nw
+	}
+	label := sc.title + " on " + r.v.String()
+	prof, err := ses.out.forScenario(r.v, sc)
+	if err != nil {
+		return row{}, err
+	}
+	ses.quiet.await()
+	var m measured
+	if ses.tty != nil {
+		m, err = run(r.s, label, nw, ses.c, ses.warm, ses.d, prof, ses.tty)
+	} else {
+		m, err = run(r.s, label, nw, ses.c, ses.warm, ses.d, prof, nil)
+	}
+	if err != nil {
+		return row{}, fmt.Errorf("%s on %s: %w", sc.name, r.v, err)
+	}
+	out := newRow(sc, r.v, ses.c, m)
+	ses.say("  %-60s %7.0f req/s  p99 %6s ms  %.3f ms CPU/req  %d errors  others %.0f%%", label, out.RPS, msStr(out.P99MS), out.CPUMS, out.Errors, out.OthersPct)
+	return out, nil
 }
 
 // quiet waits for a shared machine to be idle enough to measure on.

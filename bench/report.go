@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -33,10 +35,36 @@ type row struct {
 	// server when c requests are always outstanding. The fairness target is P99 ≤ 3 × it.
 	QueueMS    float64 `json:"queue_ms"`
 	CPUMS      float64 `json:"server_cpu_ms_per_request"`
+	RedisCPUMS float64 `json:"redis_cpu_ms_per_request,omitempty"`
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
 	// OthersPct is how much of the machine other processes used meanwhile (a shared
 	// machine): a row measured beside someone's build is not comparable.
 	OthersPct float64 `json:"others_cpu_percent"`
+	// Runs is how many runs the row is the median of (fresh issuance is run in rounds).
+	Runs int `json:"runs,omitempty"`
+}
+
+// medianRow is the run with the median requests/s, carrying the median CPU per request and
+// the sum of the runs' errors; Runs says how many there were.
+func medianRow(runs []row) row {
+	byRPS := slices.Clone(runs)
+	slices.SortFunc(byRPS, func(a, b row) int { return cmp.Compare(a.RPS, b.RPS) })
+	out := byRPS[len(byRPS)/2]
+	cpus := make([]float64, len(runs))
+	redis := make([]float64, len(runs))
+	out.Errors = 0
+	for i, r := range runs {
+		cpus[i], redis[i] = r.CPUMS, r.RedisCPUMS
+		out.Errors += r.Errors
+		if out.FirstError == "" {
+			out.FirstError = r.FirstError
+		}
+	}
+	slices.Sort(cpus)
+	slices.Sort(redis)
+	out.CPUMS, out.RedisCPUMS = cpus[len(cpus)/2], redis[len(redis)/2]
+	out.Runs = len(runs)
+	return out
 }
 
 func (r row) key() string { return r.Scenario + "|" + r.Store + "|" + r.Build + "|" + r.Audit }
@@ -78,6 +106,7 @@ func newRow(sc scenario, v variant, c int, m measured) row {
 	}
 	if m.requests > 0 {
 		r.CPUMS = msf(m.cpu) / float64(m.requests)
+		r.RedisCPUMS = msf(m.redisCPU) / float64(m.requests)
 	}
 	return r
 }
@@ -165,17 +194,22 @@ func msStr(v float64) string {
 
 func (rep *report) print(w io.Writer) {
 	fmt.Fprintf(w, "Tokensmith load benchmark, %s, commit %s\n%s, %s; c=%d, %s per scenario; load average %s before, %s after\n"+
-		"CPU ms/req is the server's (and its Redis's) CPU time per answer; others %% is the share of the CPUs other processes used meanwhile\n\n",
+		"CPU ms/req is the server process's CPU time per answer (Redis ms/req its Redis's); others %% is the share of the CPUs other processes used meanwhile;\n"+
+		"rows of several runs show the run with the median req/s and the median CPU ms/req\n\n",
 		rep.Date, rep.Commit, rep.Machine, rep.GoVersion, rep.Concurrency, rep.Duration, rep.LoadBefore, rep.LoadAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tstore\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99÷(c/X)\terrors\tCPU ms/req\tpeak RSS MiB\tothers %\t")
+	fmt.Fprintln(tw, "scenario\tstore\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99÷(c/X)\terrors\tCPU ms/req\tRedis ms/req\tpeak RSS MiB\tothers %\truns\t")
 	for _, r := range rep.Rows {
 		tail := "-"
 		if r.QueueMS > 0 {
 			tail = strconv.FormatFloat(r.P99MS/r.QueueMS, 'f', 2, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%.1f\t%.0f\t\n", r.name(), r.Store, f0(r.RPS),
-			msStr(r.P50MS), msStr(r.P90MS), msStr(r.P99MS), tail, r.Errors, msStr(r.CPUMS), r.PeakRSSMiB, r.OthersPct)
+		redis := "-"
+		if r.Store == storeRedis {
+			redis = msStr(r.RedisCPUMS)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%.1f\t%.0f\t%d\t\n", r.name(), r.Store, f0(r.RPS),
+			msStr(r.P50MS), msStr(r.P90MS), msStr(r.P99MS), tail, r.Errors, msStr(r.CPUMS), redis, r.PeakRSSMiB, r.OthersPct, max(r.Runs, 1))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

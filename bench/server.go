@@ -228,7 +228,8 @@ func (s *server) stop() {
 
 // usage is what /proc says about the server process and the machine.
 type usage struct {
-	cpu time.Duration // the server's (and its Redis's) user + system time, all threads
+	cpu   time.Duration // the server's user + system time, all threads
+	redis time.Duration // its Redis's, when it has one
 	// self is this process's CPU time (the load generator).
 	self time.Duration
 	// busy is the CPU time the whole machine spent on anything but idling.
@@ -246,11 +247,9 @@ func (s *server) usage() (usage, error) {
 		return u, err
 	}
 	if s.redis != nil {
-		r, err := pidCPU(s.redis.cmd.Process.Pid)
-		if err != nil {
+		if u.redis, err = pidCPU(s.redis.cmd.Process.Pid); err != nil {
 			return u, err
 		}
-		u.cpu += r
 	}
 	u.busy, err = machineBusy()
 	return u, err
