@@ -50,12 +50,17 @@ func serveCmd(stdout, stderr io.Writer) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, cfg, stdout, newLogger(cfg, stderr))
+			logs := logging.NewBuffered(stderr, logFlushEvery)
+			defer logs.Close()
+			return serve(ctx, cfg, stdout, newLogger(cfg, logs))
 		},
 	}
 	c.Flags().StringVar(&cfgPath, "config", os.Getenv("TOKENSMITH_CONFIG"), "YAML configuration file (env TOKENSMITH_CONFIG)")
 	return c
 }
+
+// logFlushEvery bounds how late a log line is written (logging.Buffered).
+const logFlushEvery = 100 * time.Millisecond
 
 // newLogger is the server's logger, also made the default so packages that log without one
 // of their own (registry) get the same format, level, masking and request ids.
