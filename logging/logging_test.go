@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -100,5 +102,17 @@ func TestRequestIDs(t *testing.T) {
 			t.Fatalf("generated id %q: valid %v, length %d, repeated %v", id, ValidRequestID(id), len(id), seen[id])
 		}
 		seen[id] = true
+	}
+}
+
+// BenchmarkAccessLine logs a line shaped like the server's access line, with a request id
+// from the context.
+func BenchmarkAccessLine(b *testing.B) {
+	log := New(io.Discard, "text", "info")
+	ctx := WithRequest(context.Background(), Request{ID: NewRequestID(), Remote: "192.0.2.1"})
+	b.ReportAllocs()
+	for b.Loop() {
+		log.LogAttrs(ctx, slog.LevelInfo, "http", slog.String("method", "POST"), slog.String("path", "/oauth2/token"),
+			slog.Int("status", 200), slog.Int("bytes", 1012), slog.String("remote", "192.0.2.1"), slog.Duration("duration", 1234567))
 	}
 }
