@@ -223,6 +223,12 @@ func benchmain() error {
 		}
 		err := func() error {
 			runs := map[variant][]row{}
+			// Rows in scenario order; a fresh row is a place the median of its runs fills.
+			type slot struct {
+				v   variant
+				row *row
+			}
+			var order []slot
 			for _, v := range full {
 				for _, sc := range selected {
 					r, err := ses.measure(servers[v], sc)
@@ -231,9 +237,10 @@ func benchmain() error {
 					}
 					if sc.name == "fresh" {
 						runs[v] = append(runs[v], r)
+						order = append(order, slot{v: v})
 						continue
 					}
-					rep.Rows = append(rep.Rows, r)
+					order = append(order, slot{v: v, row: &r})
 				}
 			}
 			if haveFresh && len(compared) > 1 {
@@ -252,10 +259,16 @@ func benchmain() error {
 					}
 				}
 			}
-			for _, v := range append(full, compared...) {
-				if len(runs[v]) > 0 {
-					rep.Rows = append(rep.Rows, medianRow(runs[v]))
-					runs[v] = nil
+			for _, v := range compared {
+				if !slices.ContainsFunc(order, func(s slot) bool { return s.row == nil && s.v == v }) {
+					order = append(order, slot{v: v})
+				}
+			}
+			for _, s := range order {
+				if s.row != nil {
+					rep.Rows = append(rep.Rows, *s.row)
+				} else if len(runs[s.v]) > 0 {
+					rep.Rows = append(rep.Rows, medianRow(runs[s.v]))
 				}
 			}
 			return timeSignatures()
