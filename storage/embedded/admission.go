@@ -37,62 +37,40 @@ type poolEntry struct {
 	Token *storage.PooledToken `json:"token,omitempty"`
 }
 
-// Pool entries are stored as newline-separated fields rather than JSON: reuse admission reads
-// every entry of its pool on every request, and decoding a JSON access token cost more than
-// the rest of that step together (a CPU profile of reuse: json.Unmarshal 10 % of the server's
-// time). None of the fields can hold a newline: times are decimal Unix nanoseconds, ids and
-// tokens base64url, scopes RFC 6749 §3.3 characters and spaces. Entries of earlier builds,
-// JSON objects, are still read.
-const poolEntryV2 = "p2"
+// Pool entries are stored as "p2", the reservation's or token's end in Unix nanoseconds and,
+// for a token, its storage.EncodePooledToken form, separated by newlines: reuse admission reads
+// every entry of its pool on every request, and JSON decoding was the costliest part of it.
+// Entries of earlier builds, JSON objects, are still read.
+const poolEntryV2 = "p2\n"
 
 func encodePoolEntry(e poolEntry) string {
-	var b strings.Builder
-	b.WriteString(poolEntryV2 + "\n")
-	b.WriteString(strconv.FormatInt(e.Until.UnixNano(), 10))
-	if t := e.Token; t != nil {
-		for _, f := range []string{t.JTI, t.Family, t.Scope, strconv.FormatInt(t.IssuedAt.UnixNano(), 10),
-			strconv.FormatInt(t.ExpiresAt.UnixNano(), 10), t.AccessToken} {
-			b.WriteByte('\n')
-			b.WriteString(f)
-		}
+	s := poolEntryV2 + strconv.FormatInt(e.Until.UnixNano(), 10)
+	if e.Token != nil {
+		s += "\n" + storage.EncodePooledToken(*e.Token)
 	}
-	return b.String()
+	return s
 }
 
 func decodePoolEntry(v string) (poolEntry, bool) {
 	var e poolEntry
-	rest, ok := strings.CutPrefix(v, poolEntryV2+"\n")
+	rest, ok := strings.CutPrefix(v, poolEntryV2)
 	if !ok {
 		return e, json.Unmarshal([]byte(v), &e) == nil
 	}
-	var f [7]string
-	n := 0
-	for found := true; found && n < len(f); n++ {
-		if n == len(f)-1 {
-			f[n] = rest
-			continue
-		}
-		f[n], rest, found = strings.Cut(rest, "\n")
-	}
-	until, err := strconv.ParseInt(f[0], 10, 64)
+	until, tok, hasToken := strings.Cut(rest, "\n")
+	n, err := strconv.ParseInt(until, 10, 64)
 	if err != nil {
 		return e, false
 	}
-	e.Until = time.Unix(0, until)
-	switch n {
-	case 1:
-		return e, true
-	case 7:
-		iat, err1 := strconv.ParseInt(f[4], 10, 64)
-		exp, err2 := strconv.ParseInt(f[5], 10, 64)
-		if err1 != nil || err2 != nil {
+	e.Until = time.Unix(0, n)
+	if hasToken {
+		t, ok := storage.DecodePooledToken(tok)
+		if !ok {
 			return e, false
 		}
-		e.Token = &storage.PooledToken{JTI: f[1], Family: f[2], Scope: f[3], IssuedAt: time.Unix(0, iat),
-			ExpiresAt: time.Unix(0, exp), AccessToken: f[6]}
-		return e, true
+		e.Token = &t
 	}
-	return e, false
+	return e, true
 }
 
 func putPoolEntry(tx *buntdb.Tx, key string, e poolEntry, now time.Time) error {

@@ -40,7 +40,7 @@ func TestPoolEntriesRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"", "p2\n", "p2\nnot-a-number", "p2\n1\njti", "p2\n1\nj\nf\ns\nx\n2\ntoken", "{"} {
+	for _, bad := range []string{"", "p2\n", "p2\nnot-a-number", "p2\n1\njti", "p2\n1\nt1\nj\nf\ns\nx\n2\ntoken", "{"} {
 		if _, ok := decodePoolEntry(bad); ok {
 			t.Errorf("decoded %q", bad)
 		}

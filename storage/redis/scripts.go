@@ -237,8 +237,8 @@ return redis.call('HMGET', KEYS[2], unpack(ids))`)
 // admit is storage.Admission. KEYS: pool hash, day counter.
 // ARGV: now_ms, reuse (0/1), min_remaining_ms, capacity, reservation, reserve_until_ms, limit,
 // reset_ms, the client's key prefix (for its revocation marks, in the same slot).
-// Pool values are "<until_ms>|R" for a reservation or "<until_ms>|T|<family>|<json>" for a token;
-// a token whose jti or family is revoked is dropped.
+// Pool values are "<until_ms>|R" for a reservation or "<until_ms>|T|<family>|<token>" for a
+// token (storage.EncodePooledToken); a token whose jti or family is revoked is dropped.
 var admit = goredis.NewScript(`
 local now = tonumber(ARGV[1])
 if ARGV[2] == '1' then
@@ -283,7 +283,7 @@ end
 return {'allowed'}`)
 
 // settle is storage.Settlement. KEYS: pool hash, day counter.
-// ARGV: reuse (0/1), reservation, jti, token_until_ms, token_json (” = failed), limit, now_ms,
+// ARGV: reuse (0/1), reservation, jti, token_until_ms, token (storage.EncodePooledToken; ” = failed), limit, now_ms,
 // family.
 var settle = goredis.NewScript(`
 if ARGV[1] == '1' then
