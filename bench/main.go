@@ -72,7 +72,7 @@ func benchmain() error {
 		baseline   = flag.String("baseline", "", "also build the server at this git commit and run the selected scenarios on it, for a before/after in one run")
 		idle       = flag.Float64("idle", 0.15, "before each scenario, wait until other processes use less than this share of the CPUs (0 turns waiting off)")
 		idleWait   = flag.Duration("idle-wait", 10*time.Minute, "longest wait for the machine to become idle before a scenario; past it the scenario runs anyway")
-		rounds     = flag.Int("rounds", 3, "fresh issuance is compared across builds and audit sinks in this many alternating rounds; each row is the median run")
+		rounds     = flag.Int("rounds", 3, "fresh issuance (across builds and audit sinks) and reuse are run in this many more alternating rounds; their rows are the median run")
 		jsonOut    = flag.String("json", "", "write the rows to this JSON file")
 		profDir    = flag.String("profile", "", "save the server's CPU profile of every scenario's measured window into this directory (pprof)")
 		traceDir   = flag.String("trace", "", "save a 2-second execution trace of every scenario into this directory (go tool trace)")
@@ -184,8 +184,8 @@ func benchmain() error {
 	if isTerminal(progress) {
 		ses.tty = progress
 	}
-	fresh, haveFresh := scenarioByName("fresh")
-	haveFresh = haveFresh && slices.ContainsFunc(selected, func(s scenario) bool { return s.name == "fresh" })
+	haveFresh := slices.ContainsFunc(selected, func(s scenario) bool { return s.name == "fresh" })
+	haveReused := haveFresh && slices.ContainsFunc(selected, func(s scenario) bool { return s.name == "reused" })
 	for _, store := range storeList {
 		main := variant{build: "go", store: store}
 		// Full runs: every selected scenario on this build, and on the baseline's.
@@ -222,53 +222,80 @@ func benchmain() error {
 			servers[v] = r
 		}
 		err := func() error {
-			runs := map[variant][]row{}
-			// Rows in scenario order; a fresh row is a place the median of its runs fills.
+			// runs collects the runs of each (variant, scenario) that is run in rounds.
+			type key struct {
+				v  variant
+				sc string
+			}
+			runs := map[key][]row{}
+			inRounds := func(v variant, sc string) bool {
+				return (sc == "fresh" && slices.Contains(compared, v) && (len(compared) > 1 || haveReused)) ||
+					(sc == "reused" && slices.Contains(full, v) && haveReused)
+			}
+			// Rows in scenario order; a row of a pair run in rounds is a place its median fills.
 			type slot struct {
-				v   variant
+				k   key
 				row *row
 			}
 			var order []slot
-			for _, v := range full {
-				for _, sc := range selected {
+			// Each scenario runs on the build and the baseline one after the other, so that a
+			// before/after pair is measured minutes apart at most.
+			for _, sc := range selected {
+				for _, v := range full {
 					r, err := ses.measure(servers[v], sc)
 					if err != nil {
 						return err
 					}
-					if sc.name == "fresh" {
-						runs[v] = append(runs[v], r)
-						order = append(order, slot{v: v})
+					k := key{v, sc.name}
+					if inRounds(v, sc.name) {
+						runs[k] = append(runs[k], r)
+						order = append(order, slot{k: k})
 						continue
 					}
-					order = append(order, slot{v: v, row: &r})
+					order = append(order, slot{k: k, row: &r})
 				}
 			}
-			if haveFresh && len(compared) > 1 {
+			// Rounds: fresh issuance on every compared server, and reuse on the builds, since
+			// their ratio is a target. Alternating servers makes a change in the machine's
+			// speed (it is shared) affect them all alike.
+			var pairs []key
+			for _, v := range compared {
+				if inRounds(v, "fresh") {
+					pairs = append(pairs, key{v, "fresh"})
+				}
+			}
+			for _, v := range full {
+				if inRounds(v, "reused") {
+					pairs = append(pairs, key{v, "reused"})
+				}
+			}
+			if len(pairs) > 0 {
 				for round := range *rounds {
 					// Rotate the order too: the first run after a pause is often the fastest.
-					for i := range compared {
-						v := compared[(i+round)%len(compared)]
-						r, err := ses.measure(servers[v], fresh)
+					for i := range pairs {
+						k := pairs[(i+round)%len(pairs)]
+						sc, _ := scenarioByName(k.sc)
+						r, err := ses.measure(servers[k.v], sc)
 						if err != nil {
 							return err
 						}
-						runs[v] = append(runs[v], r)
+						runs[k] = append(runs[k], r)
 					}
 					if err := timeSignatures(); err != nil {
 						return err
 					}
 				}
 			}
-			for _, v := range compared {
-				if !slices.ContainsFunc(order, func(s slot) bool { return s.row == nil && s.v == v }) {
-					order = append(order, slot{v: v})
+			for _, k := range pairs {
+				if !slices.ContainsFunc(order, func(s slot) bool { return s.row == nil && s.k == k }) {
+					order = append(order, slot{k: k})
 				}
 			}
 			for _, s := range order {
 				if s.row != nil {
 					rep.Rows = append(rep.Rows, *s.row)
-				} else if len(runs[s.v]) > 0 {
-					rep.Rows = append(rep.Rows, medianRow(runs[s.v]))
+				} else if len(runs[s.k]) > 0 {
+					rep.Rows = append(rep.Rows, medianRow(runs[s.k]))
 				}
 			}
 			return timeSignatures()

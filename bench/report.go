@@ -44,7 +44,8 @@ type row struct {
 	Runs int `json:"runs,omitempty"`
 }
 
-// medianRow is the run with the median requests/s, carrying the median CPU per request and
+// medianRow is the run with the median requests/s, carrying the median CPU per request, the
+// smallest peak RSS (a run can only be inflated by what earlier scenarios left in memory) and
 // the sum of the runs' errors; Runs says how many there were.
 func medianRow(runs []row) row {
 	byRPS := slices.Clone(runs)
@@ -55,6 +56,7 @@ func medianRow(runs []row) row {
 	out.Errors = 0
 	for i, r := range runs {
 		cpus[i], redis[i] = r.CPUMS, r.RedisCPUMS
+		out.PeakRSSMiB = min(out.PeakRSSMiB, r.PeakRSSMiB)
 		out.Errors += r.Errors
 		if out.FirstError == "" {
 			out.FirstError = r.FirstError
