@@ -17,11 +17,14 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
+	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/config"
 	"github.com/tokensmith/tokensmith/console"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/metrics"
 	"github.com/tokensmith/tokensmith/outage"
 	"github.com/tokensmith/tokensmith/protocol"
@@ -51,21 +54,24 @@ func serveCmd(stdout, stderr io.Writer) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, cfg, stdout, newLogger(cfg, stderr))
+			logs := logging.NewBuffered(stderr, logFlushEvery)
+			defer logs.Close()
+			return serve(ctx, cfg, stdout, newLogger(cfg, logs))
 		},
 	}
 	c.Flags().StringVar(&cfgPath, "config", os.Getenv("TOKENSMITH_CONFIG"), "YAML configuration file (env TOKENSMITH_CONFIG)")
 	return c
 }
 
+// logFlushEvery bounds how late a log line is written (logging.Buffered).
+const logFlushEvery = 100 * time.Millisecond
+
+// newLogger is the server's logger, also made the default so packages that log without one
+// of their own (registry) get the same format, level, masking and request ids.
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	log := logging.New(w, cfg.LogFormat, cfg.LogLevel)
+	slog.SetDefault(log)
+	return log
 }
 
 // openStore opens the configured backend. An embedded file store is locked for this process:
@@ -234,8 +240,19 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		return err
 	}
 	m := metrics.New()
-	reg := registry.New(store, bus)
+	auditor, runAudit, err := openAudit(cfg, log, m)
+	if err != nil {
+		return err
+	}
+	// The audit trail outlives the listeners: it stops after the last request has been
+	// answered, writes what is still queued, and closes its sink.
+	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
+	auditDone := make(chan struct{})
+	go func() { runAudit(auditCtx); close(auditDone) }()
+	defer func() { stopAudit(); <-auditDone }()
+	reg := registry.New(store, bus, registry.WithAuditor(auditor))
 	replicas := replica.New(store, cfg.ReplicaTimeout.D(), Version, log)
+	m.Gauges(replicas.Live, func() time.Duration { return signingKeyAge(keyset, time.Now()) })
 	kind, _, _ := config.ParseStorage(cfg.Storage)
 	if kind != config.StorageRedis {
 		if err := replicas.Sole(ctx); err != nil {
@@ -264,7 +281,8 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		StoreTimeout:         cfg.StoreTimeout.D(),
 	}, grants.WithLogger(log), grants.WithReplicas(replicas.Live), grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
 		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }),
-		grants.WithQuotaHook(func(e grants.QuotaEvent) { m.Quota(e.ClientID, e.Window, e.Shadow) }))
+		grants.WithQuotaHook(func(e grants.QuotaEvent) { m.Quota(e.ClientID, e.Window, e.Shadow) }),
+		grants.WithAuditor(auditor), grants.WithStoreObserver(m.ObserveStore))
 	bus.Handle(gh.Forget)
 	bus.Handle(func(c storage.Change) {
 		if c.Kind == storage.ChangeSigningKeys || c.Kind == "" {
@@ -332,7 +350,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	log.Info("tokensmith started", "version", Version, "issuer", cfg.Issuer, "listen", pubLn.Addr().String(), "tls", pubTLS != nil,
 		"admin_listen", admLn.Addr().String(), "admin_tls", admTLS != nil, "storage", storageLabel(cfg.Storage), "kid", keyset.ActiveID(),
 		"signer", keys.SignerName, "signer_version", keys.SignerVersion(),
-		"replica", replicas.ID(), "live_replicas", replicas.Live())
+		"replica", replicas.ID(), "live_replicas", replicas.Live(), "audit", auditLabel(cfg))
 	for _, ep := range endpoints {
 		log.Info("seed API profile on", "profile", ep.Profile, "api", ep.Seed,
 			"route", strings.Join(ep.Route.HTTPMethods(), ",")+" "+ep.Path)
@@ -414,6 +432,49 @@ func keyOptions(cfg config.Config, store storage.Storage, bus *replica.Bus) keys
 // keyRefresh is how often a replica re-reads the signing keys.
 const keyRefresh = 2 * time.Second
 
+// openAudit returns the recorder grants and the registry report to (the metrics, and the
+// audit trail unless it is off) and the function that runs the trail's writer until its
+// context ends.
+func openAudit(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (audit.Recorder, func(context.Context), error) {
+	kind, target, err := cfg.ParseAuditSink()
+	if err != nil {
+		return nil, nil, err
+	}
+	var sink audit.Sink
+	switch kind {
+	case config.AuditOff:
+		return m, func(context.Context) {}, nil
+	case config.AuditLog:
+		sink = audit.LogSink{Log: log}
+	case config.AuditFile:
+		if sink, err = audit.OpenFile(target); err != nil {
+			return nil, nil, err
+		}
+	case config.AuditRedis:
+		o, err := redisstore.Options(target)
+		if err != nil {
+			return nil, nil, fmt.Errorf("audit: %w", err)
+		}
+		sink = audit.NewRedisSink(goredis.NewUniversalClient(o), cfg.Audit.Stream, cfg.Audit.MaxLen)
+	}
+	w := audit.NewWriter(sink, audit.Options{Buffer: cfg.Audit.Buffer, Log: log, Hooks: m.AuditHooks()})
+	return audit.Tee(m, w), w.Run, nil
+}
+
+// signingKeyAge is how long the key that signs now has been signing.
+func signingKeyAge(ks *keys.Set, now time.Time) time.Duration {
+	k := ks.ActiveAt(now)
+	if k == nil {
+		return 0
+	}
+	// A key published ahead starts signing at its activation.
+	since := k.CreatedAt
+	if k.ActivatesAt.After(since) {
+		since = k.ActivatesAt
+	}
+	return now.Sub(since)
+}
+
 // usageFlushEvery is how often last-used times of personal tokens are written.
 const usageFlushEvery = time.Minute
 
@@ -437,6 +498,18 @@ func flushUsage(ctx context.Context, gh *grants.Handler, log *slog.Logger) {
 			log.Warn("writing personal token last-use times failed; kept for the next try", "error", err)
 		}
 	}
+}
+
+// auditLabel names the audit sink for the start-up log, without a Redis URL's credentials.
+func auditLabel(cfg config.Config) string {
+	kind, target, _ := cfg.ParseAuditSink()
+	switch kind {
+	case config.AuditFile:
+		return "file:" + target
+	case config.AuditRedis:
+		return "redis " + storageLabel(target) + " stream " + cfg.Audit.Stream
+	}
+	return kind
 }
 
 // storageLabel keeps credentials in a Redis URL out of the log.

@@ -73,6 +73,9 @@ type Config struct {
 	// chooses which are on; the paths given in YAML stay.
 	Profiles Profiles `yaml:"profiles" env:"-"`
 
+	// Audit is where the audit trail goes (SPEC §8).
+	Audit Audit `yaml:"audit" envPrefix:""`
+
 	// IssuerDerived is set by Load when Issuer was not configured but derived from Listen.
 	IssuerDerived bool `yaml:"-"`
 }
@@ -97,6 +100,55 @@ type Console struct {
 	// RotateGrace is how long a client's previous secret keeps working after the owner
 	// regenerates it in the console; 0 ends it at once.
 	RotateGrace Duration `yaml:"rotate_grace" env:"ROTATE_GRACE"`
+}
+
+// Audit configures the audit trail: one event per token issued, reused, refreshed, exchanged,
+// refused, replayed or revoked, and per admin change.
+type Audit struct {
+	// Sink is log (the server's log, the default), off, file:PATH (JSON lines), redis (a
+	// stream in the store's Redis, which every replica appends to) or a redis://, rediss://,
+	// redis+sentinel:// or redis+cluster:// URL of another Redis.
+	Sink string `yaml:"sink" env:"AUDIT"`
+	// Stream is the Redis stream's key.
+	Stream string `yaml:"stream" env:"AUDIT_STREAM"`
+	// MaxLen is about how many events the Redis stream keeps (XADD MAXLEN ~).
+	MaxLen int64 `yaml:"max_len" env:"AUDIT_MAX_LEN"`
+	// Buffer is how many events may wait for the sink; past it events are dropped and
+	// counted, so a slow sink never slows a token request.
+	Buffer int `yaml:"buffer" env:"AUDIT_BUFFER"`
+}
+
+// Audit sink kinds returned by ParseAuditSink.
+const (
+	AuditOff   = "off"
+	AuditLog   = "log"
+	AuditFile  = "file"
+	AuditRedis = "redis"
+)
+
+// ParseAuditSink splits Audit.Sink into its kind and, for file, the path or, for redis, the
+// Redis URL (the store's when the sink is just "redis").
+func (c Config) ParseAuditSink() (kind, target string, err error) {
+	s := c.Audit.Sink
+	switch {
+	case s == AuditOff || s == AuditLog:
+		return s, "", nil
+	case strings.HasPrefix(s, "file:"):
+		if p := strings.TrimPrefix(s, "file:"); p != "" {
+			return AuditFile, p, nil
+		}
+		return "", "", fmt.Errorf("%q: file: needs a path, e.g. file:/var/log/tokensmith/audit.jsonl", s)
+	case s == AuditRedis:
+		if kind, _, _ := ParseStorage(c.Storage); kind != StorageRedis {
+			return "", "", fmt.Errorf("%q needs a Redis storage; give a redis:// URL to use another Redis", s)
+		}
+		return AuditRedis, c.Storage, nil
+	case strings.HasPrefix(s, "redis://"), strings.HasPrefix(s, "rediss://"),
+		strings.HasPrefix(s, "redis+sentinel://"), strings.HasPrefix(s, "redis+cluster://"):
+		return AuditRedis, s, nil
+	default:
+		return "", "", fmt.Errorf("%q: want log, off, file:PATH, redis or a Redis URL", s)
+	}
 }
 
 // Tokens holds the server-wide token policy defaults (SPEC §5).
@@ -146,6 +198,7 @@ func Default() Config {
 			FailedLoginLimit:     5,
 			DailyLimitTimezone:   "UTC",
 		},
+		Audit: Audit{Sink: AuditLog, Stream: "ts:audit", MaxLen: 1_000_000, Buffer: 10_000},
 	}
 }
 
@@ -399,6 +452,18 @@ func (c Config) Validate() error {
 	}
 	if con.RotateGrace < 0 || con.RotateGrace.D() > 30*24*time.Hour {
 		bad("console.rotate_grace", "must be between 0s and 30d")
+	}
+	if _, _, err := c.ParseAuditSink(); err != nil {
+		bad("audit.sink", "%v", err)
+	}
+	if c.Audit.Stream == "" {
+		bad("audit.stream", "must not be empty")
+	}
+	if c.Audit.MaxLen < 1000 {
+		bad("audit.max_len", "must be at least 1000")
+	}
+	if c.Audit.Buffer < 1 || c.Audit.Buffer > 10_000_000 {
+		bad("audit.buffer", "must be between 1 and 10000000")
 	}
 	return errors.Join(errs...)
 }

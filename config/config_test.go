@@ -69,6 +69,29 @@ tokens:
 	}
 }
 
+func TestAuditSinks(t *testing.T) {
+	tests := []struct {
+		env          []string
+		kind, target string
+	}{
+		{nil, config.AuditLog, ""},
+		{[]string{"TOKENSMITH_AUDIT=off"}, config.AuditOff, ""},
+		{[]string{"TOKENSMITH_AUDIT=file:/var/log/ts/audit.jsonl"}, config.AuditFile, "/var/log/ts/audit.jsonl"},
+		{[]string{"TOKENSMITH_AUDIT=redis", "TOKENSMITH_STORAGE=redis://127.0.0.1:6379"}, config.AuditRedis, "redis://127.0.0.1:6379"},
+		{[]string{"TOKENSMITH_AUDIT=redis://audit.example:6379/2", "TOKENSMITH_STORAGE=memory:"}, config.AuditRedis, "redis://audit.example:6379/2"},
+	}
+	for _, tc := range tests {
+		c, err := config.Load("", tc.env)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		kind, target, err := c.ParseAuditSink()
+		if err != nil || kind != tc.kind || target != tc.target {
+			t.Errorf("%v: %q %q %v, want %q %q", tc.env, kind, target, err, tc.kind, tc.target)
+		}
+	}
+}
+
 func TestValidationNamesEveryBadField(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -97,6 +120,11 @@ func TestValidationNamesEveryBadField(t *testing.T) {
 		{"console idle timeout under a minute", []string{"TOKENSMITH_CONSOLE_IDLE_TIMEOUT=30s"}, "", "console.idle_timeout:"},
 		{"console absolute timeout under the idle one", nil, "console:\n  idle_timeout: 2h\n  absolute_timeout: 1h\n", "console.absolute_timeout:"},
 		{"console negative rotate grace", []string{"TOKENSMITH_CONSOLE_ROTATE_GRACE=-1s"}, "", "console.rotate_grace:"},
+		{"unknown audit sink", []string{"TOKENSMITH_AUDIT=syslog"}, "", "audit.sink:"},
+		{"audit file without a path", []string{"TOKENSMITH_AUDIT=file:"}, "", "audit.sink:"},
+		{"audit in the store's Redis without one", []string{"TOKENSMITH_AUDIT=redis", "TOKENSMITH_STORAGE=memory:"}, "", "audit.sink:"},
+		{"audit buffer", []string{"TOKENSMITH_AUDIT_BUFFER=0"}, "", "audit.buffer:"},
+		{"audit stream length", nil, "audit:\n  max_len: 10\n", "audit.max_len:"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -196,12 +196,11 @@ func (c *Console) rotateConfirm(g *gin.Context, a *active) {
 // rotate regenerates a secret and shows it, in this answer only.
 func (c *Console) rotate(g *gin.Context, a *active) {
 	id := g.Request.PostForm.Get("client_id")
-	sec, cl, err := c.o.Registry.RotateOwnedSecret(g.Request.Context(), a.user.ID, id, c.o.RotateGrace)
+	sec, cl, err := c.o.Registry.RotateOwnedSecret(a.acting(g), a.user.ID, id, c.o.RotateGrace)
 	if err != nil {
 		c.fail(g, err)
 		return
 	}
-	c.o.Log.Info("console: client secret regenerated", "client_id", id, "user", a.user.ID, "grace", c.o.RotateGrace)
 	v := c.view(a, "New client secret")
 	v.Client, v.Secret, v.Grace = &cl, sec, graceText(c.o.RotateGrace)
 	c.render(g, http.StatusOK, "secret", v)
@@ -223,7 +222,7 @@ func (c *Console) createToken(g *gin.Context, a *active) {
 		l := registry.Lifetime(life)
 		in.ExpiresIn = &l
 	}
-	t, err := c.o.Registry.CreatePersonalToken(g.Request.Context(), a.user.ID, in)
+	t, err := c.o.Registry.CreatePersonalToken(a.acting(g), a.user.ID, in)
 	if pe := (*protocol.Error)(nil); errors.As(err, &pe) && pe.Code == protocol.InvalidRequest {
 		v.FormError = sentence(pe.Description)
 		c.integrationPage(g, http.StatusBadRequest, v, f)
@@ -233,7 +232,6 @@ func (c *Console) createToken(g *gin.Context, a *active) {
 		c.fail(g, err)
 		return
 	}
-	c.o.Log.Info("console: personal token created", "token_id", t.ID, "user", a.user.ID)
 	v = c.view(a, "New personal token")
 	v.Token = &t
 	c.render(g, http.StatusOK, "token", v)
@@ -267,10 +265,9 @@ func (c *Console) deleteConfirm(g *gin.Context, a *active) {
 // deleteToken deletes a personal token, on every replica at once, and goes back to the list.
 func (c *Console) deleteToken(g *gin.Context, a *active) {
 	id := g.Request.PostForm.Get("id")
-	if err := c.o.Registry.DeletePersonalToken(g.Request.Context(), a.user.ID, id); err != nil {
+	if err := c.o.Registry.DeletePersonalToken(a.acting(g), a.user.ID, id); err != nil {
 		c.fail(g, err)
 		return
 	}
-	c.o.Log.Info("console: personal token deleted", "token_id", id, "user", a.user.ID)
 	g.Redirect(http.StatusSeeOther, home+"?done=deleted")
 }

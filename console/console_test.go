@@ -500,6 +500,13 @@ func TestPersonalTokenForm(t *testing.T) {
 	if strings.Contains(after.Body, tok[1]) || !strings.Contains(after.Body, "CI deploys") {
 		t.Fatalf("the list must name the token and never show it")
 	}
+	// The audit trail names the integrator who made it, not the admin.
+	if ev, ok := e.Audit.find(registry.ActionPersonalTokenCreate); !ok || ev.Who != "user:"+uid || ev.Target != list[0].ID {
+		t.Fatalf("audit event of the creation: %+v (found %v), want who user:%s", ev, ok, uid)
+	}
+	if ev, _ := e.Audit.find(registry.ActionUserCreate); ev.Who != "admin" {
+		t.Fatalf("a change made outside the console: who %q, want admin", ev.Who)
+	}
 }
 
 // TestContrast: every text colour of the stylesheet on its background has a contrast ratio of

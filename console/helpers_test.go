@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/console"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
@@ -47,6 +48,32 @@ type env struct {
 	Store    storage.Storage
 	Registry *registry.Service
 	Clock    *clock
+	// Audit holds the registry's audit events.
+	Audit *auditEvents
+}
+
+// auditEvents collects audit events as the server's audit Writer would take them.
+type auditEvents struct {
+	mu     sync.Mutex
+	events []audit.Event
+}
+
+func (a *auditEvents) Record(_ context.Context, e audit.Event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.events = append(a.events, e)
+}
+
+// find is the first event of action what, if any.
+func (a *auditEvents) find(what string) (audit.Event, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, e := range a.events {
+		if e.What == what {
+			return e, true
+		}
+	}
+	return audit.Event{}, false
 }
 
 type envOptions struct {
@@ -93,8 +120,8 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Start()
 	t.Cleanup(srv.Close)
-	e := &env{URL: srv.URL, Store: store, Clock: o.clock,
-		Registry: registry.New(store, bus, registry.WithClock(o.clock.Now))}
+	e := &env{URL: srv.URL, Store: store, Clock: o.clock, Audit: &auditEvents{}}
+	e.Registry = registry.New(store, bus, registry.WithClock(o.clock.Now), registry.WithAuditor(e.Audit))
 	gh := grants.NewHandler(store, km.Set, grants.Policy{
 		Issuer: srv.URL, ClientCredentialsTTL: time.Hour, PasswordTTL: time.Hour, RefreshTTL: time.Hour,
 		FailedLoginLimit: 3, StoreTimeout: time.Second,

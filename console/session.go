@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/secret"
 	"github.com/tokensmith/tokensmith/storage"
@@ -79,6 +81,12 @@ type active struct {
 	idHash string
 	sess   storage.Session
 	user   storage.User
+}
+
+// acting is the request's context naming the signed-in integrator as who makes the changes
+// done with it, for the audit trail.
+func (a *active) acting(g *gin.Context) context.Context {
+	return audit.WithActor(g.Request.Context(), "user:"+a.user.ID)
 }
 
 var errNoSession = errors.New("console: no live session")

@@ -268,7 +268,7 @@ func TestCertificateReplacedOnDisk(t *testing.T) {
 		t.Fatalf("readyz after the renewal: %v", err)
 	}
 	resp.Body.Close()
-	if !strings.Contains(p.stderr.String(), "TLS certificate reloaded") {
+	if !p.stderr.has("TLS certificate reloaded") {
 		t.Errorf("no log line for the reload:\n%s", p.stderr.String())
 	}
 }

@@ -26,8 +26,8 @@ func (g *clientCredentials) Handle(ctx context.Context, c *Client, r *Request) (
 		clientID: c.ID, subject: c.ID, scope: scope, audience: aud,
 		ttl: orDefault(c.AccessTokenTTL, g.policy.ClientCredentialsTTL),
 	}
-	return g.issue(ctx, c, a, now, true, func(now time.Time) (*Token, error) {
-		m, err := g.mint(protocol.GrantClientCredentials, a, now)
+	return g.issue(ctx, c, a, now, true, func(ctx context.Context, now time.Time) (*Token, error) {
+		m, err := g.mint(ctx, protocol.GrantClientCredentials, a, now)
 		if err != nil {
 			return nil, err
 		}

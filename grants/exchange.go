@@ -80,8 +80,8 @@ func (g *exchange) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 	a := access{clientID: c.ID, subject: t.UserID, scope: scope, audience: audience, ttl: ttl, personal: t.ID}
 	// Exchanged tokens are never reused: each names its own personal token. The client's daily
 	// limit counts them like any new token.
-	return g.issue(ctx, c, a, now, false, func(now time.Time) (*Token, error) {
-		m, err := g.mint(protocol.GrantTokenExchange, a, now)
+	return g.issue(ctx, c, a, now, false, func(ctx context.Context, now time.Time) (*Token, error) {
+		m, err := g.mint(ctx, protocol.GrantTokenExchange, a, now)
 		if err != nil {
 			return nil, err
 		}

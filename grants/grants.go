@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-oauth2/oauth2/v4"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/secret"
 	"github.com/tokensmith/tokensmith/storage"
@@ -39,8 +40,11 @@ type Request struct {
 // Token is what a successful grant returns. Times are absolute so a replayed answer (refresh
 // grace window) reports the lifetime actually left.
 type Token struct {
-	// jti is kept for the reuse pool; it is not part of any answer.
+	// jti is kept for the reuse pool and the audit trail; it is not part of any answer.
 	jti string
+	// subject and reused are for the audit trail.
+	subject string
+	reused  bool
 	// family is a new login's refresh family still to be stored, with the token's settlement
 	// (reuse); not part of any answer.
 	family *storage.RefreshToken
@@ -146,7 +150,21 @@ type core struct {
 	// announce tells every replica about a change made here (a personal token revoked
 	// through RFC 7009); nil in tests that run one handler.
 	announce Announcer
+	// cpu admits signatures and password checks first come, first served.
+	cpu *cpuGate
+	// audit receives an event for every token answered, refused, replayed or revoked.
+	audit Auditor
+	// observe, when set, measures every store call.
+	observe StoreObserver
 }
+
+// Auditor takes audit events (audit.Writer implements it); it must not block.
+type Auditor interface {
+	Record(ctx context.Context, e audit.Event)
+}
+
+// WithAuditor sends audit events to a (and metrics that count them).
+func WithAuditor(a Auditor) Option { return func(c *core) { c.audit = a } }
 
 // Announcer tells every replica that a record changed (replica.Bus implements it).
 type Announcer interface {
@@ -183,9 +201,12 @@ func NewHandler(store Store, k Keys, p Policy, opts ...Option) *Handler {
 		store = deadlineStore{next: store, d: p.StoreTimeout}
 	}
 	c := &core{store: store, keys: k, policy: p, now: time.Now, log: slog.Default(),
-		replicas: func() int { return 1 }, trusted: func() bool { return true }}
+		replicas: func() int { return 1 }, trusted: func() bool { return true }, cpu: newCPUGate(0), audit: audit.Discard}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.observe != nil {
+		c.store = observedStore{next: c.store, observe: c.observe}
 	}
 	c.clients = newCache[storage.Client](p.ClientCacheTTL, c.now, c.trusted)
 	c.pats = newCache[storage.PersonalToken](p.ClientCacheTTL, c.now, c.trusted)
@@ -240,8 +261,20 @@ func (h *Handler) Serves(grant string) bool {
 	return ok
 }
 
-// Token handles one token request end to end.
+// Token handles one token request end to end, and records its outcome in the audit trail.
 func (h *Handler) Token(ctx context.Context, r *Request) (*Token, error) {
+	t, err := h.token(ctx, r)
+	if err != nil {
+		if err != errReplayRefresh { // recorded where the replay was found, with its family
+			h.core.refused(ctx, EndpointToken, r, err)
+		}
+		return nil, err
+	}
+	h.core.audit.Record(ctx, issuedEvent(r, t))
+	return t, nil
+}
+
+func (h *Handler) token(ctx context.Context, r *Request) (*Token, error) {
 	if r.GrantType == "" {
 		return nil, protocol.Errorf(protocol.InvalidRequest, "missing grant_type")
 	}

@@ -32,6 +32,14 @@ var inactive = &Introspection{}
 // checks what integrators send it). Anything else, and every token that is expired, revoked,
 // unknown or malformed, is {"active":false}: the answer never tells which.
 func (h *Handler) Introspect(ctx context.Context, r *Request) (*Introspection, error) {
+	out, err := h.introspectFor(ctx, r)
+	if err != nil {
+		h.core.refused(ctx, EndpointIntrospect, r, err)
+	}
+	return out, err
+}
+
+func (h *Handler) introspectFor(ctx context.Context, r *Request) (*Introspection, error) {
 	raw := r.Params[protocol.ParamToken]
 	if raw == "" {
 		return nil, protocol.Errorf(protocol.InvalidRequest, "missing token")

@@ -16,8 +16,9 @@ import (
 // replica that died between Admit and Settle).
 const reserveFor = 10 * time.Second
 
-// fresh mints the new token(s) of a grant once policy allows it.
-type fresh func(now time.Time) (*Token, error)
+// fresh mints the new token(s) of a grant once policy allows it. It must use the ctx it is
+// given: identical requests may share one issuance, which outlives the one that started it.
+type fresh func(ctx context.Context, now time.Time) (*Token, error)
 
 // issue applies the client's token reuse and daily and hourly limits (SPEC §5) around a new
 // issuance: one atomic store step decides whether an earlier token is handed out again,
@@ -27,7 +28,7 @@ type fresh func(now time.Time) (*Token, error)
 func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, reusable bool, mint fresh) (*Token, error) {
 	reuse := cl.Reuse && reusable
 	if !reuse && cl.DailyLimit == 0 && cl.HourlyLimit == 0 {
-		return mint(now)
+		return mint(ctx, now)
 	}
 	adm := c.admission(cl, a, now, reuse)
 	if !reuse {
@@ -38,7 +39,9 @@ func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, r
 	// deadline).
 	key := adm.Pool.ClientID + "\x00" + adm.Pool.Subject + "\x00" + adm.Pool.Scope + "\x00" + adm.Pool.Audience
 	shared := context.WithoutCancel(ctx)
+	started := false
 	v, err, _ := c.pools.Do(key, func() (any, error) {
+		started = true
 		tok, err := c.admitAndMint(shared, adm, mint)
 		if tok != nil && tok.RefreshToken != "" {
 			tok.handed = new(atomic.Bool)
@@ -48,7 +51,15 @@ func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, r
 	if err != nil {
 		return nil, err
 	}
-	return v.(*Token).forOneCaller(), nil
+	t := v.(*Token).forOneCaller()
+	if !started && !t.reused {
+		// This caller was handed the token another request in flight minted: for it, the
+		// token is a reused one (the audit trail says so).
+		cp := *t
+		cp.reused = true
+		t = &cp
+	}
+	return t, nil
 }
 
 // forOneCaller is the answer for one of the callers sharing an issuance. Only the first gets
@@ -115,7 +126,8 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 		switch {
 		case got.Reused != nil:
 			p := got.Reused
-			return &Token{AccessToken: p.AccessToken, IssuedAt: p.IssuedAt, ExpiresAt: p.ExpiresAt, Scope: p.Scope}, nil
+			return &Token{jti: p.JTI, subject: adm.Pool.Subject, reused: true,
+				AccessToken: p.AccessToken, IssuedAt: p.IssuedAt, ExpiresAt: p.ExpiresAt, Scope: p.Scope}, nil
 		case got.Limited:
 			return nil, c.refuse(adm, got)
 		case got.Busy:
@@ -131,7 +143,7 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 		break
 	}
 	c.shadowed(adm, got)
-	tok, err := mint(adm.Now)
+	tok, err := mint(ctx, adm.Now)
 	if err == nil {
 		tok.RateLimit = tightest(quotas(adm, got))
 	}
@@ -150,7 +162,7 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 		case serr != nil:
 			// A failed settlement only delays: the reservation lapses after reserveFor. The
 			// token already minted is still good, so it is answered.
-			c.log.Warn("settling an issuance failed", "client_id", adm.Pool.ClientID, "error", serr)
+			c.log.WarnContext(ctx, "settling an issuance failed", "client_id", adm.Pool.ClientID, "error", serr)
 		}
 	}
 	return tok, err

@@ -1,6 +1,7 @@
 package grants
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -98,16 +99,17 @@ type access struct {
 type minted struct {
 	token    string
 	jti      string
+	subject  string
 	iat, exp time.Time
 }
 
 // answer is the Token for a minted access token without refresh token.
 func (m minted) answer(scope string) *Token {
-	return &Token{jti: m.jti, AccessToken: m.token, IssuedAt: m.iat, ExpiresAt: m.exp, Scope: scope}
+	return &Token{jti: m.jti, subject: m.subject, AccessToken: m.token, IssuedAt: m.iat, ExpiresAt: m.exp, Scope: scope}
 }
 
 // mint signs an access token. Nothing is written: access tokens are self-contained.
-func (c *core) mint(grant string, a access, now time.Time) (minted, error) {
+func (c *core) mint(ctx context.Context, grant string, a access, now time.Time) (minted, error) {
 	iat := now.Truncate(time.Second)
 	exp := iat.Add(a.ttl.Truncate(time.Second))
 	if a.ttl < time.Second {
@@ -121,14 +123,18 @@ func (c *core) mint(grant string, a access, now time.Time) (minted, error) {
 	if a.personal != "" {
 		claims.ID = newPersonalJTI(a.personal)
 	}
-	tok, err := c.keys.Sign(claims)
+	var tok string
+	var err error
+	if gerr := c.cpu.do(ctx, func() { tok, err = c.keys.Sign(claims) }); gerr != nil {
+		return minted{}, gerr
+	}
 	if err != nil {
 		return minted{}, err
 	}
 	if c.onIssue != nil {
 		c.onIssue(grant)
 	}
-	return minted{token: tok, jti: claims.ID, iat: iat, exp: exp}, nil
+	return minted{token: tok, jti: claims.ID, subject: a.subject, iat: iat, exp: exp}, nil
 }
 
 // A jti is 72 random bits (12 characters): unique among the tokens alive at once, which is all
@@ -212,8 +218,15 @@ func sealKey(oldToken string) []byte {
 	return k[:]
 }
 
+// sealedToken is what a sealed successor holds: the answer and, for the audit trail of a
+// retry, its access token's jti.
+type sealedToken struct {
+	*Token
+	JTI string `json:"jti,omitempty"`
+}
+
 func seal(oldToken string, t *Token) ([]byte, error) {
-	plain, err := json.Marshal(t)
+	plain, err := json.Marshal(sealedToken{Token: t, JTI: t.jti})
 	if err != nil {
 		return nil, err
 	}
@@ -238,8 +251,12 @@ func unseal(oldToken string, sealed []byte) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	var t Token
-	return &t, json.Unmarshal(plain, &t)
+	st := sealedToken{Token: &Token{}}
+	if err := json.Unmarshal(plain, &st); err != nil {
+		return nil, err
+	}
+	st.Token.jti = st.JTI
+	return st.Token, nil
 }
 
 func newAEAD(oldToken string) (cipher.AEAD, error) {

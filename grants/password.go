@@ -72,15 +72,15 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 		// A login under a limit: its refresh family is stored by the admission's own store
 		// call, so the request costs two round trips (login, admission) instead of three.
 		// The signature comes before the admission; next to the bcrypt check it is cheap.
-		tok, family, err := g.prepareLogin(c, a, now)
+		tok, family, err := g.prepareLogin(ctx, c, a, now)
 		if err != nil {
 			return nil, err
 		}
 		return g.issueMinted(ctx, c, a, now, tok, family)
 	}
-	return g.issue(ctx, c, a, now, true, func(now time.Time) (*Token, error) {
+	return g.issue(ctx, c, a, now, true, func(ctx context.Context, now time.Time) (*Token, error) {
 		if !withRefresh {
-			m, err := g.mint(protocol.GrantPassword, a, now)
+			m, err := g.mint(ctx, protocol.GrantPassword, a, now)
 			if err != nil {
 				return nil, err
 			}
@@ -88,7 +88,7 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 		}
 		if c.Reuse {
 			// The settlement that pools the token stores its family in the same call.
-			tok, family, err := g.prepareLogin(c, a, now)
+			tok, family, err := g.prepareLogin(ctx, c, a, now)
 			if err == nil {
 				tok.family = &family
 			}
@@ -126,16 +126,20 @@ func (g *password) checkPassword(ctx context.Context, username, pw, remote strin
 	}
 	// bcrypt compares only the first 72 bytes; no stored password is longer, so a longer one
 	// is wrong (and still costs the comparison).
-	match := bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil && len(pw) <= maxPasswordLen
+	var match bool
+	if err := g.cpu.do(ctx, func() { match = bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil }); err != nil {
+		return nil, err
+	}
+	match = match && len(pw) <= maxPasswordLen
 	if !match || st.User == nil {
 		if err := g.store.LoginFailed(context.WithoutCancel(ctx), at); err != nil {
-			g.log.Warn("counting a failed login failed", "error", err)
+			g.log.WarnContext(ctx, "counting a failed login failed", "error", err)
 		}
 		return nil, protocol.Errorf(protocol.InvalidGrant, "wrong username or password")
 	}
 	if st.Failed {
 		if err := g.store.LoginSucceeded(ctx, at); err != nil {
-			g.log.Warn("clearing failed logins failed", "error", err)
+			g.log.WarnContext(ctx, "clearing failed logins failed", "error", err)
 		}
 	}
 	return st.User, nil
@@ -143,7 +147,7 @@ func (g *password) checkPassword(ctx context.Context, username, pw, remote strin
 
 // login starts a refresh-token family: the access token names it in its jti.
 func (g *password) login(ctx context.Context, c *Client, a access, now time.Time) (*Token, error) {
-	t, family, err := g.prepareLogin(c, a, now)
+	t, family, err := g.prepareLogin(ctx, c, a, now)
 	if err != nil {
 		return nil, err
 	}
@@ -154,9 +158,9 @@ func (g *password) login(ctx context.Context, c *Client, a access, now time.Time
 }
 
 // prepareLogin mints the pair of a new login, without storing its refresh family.
-func (g *password) prepareLogin(c *Client, a access, now time.Time) (*Token, storage.RefreshToken, error) {
+func (g *password) prepareLogin(ctx context.Context, c *Client, a access, now time.Time) (*Token, storage.RefreshToken, error) {
 	a.family = newFamilyID()
-	m, err := g.mint(protocol.GrantPassword, a, now)
+	m, err := g.mint(ctx, protocol.GrantPassword, a, now)
 	if err != nil {
 		return nil, storage.RefreshToken{}, err
 	}

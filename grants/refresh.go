@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-oauth2/oauth2/v4"
+	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/storage"
 	"golang.org/x/sync/singleflight"
@@ -88,7 +89,7 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 		if err != nil {
 			return nil, err
 		}
-		next, err := g.successor(c, old, scope, now)
+		next, err := g.successor(ctx, c, old, scope, now)
 		if err != nil {
 			return nil, err
 		}
@@ -108,7 +109,9 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 	case errors.Is(err, storage.ErrRevoked):
 		return nil, errRevokedRefresh
 	case errors.Is(err, storage.ErrReplay):
-		g.log.Warn("refresh token replayed; family revoked", "client_id", c.ID, "family", family)
+		g.log.WarnContext(ctx, "refresh token replayed; family revoked", "client_id", c.ID, "family", family)
+		g.audit.Record(ctx, audit.Event{Kind: audit.TokenReplayed, ClientID: c.ID, Subject: old.Subject,
+			Grant: protocol.GrantRefreshToken, Family: family, Error: errReplayRefresh.Code, Reason: errReplayRefresh.Description})
 		return nil, errReplayRefresh
 	case err != nil:
 		return nil, storeError(err)
@@ -117,6 +120,7 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 	if err != nil {
 		return nil, protocol.Wrap(protocol.ServerError, "stored successor is unreadable", err)
 	}
+	t.subject = old.Subject
 	return t, nil
 }
 
@@ -155,8 +159,8 @@ func (c *core) readRefresh(ctx context.Context, raw string) (storage.RefreshToke
 
 // successor mints the next pair of a family. The refresh token keeps the login's full scope;
 // the access token gets the (possibly narrowed) requested scope, as RFC 6749 §6 allows.
-func (g *refresh) successor(c *Client, old storage.RefreshToken, scope string, now time.Time) (*Token, error) {
-	m, err := g.mint(protocol.GrantRefreshToken, access{
+func (g *refresh) successor(ctx context.Context, c *Client, old storage.RefreshToken, scope string, now time.Time) (*Token, error) {
+	m, err := g.mint(ctx, protocol.GrantRefreshToken, access{
 		clientID: c.ID, subject: old.Subject, scope: scope, audience: old.Audience,
 		ttl: orDefault(old.AccessTTL, g.policy.PasswordTTL), family: old.FamilyID,
 	}, now)

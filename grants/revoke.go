@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/storage"
 )
@@ -14,6 +15,14 @@ import (
 // malformed, expired and already revoked tokens are answered as success (§2.2); a live token of
 // another client is refused with unauthorized_client (§2.1) and stays valid.
 func (h *Handler) Revoke(ctx context.Context, r *Request) error {
+	err := h.revokeFor(ctx, r)
+	if err != nil {
+		h.core.refused(ctx, EndpointRevoke, r, err)
+	}
+	return err
+}
+
+func (h *Handler) revokeFor(ctx context.Context, r *Request) error {
 	raw := r.Params[protocol.ParamToken]
 	if raw == "" {
 		return protocol.Errorf(protocol.InvalidRequest, "missing token")
@@ -63,8 +72,23 @@ func (h *Handler) revoke(ctx context.Context, requester *Client, raw string) (bo
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return false, storeError(err)
 	}
-	c.log.Info("token revoked", "client_id", p.client.ID, "kind", p.kind(), "family", p.family, "by_operator", requester == nil)
+	e := audit.Event{Kind: audit.TokenRevoked, ClientID: p.client.ID, TokenType: p.kind(), Family: p.family, Who: revoker(requester)}
+	if a := p.access; a != nil {
+		e.Subject, e.JTI, e.Scope, e.ExpiresAt = a.Subject, a.ID, a.Scope, a.ExpiresAt
+	} else {
+		e.Subject, e.Scope, e.ExpiresAt = p.refresh.Subject, p.refresh.Scope, p.refresh.ExpiresAt.Unix()
+	}
+	c.audit.Record(ctx, e)
 	return true, nil
+}
+
+// revoker names who revoked a token in the audit trail: the client, or "admin" for the
+// operator (admin API and CLI).
+func revoker(requester *Client) string {
+	if requester == nil {
+		return "admin"
+	}
+	return requester.ID
 }
 
 // deletePersonal deletes a personal token and tells every replica at once.
@@ -76,14 +100,11 @@ func (c *core) deletePersonal(ctx context.Context, t *storage.PersonalToken, req
 	c.pats.drop(t.ID)
 	if c.announce != nil {
 		if err := c.announce.Announce(context.WithoutCancel(ctx), change); err != nil {
-			c.log.Warn("announcing a revoked personal token failed", "id", t.ID, "error", err)
+			c.log.WarnContext(ctx, "announcing a revoked personal token failed", "personal_token_id", t.ID, "error", err)
 		}
 	}
-	by := "operator"
-	if requester != nil {
-		by = requester.ID
-	}
-	c.log.Info("token revoked", "kind", TokenTypePersonal, "personal_token", t.ID, "user", t.UserID, "by", by)
+	c.audit.Record(ctx, audit.Event{Kind: audit.TokenRevoked, TokenType: TokenTypePersonal, Subject: t.UserID,
+		JTI: t.ID, Who: revoker(requester)})
 	return nil
 }
 

@@ -112,6 +112,7 @@ func (s *Service) CreatePersonalToken(ctx context.Context, userID string, in Per
 		return PersonalTokenView{}, storeErr(err, "user "+userID)
 	}
 	v := personalView(t)
+	s.recordChange(ctx, ActionPersonalTokenCreate, id, nil, v)
 	v.Token = tok
 	return v, nil
 }
@@ -139,5 +140,6 @@ func (s *Service) DeletePersonalToken(ctx context.Context, userID, id string) er
 		return storeErr(err, "personal token "+id)
 	}
 	s.changed(ctx, storage.ChangePersonalToken, id)
+	s.recordChange(ctx, ActionPersonalTokenDelete, id, map[string]any{"user_id": userID}, nil)
 	return nil
 }

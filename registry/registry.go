@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/config"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/secret"
@@ -52,11 +53,12 @@ type Service struct {
 	store    Store
 	now      func() time.Time
 	announce Announcer
+	audit    Auditor
 }
 
 // New returns a Service on store. Changes are announced to a, if not nil.
 func New(store Store, a Announcer, opts ...Option) *Service {
-	s := &Service{store: store, now: time.Now, announce: a}
+	s := &Service{store: store, now: time.Now, announce: a, audit: audit.Discard}
 	for _, o := range opts {
 		o(s)
 	}
@@ -76,7 +78,7 @@ func (s *Service) changed(ctx context.Context, kind, id string) {
 		return
 	}
 	if err := s.announce.Announce(context.WithoutCancel(ctx), storage.Change{Kind: kind, ID: id}); err != nil {
-		slog.Warn("announcing a change to the other replicas failed; they see it when their cached copy expires",
+		slog.WarnContext(ctx, "announcing a change to the other replicas failed; they see it when their cached copy expires",
 			"kind", kind, "id", id, "error", err)
 	}
 }
@@ -233,6 +235,7 @@ func (s *Service) CreateClient(ctx context.Context, in ClientInput) (ClientView,
 		return ClientView{}, storeErr(err, "client "+c.ID)
 	}
 	v := View(c)
+	s.recordChange(ctx, ActionClientCreate, c.ID, nil, v)
 	v.ClientSecret = sec
 	return v, nil
 }
@@ -251,7 +254,9 @@ func (s *Service) UpdateClient(ctx context.Context, id string, in ClientInput) (
 		return ClientView{}, err
 	}
 	now := s.now().UTC()
+	var before storage.Client
 	c, err := s.store.UpdateClient(ctx, id, func(c *storage.Client) error {
+		before = *c
 		c.UpdatedAt = now
 		return apply(c, in)
 	})
@@ -259,7 +264,9 @@ func (s *Service) UpdateClient(ctx context.Context, id string, in ClientInput) (
 		return ClientView{}, storeErr(err, "client "+id)
 	}
 	s.changed(ctx, storage.ChangeClient, id)
-	return View(c), nil
+	v := View(c)
+	s.recordChange(ctx, ActionClientUpdate, id, View(before), v)
+	return v, nil
 }
 
 // checkOwner makes sure an owner being set names an existing user.
@@ -326,7 +333,14 @@ func (s *Service) rotateSecret(ctx context.Context, id string, grace time.Durati
 		return "", ClientView{}, storeErr(err, "client "+id)
 	}
 	s.changed(ctx, storage.ChangeClient, id)
-	return sec, View(c), nil
+	v := View(c)
+	// The secret itself never reaches the trail: only that it changed, and the old one's grace.
+	after := map[string]any{"secret": "rotated"}
+	if !v.SecretGraceUntil.IsZero() {
+		after["previous_secret_valid_until"] = v.SecretGraceUntil
+	}
+	s.audit.Record(ctx, audit.Event{Kind: audit.AdminChange, Who: who(ctx), What: ActionClientRotateSecret, Target: id, After: after})
+	return sec, v, nil
 }
 
 // GetClient returns one client.
@@ -354,10 +368,17 @@ func (s *Service) ListClients(ctx context.Context) ([]ClientView, error) {
 // all its tokens, also after a new client is created under the same id (that client's
 // NotBefore is this deletion).
 func (s *Service) DeleteClient(ctx context.Context, id string) error {
+	// Read first, for the audit trail's record of what was deleted.
+	before, berr := s.store.GetClient(ctx, id)
 	if err := s.store.DeleteClient(ctx, id, s.now()); err != nil {
 		return storeErr(err, "client "+id)
 	}
 	s.changed(ctx, storage.ChangeClient, id)
+	var b any
+	if berr == nil {
+		b = View(before)
+	}
+	s.recordChange(ctx, ActionClientDelete, id, b, nil)
 	return nil
 }
 
@@ -595,7 +616,9 @@ func (s *Service) CreateUser(ctx context.Context, in UserInput) (UserView, error
 		}
 		return UserView{}, storeErr(err, "user "+in.Username)
 	}
-	return userView(u), nil
+	v := userView(u)
+	s.recordChange(ctx, ActionUserCreate, u.ID, nil, v)
+	return v, nil
 }
 
 // hashPassword checks a new password and returns its bcrypt hash.
@@ -656,6 +679,9 @@ func (s *Service) UpdateUser(ctx context.Context, id string, in UserUpdate) (Use
 		return UserView{}, storeErr(err, "user "+id)
 	}
 	s.changed(ctx, storage.ChangeUser, id)
+	// The password itself never reaches the trail: only that it changed.
+	s.audit.Record(ctx, audit.Event{Kind: audit.AdminChange, Who: who(ctx), What: ActionUserUpdate, Target: id,
+		After: map[string]any{"password": "changed"}})
 	return userView(u), nil
 }
 
@@ -677,9 +703,15 @@ func (s *Service) ListUsers(ctx context.Context) ([]UserView, error) {
 // (and their families revoked) at their next use, and introspection answers inactive for the
 // user's tokens at once.
 func (s *Service) DeleteUser(ctx context.Context, id string) error {
+	before, berr := s.store.GetUser(ctx, id)
 	if err := s.store.DeleteUser(ctx, id); err != nil {
 		return storeErr(err, "user "+id)
 	}
 	s.changed(ctx, storage.ChangeUser, id)
+	var b any
+	if berr == nil {
+		b = userView(before)
+	}
+	s.recordChange(ctx, ActionUserDelete, id, b, nil)
 	return nil
 }

@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/protocol"
 )
 
@@ -28,10 +30,10 @@ func writeErrorAs(c *gin.Context, log *slog.Logger, err error, render func(*prot
 		// An outage fails every request at once: it is logged once when it starts and once
 		// when it ends (OutageReporter), not once per request.
 		_ = c.Error(pe)
-		log.Debug("store unavailable", "path", c.Request.URL.Path, "cause", pe.Unwrap())
+		log.DebugContext(c.Request.Context(), "store unavailable", "path", c.Request.URL.Path, "cause", pe.Unwrap())
 	case status >= 500:
 		// The cause may name the backend's failure; it never holds request secrets.
-		log.Error("request failed", "path", c.Request.URL.Path, "error", pe.Code, "cause", pe.Unwrap())
+		log.ErrorContext(c.Request.Context(), "request failed", "path", c.Request.URL.Path, "error", pe.Code, "cause", pe.Unwrap())
 	}
 	h := c.Writer.Header()
 	h.Set("Cache-Control", "no-store")
@@ -73,23 +75,47 @@ func routeErrors(r *gin.Engine, log *slog.Logger) {
 // recovery turns a panic (a bug, never bad input) into a logged 500 with the usual shape.
 func recovery(log *slog.Logger) gin.HandlerFunc {
 	return gin.CustomRecovery(func(c *gin.Context, v any) {
-		log.Error("panic", "path", c.Request.URL.Path, "panic", v)
+		log.ErrorContext(c.Request.Context(), "panic", "path", c.Request.URL.Path, "panic", v)
 		writeError(c, log, protocol.Errorf(protocol.ServerError, "internal error"))
 	})
 }
 
+// requestContext gives every request an id, adopted from a sane X-Request-Id or generated,
+// echoed in the answer, and puts it in the request's context with the caller's address: every
+// log line logged with that context and every audit event of the request carry them.
+func requestContext(c *gin.Context) {
+	id := c.GetHeader(RequestIDHeader)
+	if !logging.ValidRequestID(id) {
+		id = logging.NewRequestID()
+	}
+	c.Writer.Header()[RequestIDHeader] = []string{id}
+	ctx := logging.WithRequest(c.Request.Context(), logging.Request{ID: id, Remote: c.ClientIP()})
+	c.Request = c.Request.WithContext(ctx)
+	c.Next()
+}
+
+// RequestIDHeader carries a request's id in both directions.
+const RequestIDHeader = "X-Request-Id"
+
 // accessLog logs one line per request: never the query string, body or headers, which may
-// carry credentials. remote is the caller's address as the trusted proxies report it, and
-// scheme what the caller used.
+// carry credentials. remote is the caller's address as the trusted proxies report it (the
+// request context's, see requestContext), and scheme what the caller used.
 func accessLog(log *slog.Logger, proxies *proxies) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		start := time.Now()
 		c.Next()
 		level := slog.LevelInfo
 		if c.Request.URL.Path == "/healthz" || c.Request.URL.Path == "/readyz" || c.Request.URL.Path == "/metrics" {
 			level = slog.LevelDebug
 		}
-		log.Log(c.Request.Context(), level, "http", "method", c.Request.Method, "path", c.Request.URL.Path,
-			"status", c.Writer.Status(), "bytes", c.Writer.Size(), "remote", c.ClientIP(), "scheme", proxies.scheme(c))
+		ctx := c.Request.Context()
+		if !log.Enabled(ctx, level) {
+			return
+		}
+		req, _ := logging.RequestFrom(ctx)
+		log.LogAttrs(ctx, level, "http", slog.String("method", c.Request.Method), slog.String("path", c.Request.URL.Path),
+			slog.Int("status", c.Writer.Status()), slog.Int("bytes", c.Writer.Size()), slog.String("remote", req.Remote),
+			slog.String("scheme", proxies.scheme(c)), slog.Duration("duration", time.Since(start)))
 	}
 }
 
@@ -190,7 +216,7 @@ func newEngine(log *slog.Logger, o engineOptions) *gin.Engine {
 	// inside one path parameter.
 	r.UseRawPath = true
 	r.UnescapePathValues = true
-	r.Use(recovery(log), accessLog(log, px))
+	r.Use(requestContext, recovery(log), accessLog(log, px))
 	if o.outages != nil {
 		r.Use(reportOutages(o.outages))
 	}

@@ -9,14 +9,18 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/metrics"
 	"github.com/tokensmith/tokensmith/profiles"
 	"github.com/tokensmith/tokensmith/registry"
@@ -53,6 +57,9 @@ type testServer struct {
 	Clock    *clock
 	Keys     *keys.Set
 	Grants   *grants.Handler
+	// auditFile receives the audit trail as JSON lines; stopAudit flushes and closes it.
+	auditFile string
+	stopAudit func()
 }
 
 // serverOptions vary newTestServer.
@@ -62,8 +69,11 @@ type serverOptions struct {
 	cacheTTL time.Duration
 	tz       *time.Location
 	trusted  []string
-	logs     io.Writer
-	profiles map[string]map[string]string
+	// logs receives the server's log (logging.New) in logFormat: text at info (withLogs),
+	// JSON at debug (withJSONLog).
+	logs      io.Writer
+	logFormat string
+	profiles  map[string]map[string]string
 }
 
 type serverOption func(*serverOptions)
@@ -73,11 +83,18 @@ func withReplicas(n int) serverOption               { return func(o *serverOptio
 func withClientCache(d time.Duration) serverOption  { return func(o *serverOptions) { o.cacheTTL = d } }
 func withLimitZone(loc *time.Location) serverOption { return func(o *serverOptions) { o.tz = loc } }
 func withTrustedProxies(p ...string) serverOption   { return func(o *serverOptions) { o.trusted = p } }
-func withLogs(w io.Writer) serverOption             { return func(o *serverOptions) { o.logs = w } }
+func withLogs(w io.Writer) serverOption {
+	return func(o *serverOptions) { o.logs, o.logFormat = w, "text" }
+}
 
 // withProfiles turns seed API profiles on: name → route → path ("" or absent: the default).
 func withProfiles(p map[string]map[string]string) serverOption {
 	return func(o *serverOptions) { o.profiles = p }
+}
+
+// withJSONLog sends the server's log, JSON lines down to debug, to w.
+func withJSONLog(w io.Writer) serverOption {
+	return func(o *serverOptions) { o.logs, o.logFormat = w, "json" }
 }
 
 func newTestServer(t testing.TB, opts ...serverOption) *testServer {
@@ -99,17 +116,36 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		t.Fatal(err)
 	}
 	ks := km.Set
-	if o.logs == nil {
-		o.logs = io.Discard
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	switch o.logFormat {
+	case "json":
+		log = logging.New(o.logs, "json", "debug")
+	case "text":
+		log = logging.New(o.logs, "text", "info")
 	}
-	log := slog.New(slog.NewTextHandler(o.logs, nil))
 	// Wired as serve wires it: admin changes go through the bus to the token handler's cache.
 	bus := replica.NewBus(store, log)
 	busCtx, stopBus := context.WithCancel(context.Background())
 	t.Cleanup(stopBus)
 	go bus.Run(busCtx)
 	clk := &clock{t: time.Now()}
-	ts := &testServer{Store: store, Registry: registry.New(store, bus, registry.WithClock(clk.Now)), Metrics: metrics.New(), Clock: clk, Keys: ks}
+	m := metrics.New()
+	// Wired as serve wires it: events go to the metrics and, through a Writer, to a sink.
+	auditFile := filepath.Join(t.TempDir(), "audit.jsonl")
+	sink, err := audit.OpenFile(auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aw := audit.NewWriter(sink, audit.Options{Log: log, Hooks: m.AuditHooks()})
+	auditCtx, cancelAudit := context.WithCancel(context.Background())
+	auditDone := make(chan struct{})
+	go func() { aw.Run(auditCtx); close(auditDone) }()
+	var stopOnce sync.Once
+	stopAudit := func() { stopOnce.Do(func() { cancelAudit(); <-auditDone }) }
+	t.Cleanup(stopAudit)
+	auditor := audit.Tee(m, aw)
+	ts := &testServer{Store: store, Registry: registry.New(store, bus, registry.WithClock(clk.Now), registry.WithAuditor(auditor)),
+		Metrics: m, Clock: clk, Keys: ks, auditFile: auditFile, stopAudit: stopAudit}
 	pubSrv := httptest.NewUnstartedServer(nil)
 	pubSrv.Start()
 	t.Cleanup(pubSrv.Close)
@@ -122,7 +158,9 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	}, grants.WithClock(ts.Clock.Now), grants.WithLogger(log), grants.WithReplicas(func() int { return o.replicas }),
 		grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
 		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }),
-		grants.WithQuotaHook(func(e grants.QuotaEvent) { ts.Metrics.Quota(e.ClientID, e.Window, e.Shadow) }))
+		grants.WithQuotaHook(func(e grants.QuotaEvent) { ts.Metrics.Quota(e.ClientID, e.Window, e.Shadow) }),
+		grants.WithAuditor(auditor), grants.WithStoreObserver(m.ObserveStore))
+	m.Gauges(func() int { return o.replicas }, func() time.Duration { return time.Since(ks.ActiveAt(time.Now()).CreatedAt) })
 	bus.Handle(gh.Forget)
 	ts.Grants = gh
 	endpoints, err := profiles.Endpoints(o.profiles)
@@ -277,4 +315,27 @@ func (ts *testServer) flushUsage(t *testing.T) {
 	if err := ts.Grants.FlushUsage(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// auditTrail stops the server's audit writer (which flushes its sink) and returns the trail:
+// the raw JSON lines and the decoded events. Call it once, after the requests of the test.
+func (ts *testServer) auditTrail(t *testing.T) (string, []audit.Event) {
+	t.Helper()
+	ts.stopAudit()
+	raw, err := os.ReadFile(ts.auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []audit.Event
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		if line == "" {
+			continue
+		}
+		var e audit.Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		events = append(events, e)
+	}
+	return string(raw), events
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/metrics"
 	"github.com/tokensmith/tokensmith/profiles"
 	"github.com/tokensmith/tokensmith/protocol"
@@ -99,8 +100,10 @@ func (p *Public) token(c *gin.Context) {
 		p.Metrics.Duration.WithLabelValues(grant).Observe(time.Since(start).Seconds())
 	}()
 	req, err := ParseTokenRequest(c.Request)
-	if err == nil {
-		req.Remote = c.ClientIP()
+	if err != nil {
+		p.Grants.Refused(c.Request.Context(), grants.EndpointToken, err)
+	} else {
+		req.Remote = remote(c)
 		// Only served grants become metric labels, so label values stay bounded.
 		if p.Grants.Serves(req.GrantType) {
 			grant = req.GrantType
@@ -120,8 +123,10 @@ func (p *Public) token(c *gin.Context) {
 // revoke is RFC 7009: 200 with an empty body whether or not the token was live (§2.2).
 func (p *Public) revoke(c *gin.Context) {
 	req, err := ParseTokenRequest(c.Request)
-	if err == nil {
-		req.Remote = c.ClientIP()
+	if err != nil {
+		p.Grants.Refused(c.Request.Context(), grants.EndpointRevoke, err)
+	} else {
+		req.Remote = remote(c)
 		err = p.Grants.Revoke(c.Request.Context(), req)
 	}
 	if err != nil {
@@ -136,8 +141,10 @@ func (p *Public) revoke(c *gin.Context) {
 func (p *Public) introspect(c *gin.Context) {
 	req, err := ParseTokenRequest(c.Request)
 	var out *grants.Introspection
-	if err == nil {
-		req.Remote = c.ClientIP()
+	if err != nil {
+		p.Grants.Refused(c.Request.Context(), grants.EndpointIntrospect, err)
+	} else {
+		req.Remote = remote(c)
 		out, err = p.Grants.Introspect(c.Request.Context(), req)
 	}
 	if err != nil {
@@ -163,6 +170,7 @@ func (p *Public) render(t *grants.Token) tokenResponse {
 }
 
 func (p *Public) jwks(c *gin.Context) {
+	p.Metrics.JWKS.Inc()
 	c.Header("Cache-Control", "public, max-age="+strconv.Itoa(int(JWKSMaxAge.Seconds())))
 	c.Data(http.StatusOK, "application/jwk-set+json", p.Keys.JWKS())
 }
@@ -207,4 +215,10 @@ func (p *Public) ready(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// remote is the caller's address, as requestContext recorded it.
+func remote(c *gin.Context) string {
+	r, _ := logging.RequestFrom(c.Request.Context())
+	return r.Remote
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tidwall/buntdb"
@@ -45,6 +46,47 @@ func (s *Store) Replicas(ctx context.Context, now time.Time) ([]storage.Replica,
 type poolEntry struct {
 	Until time.Time            `json:"until"`
 	Token *storage.PooledToken `json:"token,omitempty"`
+}
+
+// Pool entries are stored as "p2", the reservation's or token's end in Unix nanoseconds and,
+// for a token, its storage.EncodePooledToken form, separated by newlines: reuse admission reads
+// every entry of its pool on every request, and JSON decoding was the costliest part of it.
+// Entries of earlier builds, JSON objects, are still read.
+const poolEntryV2 = "p2\n"
+
+func encodePoolEntry(e poolEntry) string {
+	s := poolEntryV2 + strconv.FormatInt(e.Until.UnixNano(), 10)
+	if e.Token != nil {
+		s += "\n" + storage.EncodePooledToken(*e.Token)
+	}
+	return s
+}
+
+func decodePoolEntry(v string) (poolEntry, bool) {
+	var e poolEntry
+	rest, ok := strings.CutPrefix(v, poolEntryV2)
+	if !ok {
+		return e, json.Unmarshal([]byte(v), &e) == nil
+	}
+	until, tok, hasToken := strings.Cut(rest, "\n")
+	n, err := strconv.ParseInt(until, 10, 64)
+	if err != nil {
+		return e, false
+	}
+	e.Until = time.Unix(0, n)
+	if hasToken {
+		t, ok := storage.DecodePooledToken(tok)
+		if !ok {
+			return e, false
+		}
+		e.Token = &t
+	}
+	return e, true
+}
+
+func putPoolEntry(tx *buntdb.Tx, key string, e poolEntry, now time.Time) error {
+	_, _, err := tx.Set(key, encodePoolEntry(e), expiry(now, e.Until))
+	return err
 }
 
 func digest(parts ...string) string {
@@ -107,8 +149,8 @@ func (s *Store) Admit(ctx context.Context, a storage.Admission) (out storage.Adm
 			live := 0
 			var dead []string
 			err := tx.AscendKeys(poolPrefix(a.Pool)+"*", func(k, v string) bool {
-				var e poolEntry
-				if json.Unmarshal([]byte(v), &e) != nil || !e.Until.After(a.Now) ||
+				e, ok := decodePoolEntry(v)
+				if !ok || !e.Until.After(a.Now) ||
 					(e.Token != nil && revoked(tx, a.Pool.ClientID, e.Token.JTI, e.Token.Family, a.Now)) {
 					dead = append(dead, k)
 					return true
@@ -158,7 +200,7 @@ func (s *Store) Admit(ctx context.Context, a storage.Admission) (out storage.Adm
 			}
 		}
 		if a.Reuse {
-			if err := put(tx, poolPrefix(a.Pool)+a.Reservation, poolEntry{Until: a.ReserveUntil}, a.Now, a.ReserveUntil); err != nil {
+			if err := putPoolEntry(tx, poolPrefix(a.Pool)+a.Reservation, poolEntry{Until: a.ReserveUntil}, a.Now); err != nil {
 				return err
 			}
 		}
@@ -180,7 +222,7 @@ func (s *Store) Settle(ctx context.Context, st storage.Settlement) error {
 		if a.Reuse {
 			_, _ = tx.Delete(poolPrefix(a.Pool) + a.Reservation)
 			if st.Token != nil {
-				if err := put(tx, poolPrefix(a.Pool)+st.Token.JTI, poolEntry{Until: st.Token.ExpiresAt, Token: st.Token}, a.Now, st.Token.ExpiresAt); err != nil {
+				if err := putPoolEntry(tx, poolPrefix(a.Pool)+st.Token.JTI, poolEntry{Until: st.Token.ExpiresAt, Token: st.Token}, a.Now); err != nil {
 					return err
 				}
 			}

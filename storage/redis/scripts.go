@@ -238,8 +238,9 @@ return redis.call('HMGET', KEYS[2], unpack(ids))`)
 // ARGV: now_ms, reuse (0/1), min_remaining_ms, capacity, reservation, reserve_until_ms, limit,
 // reset_ms, the client's key prefix (for its revocation marks, in the same slot), shadow (0/1),
 // hourly limit, hour reset_ms, hourly shadow (0/1).
-// Pool values are "<until_ms>|R" for a reservation or "<until_ms>|T|<family>|<json>" for a token;
-// a token whose jti or family is revoked is dropped. Answers {outcome, day count, hour count}.
+// Pool values are "<until_ms>|R" for a reservation or "<until_ms>|T|<family>|<token>" for a
+// token (storage.EncodePooledToken); a token whose jti or family is revoked is dropped.
+// Answers {outcome, day count, hour count}.
 var admit = goredis.NewScript(`
 local now = tonumber(ARGV[1])
 if ARGV[2] == '1' then
@@ -292,8 +293,8 @@ end
 return {'allowed', tostring(d), tostring(h)}`)
 
 // settle is storage.Settlement. KEYS: pool hash, day counter, hour counter.
-// ARGV: reuse (0/1), reservation, jti, token_until_ms, token_json (” = failed), limit, now_ms,
-// family, hourly limit.
+// ARGV: reuse (0/1), reservation, jti, token_until_ms, token (storage.EncodePooledToken;
+// ” = failed), limit, now_ms, family, hourly limit.
 var settle = goredis.NewScript(`
 if ARGV[1] == '1' then
   redis.call('HDEL', KEYS[1], ARGV[2])

@@ -298,9 +298,9 @@ func (s *Store) Admit(ctx context.Context, a storage.Admission) (storage.Admitte
 	}
 	switch res[0] {
 	case "reused":
-		t, err := decode[storage.PooledToken](res[1])
-		if err != nil {
-			return storage.Admitted{}, err
+		t, ok := storage.DecodePooledToken(res[1])
+		if !ok {
+			return storage.Admitted{}, errors.New("redis: unreadable pooled token")
 		}
 		return storage.Admitted{Reused: &t}, nil
 	case "limited":
@@ -354,12 +354,9 @@ func (s *Store) Settle(ctx context.Context, st storage.Settlement) error {
 	a := st.Admission
 	var jti, fam string
 	var until int64
-	var payload []byte
+	var payload string
 	if st.Token != nil {
-		var err error
-		if payload, err = json.Marshal(st.Token); err != nil {
-			return err
-		}
+		payload = storage.EncodePooledToken(*st.Token)
 		jti, fam, until = st.Token.JTI, st.Token.Family, ms(st.Token.ExpiresAt)
 	}
 	keys := []string{poolKey(a.Pool), counterKey(a.Pool, a.Day), hourKey(a.Pool, a.Hour)}

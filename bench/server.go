@@ -1,0 +1,404 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// moduleRoot is the directory of the Tokensmith module, which the binaries are built from.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return "", fmt.Errorf("go list -m: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// build compiles the server (or, with pkg "./bench", this program) into dir with the given
+// tags and returns the binary's path.
+func build(root, dir, name, pkg string, tags ...string) (string, error) {
+	bin := filepath.Join(dir, name)
+	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build %s %s: %v\n%s", strings.Join(tags, ","), pkg, err, stderr.String())
+	}
+	return bin, nil
+}
+
+// buildAt builds the server as it was at a git commit, from a copy of that commit's tree.
+func buildAt(root, tmp, ref string) (string, error) {
+	src := filepath.Join(tmp, "src-at-"+strings.NewReplacer("/", "-", "~", "-", "^", "-").Replace(ref))
+	if err := os.MkdirAll(src, 0o700); err != nil {
+		return "", err
+	}
+	archive := exec.Command("git", "-C", root, "archive", "--format=tar", ref)
+	untar := exec.Command("tar", "-x", "-C", src)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	untar.Stdin = pipe
+	var stderr bytes.Buffer
+	archive.Stderr = &stderr
+	if err := untar.Start(); err != nil {
+		return "", err
+	}
+	if err := archive.Run(); err != nil {
+		_ = untar.Wait()
+		return "", fmt.Errorf("git archive %s: %v %s", ref, err, stderr.String())
+	}
+	if err := untar.Wait(); err != nil {
+		return "", fmt.Errorf("unpacking %s: %w", ref, err)
+	}
+	return build(src, tmp, "tokensmith-at-"+filepath.Base(src), ".")
+}
+
+// freeAddr returns a loopback address nothing listens on right now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// redisServer is a throwaway redis-server, started the way storage/redis/redistest starts
+// one for the tests: loopback, a free port, no persistence.
+type redisServer struct {
+	addr string
+	cmd  *exec.Cmd
+}
+
+func startRedis(dir string) (*redisServer, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+		"--appendonly", "no", "--protected-mode", "no", "--logfile", filepath.Join(dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	r := &redisServer{addr: addr, cmd: cmd}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			fmt.Fprint(c, "PING\r\n")
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if strings.HasPrefix(line, "+PONG") {
+				return r, nil
+			}
+		}
+	}
+	r.stop()
+	return nil, errors.New("redis-server did not answer within 5s")
+}
+
+func (r *redisServer) stop() {
+	_ = r.cmd.Process.Kill()
+	_, _ = r.cmd.Process.Wait()
+}
+
+// server is one Tokensmith process started by the benchmark.
+type server struct {
+	variant  variant
+	url      string
+	adminURL string
+	token    string
+	cmd      *exec.Cmd
+	redis    *redisServer
+	logFile  *os.File
+}
+
+const benchAdminToken = "tsa_bench-admin-token-not-a-secret"
+
+// startServer runs bin serve for v in its own data directory and waits until it is ready.
+// Its log goes to a file, as a deployed server's would go somewhere: writing it is part of
+// the cost measured.
+func startServer(bin, dir string, v variant) (*server, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	pub, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	adm, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{variant: v, url: "http://" + pub, adminURL: "http://" + adm, token: benchAdminToken}
+	env := append(os.Environ(),
+		"TOKENSMITH_LISTEN="+pub, "TOKENSMITH_ADMIN_LISTEN="+adm, "TOKENSMITH_ISSUER="+s.url,
+		"TOKENSMITH_ADMIN_TOKEN="+benchAdminToken, "TOKENSMITH_DATA_DIR="+dir)
+	switch v.store {
+	case storeEmbedded:
+		env = append(env, "TOKENSMITH_STORAGE=memory:")
+	case storeRedis:
+		if s.redis, err = startRedis(filepath.Join(dir, "redis")); err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		env = append(env, "TOKENSMITH_STORAGE=redis://"+s.redis.addr)
+	}
+	switch v.audit {
+	case auditOff:
+		env = append(env, "TOKENSMITH_AUDIT=off")
+	case auditFile:
+		env = append(env, "TOKENSMITH_AUDIT=file:"+filepath.Join(dir, "audit.jsonl"))
+	case auditRedis:
+		env = append(env, "TOKENSMITH_AUDIT=redis")
+	}
+	if s.logFile, err = os.Create(filepath.Join(dir, "server.log")); err != nil {
+		s.stop()
+		return nil, err
+	}
+	s.cmd = exec.Command(bin, "serve")
+	s.cmd.Env = env
+	s.cmd.Dir = dir
+	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile
+	if err := s.cmd.Start(); err != nil {
+		s.stop()
+		return nil, err
+	}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if s.cmd.ProcessState != nil {
+			break
+		}
+		resp, err := http.Get(s.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+	}
+	s.stop()
+	log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
+	return nil, fmt.Errorf("%s did not become ready; its log:\n%s", v, log)
+}
+
+func (s *server) stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _, _ = s.cmd.Process.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-done
+		}
+	}
+	if s.redis != nil {
+		s.redis.stop()
+	}
+	if s.logFile != nil {
+		s.logFile.Close()
+	}
+}
+
+// usage is what /proc says about the server process and the machine.
+type usage struct {
+	cpu   time.Duration // the server's user + system time, all threads
+	redis time.Duration // its Redis's, when it has one
+	// self is this process's CPU time (the load generator).
+	self time.Duration
+	// busy is the CPU time the whole machine spent on anything but idling.
+	busy time.Duration
+}
+
+// clockTick is USER_HZ, the unit of /proc/<pid>/stat times; Linux fixes it at 100 for every
+// architecture Go runs on.
+const clockTick = 10 * time.Millisecond
+
+func (s *server) usage() (usage, error) {
+	u := usage{self: processCPU()}
+	var err error
+	if u.cpu, err = pidCPU(s.cmd.Process.Pid); err != nil {
+		return u, err
+	}
+	if s.redis != nil {
+		if u.redis, err = pidCPU(s.redis.cmd.Process.Pid); err != nil {
+			return u, err
+		}
+	}
+	u.busy, err = machineBusy()
+	return u, err
+}
+
+// pidCPU is a process's user + system time from /proc/<pid>/stat.
+func pidCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; fields are counted after its ')'.
+	rest := b[bytes.LastIndexByte(b, ')')+2:]
+	f := strings.Fields(string(rest))
+	// utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat line")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(ut+st) * clockTick, nil
+}
+
+// machineBusy is the time all CPUs together spent outside idle and I/O wait since boot
+// (/proc/stat), stolen time included: on a shared machine that is what other work costs us.
+func machineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, errors.New("unexpected /proc/stat")
+	}
+	var busy int64
+	// user nice system idle iowait irq softirq steal: everything but idle (4) and iowait (5).
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		busy += n
+	}
+	return time.Duration(busy) * clockTick, nil
+}
+
+// othersBusy measures, over d, the share of the machine's CPUs that processes other than this
+// one were using (0 to 1).
+func othersBusy(d time.Duration) float64 {
+	b0, err0 := machineBusy()
+	s0 := processCPU()
+	time.Sleep(d)
+	b1, err1 := machineBusy()
+	s1 := processCPU()
+	if err0 != nil || err1 != nil {
+		return 0
+	}
+	return max(float64((b1-b0)-(s1-s0)), 0) / float64(d*time.Duration(runtime.NumCPU()))
+}
+
+// resetPeak starts a new peak-RSS window (Linux ≥ 4.0: writing 5 to clear_refs resets VmHWM).
+func (s *server) resetPeak() {
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.cmd.Process.Pid), []byte("5"), 0)
+}
+
+// peakRSS is VmHWM, the highest resident set since the last resetPeak, in bytes.
+func (s *server) peakRSS() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// alive reports an error if the server process has exited.
+func (s *server) alive() error {
+	if err := s.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		return fmt.Errorf("%s exited: %w", s.variant, err)
+	}
+	return nil
+}
+
+// profiles says where to put the server's CPU profile and execution trace of each scenario's
+// measured window (net/http/pprof on the admin listener); empty fields take none.
+type profiles struct {
+	cpu, trace string // file paths
+}
+
+// take starts the requested profiles of s for d and returns a function that waits for them
+// and writes them out.
+func (p profiles) take(s *server, d time.Duration) func() error {
+	var waits []func() error
+	fetch := func(path, file string) {
+		errc := make(chan error, 1)
+		go func() { errc <- s.download(path, file) }()
+		waits = append(waits, func() error { return <-errc })
+	}
+	secs := max(int(d.Seconds()), 1)
+	if p.cpu != "" {
+		fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), p.cpu)
+	}
+	if p.trace != "" {
+		// A trace of the whole window would be large; two seconds show the scheduling.
+		fetch("/debug/pprof/trace?seconds="+strconv.Itoa(min(secs, 2)), p.trace)
+	}
+	return func() error {
+		var errs []error
+		for _, w := range waits {
+			errs = append(errs, w())
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// download saves an admin API answer (a profile) to file.
+func (s *server) download(path, file string) error {
+	req, err := http.NewRequest("GET", s.adminURL+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
