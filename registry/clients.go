@@ -1,0 +1,441 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tokensmith/tokensmith/audit"
+	"github.com/tokensmith/tokensmith/config"
+	"github.com/tokensmith/tokensmith/protocol"
+	"github.com/tokensmith/tokensmith/secret"
+	"github.com/tokensmith/tokensmith/storage"
+)
+
+// Audience is a string or an array of strings in JSON, as SPEC §6 allows.
+type Audience []string
+
+// UnmarshalJSON accepts "a" or ["a","b"].
+func (a *Audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = Audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("audience must be a string or an array of strings")
+	}
+	*a = many
+	return nil
+}
+
+// ClientInput is the body of POST and PATCH /admin/clients. Nil fields are left as they are
+// (PATCH) or take their defaults (POST).
+type ClientInput struct {
+	ClientID                *string   `json:"client_id,omitempty"`
+	Name                    *string   `json:"name,omitempty"`
+	GrantTypes              *[]string `json:"grant_types,omitempty"`
+	Scopes                  *[]string `json:"scopes,omitempty"`
+	Audience                *Audience `json:"audience,omitempty"`
+	AccessTokenTTL          *string   `json:"access_token_ttl,omitempty"`
+	RefreshTokenTTL         *string   `json:"refresh_token_ttl,omitempty"`
+	RefreshGrace            *string   `json:"refresh_grace,omitempty"`
+	Reuse                   *bool     `json:"reuse,omitempty"`
+	ReuseMinRemaining       *string   `json:"reuse_min_remaining,omitempty"`
+	DailyLimit              *int      `json:"daily_limit,omitempty"`
+	HourlyLimit             *int      `json:"hourly_limit,omitempty"`
+	DailyLimitShadow        *bool     `json:"daily_limit_shadow,omitempty"`
+	HourlyLimitShadow       *bool     `json:"hourly_limit_shadow,omitempty"`
+	TokenEndpointAuthMethod *string   `json:"token_endpoint_auth_method,omitempty"`
+	Owner                   *string   `json:"owner,omitempty"`
+	ResourceServer          *bool     `json:"resource_server,omitempty"`
+}
+
+// ClientView is a client as the admin API shows it. Durations that are empty use the server
+// default. ClientSecret is set only in the answer that created or rotated it, and never for a
+// public client, which has none.
+type ClientView struct {
+	ClientID                string    `json:"client_id"`
+	ClientSecret            string    `json:"client_secret,omitempty"`
+	Name                    string    `json:"name"`
+	GrantTypes              []string  `json:"grant_types"`
+	Scopes                  []string  `json:"scopes"`
+	Audience                []string  `json:"audience"`
+	AccessTokenTTL          string    `json:"access_token_ttl,omitempty"`
+	RefreshTokenTTL         string    `json:"refresh_token_ttl,omitempty"`
+	RefreshGrace            string    `json:"refresh_grace,omitempty"`
+	Reuse                   bool      `json:"reuse"`
+	ReuseMinRemaining       string    `json:"reuse_min_remaining,omitempty"`
+	DailyLimit              int       `json:"daily_limit"`
+	HourlyLimit             int       `json:"hourly_limit"`
+	DailyLimitShadow        bool      `json:"daily_limit_shadow"`
+	HourlyLimitShadow       bool      `json:"hourly_limit_shadow"`
+	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method,omitempty"`
+	Owner                   string    `json:"owner,omitempty"`
+	ResourceServer          bool      `json:"resource_server"`
+	SecretGraceUntil        time.Time `json:"previous_secret_valid_until,omitzero"`
+	CreatedAt               time.Time `json:"created_at"`
+	UpdatedAt               time.Time `json:"updated_at"`
+}
+
+// View renders a stored client.
+func View(c storage.Client) ClientView {
+	v := ClientView{
+		ClientID: c.ID, Name: c.Name, GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
+		Audience: nonNil(c.Audience), Reuse: c.Reuse, DailyLimit: c.DailyLimit,
+		HourlyLimit: c.HourlyLimit, DailyLimitShadow: c.DailyLimitShadow, HourlyLimitShadow: c.HourlyLimitShadow,
+		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, Owner: c.Owner, ResourceServer: c.ResourceServer,
+		AccessTokenTTL: fmtDur(c.AccessTokenTTL), RefreshTokenTTL: fmtDur(c.RefreshTokenTTL),
+		ReuseMinRemaining: fmtDur(c.ReuseMinRemaining), CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+	}
+	if c.RefreshGrace != nil {
+		v.RefreshGrace = config.FormatDuration(*c.RefreshGrace)
+	}
+	if len(c.PrevSecretHash) > 0 && time.Now().Before(c.PrevSecretExpiresAt) {
+		v.SecretGraceUntil = c.PrevSecretExpiresAt
+	}
+	return v
+}
+
+func fmtDur(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return config.FormatDuration(d)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Grant types a client may be given.
+var knownGrants = []string{protocol.GrantClientCredentials, protocol.GrantPassword, protocol.GrantRefreshToken, protocol.GrantTokenExchange}
+
+// CreateClient registers a client and returns it with its secret, which is shown only here.
+func (s *Service) CreateClient(ctx context.Context, in ClientInput) (ClientView, error) {
+	now := s.now().UTC()
+	c := storage.Client{ID: secret.NewID(), GrantTypes: []string{protocol.GrantClientCredentials}, CreatedAt: now, UpdatedAt: now}
+	if in.ClientID != nil {
+		if err := validID(*in.ClientID); err != nil {
+			return ClientView{}, err
+		}
+		c.ID = *in.ClientID
+	}
+	if err := s.checkOwner(ctx, in); err != nil {
+		return ClientView{}, err
+	}
+	if in.GrantTypes == nil && in.TokenEndpointAuthMethod != nil && *in.TokenEndpointAuthMethod == protocol.AuthNone {
+		// A public client cannot have the usual default, client_credentials.
+		c.GrantTypes = slices.Clone(publicGrants)
+	}
+	if err := apply(&c, in); err != nil {
+		return ClientView{}, err
+	}
+	var sec string
+	if c.TokenEndpointAuthMethod != protocol.AuthNone {
+		sec = secret.NewSecret()
+		c.SecretHash = secret.Hash(sec)
+	}
+	if err := s.store.CreateClient(ctx, c); err != nil {
+		return ClientView{}, storeErr(err, "client "+c.ID)
+	}
+	v := View(c)
+	s.recordChange(ctx, ActionClientCreate, c.ID, nil, v)
+	v.ClientSecret = sec
+	return v, nil
+}
+
+// publicGrants are the only grants a public client may have (grants.PublicGrants).
+var publicGrants = []string{protocol.GrantPassword, protocol.GrantRefreshToken}
+
+// UpdateClient changes the given fields of a client.
+func (s *Service) UpdateClient(ctx context.Context, id string, in ClientInput) (ClientView, error) {
+	if in.ClientID != nil && *in.ClientID != id {
+		return ClientView{}, invalid("client_id cannot be changed")
+	}
+	// Whatever the change needs from the store is read before it starts: the update's
+	// callback must not call the store (storage.Storage.UpdateClient).
+	if err := s.checkOwner(ctx, in); err != nil {
+		return ClientView{}, err
+	}
+	now := s.now().UTC()
+	var before storage.Client
+	c, err := s.store.UpdateClient(ctx, id, func(c *storage.Client) error {
+		before = *c
+		c.UpdatedAt = now
+		return apply(c, in)
+	})
+	if err != nil {
+		return ClientView{}, storeErr(err, "client "+id)
+	}
+	s.changed(ctx, storage.ChangeClient, id)
+	v := View(c)
+	s.recordChange(ctx, ActionClientUpdate, id, View(before), v)
+	return v, nil
+}
+
+// checkOwner makes sure an owner being set names an existing user.
+func (s *Service) checkOwner(ctx context.Context, in ClientInput) error {
+	if in.Owner == nil || *in.Owner == "" {
+		return nil
+	}
+	if _, err := s.store.GetUser(ctx, *in.Owner); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return invalid("owner: no user with id %q", *in.Owner)
+		}
+		return storeErr(err, "owner")
+	}
+	return nil
+}
+
+// RotateSecret gives a client a new secret; the old one keeps working for grace.
+func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Duration) (string, ClientView, error) {
+	return s.rotateSecret(ctx, id, grace, "")
+}
+
+// RotateOwnedSecret is RotateSecret for the console: it rotates only a client that owner owns,
+// checked in the same atomic step, and answers a client of anyone else as not found.
+func (s *Service) RotateOwnedSecret(ctx context.Context, owner, id string, grace time.Duration) (string, ClientView, error) {
+	if owner == "" {
+		return "", ClientView{}, storeErr(storage.ErrNotFound, "client "+id)
+	}
+	return s.rotateSecret(ctx, id, grace, owner)
+}
+
+// OwnedClients lists the clients owner manages in the console, ordered by id.
+func (s *Service) OwnedClients(ctx context.Context, owner string) ([]ClientView, error) {
+	all, err := s.ListClients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(all, func(c ClientView) bool { return owner == "" || c.Owner != owner }), nil
+}
+
+// rotateSecret rotates a client's secret; with owner set, only if the client is owner's.
+func (s *Service) rotateSecret(ctx context.Context, id string, grace time.Duration, owner string) (string, ClientView, error) {
+	if grace < 0 {
+		return "", ClientView{}, invalid("grace must not be negative")
+	}
+	sec := secret.NewSecret()
+	now := s.now().UTC()
+	c, err := s.store.UpdateClient(ctx, id, func(c *storage.Client) error {
+		if owner != "" && c.Owner != owner {
+			return storage.ErrNotFound
+		}
+		if c.TokenEndpointAuthMethod == protocol.AuthNone {
+			return invalid("client %s is public (token_endpoint_auth_method none) and has no secret; "+
+				"to make it confidential, change token_endpoint_auth_method first", id)
+		}
+		c.PrevSecretHash, c.PrevSecretExpiresAt = nil, time.Time{}
+		if grace > 0 {
+			c.PrevSecretHash, c.PrevSecretExpiresAt = c.SecretHash, now.Add(grace)
+		}
+		c.SecretHash = secret.Hash(sec)
+		c.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return "", ClientView{}, storeErr(err, "client "+id)
+	}
+	s.changed(ctx, storage.ChangeClient, id)
+	v := View(c)
+	// The secret itself never reaches the trail: only that it changed, and the old one's grace.
+	after := map[string]any{"secret": "rotated"}
+	if !v.SecretGraceUntil.IsZero() {
+		after["previous_secret_valid_until"] = v.SecretGraceUntil
+	}
+	s.audit.Record(ctx, audit.Event{Kind: audit.AdminChange, Who: who(ctx), What: ActionClientRotateSecret, Target: id, After: after})
+	return sec, v, nil
+}
+
+// GetClient returns one client.
+func (s *Service) GetClient(ctx context.Context, id string) (ClientView, error) {
+	c, err := s.store.GetClient(ctx, id)
+	return View(c), storeErr(err, "client "+id)
+}
+
+// ListClients returns every client, ordered by id.
+func (s *Service) ListClients(ctx context.Context) ([]ClientView, error) {
+	all, err := s.store.ListClients(ctx)
+	if err != nil {
+		return nil, storeErr(err, "clients")
+	}
+	out := make([]ClientView, 0, len(all))
+	for _, c := range all {
+		out = append(out, View(c))
+	}
+	slices.SortFunc(out, func(a, b ClientView) int { return strings.Compare(a.ClientID, b.ClientID) })
+	return out, nil
+}
+
+// DeleteClient removes a client. Its tokens stop working at once on every replica: it can no
+// longer authenticate, its refresh tokens are refused, and introspection answers inactive for
+// all its tokens, also after a new client is created under the same id (that client's
+// NotBefore is this deletion).
+func (s *Service) DeleteClient(ctx context.Context, id string) error {
+	// Read first, for the audit trail's record of what was deleted.
+	before, berr := s.store.GetClient(ctx, id)
+	if err := s.store.DeleteClient(ctx, id, s.now()); err != nil {
+		return storeErr(err, "client "+id)
+	}
+	s.changed(ctx, storage.ChangeClient, id)
+	var b any
+	if berr == nil {
+		b = View(before)
+	}
+	s.recordChange(ctx, ActionClientDelete, id, b, nil)
+	return nil
+}
+
+// apply validates in and writes it onto c; on error c may be partly changed and must be
+// dropped. It reads nothing: it runs inside a store update.
+func apply(c *storage.Client, in ClientInput) error {
+	if in.Name != nil {
+		if utf8.RuneCountInString(*in.Name) > 200 || !printable(*in.Name) {
+			return invalid("name must be at most 200 printable characters")
+		}
+		c.Name = *in.Name
+	}
+	if in.GrantTypes != nil {
+		gts, err := uniq("grant_types", *in.GrantTypes, func(g string) error {
+			if !slices.Contains(knownGrants, g) {
+				return invalid("grant_types: %q is not one of %s", g, strings.Join(knownGrants, ", "))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(gts) == 0 {
+			return invalid("grant_types must not be empty")
+		}
+		c.GrantTypes = gts
+	}
+	if in.Scopes != nil {
+		scopes, err := checkScopes("scopes", *in.Scopes)
+		if err != nil {
+			return err
+		}
+		c.Scopes = scopes
+	}
+	if in.Audience != nil {
+		aud, err := uniq("audience", *in.Audience, func(a string) error {
+			if !printable(a) || strings.ContainsRune(a, ' ') {
+				return invalid("audience: %q must be printable, without spaces or control characters", a)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		c.Audience = aud
+	}
+	durs := []struct {
+		name string
+		in   *string
+		min  time.Duration
+		set  func(time.Duration)
+	}{
+		{"access_token_ttl", in.AccessTokenTTL, time.Second, func(d time.Duration) { c.AccessTokenTTL = d }},
+		{"refresh_token_ttl", in.RefreshTokenTTL, time.Second, func(d time.Duration) { c.RefreshTokenTTL = d }},
+		{"refresh_grace", in.RefreshGrace, 0, func(d time.Duration) { c.RefreshGrace = &d }},
+		{"reuse_min_remaining", in.ReuseMinRemaining, 0, func(d time.Duration) { c.ReuseMinRemaining = d }},
+	}
+	for _, d := range durs {
+		if d.in == nil {
+			continue
+		}
+		if *d.in == "" && d.name == "refresh_grace" {
+			c.RefreshGrace = nil // back to the server default
+			continue
+		}
+		if *d.in == "" {
+			d.set(0)
+			continue
+		}
+		v, err := config.ParseDuration(*d.in)
+		if err != nil {
+			return invalid("%s: %v", d.name, err)
+		}
+		if v < d.min {
+			return invalid("%s must be at least %s", d.name, config.FormatDuration(d.min))
+		}
+		d.set(v)
+	}
+	if in.Reuse != nil {
+		c.Reuse = *in.Reuse
+	}
+	for _, l := range []struct {
+		name string
+		in   *int
+		set  *int
+	}{{"daily_limit", in.DailyLimit, &c.DailyLimit}, {"hourly_limit", in.HourlyLimit, &c.HourlyLimit}} {
+		if l.in == nil {
+			continue
+		}
+		if *l.in < 0 {
+			return invalid("%s must not be negative (0 means no limit)", l.name)
+		}
+		*l.set = *l.in
+	}
+	if in.DailyLimitShadow != nil {
+		c.DailyLimitShadow = *in.DailyLimitShadow
+	}
+	if in.HourlyLimitShadow != nil {
+		c.HourlyLimitShadow = *in.HourlyLimitShadow
+	}
+	if in.TokenEndpointAuthMethod != nil {
+		switch m := *in.TokenEndpointAuthMethod; m {
+		case "", protocol.AuthSecretBasic, protocol.AuthSecretPost:
+			c.TokenEndpointAuthMethod = m
+		case protocol.AuthNone:
+			// A public client has no secret: whatever it had stops working.
+			c.TokenEndpointAuthMethod = m
+			c.SecretHash, c.PrevSecretHash, c.PrevSecretExpiresAt = nil, nil, time.Time{}
+		default:
+			return invalid("token_endpoint_auth_method must be %s, %s or %s",
+				protocol.AuthSecretBasic, protocol.AuthSecretPost, protocol.AuthNone)
+		}
+	}
+	if c.TokenEndpointAuthMethod == protocol.AuthNone {
+		for _, g := range c.GrantTypes {
+			if !slices.Contains(publicGrants, g) {
+				return invalid("grant_types: a public client (token_endpoint_auth_method none) may have only %s, not %s",
+					strings.Join(publicGrants, " and "), g)
+			}
+		}
+	}
+	if in.Owner != nil {
+		c.Owner = *in.Owner
+	}
+	if in.ResourceServer != nil {
+		c.ResourceServer = *in.ResourceServer
+	}
+	return nil
+}
+
+// MaxClientIDLen is the longest client_id accepted.
+const MaxClientIDLen = 128
+
+// validID allows what RFC 6749 Appendix A.1 allows in a client_id, VSCHAR (printable ASCII,
+// space, ':', '/' and '%' included): client_secret_basic carries it form-urlencoded
+// (§2.3.1) and the admin API path-escaped, so every one of them round-trips.
+func validID(id string) error {
+	if id == "" || len(id) > MaxClientIDLen {
+		return invalid("client_id must be 1 to %d characters", MaxClientIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] > 0x7e {
+			return invalid("client_id may contain only printable ASCII characters (RFC 6749 VSCHAR)")
+		}
+	}
+	return nil
+}
