@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,16 +9,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/gofrs/flock"
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
-	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/config"
 	"github.com/tokensmith/tokensmith/console"
 	"github.com/tokensmith/tokensmith/grants"
@@ -27,14 +22,11 @@ import (
 	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/metrics"
 	"github.com/tokensmith/tokensmith/outage"
-	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/replica"
 	"github.com/tokensmith/tokensmith/secret"
 	"github.com/tokensmith/tokensmith/server"
 	"github.com/tokensmith/tokensmith/storage"
-	"github.com/tokensmith/tokensmith/storage/embedded"
-	redisstore "github.com/tokensmith/tokensmith/storage/redis"
 	"github.com/tokensmith/tokensmith/tlscert"
 )
 
@@ -72,121 +64,6 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	log := logging.New(w, cfg.LogFormat, cfg.LogLevel)
 	slog.SetDefault(log)
 	return log
-}
-
-// openStore opens the configured backend. An embedded file store is locked for this process:
-// two processes writing one buntdb file would corrupt it.
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, quiet *storeQuiet) (storage.Storage, error) {
-	kind, rest, err := config.ParseStorage(cfg.Storage)
-	if err != nil {
-		return nil, err
-	}
-	switch kind {
-	case config.StorageMemory:
-		return embedded.OpenMemory()
-	case config.StorageFile:
-		if err := os.MkdirAll(filepath.Dir(rest), 0o700); err != nil {
-			return nil, fmt.Errorf("storage %s (TOKENSMITH_STORAGE): %w", cfg.Storage, err)
-		}
-		lock := flock.New(rest+".lock", flock.SetPermissions(0o600))
-		if ok, err := lock.TryLock(); err != nil || !ok {
-			if err == nil {
-				err = errors.New("another tokensmith process is using it (an embedded store has one process; to run several, share Redis)")
-			}
-			return nil, fmt.Errorf("storage %s (TOKENSMITH_STORAGE): %w", cfg.Storage, err)
-		}
-		s, err := embedded.OpenFile(rest)
-		if err != nil {
-			_ = lock.Unlock()
-			return nil, fmt.Errorf("storage %s (TOKENSMITH_STORAGE): %w", cfg.Storage, err)
-		}
-		return lockedStore{s, lock}, nil
-	default:
-		redisstore.SetLogger(slog.New(quietHandler{log.Handler(), quiet.quiet}))
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		s, err := redisstore.Open(ctx, rest)
-		if err != nil {
-			return nil, fmt.Errorf("storage %s (TOKENSMITH_STORAGE) is unreachable: %w", storageLabel(cfg.Storage), err)
-		}
-		return s, nil
-	}
-}
-
-// lockedStore releases the embedded store's lock after closing it.
-type lockedStore struct {
-	storage.Storage
-	lock *flock.Flock
-}
-
-func (l lockedStore) Close() error {
-	err := l.Storage.Close()
-	_ = l.lock.Unlock()
-	return err
-}
-
-// listen opens a listener; its error names the address, the setting and, for the usual
-// causes, what to do.
-func listen(addr, field, env string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err == nil {
-		return ln, nil
-	}
-	reason := err.Error()
-	var se *os.SyscallError
-	if errors.As(err, &se) {
-		reason = se.Err.Error()
-	}
-	switch {
-	case errors.Is(err, syscall.EADDRINUSE):
-		reason += ": another process is using that port; stop it or set " + env + " to a free one"
-	case errors.Is(err, syscall.EACCES):
-		reason += ": ports below 1024 need privileges; choose a higher port with " + env
-	}
-	return nil, fmt.Errorf("cannot listen on %s (%s, %s): %s", addr, field, env, reason)
-}
-
-// listenerTLS loads the certificates of both listeners: the configured files, or the dev
-// certificate (created on first use). A nil config means plain HTTP.
-func listenerTLS(cfg config.Config, log *slog.Logger) (pub, adm *tlscert.Files, devCert string, err error) {
-	load := func(cert, key, what string) (*tlscert.Files, error) {
-		f, err := tlscert.Load(cert, key, log.With("listener", what))
-		if err != nil {
-			return nil, err
-		}
-		leaf := f.Leaf()
-		log.Info("TLS certificate loaded", "listener", what, "cert", cert, "dns_names", leaf.DNSNames, "not_after", leaf.NotAfter)
-		if left := time.Until(leaf.NotAfter); left < 14*24*time.Hour {
-			log.Warn("TLS certificate expires soon or has expired; replace the files, they are reloaded without a restart",
-				"listener", what, "cert", cert, "not_after", leaf.NotAfter)
-		}
-		return f, nil
-	}
-	if cfg.DevTLS {
-		certFile, keyFile, created, err := tlscert.EnsureDev(cfg.DataDir, time.Now())
-		if err != nil {
-			return nil, nil, "", fmt.Errorf("dev_tls (TOKENSMITH_DEV_TLS): %w", err)
-		}
-		if created {
-			log.Info("created a self-signed development certificate for localhost", "cert", certFile)
-		}
-		f, err := load(certFile, keyFile, "public and admin")
-		if err != nil {
-			return nil, nil, "", fmt.Errorf("dev_tls (TOKENSMITH_DEV_TLS): %w", err)
-		}
-		return f, f, certFile, nil
-	}
-	if cfg.TLSCert != "" {
-		if pub, err = load(cfg.TLSCert, cfg.TLSKey, "public"); err != nil {
-			return nil, nil, "", fmt.Errorf("tls_cert, tls_key (TOKENSMITH_TLS_CERT, TOKENSMITH_TLS_KEY): %w", err)
-		}
-	}
-	if cfg.AdminTLSCert != "" {
-		if adm, err = load(cfg.AdminTLSCert, cfg.AdminTLSKey, "admin"); err != nil {
-			return nil, nil, "", fmt.Errorf("admin_tls_cert, admin_tls_key (TOKENSMITH_ADMIN_TLS_CERT, TOKENSMITH_ADMIN_TLS_KEY): %w", err)
-		}
-	}
-	return pub, adm, "", nil
 }
 
 // serve runs both listeners until ctx ends, then shuts them down gracefully. Every error
@@ -400,202 +277,4 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	}
 	wg.Wait()
 	return failed
-}
-
-// keyOptions is the signing-key lifecycle of cfg. A retired key stays published as long as the
-// longest access token any client can be given; a shared store (Redis) may be one that lost
-// its data under running replicas, so a start on an empty one waits for them to write their keys
-// back.
-func keyOptions(cfg config.Config, store storage.Storage, bus *replica.Bus) keys.Options {
-	opts := keys.Options{
-		PublishAhead: cfg.Keys.PublishAhead.D(),
-		RotateEvery:  cfg.Keys.RotateEvery.D(),
-		Refresh:      keyRefresh,
-		Lifetime: func(ctx context.Context) (time.Duration, error) {
-			longest := max(cfg.Tokens.ClientCredentialsTTL.D(), cfg.Tokens.PasswordTTL.D(), cfg.Tokens.ExchangeTTL.D())
-			clients, err := store.ListClients(ctx)
-			for _, c := range clients {
-				longest = max(longest, c.AccessTokenTTL)
-			}
-			return longest, err
-		},
-		Changed: func(ctx context.Context) {
-			_ = bus.Announce(ctx, storage.Change{Kind: storage.ChangeSigningKeys})
-		},
-	}
-	if kind, _, _ := config.ParseStorage(cfg.Storage); kind == config.StorageRedis {
-		opts.RestoreWait = 2*keyRefresh + time.Second
-	}
-	return opts
-}
-
-// keyRefresh is how often a replica re-reads the signing keys.
-const keyRefresh = 2 * time.Second
-
-// openAudit returns the recorder grants and the registry report to (the metrics, and the
-// audit trail unless it is off) and the function that runs the trail's writer until its
-// context ends.
-func openAudit(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (audit.Recorder, func(context.Context), error) {
-	kind, target, err := cfg.ParseAuditSink()
-	if err != nil {
-		return nil, nil, err
-	}
-	var sink audit.Sink
-	switch kind {
-	case config.AuditOff:
-		return m, func(context.Context) {}, nil
-	case config.AuditLog:
-		sink = audit.LogSink{Log: log}
-	case config.AuditFile:
-		if sink, err = audit.OpenFile(target); err != nil {
-			return nil, nil, err
-		}
-	case config.AuditRedis:
-		o, err := redisstore.Options(target)
-		if err != nil {
-			return nil, nil, fmt.Errorf("audit: %w", err)
-		}
-		sink = audit.NewRedisSink(goredis.NewUniversalClient(o), cfg.Audit.Stream, cfg.Audit.MaxLen)
-	}
-	w := audit.NewWriter(sink, audit.Options{Buffer: cfg.Audit.Buffer, Log: log, Hooks: m.AuditHooks()})
-	return audit.Tee(m, w), w.Run, nil
-}
-
-// signingKeyAge is how long the key that signs now has been signing.
-func signingKeyAge(ks *keys.Set, now time.Time) time.Duration {
-	k := ks.ActiveAt(now)
-	if k == nil {
-		return 0
-	}
-	// A key published ahead starts signing at its activation.
-	since := k.CreatedAt
-	if k.ActivatesAt.After(since) {
-		since = k.ActivatesAt
-	}
-	return now.Sub(since)
-}
-
-// usageFlushEvery is how often last-used times of personal tokens are written.
-const usageFlushEvery = time.Minute
-
-// flushUsage writes when personal tokens were last used every minute, and once more when ctx
-// ends, so listings show last use at most a minute late and a clean stop loses none.
-func flushUsage(ctx context.Context, gh *grants.Handler, log *slog.Logger) {
-	t := time.NewTicker(usageFlushEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			if err := gh.FlushUsage(fctx); err != nil {
-				log.Warn("writing personal token last-use times failed", "error", err)
-			}
-			return
-		}
-		if err := gh.FlushUsage(ctx); err != nil {
-			log.Warn("writing personal token last-use times failed; kept for the next try", "error", err)
-		}
-	}
-}
-
-// auditLabel names the audit sink for the start-up log, without a Redis URL's credentials.
-func auditLabel(cfg config.Config) string {
-	kind, target, _ := cfg.ParseAuditSink()
-	switch kind {
-	case config.AuditFile:
-		return "file:" + target
-	case config.AuditRedis:
-		return "redis " + storageLabel(target) + " stream " + cfg.Audit.Stream
-	}
-	return kind
-}
-
-// storageLabel keeps credentials in a Redis URL out of the log.
-func storageLabel(s string) string {
-	if i := strings.Index(s, "@"); i >= 0 {
-		if j := strings.Index(s, "://"); j >= 0 && j < i {
-			return s[:j+3] + "***" + s[i:]
-		}
-	}
-	return s
-}
-
-// ensureAdminToken returns the configured admin token or the one in the data directory,
-// generating it (mode 0600) on first start.
-func ensureAdminToken(cfg config.Config) (tok, path string, err error) {
-	if cfg.AdminToken != "" {
-		return cfg.AdminToken, "", nil
-	}
-	path = adminTokenFile(cfg.DataDir)
-	if b, err := os.ReadFile(path); err == nil {
-		if tok = strings.TrimSpace(string(b)); tok != "" {
-			if err := config.CheckAdminToken(tok); err != nil {
-				return "", "", fmt.Errorf("admin token in %s: %w; delete the file to have one generated", path, err)
-			}
-			return tok, path, nil
-		}
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return "", "", fmt.Errorf("data_dir: %w", err)
-	}
-	tok = "tsa_" + secret.NewSecret()
-	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
-		return "", "", fmt.Errorf("admin token: %w", err)
-	}
-	return tok, path, nil
-}
-
-// printWelcome creates the demo client on the very first start and prints how to use it. It
-// goes to standard output, not the log: the secret is shown this once and never logged. The
-// curl line uses the issuer, the URL the server says it is reached at.
-func printWelcome(ctx context.Context, w io.Writer, reg *registry.Service, issuer, devCert, adminTokenPath string, consoleOn bool) error {
-	name := "demo"
-	grantsAllowed := []string{protocol.GrantClientCredentials}
-	scopes := []string{"demo"}
-	v, err := reg.CreateClient(ctx, registry.ClientInput{Name: &name, GrantTypes: &grantsAllowed, Scopes: &scopes})
-	if err != nil {
-		return fmt.Errorf("demo client: %w", err)
-	}
-	tokenPath := "(TOKENSMITH_ADMIN_TOKEN)"
-	if adminTokenPath != "" {
-		tokenPath, _ = filepath.Abs(adminTokenPath)
-	}
-	cacert := ""
-	if devCert != "" {
-		abs, _ := filepath.Abs(devCert)
-		cacert = "--cacert " + abs + " "
-	}
-	fmt.Fprintf(w, `
-Tokensmith first start: created a demo client.
-
-  client_id:     %s
-  client_secret: %s   (shown once)
-
-Get a token:
-
-  curl -s %s-u '%s:%s' -d grant_type=client_credentials %s/oauth2/token
-
-Public keys:  %s/.well-known/jwks.json
-Admin token:  %s
-`, v.ClientID, v.ClientSecret, cacert, v.ClientID, v.ClientSecret, issuer, issuer, tokenPath)
-	if consoleOn {
-		fmt.Fprintf(w, "Console:      %s/console/  (for users: tokensmith user create, then client update ID --owner USER_ID)\n", issuer)
-	}
-	fmt.Fprintln(w)
-	return nil
-}
-
-// printDevTLS says, on every start with the dev certificate, how to trust it.
-func printDevTLS(w io.Writer, issuer, devCert string) {
-	abs, _ := filepath.Abs(devCert)
-	fmt.Fprintf(w, `Dev TLS: both listeners serve HTTPS with a self-signed certificate for localhost, 127.0.0.1 and ::1.
-Trust it, and only it, for this server:
-
-  curl --cacert %s %s/.well-known/oauth-authorization-server
-  Python requests: REQUESTS_CA_BUNDLE=%s    Node: NODE_EXTRA_CA_CERTS=%s
-  Go: add it to tls.Config.RootCAs.  The CLI trusts it by itself when run from this directory.
-
-`, abs, issuer, abs, abs)
 }
