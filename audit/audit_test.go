@@ -189,6 +189,26 @@ func TestLogSink(t *testing.T) {
 	}
 }
 
+// TestLogSinkChangedFields: an admin change's before and after are JSON in both log formats,
+// not Go's map notation.
+func TestLogSinkChangedFields(t *testing.T) {
+	change := audit.Event{Kind: audit.AdminChange, Who: "admin", What: "client.update", Target: "c1",
+		Before: map[string]any{"daily_limit": 0}, After: map[string]any{"daily_limit": 1000}}
+	tests := []struct{ format, want string }{
+		{"json", `"before":{"daily_limit":0},"after":{"daily_limit":1000}`},
+		{"text", `before="{\"daily_limit\":0}" after="{\"daily_limit\":1000}"`},
+	}
+	for _, tc := range tests {
+		var buf bytes.Buffer
+		if err := (audit.LogSink{Log: logging.New(&buf, tc.format, "info")}).Write(context.Background(), []audit.Event{change}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(buf.String(), tc.want) || strings.Contains(buf.String(), "map[") {
+			t.Errorf("%s: %s\nwant %s", tc.format, buf.String(), tc.want)
+		}
+	}
+}
+
 func TestRedisSinkAppendsToABoundedStream(t *testing.T) {
 	srv := redistest.Start(t)
 	const stream = "ts:audit-test"

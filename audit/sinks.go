@@ -63,13 +63,24 @@ func (e Event) attrs() []slog.Attr {
 	add("what", e.What)
 	add("target", e.Target)
 	if e.Before != nil {
-		as = append(as, slog.Any("before", e.Before))
+		as = append(as, slog.Any("before", fields(e.Before)))
 	}
 	if e.After != nil {
-		as = append(as, slog.Any("after", e.After))
+		as = append(as, slog.Any("after", fields(e.After)))
 	}
 	return as
 }
+
+// fields are an admin change's before or after in a log line: a JSON object with the JSON
+// handler, and the same JSON as the value with the text handler (which would otherwise print
+// Go's map[…] notation).
+type fields map[string]any
+
+// MarshalJSON implements json.Marshaler.
+func (f fields) MarshalJSON() ([]byte, error) { return json.Marshal(map[string]any(f)) }
+
+// MarshalText implements encoding.TextMarshaler, which the text handler uses.
+func (f fields) MarshalText() ([]byte, error) { return f.MarshalJSON() }
 
 // FileSink appends events as JSON lines to a file (mode 0600), flushed after every batch.
 type FileSink struct {
