@@ -2,6 +2,7 @@ package grants
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 
 	"github.com/tokensmith/tokensmith/protocol"
@@ -33,7 +34,7 @@ func newCPUGate(n int) *cpuGate {
 // up), and then fn does not run.
 func (g *cpuGate) do(ctx context.Context, fn func()) error {
 	if err := g.sem.Acquire(ctx, 1); err != nil {
-		return protocol.Wrap(protocol.TemporarilyUnavailable, "the server is busy, retry shortly", err)
+		return protocol.Wrap(protocol.TemporarilyUnavailable, "the server is busy, retry shortly", fmt.Errorf("%w: %w", ErrBusy, err))
 	}
 	defer g.sem.Release(1)
 	// A waiter woken by Release runs next on the releasing processor, ahead of requests that

@@ -48,8 +48,10 @@ func TestCPUGateGivesUpWithItsCaller(t *testing.T) {
 	cancel()
 	ran := false
 	err := g.do(ctx, func() { ran = true })
-	if ran || !errors.Is(err, &protocol.Error{Code: protocol.TemporarilyUnavailable}) || !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled waiter: ran %v, err %v; want temporarily_unavailable wrapping context.Canceled", ran, err)
+	// ErrBusy: the HTTP layer must not take a caller that gave up here for a store outage.
+	if ran || !errors.Is(err, &protocol.Error{Code: protocol.TemporarilyUnavailable}) || !errors.Is(err, context.Canceled) ||
+		!errors.Is(err, ErrBusy) {
+		t.Fatalf("cancelled waiter: ran %v, err %v; want temporarily_unavailable wrapping ErrBusy and context.Canceled", ran, err)
 	}
 	close(hold)
 	if err := g.do(context.Background(), func() { ran = true }); err != nil || !ran {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-oauth2/oauth2/v4"
@@ -47,10 +46,7 @@ type Token struct {
 	reused  bool
 	// family is a new login's refresh family still to be stored, with the token's settlement
 	// (reuse); not part of any answer.
-	family *storage.RefreshToken
-	// handed is set once the refresh token of an issuance shared by identical requests has
-	// been given to one of them (forOneCaller).
-	handed           *atomic.Bool
+	family           *storage.RefreshToken
 	AccessToken      string    `json:"access_token"`
 	IssuedAt         time.Time `json:"issued_at"`
 	ExpiresAt        time.Time `json:"expires_at"`
@@ -387,6 +383,11 @@ func (c *Client) accepts(presented string) bool {
 }
 
 // storeError turns a backend failure into the answer a caller can act on: retry later.
+// ErrBusy is the cause of a 503 that comes from this server's own load, not from the store: a
+// caller that gave up while waiting for a CPU slot, or a reuse pool whose every slot is held by
+// issuances in flight. The HTTP layer does not report it as a store outage.
+var ErrBusy = errors.New("grants: busy")
+
 func storeError(err error) error {
 	return protocol.Wrap(protocol.TemporarilyUnavailable, "the token store is unavailable, retry later", err)
 }

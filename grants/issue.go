@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/tokensmith/tokensmith/protocol"
@@ -42,37 +41,23 @@ func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, r
 	started := false
 	v, err, _ := c.pools.Do(key, func() (any, error) {
 		started = true
-		tok, err := c.admitAndMint(shared, adm, mint)
-		if tok != nil && tok.RefreshToken != "" {
-			tok.handed = new(atomic.Bool)
-		}
-		return tok, err
+		return c.admitAndMint(shared, adm, mint)
 	})
 	if err != nil {
 		return nil, err
 	}
-	t := v.(*Token).forOneCaller()
-	if !started && !t.reused {
-		// This caller was handed the token another request in flight minted: for it, the
-		// token is a reused one (the audit trail says so).
-		cp := *t
-		cp.reused = true
-		t = &cp
+	t := v.(*Token)
+	if started {
+		return t, nil
 	}
-	return t, nil
-}
-
-// forOneCaller is the answer for one of the callers sharing an issuance. Only the first gets
-// the refresh token: the others are answered as a reuse is, with the access token alone, or
-// two clients would hold one refresh token and the first rotation would make the other's a
-// replay that ends the login.
-func (t *Token) forOneCaller() *Token {
-	if t.handed == nil || t.handed.CompareAndSwap(false, true) {
-		return t
-	}
+	// This caller was handed the token another request in flight minted: for it, the token is
+	// a reused one, answered as a reuse is, with the access token alone. The refresh token
+	// stays with the caller that started the issuance, or two clients would hold one refresh
+	// token and the first rotation would make the other's a replay that ends the login.
 	out := *t
+	out.reused = true
 	out.RefreshToken, out.RefreshExpiresAt = "", time.Time{}
-	return &out
+	return &out, nil
 }
 
 // admission is the store step that applies cl's reuse (when reuse) and limits to a token a.
@@ -134,7 +119,7 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 			// Every slot is held by an issuance in flight on another replica; its token will
 			// be in the pool in a moment.
 			if attempt >= 40 || ctx.Err() != nil {
-				return nil, protocol.Errorf(protocol.TemporarilyUnavailable, "token issuance is busy, retry shortly")
+				return nil, protocol.Wrap(protocol.TemporarilyUnavailable, "token issuance is busy, retry shortly", ErrBusy)
 			}
 			time.Sleep(25 * time.Millisecond)
 			adm.Now = c.now()

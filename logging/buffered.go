@@ -12,12 +12,14 @@ import (
 // call apiece, about a tenth of what a reused token costs in CPU. The price is that a process
 // killed without warning loses at most one interval of lines; a clean stop (Close) loses none.
 type Buffered struct {
-	mu   sync.Mutex
-	w    io.Writer
-	buf  []byte
-	err  error
-	stop chan struct{}
-	done chan struct{}
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte
+	err error
+	// closed: Close has run, and writes go straight through.
+	closed bool
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 // bufferSize is how much is gathered before a write.
@@ -52,6 +54,9 @@ func (b *Buffered) Write(p []byte) (int, error) {
 		b.err = nil
 		return 0, err
 	}
+	if b.closed {
+		return b.w.Write(p)
+	}
 	if len(b.buf)+len(p) > cap(b.buf) {
 		if err := b.flushLocked(); err != nil {
 			return 0, err
@@ -84,8 +89,8 @@ func (b *Buffered) flushLocked() error {
 	return err
 }
 
-// Close stops the periodic flush and writes out what is left. Later writes go straight to
-// the underlying writer's buffer and are written by the next Flush.
+// Close stops the periodic flush and writes out what is left. Later writes (a goroutine that
+// logs while the process stops) go straight to the underlying writer, so none is lost.
 func (b *Buffered) Close() error {
 	select {
 	case <-b.stop:
@@ -93,5 +98,8 @@ func (b *Buffered) Close() error {
 		close(b.stop)
 	}
 	<-b.done
-	return b.Flush()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	return b.flushLocked()
 }

@@ -61,6 +61,22 @@ func TestBufferedGathersWrites(t *testing.T) {
 	}
 }
 
+// TestBufferedAfterClose: a line logged after Close (a goroutine still stopping) is written
+// at once, not left in a buffer nobody flushes.
+func TestBufferedAfterClose(t *testing.T) {
+	w := &countingWriter{}
+	b := NewBuffered(w, time.Hour)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Write([]byte("late\n")); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := w.state(); out != "late\n" {
+		t.Fatalf("after Close the writer has %q, want the late line", out)
+	}
+}
+
 func TestBufferedFlushesOnItsOwn(t *testing.T) {
 	w := &countingWriter{}
 	b := NewBuffered(w, 10*time.Millisecond)

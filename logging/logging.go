@@ -61,7 +61,8 @@ type Request struct {
 	// ID identifies the request in every log line and audit event, and in the X-Request-Id
 	// answer header.
 	ID string
-	// Remote is the caller's address (the TCP peer; proxies are not trusted).
+	// Remote is the caller's address: the TCP peer, or what a trusted proxy says it is
+	// (the listener's trusted_proxies, through gin's ClientIP).
 	Remote string
 }
 

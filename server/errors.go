@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/protocol"
 )
@@ -133,6 +134,9 @@ func reportOutages(r OutageReporter) gin.HandlerFunc {
 			var cause error
 			if last := c.Errors.Last(); last != nil {
 				cause = errors.Unwrap(last.Err)
+			}
+			if errors.Is(cause, grants.ErrBusy) {
+				return // this server's own load, not the store
 			}
 			r.Failed(cause)
 		}
