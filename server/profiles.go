@@ -23,8 +23,11 @@ func (p *Public) profile(ep profiles.Endpoint) gin.HandlerFunc {
 			p.Metrics.Duration.WithLabelValues(grant).Observe(time.Since(start).Seconds())
 		}()
 		req, err := profileRequest(c.Request, ep.Route)
-		if err == nil {
-			req.Remote = c.ClientIP()
+		if err != nil {
+			// Refused before it reached a grant: recorded here, as /oauth2/token does.
+			p.Grants.Refused(c.Request.Context(), grants.EndpointToken, err)
+		} else {
+			req.Remote = remote(c)
 			if p.Grants.Serves(req.GrantType) {
 				grant = req.GrantType
 			}

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokensmith/tokensmith/audit"
+	"github.com/tokensmith/tokensmith/grants"
+	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
 )
 
@@ -590,4 +593,20 @@ func TestProfilesOffByDefaultAndPathsConfigurable(t *testing.T) {
 	if r := on.postJSON(t, "/auth/token", map[string]string{}); r.Status != 404 {
 		t.Fatalf("a profile not turned on is served: %d", r.Status)
 	}
+}
+
+// TestProfileRefusalsAreAudited: a profile request refused before it reaches a grant (a
+// missing field) is in the audit trail like the same refusal at /oauth2/token.
+func TestProfileRefusalsAreAudited(t *testing.T) {
+	ts := newTestServer(t, withProfiles(allProfiles))
+	if r := ts.postJSON(t, "/tokens.make", map[string]string{"password": "x", "appId": "abc"}); r.Status != 400 {
+		t.Fatalf("tokens.make without an email: %d %s", r.Status, r.RawBody)
+	}
+	raw, events := ts.auditTrail(t)
+	for _, e := range events {
+		if e.Kind == audit.TokenRefused && e.Endpoint == grants.EndpointToken && e.Error == protocol.InvalidRequest {
+			return
+		}
+	}
+	t.Fatalf("no token.refused invalid_request event; the trail:\n%s", raw)
 }
