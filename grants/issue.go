@@ -95,6 +95,9 @@ func (c *core) issueMinted(ctx context.Context, cl *Client, a access, now time.T
 		return nil, c.refuse(adm, got)
 	}
 	c.shadowed(adm, got)
+	if c.onIssue != nil {
+		c.onIssue(protocol.GrantPassword) // the only grant that mints before its admission
+	}
 	tok.RateLimit = tightest(quotas(adm, got))
 	return tok, nil
 }

@@ -93,6 +93,9 @@ type access struct {
 	family   string
 	// personal is the personal token this access token is exchanged for.
 	personal string
+	// countLater: the token is signed before its admission (issueMinted), which counts it
+	// as issued only if the admission lets it out.
+	countLater bool
 }
 
 // minted is a signed access token.
@@ -131,7 +134,7 @@ func (c *core) mint(ctx context.Context, grant string, a access, now time.Time) 
 	if err != nil {
 		return minted{}, err
 	}
-	if c.onIssue != nil {
+	if c.onIssue != nil && !a.countLater {
 		c.onIssue(grant)
 	}
 	return minted{token: tok, jti: claims.ID, subject: a.subject, iat: iat, exp: exp}, nil

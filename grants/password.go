@@ -72,6 +72,7 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 		// A login under a limit: its refresh family is stored by the admission's own store
 		// call, so the request costs two round trips (login, admission) instead of three.
 		// The signature comes before the admission; next to the bcrypt check it is cheap.
+		a.countLater = true
 		tok, family, err := g.prepareLogin(ctx, c, a, now)
 		if err != nil {
 			return nil, err

@@ -48,6 +48,7 @@ func TestMetricsMove(t *testing.T) {
 	reuse, reuseSec := ts.client(t, registry.ClientInput{Reuse: ptr(true)})
 	limited, limitedSec := ts.client(t, registry.ClientInput{DailyLimit: ptr(1)})
 	login, loginSec := ts.client(t, registry.ClientInput{GrantTypes: ptr([]string{"password", "refresh_token"})})
+	limitedLogin, limitedLoginSec := ts.client(t, registry.ClientInput{GrantTypes: ptr([]string{"password", "refresh_token"}), DailyLimit: ptr(1)})
 	ts.user(t, "metrics-user", "metrics-password")
 	cc := url.Values{"grant_type": {"client_credentials"}}
 	var refreshToken, accessToken string
@@ -90,6 +91,18 @@ func TestMetricsMove(t *testing.T) {
 		}, map[string]float64{
 			`tokensmith_requests_limited_total{endpoint="token",grant="client_credentials"}`:     1,
 			`tokensmith_token_requests_total{grant="client_credentials",outcome="rate_limited"}`: 1,
+		}},
+		// A limited login is signed before its admission: the refused one is not issued.
+		{"limited login", func(t *testing.T) {
+			pw := url.Values{"grant_type": {"password"}, "username": {"metrics-user"}, "password": {"metrics-password"}}
+			ok(ts.form(t, limitedLogin, limitedLoginSec, pw))
+			if r := ts.form(t, limitedLogin, limitedLoginSec, pw); r.Status != 429 {
+				t.Fatalf("second login of a daily limit of 1: %d", r.Status)
+			}
+		}, map[string]float64{
+			`tokensmith_tokens_issued_total{grant="password"}`:                         1,
+			`tokensmith_requests_limited_total{endpoint="token",grant="password"}`:     1,
+			`tokensmith_token_requests_total{grant="password",outcome="rate_limited"}`: 1,
 		}},
 		{"refreshed", func(t *testing.T) {
 			r := ok(ts.form(t, login, loginSec, url.Values{"grant_type": {"password"}, "username": {"metrics-user"}, "password": {"metrics-password"}}))
