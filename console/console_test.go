@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -287,6 +288,16 @@ func TestSignInSharesTheBackoff(t *testing.T) {
 	a := e.oauth(t, "/oauth2/token", v.ClientID, v.ClientSecret, url.Values{"grant_type": {"password"}, "username": {"lena"}, "password": {"lena-password"}})
 	if a.Status != http.StatusTooManyRequests || a.str("error") != "rate_limited" {
 		t.Fatalf("password grant after console failures: %d %v", a.Status, a.Body)
+	}
+	// The audit trail shows the failures that led to the backoff, as for the password grant.
+	var console []string
+	for _, ev := range e.Audit.refusals() {
+		if ev.Endpoint == "console" && ev.Username == "lena" {
+			console = append(console, ev.Error)
+		}
+	}
+	if want := []string{"invalid_grant", "invalid_grant", "invalid_grant", "rate_limited"}; !slices.Equal(console, want) {
+		t.Fatalf("console refusals in the audit trail: %v, want %v", console, want)
 	}
 	e.Clock.Advance(2 * time.Second)
 	if p := try("lena-password"); p.Status != http.StatusSeeOther {

@@ -64,6 +64,19 @@ func (a *auditEvents) Record(_ context.Context, e audit.Event) {
 	a.events = append(a.events, e)
 }
 
+// refusals are the refused sign-ins recorded.
+func (a *auditEvents) refusals() []audit.Event {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []audit.Event
+	for _, e := range a.events {
+		if e.Kind == audit.TokenRefused {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // find is the first event of action what, if any.
 func (a *auditEvents) find(what string) (audit.Event, bool) {
 	a.mu.Lock()
@@ -125,7 +138,8 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	gh := grants.NewHandler(store, km.Set, grants.Policy{
 		Issuer: srv.URL, ClientCredentialsTTL: time.Hour, PasswordTTL: time.Hour, RefreshTTL: time.Hour,
 		FailedLoginLimit: 3, StoreTimeout: time.Second,
-	}, grants.WithClock(o.clock.Now), grants.WithLogger(quiet), grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus))
+	}, grants.WithClock(o.clock.Now), grants.WithLogger(quiet), grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
+		grants.WithAuditor(e.Audit))
 	bus.Handle(gh.Forget)
 	pub := &server.Public{Issuer: srv.URL, Grants: gh, Keys: km.Set, Store: store, Metrics: metrics.New(), Log: quiet,
 		Now: o.clock.Now}

@@ -12,6 +12,9 @@ const (
 	EndpointToken      = "token"
 	EndpointRevoke     = "revoke"
 	EndpointIntrospect = "introspect"
+	// EndpointConsole is the console's sign-in, which checks passwords as the password
+	// grant does and shares its failed-login backoff.
+	EndpointConsole = "console"
 )
 
 // issuedEvent describes a successful token answer.

@@ -3,10 +3,12 @@ package grants
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-oauth2/oauth2/v4"
+	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/storage"
 	"golang.org/x/crypto/bcrypt"
@@ -104,9 +106,24 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 // remote is the caller's address. Its errors are the grant's: invalid_grant for a wrong
 // password or an unknown username alike (same answer, same bcrypt cost), rate_limited with
 // RetryAfter while the backoff holds, temporarily_unavailable when the store does not answer.
+// A refusal is recorded in the audit trail (endpoint "console"), as a refused password grant
+// is: the two share the backoff, so the trail must show every failure that led to one.
 func (h *Handler) CheckPassword(ctx context.Context, username, password, remote string) (*storage.User, error) {
-	return newPassword(h.core).checkPassword(ctx, username, password, remote)
+	u, err := newPassword(h.core).checkPassword(ctx, username, password, remote)
+	if err != nil {
+		pe := protocol.As(err)
+		if len(username) > maxAuditedUsername {
+			username = strings.ToValidUTF8(username[:maxAuditedUsername], "") + "…"
+		}
+		h.core.audit.Record(ctx, audit.Event{Kind: audit.TokenRefused, Endpoint: EndpointConsole, Username: username,
+			Error: pe.Code, Reason: pe.Description})
+	}
+	return u, err
 }
+
+// maxAuditedUsername bounds what a refused sign-in puts in the trail: the console's form is
+// not held to the token endpoint's parameter limits.
+const maxAuditedUsername = 256
 
 // checkPassword finds the user and checks the password under the failed-login backoff: one
 // store call for a clean login, one more to count a failure or to clear earlier ones.
