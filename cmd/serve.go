@@ -204,7 +204,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		})
 	}
 	adm := &server.Admin{TokenHash: secret.Hash(adminToken), Registry: reg, Tokens: gh, Keys: keyset, KeyManager: km, Store: store,
-		Metrics: m, Log: log, Version: Version, TrustedProxies: cfg.TrustedProxies, Outages: outages}
+		Metrics: m, Log: log, Version: Version, TrustedProxies: cfg.TrustedProxies, Outages: outages, Audit: auditor}
 
 	if firstStart {
 		if err := printWelcome(ctx, stdout, reg, cfg.Issuer, devCert, adminTokenPath, cfg.Console.Enabled); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/config"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
@@ -59,6 +60,9 @@ type Admin struct {
 	Outages        OutageReporter
 	// Now is the clock of the failed-authentication backoff; time.Now when nil.
 	Now func() time.Time
+	// Audit records the changes the admin API makes itself (a key rotation); the registry
+	// records the rest. Nil records nothing.
+	Audit audit.Recorder
 
 	guard *authGuard
 }
@@ -330,6 +334,9 @@ type RotateKeyInput struct {
 	PublishAhead string `json:"publish_ahead,omitempty"`
 }
 
+// ActionKeysRotate names a signing-key rotation in the audit trail.
+const ActionKeysRotate = "keys.rotate"
+
 func (a *Admin) rotateKey(c *gin.Context) {
 	var in RotateKeyInput
 	if err := bindJSON(c, &in, true); err != nil {
@@ -355,8 +362,9 @@ func (a *Admin) rotateKey(c *gin.Context) {
 		err = protocol.Errorf(protocol.AlreadyExists, "a new key is already waiting to take over; rotate again once it signs")
 	case err != nil:
 		err = protocol.Wrap(protocol.TemporarilyUnavailable, "the store is unavailable, retry later", err)
-	default:
-		a.Log.Info("signing key rotation requested", "kid", k.ID, "signs_from", k.ActivatesAt)
+	case a.Audit != nil:
+		a.Audit.Record(c.Request.Context(), audit.Event{Kind: audit.AdminChange, Who: "admin", What: ActionKeysRotate,
+			Target: k.ID, After: map[string]any{"signs_from": k.ActivatesAt.UTC()}})
 	}
 	var out *keys.View
 	if err == nil {

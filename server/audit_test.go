@@ -10,6 +10,7 @@ import (
 	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
+	"github.com/tokensmith/tokensmith/server"
 	"github.com/tokensmith/tokensmith/secret"
 )
 
@@ -91,6 +92,9 @@ func TestAuditTrail(t *testing.T) {
 	keep(newPassword)
 	if r := ts.admin(t, "PATCH", "/admin/users/"+userID, `{"password":"`+newPassword+`"}`); r.Status != 200 {
 		t.Fatalf("PATCH user: %d %s", r.Status, r.RawBody)
+	}
+	if r := ts.admin(t, "POST", "/admin/keys/rotate", `{}`); r.Status != 201 {
+		t.Fatalf("key rotation: %d %s", r.Status, r.RawBody)
 	}
 	ts.admin(t, "DELETE", "/admin/users/"+userID+"/tokens/"+pat.str("id"), "")
 	ts.admin(t, "DELETE", "/admin/users/"+userID, "")
@@ -178,6 +182,10 @@ func TestAuditTrail(t *testing.T) {
 	if cr := find(audit.AdminChange, func(e audit.Event) bool { return e.What == registry.ActionClientCreate && e.Target == id }); cr.After["name"] != "audited" ||
 		!slices.Contains(toStrings(cr.After["grant_types"]), "password") {
 		t.Errorf("client create: %v", cr.After)
+	}
+	if kr := find(audit.AdminChange, func(e audit.Event) bool { return e.What == server.ActionKeysRotate }); kr.Who != "admin" ||
+		kr.Target == "" || kr.After["signs_from"] == nil {
+		t.Errorf("key rotation: %+v", kr)
 	}
 	if pw := find(audit.AdminChange, func(e audit.Event) bool { return e.What == registry.ActionUserUpdate }); pw.Target != userID || pw.After["password"] != "changed" {
 		t.Errorf("password change: %+v", pw)

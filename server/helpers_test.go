@@ -171,7 +171,7 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		TrustedProxies: o.trusted, Profiles: endpoints}
 	pubSrv.Config.Handler = pub.Handler()
 	adm := &server.Admin{TokenHash: secret.Hash(testAdminToken), Registry: ts.Registry, Tokens: gh, Keys: ks, KeyManager: km, Store: store,
-		Metrics: ts.Metrics, Log: log, Version: "test", Now: ts.Clock.Now, TrustedProxies: o.trusted}
+		Metrics: ts.Metrics, Log: log, Version: "test", Now: ts.Clock.Now, TrustedProxies: o.trusted, Audit: auditor}
 	admSrv := httptest.NewServer(adm.Handler())
 	t.Cleanup(admSrv.Close)
 	ts.AdminURL = admSrv.URL
