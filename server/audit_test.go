@@ -10,8 +10,8 @@ import (
 	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
-	"github.com/tokensmith/tokensmith/server"
 	"github.com/tokensmith/tokensmith/secret"
+	"github.com/tokensmith/tokensmith/server"
 )
 
 // TestAuditTrail makes one request of every audited kind, then reads the trail the server
