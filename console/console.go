@@ -171,14 +171,20 @@ func (c *Console) integrationPage(g *gin.Context, status int, v *view, f tokenFo
 // ownedClient finds one of the user's clients; another user's, or none, is not found.
 func (c *Console) ownedClient(ctx context.Context, owner, id string) (*registry.ClientView, error) {
 	clients, err := c.o.Registry.OwnedClients(ctx, owner)
+	return pick(clients, err, func(cl registry.ClientView) bool { return cl.ClientID == id })
+}
+
+// pick is the item of a user's list that match chooses; none is not found, so another user's
+// looks exactly like one that does not exist.
+func pick[T any](list []T, err error, match func(T) bool) (*T, error) {
 	if err != nil {
 		return nil, err
 	}
-	i := slices.IndexFunc(clients, func(cl registry.ClientView) bool { return cl.ClientID == id })
+	i := slices.IndexFunc(list, match)
 	if i < 0 {
 		return nil, protocol.Errorf(protocol.NotFound, "not found")
 	}
-	return &clients[i], nil
+	return &list[i], nil
 }
 
 // rotateConfirm asks before a secret is regenerated.
@@ -240,14 +246,7 @@ func (c *Console) createToken(g *gin.Context, a *active) {
 // ownedToken finds one of the user's personal tokens; another user's, or none, is not found.
 func (c *Console) ownedToken(ctx context.Context, userID, id string) (*registry.PersonalTokenView, error) {
 	tokens, err := c.o.Registry.ListPersonalTokens(ctx, userID)
-	if err != nil {
-		return nil, err
-	}
-	i := slices.IndexFunc(tokens, func(t registry.PersonalTokenView) bool { return t.ID == id })
-	if i < 0 {
-		return nil, protocol.Errorf(protocol.NotFound, "not found")
-	}
-	return &tokens[i], nil
+	return pick(tokens, err, func(t registry.PersonalTokenView) bool { return t.ID == id })
 }
 
 // deleteConfirm asks before a personal token is deleted.

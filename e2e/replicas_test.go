@@ -203,31 +203,19 @@ func TestRedisOutage(t *testing.T) {
 	var phase atomic.Value
 	phase.Store("up")
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				before := phase.Load().(string)
-				a := ccToken(p, id, sec)
-				// A request counts for a phase only if it started and ended in it.
-				if after := phase.Load().(string); after != before {
-					before = "transition"
-				}
-				a.errCode = before + ":" + a.errCode
-				mu.Lock()
-				answers = append(answers, a)
-				mu.Unlock()
-				time.Sleep(5 * time.Millisecond)
-			}
-		}()
-	}
+	wg := load(4, stop, func(int) {
+		before := phase.Load().(string)
+		a := ccToken(p, id, sec)
+		// A request counts for a phase only if it started and ended in it.
+		if after := phase.Load().(string); after != before {
+			before = "transition"
+		}
+		a.errCode = before + ":" + a.errCode
+		mu.Lock()
+		answers = append(answers, a)
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	})
 	time.Sleep(500 * time.Millisecond)
 	goroutinesBefore := goroutines(t, p)
 	srv.Stop()

@@ -17,8 +17,11 @@ import (
 
 // writeError renders any error as an RFC 6749 §5.2 JSON answer.
 func writeError(c *gin.Context, log *slog.Logger, err error) {
-	writeErrorAs(c, log, err, func(pe *protocol.Error) (int, any) { return pe.Status(), pe })
+	writeErrorAs(c, log, err, rfc6749Error)
 }
+
+// rfc6749Error is an error's RFC 6749 §5.2 status and body.
+func rfc6749Error(pe *protocol.Error) (int, any) { return pe.Status(), pe }
 
 // writeErrorAs renders any error with render's status and body (a seed API profile's
 // envelope). It is the only place that turns errors into HTTP: logging, outage reporting and

@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tokensmith/tokensmith/grants"
@@ -15,32 +14,9 @@ import (
 // profile's translation, and the same grants.Handler behind it.
 func (p *Public) profile(ep profiles.Endpoint) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		start := time.Now()
-		grant := "unknown"
-		outcome := "ok"
-		defer func() {
-			p.Metrics.Requests.WithLabelValues(grant, outcome).Inc()
-			p.Metrics.Duration.WithLabelValues(grant).Observe(time.Since(start).Seconds())
-		}()
-		req, err := profileRequest(c.Request, ep.Route)
-		if err != nil {
-			// Refused before it reached a grant: recorded here, as /oauth2/token does.
-			p.Grants.Refused(c.Request.Context(), grants.EndpointToken, err)
-		} else {
-			req.Remote = remote(c)
-			if p.Grants.Serves(req.GrantType) {
-				grant = req.GrantType
-			}
-			var tok *grants.Token
-			if tok, err = p.Grants.Token(c.Request.Context(), req); err == nil {
-				noStore(c)
-				rateLimitHeaders(c, tok.RateLimit)
-				c.JSON(http.StatusOK, ep.Route.Success(tok, p.Now()))
-				return
-			}
-		}
-		outcome = protocol.As(err).Code
-		writeErrorAs(c, p.Log, err, func(pe *protocol.Error) (int, any) { return ep.Route.Failure(pe, p.Now()) })
+		p.issue(c, func(r *http.Request) (*grants.Request, error) { return profileRequest(r, ep.Route) },
+			func(t *grants.Token) any { return ep.Route.Success(t, p.Now()) },
+			func(pe *protocol.Error) (int, any) { return ep.Route.Failure(pe, p.Now()) })
 	}
 }
 

@@ -92,6 +92,14 @@ type tokenResponse struct {
 }
 
 func (p *Public) token(c *gin.Context) {
+	p.issue(c, ParseTokenRequest, func(t *grants.Token) any { return p.render(t) }, rfc6749Error)
+}
+
+// issue is a token request through any door (/oauth2/token or a seed API profile's route):
+// parse reads the request, success and failure shape the answer; counting, the audit of a
+// request refused before a grant, the caller's address and the headers are the same for all.
+func (p *Public) issue(c *gin.Context, parse func(*http.Request) (*grants.Request, error),
+	success func(*grants.Token) any, failure func(*protocol.Error) (int, any)) {
 	start := time.Now()
 	grant := "unknown"
 	outcome := "ok"
@@ -99,7 +107,7 @@ func (p *Public) token(c *gin.Context) {
 		p.Metrics.Requests.WithLabelValues(grant, outcome).Inc()
 		p.Metrics.Duration.WithLabelValues(grant).Observe(time.Since(start).Seconds())
 	}()
-	req, err := ParseTokenRequest(c.Request)
+	req, err := parse(c.Request)
 	if err != nil {
 		p.Grants.Refused(c.Request.Context(), grants.EndpointToken, err)
 	} else {
@@ -112,12 +120,12 @@ func (p *Public) token(c *gin.Context) {
 		if tok, err = p.Grants.Token(c.Request.Context(), req); err == nil {
 			noStore(c)
 			rateLimitHeaders(c, tok.RateLimit)
-			c.JSON(http.StatusOK, p.render(tok))
+			c.JSON(http.StatusOK, success(tok))
 			return
 		}
 	}
 	outcome = protocol.As(err).Code
-	writeError(c, p.Log, err)
+	writeErrorAs(c, p.Log, err, failure)
 }
 
 // revoke is RFC 7009: 200 with an empty body whether or not the token was live (§2.2).

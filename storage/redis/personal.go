@@ -28,14 +28,18 @@ func (s *Store) CreatePersonalToken(ctx context.Context, t storage.PersonalToken
 	if err != nil {
 		return err
 	}
-	res, err := createPAT.Run(ctx, s.rdb, []string{usersByID, patsKey, userPATsKey(t.UserID)}, t.UserID, t.ID, b).Text()
-	if err != nil {
+	return created(createPAT.Run(ctx, s.rdb, []string{usersByID, patsKey, userPATsKey(t.UserID)}, t.UserID, t.ID, b).Text())
+}
+
+// created maps the answer of a script that creates a record of a user (a personal token, a
+// console session): "nouser" when the user is gone, "exists" when the record is.
+func created(res string, err error) error {
+	switch {
+	case err != nil:
 		return fail(err)
-	}
-	switch res {
-	case "nouser":
+	case res == "nouser":
 		return storage.ErrNotFound
-	case "exists":
+	case res == "exists":
 		return storage.ErrAlreadyExists
 	}
 	return nil

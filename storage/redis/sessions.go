@@ -32,18 +32,8 @@ func (s *Store) CreateSession(ctx context.Context, sess storage.Session, now tim
 	if err != nil {
 		return err
 	}
-	res, err := createSession.Run(ctx, s.rdb, []string{usersByID, sessionKey(sess.IDHash)},
-		sess.UserID, b, ttl(now, sess.End()).Milliseconds()).Text()
-	if err != nil {
-		return fail(err)
-	}
-	switch res {
-	case "nouser":
-		return storage.ErrNotFound
-	case "exists":
-		return storage.ErrAlreadyExists
-	}
-	return nil
+	return created(createSession.Run(ctx, s.rdb, []string{usersByID, sessionKey(sess.IDHash)},
+		sess.UserID, b, ttl(now, sess.End()).Milliseconds()).Text())
 }
 
 // GetSession implements storage.Storage.
