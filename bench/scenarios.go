@@ -232,15 +232,23 @@ func prepareClientCredentials(name string, extra map[string]any) func(*server, *
 	}
 }
 
-func preparePassword(s *server, f *fixture) (newWorker, error) {
+// loginPost is the benchmark user's password login through a new client named name.
+func loginPost(s *server, f *fixture, name string) (post, error) {
 	if _, err := f.user(s); err != nil {
-		return nil, err
+		return post{}, err
 	}
-	c, err := s.createClient("password", []string{"password", "refresh_token"}, nil)
+	c, err := s.createClient(name, []string{"password", "refresh_token"}, nil)
+	if err != nil {
+		return post{}, err
+	}
+	return newPost(s.url+"/oauth2/token", c, url.Values{"grant_type": {"password"}, "username": {benchUsername}, "password": {benchPassword}}), nil
+}
+
+func preparePassword(s *server, f *fixture) (newWorker, error) {
+	p, err := loginPost(s, f, "password")
 	if err != nil {
 		return nil, err
 	}
-	p := newPost(s.url+"/oauth2/token", c, url.Values{"grant_type": {"password"}, "username": {benchUsername}, "password": {benchPassword}})
 	return func(_ int, hc *http.Client) (step, error) {
 		return func() error {
 			status, body, err := p.do(hc)
@@ -261,14 +269,10 @@ func preparePassword(s *server, f *fixture) (newWorker, error) {
 // prepareRefresh logs each worker in once; the worker then refreshes its own login over and
 // over, always with the refresh token it was given last (rotation, SPEC §5).
 func prepareRefresh(s *server, f *fixture) (newWorker, error) {
-	if _, err := f.user(s); err != nil {
-		return nil, err
-	}
-	c, err := s.createClient("refresh", []string{"password", "refresh_token"}, nil)
+	login, err := loginPost(s, f, "refresh")
 	if err != nil {
 		return nil, err
 	}
-	login := newPost(s.url+"/oauth2/token", c, url.Values{"grant_type": {"password"}, "username": {benchUsername}, "password": {benchPassword}})
 	auth := login.auth
 	return func(_ int, hc *http.Client) (step, error) {
 		status, body, err := login.do(hc)
