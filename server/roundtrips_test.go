@@ -101,10 +101,7 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 	}
 	seedOK(ts.postJSON(t, "/tokens.make", makeBody(seedApp)))
 	appRefresh := seedOK(ts.postJSON(t, "/tokens.make", makeBody(app))).str("refreshToken")
-	typo := pat[:len(pat)-1] + "0"
-	if typo == pat {
-		typo = pat[:len(pat)-1] + "1"
-	}
+	mistyped := typo(pat)
 
 	// A password client with reuse and a refresh token: its client record cached.
 	pwReuseID, pwReuseSec := ts.client(t, registry.ClientInput{Reuse: ptr(true), GrantTypes: &[]string{"password", "refresh_token"}})
@@ -135,7 +132,7 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 		{"token exchange (personal token not cached)", "/oauth2/token", exID, exSec, exchangeForm(pat), 1, nil, ""},
 		{"token exchange (personal token cached)", "/oauth2/token", exID, exSec, exchangeForm(pat), 0, nil, ""},
 		{"introspect personal token (cached)", "/oauth2/introspect", exID, exSec, url.Values{"token": {pat}}, 1, nil, ""},
-		{"introspect personal token with a typo", "/oauth2/introspect", exID, exSec, url.Values{"token": {typo}}, 0, nil, ""},
+		{"introspect personal token with a typo", "/oauth2/introspect", exID, exSec, url.Values{"token": {mistyped}}, 0, nil, ""},
 		{"client_credentials, hourly and daily limit", "/oauth2/token", hourlyID, hourlySec, cc, 1, nil, "98"},
 		{"client_credentials, both limits in shadow, beyond them", "/oauth2/token", shadowID, shadowSec, cc, 1, nil, "0"},
 		{"client_credentials, reuse, hourly and daily limit, new token", "/oauth2/token", reuseHourlyID, reuseHourlySec, cc, 2, nil, "99"},
