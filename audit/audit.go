@@ -13,7 +13,7 @@ import (
 const (
 	// TokenIssued is a newly minted access token (client_credentials, password).
 	TokenIssued = "token.issued"
-	// TokenReused is an earlier access token handed out again (token reuse, SPEC §5).
+	// TokenReused is an earlier access token handed out again (token reuse).
 	TokenReused = "token.reused"
 	// TokenRefreshed is a refresh: a new pair for a refresh token, or the same new pair again
 	// within the grace window.

@@ -1,5 +1,5 @@
 // Package audit records who got which token, when and from where, and who changed what on the
-// admin side (SPEC §8): one structured Event per token issued, reused, refreshed, exchanged,
+// admin side: one structured Event per token issued, reused, refreshed, exchanged,
 // refused, replayed or revoked, and per admin change. Events never carry a secret: no
 // credential, token, password or digest of one is ever put into an Event.
 //

@@ -1,4 +1,4 @@
-// Command bench is Tokensmith's load benchmark (SPEC §10, issues 11 and 12). It builds the
+// Command bench is Tokensmith's load benchmark. It builds the
 // server, starts it on the embedded store and, when redis-server is installed, on a Redis it
 // starts itself, drives it over real HTTP with a fixed number of concurrent clients for a fixed
 // time per scenario, checks every answer, and prints one table: requests/s, latency quantiles,

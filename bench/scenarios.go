@@ -267,7 +267,7 @@ func preparePassword(s *server, f *fixture) (newWorker, error) {
 }
 
 // prepareRefresh logs each worker in once; the worker then refreshes its own login over and
-// over, always with the refresh token it was given last (rotation, SPEC §5).
+// over, always with the refresh token it was given last (rotation).
 func prepareRefresh(s *server, f *fixture) (newWorker, error) {
 	login, err := loginPost(s, f, "refresh")
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/tokensmith/tokensmith/keys"
 )
 
-// signature is the cost of one RS256 signature with one signer, on one core: the unit SPEC §10
+// signature is the cost of one RS256 signature with one signer, on one core: the unit the benchmark
 // measures fresh issuance in.
 type signature struct {
 	Signer  string        `json:"signer"`

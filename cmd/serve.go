@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/metrics"
 	"github.com/tokensmith/tokensmith/outage"
+	"github.com/tokensmith/tokensmith/profiles"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/replica"
 	"github.com/tokensmith/tokensmith/secret"
@@ -37,7 +39,7 @@ func serveCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Run the token server",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(cfgPath, os.Environ())
+			cfg, endpoints, err := loadConfig(cfgPath, os.Environ())
 			if err != nil {
 				for _, line := range strings.Split(err.Error(), "\n") {
 					fmt.Fprintf(stderr, "invalid configuration: %s\n", strings.TrimPrefix(line, "config: "))
@@ -48,11 +50,23 @@ func serveCmd(stdout, stderr io.Writer) *cobra.Command {
 			defer stop()
 			logs := logging.NewBuffered(stderr, logFlushEvery)
 			defer logs.Close()
-			return serve(ctx, cfg, stdout, newLogger(cfg, logs))
+			return serve(ctx, cfg, endpoints, stdout, newLogger(cfg, logs))
 		},
 	}
 	c.Flags().StringVar(&cfgPath, "config", os.Getenv("TOKENSMITH_CONFIG"), "YAML configuration file (env TOKENSMITH_CONFIG)")
 	return c
+}
+
+// loadConfig is config.Load plus what the configuration names outside the config package: the
+// seed API profiles' routes, resolved and checked where the server that serves them is built.
+// Every problem comes back at once, as config.Load reports its own.
+func loadConfig(path string, environ []string) (config.Config, []profiles.Endpoint, error) {
+	cfg, err := config.Load(path, environ)
+	endpoints, perr := server.ProfileEndpoints(cfg.Profiles.Enabled())
+	if perr != nil {
+		err = errors.Join(err, fmt.Errorf("profiles: %w", perr))
+	}
+	return cfg, endpoints, err
 }
 
 // logFlushEvery bounds how late a log line is written (logging.Buffered).
@@ -68,7 +82,7 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 // serve runs both listeners until ctx ends, then shuts them down gracefully. Every error
 // that keeps it from serving is returned at once, as one line naming its cause.
-func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
+func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint, stdout io.Writer, log *slog.Logger) error {
 	// Background work (heartbeats, the change feed) stops with this context; every early
 	// return cancels it before waiting for that work, so an error never waits for a signal.
 	ctx, cancel := context.WithCancel(ctx)
@@ -143,7 +157,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	go func() { replicas.Run(ctx); close(heartbeats) }()
 	// Deregister before the store closes, so the other replicas stop counting this one at once.
 	defer func() { cancel(); <-heartbeats }()
-	gh := grants.NewHandler(store, keyset, grants.Policy{
+	gh := grants.NewService(store, keyset, grants.Policy{
 		Issuer:               cfg.Issuer,
 		Audience:             cfg.Audience,
 		ClientCredentialsTTL: cfg.Tokens.ClientCredentialsTTL.D(),
@@ -187,10 +201,6 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	go func() { outages.Run(ctx); close(outagesDone) }()
 	defer func() { cancel(); <-outagesDone }()
 
-	endpoints, err := cfg.ProfileEndpoints()
-	if err != nil {
-		return fmt.Errorf("profiles: %w", err)
-	}
 	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: store, Metrics: m, Log: log,
 		TrustedProxies: cfg.TrustedProxies, Outages: outages, Profiles: endpoints}
 	if cfg.Console.Enabled {

@@ -96,7 +96,7 @@ const usageFlushEvery = time.Minute
 
 // flushUsage writes when personal tokens were last used every minute, and once more when ctx
 // ends, so listings show last use at most a minute late and a clean stop loses none.
-func flushUsage(ctx context.Context, gh *grants.Handler, log *slog.Logger) {
+func flushUsage(ctx context.Context, gh *grants.Service, log *slog.Logger) {
 	t := time.NewTicker(usageFlushEvery)
 	defer t.Stop()
 	for {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/tokensmith/tokensmith/duration"
 	passwordvalidator "github.com/wagslane/go-password-validator"
 	"gopkg.in/yaml.v3"
 )
@@ -51,12 +52,12 @@ type Config struct {
 	// Audience is the aud of tokens for clients that configure none; empty means the issuer.
 	Audience []string `yaml:"audience" env:"AUDIENCE" envSeparator:","`
 	// ReplicaTimeout is how long a replica counts as live after its last heartbeat.
-	ReplicaTimeout Duration `yaml:"replica_timeout" env:"REPLICA_TIMEOUT"`
+	ReplicaTimeout duration.Duration `yaml:"replica_timeout" env:"REPLICA_TIMEOUT"`
 	// StoreTimeout bounds each store call of a token request; past it the answer is 503. A
 	// hot path makes at most two calls, so the default keeps a 503 within a second.
-	StoreTimeout Duration `yaml:"store_timeout" env:"STORE_TIMEOUT"`
+	StoreTimeout duration.Duration `yaml:"store_timeout" env:"STORE_TIMEOUT"`
 	// ClientCacheTTL is how long a replica trusts a client record it read (0: always read).
-	ClientCacheTTL Duration `yaml:"client_cache_ttl" env:"CLIENT_CACHE_TTL"`
+	ClientCacheTTL duration.Duration `yaml:"client_cache_ttl" env:"CLIENT_CACHE_TTL"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level" env:"LOG_LEVEL"`
 	// LogFormat is text or json.
@@ -66,40 +67,40 @@ type Config struct {
 	Tokens Tokens `yaml:"tokens" envPrefix:""`
 	// Keys is the signing-key lifecycle.
 	Keys Keys `yaml:"keys" envPrefix:"KEYS_"`
-	// Console is the integration console on the public listener (SPEC §11).
+	// Console is the integration console on the public listener.
 	Console Console `yaml:"console" envPrefix:"CONSOLE_"`
 	// Profiles turns on seed API profiles: extra token routes on the public listener speaking
 	// a seed API's wire format (package profiles). TOKENSMITH_PROFILES (comma-separated names)
 	// chooses which are on; the paths given in YAML stay.
 	Profiles Profiles `yaml:"profiles" env:"-"`
 
-	// Audit is where the audit trail goes (SPEC §8).
+	// Audit is where the audit trail goes.
 	Audit Audit `yaml:"audit" envPrefix:""`
 
 	// IssuerDerived is set by Load when Issuer was not configured but derived from Listen.
 	IssuerDerived bool `yaml:"-"`
 }
 
-// Keys is the signing-key lifecycle (SPEC §7).
+// Keys is the signing-key lifecycle.
 type Keys struct {
 	// PublishAhead is how long a new key is in the JWKS before it signs, so resource servers
 	// holding a cached JWKS (the JWKS says max-age 5 min) have it by then.
-	PublishAhead Duration `yaml:"publish_ahead" env:"PUBLISH_AHEAD"`
+	PublishAhead duration.Duration `yaml:"publish_ahead" env:"PUBLISH_AHEAD"`
 	// RotateEvery rotates the signing key on a schedule; 0 turns it off.
-	RotateEvery Duration `yaml:"rotate_every" env:"ROTATE_EVERY"`
+	RotateEvery duration.Duration `yaml:"rotate_every" env:"ROTATE_EVERY"`
 }
 
-// Console configures the integration console served under /console/ (SPEC §11).
+// Console configures the integration console served under /console/.
 type Console struct {
 	// Enabled serves the console; off, /console/ answers 404.
 	Enabled bool `yaml:"enabled" env:"ENABLED"`
 	// IdleTimeout ends a session nobody has used for this long.
-	IdleTimeout Duration `yaml:"idle_timeout" env:"IDLE_TIMEOUT"`
+	IdleTimeout duration.Duration `yaml:"idle_timeout" env:"IDLE_TIMEOUT"`
 	// AbsoluteTimeout ends every session this long after sign-in, used or not.
-	AbsoluteTimeout Duration `yaml:"absolute_timeout" env:"ABSOLUTE_TIMEOUT"`
+	AbsoluteTimeout duration.Duration `yaml:"absolute_timeout" env:"ABSOLUTE_TIMEOUT"`
 	// RotateGrace is how long a client's previous secret keeps working after the owner
 	// regenerates it in the console; 0 ends it at once.
-	RotateGrace Duration `yaml:"rotate_grace" env:"ROTATE_GRACE"`
+	RotateGrace duration.Duration `yaml:"rotate_grace" env:"ROTATE_GRACE"`
 }
 
 // Audit configures the audit trail: one event per token issued, reused, refreshed, exchanged,
@@ -151,16 +152,16 @@ func (c Config) ParseAuditSink() (kind, target string, err error) {
 	}
 }
 
-// Tokens holds the server-wide token policy defaults (SPEC §5).
+// Tokens holds the server-wide token policy defaults.
 type Tokens struct {
-	ClientCredentialsTTL Duration `yaml:"client_credentials_ttl" env:"CLIENT_CREDENTIALS_TTL"`
-	PasswordTTL          Duration `yaml:"password_ttl" env:"PASSWORD_TTL"`
-	RefreshTTL           Duration `yaml:"refresh_ttl" env:"REFRESH_TTL"`
+	ClientCredentialsTTL duration.Duration `yaml:"client_credentials_ttl" env:"CLIENT_CREDENTIALS_TTL"`
+	PasswordTTL          duration.Duration `yaml:"password_ttl" env:"PASSWORD_TTL"`
+	RefreshTTL           duration.Duration `yaml:"refresh_ttl" env:"REFRESH_TTL"`
 	// ExchangeTTL is the lifetime of access tokens from token exchange (RFC 8693).
-	ExchangeTTL Duration `yaml:"exchange_ttl" env:"EXCHANGE_TTL"`
+	ExchangeTTL duration.Duration `yaml:"exchange_ttl" env:"EXCHANGE_TTL"`
 	// RefreshGrace is how long a rotated refresh token is answered idempotently; 0 turns it off.
-	RefreshGrace      Duration `yaml:"refresh_grace" env:"REFRESH_GRACE"`
-	ReuseMinRemaining Duration `yaml:"reuse_min_remaining" env:"REUSE_MIN_REMAINING"`
+	RefreshGrace      duration.Duration `yaml:"refresh_grace" env:"REFRESH_GRACE"`
+	ReuseMinRemaining duration.Duration `yaml:"reuse_min_remaining" env:"REUSE_MIN_REMAINING"`
 	// DailyLimitTimezone is the IANA zone whose calendar day daily limits count.
 	DailyLimitTimezone string `yaml:"daily_limit_timezone" env:"DAILY_LIMIT_TIMEZONE"`
 	// FailedLoginLimit is how many wrong passwords in a row one username may send before
@@ -179,22 +180,22 @@ func Default() Config {
 		DataDir:        "./data",
 		LogLevel:       "info",
 		LogFormat:      "text",
-		ReplicaTimeout: Duration(15 * time.Second),
-		StoreTimeout:   Duration(500 * time.Millisecond),
-		ClientCacheTTL: Duration(time.Second),
-		Keys:           Keys{PublishAhead: Duration(10 * time.Minute)},
+		ReplicaTimeout: duration.Duration(15 * time.Second),
+		StoreTimeout:   duration.Duration(500 * time.Millisecond),
+		ClientCacheTTL: duration.Duration(time.Second),
+		Keys:           Keys{PublishAhead: duration.Duration(10 * time.Minute)},
 		Console: Console{
 			Enabled:         true,
-			IdleTimeout:     Duration(30 * time.Minute),
-			AbsoluteTimeout: Duration(12 * time.Hour),
+			IdleTimeout:     duration.Duration(30 * time.Minute),
+			AbsoluteTimeout: duration.Duration(12 * time.Hour),
 		},
 		Tokens: Tokens{
-			ClientCredentialsTTL: Duration(3 * time.Hour),
-			PasswordTTL:          Duration(24 * time.Hour),
-			RefreshTTL:           Duration(14 * 24 * time.Hour),
-			ExchangeTTL:          Duration(15 * time.Minute),
-			RefreshGrace:         Duration(5 * time.Second),
-			ReuseMinRemaining:    Duration(5 * time.Minute),
+			ClientCredentialsTTL: duration.Duration(3 * time.Hour),
+			PasswordTTL:          duration.Duration(24 * time.Hour),
+			RefreshTTL:           duration.Duration(14 * 24 * time.Hour),
+			ExchangeTTL:          duration.Duration(15 * time.Minute),
+			RefreshGrace:         duration.Duration(5 * time.Second),
+			ReuseMinRemaining:    duration.Duration(5 * time.Minute),
 			FailedLoginLimit:     5,
 			DailyLimitTimezone:   "UTC",
 		},
@@ -243,7 +244,7 @@ func Load(path string, environ []string) (Config, error) {
 }
 
 // DeriveIssuer is the URL of a public listener on listen: https when it serves TLS, and
-// localhost when it listens on every address (":8080" gives http://localhost:8080, SPEC §2's
+// localhost when it listens on every address (":8080" gives http://localhost:8080, the documented
 // default issuer).
 func DeriveIssuer(listen string, tls bool) (string, error) {
 	host, port, err := net.SplitHostPort(listen)
@@ -414,14 +415,14 @@ func (c Config) Validate() error {
 	if _, err := time.LoadLocation(t.DailyLimitTimezone); err != nil || t.DailyLimitTimezone == "" {
 		bad("tokens.daily_limit_timezone", "%q is not an IANA time zone", t.DailyLimitTimezone)
 	}
-	for field, d := range map[string]Duration{
+	for field, d := range map[string]duration.Duration{
 		"tokens.client_credentials_ttl": t.ClientCredentialsTTL,
 		"tokens.password_ttl":           t.PasswordTTL,
 		"tokens.refresh_ttl":            t.RefreshTTL,
 		"tokens.exchange_ttl":           t.ExchangeTTL,
 	} {
 		if d.D() < time.Second {
-			bad(field, "must be at least 1s, got %s", FormatDuration(d.D()))
+			bad(field, "must be at least 1s, got %s", duration.Format(d.D()))
 		}
 	}
 	if t.RefreshGrace < 0 {
@@ -432,9 +433,6 @@ func (c Config) Validate() error {
 	}
 	if t.FailedLoginLimit < 1 {
 		bad("tokens.failed_login_limit", "must be at least 1")
-	}
-	if _, err := c.ProfileEndpoints(); err != nil {
-		bad("profiles", "%v", err)
 	}
 	if c.Keys.PublishAhead < 0 || c.Keys.PublishAhead.D() > 24*time.Hour {
 		bad("keys.publish_ahead", "must be between 0s and 24h")

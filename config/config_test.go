@@ -149,29 +149,6 @@ func TestValidationNamesEveryBadField(t *testing.T) {
 	}
 }
 
-func TestDurationFormat(t *testing.T) {
-	for in, want := range map[string]string{"3h": "3h", "24h": "24h", "336h": "14d", "14d": "14d", "90s": "1m30s", "5m": "5m", "0s": "0s", "1h30m": "1h30m"} {
-		d, err := config.ParseDuration(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := config.FormatDuration(d); got != want {
-			t.Errorf("%s: got %s, want %s", in, got, want)
-		}
-	}
-}
-
-func TestDurationRefusesOverflowAndNonsense(t *testing.T) {
-	for _, in := range []string{"213504d", "106752d", "36501d", "9223372036854775807d", "-1d", "1.5d", "d", "2562048h", "876001h", "soon"} {
-		if d, err := config.ParseDuration(in); err == nil {
-			t.Errorf("ParseDuration(%q) = %s, want an error", in, d)
-		}
-	}
-	if d, err := config.ParseDuration("36500d"); err != nil || d != config.MaxDuration {
-		t.Errorf("36500d: %s %v, want the maximum", d, err)
-	}
-}
-
 func TestAdminTokenEntropy(t *testing.T) {
 	for _, tc := range []struct {
 		token string

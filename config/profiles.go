@@ -2,10 +2,8 @@ package config
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
-	"github.com/tokensmith/tokensmith/profiles"
 	"gopkg.in/yaml.v3"
 )
 
@@ -69,26 +67,13 @@ func (p Profiles) only(list string) Profiles {
 	return out
 }
 
-// reservedPaths are served by the public listener itself; no profile may take them.
-var reservedPaths = []string{"/oauth2/", "/.well-known/", "/healthz", "/readyz", "/console/"}
-
-// ProfileEndpoints are the routes of the profiles turned on, at their paths.
-func (c Config) ProfileEndpoints() ([]profiles.Endpoint, error) {
-	enabled := map[string]map[string]string{}
-	for name, pc := range c.Profiles {
-		enabled[name] = pc.Paths
+// Enabled is the profiles turned on, each with the paths configured for its routes by route
+// name (nil or a missing route: the route's default path). Which names and routes exist is the
+// profiles' own business; the server resolves and checks them when it starts.
+func (p Profiles) Enabled() map[string]map[string]string {
+	out := make(map[string]map[string]string, len(p))
+	for name, pc := range p {
+		out[name] = pc.Paths
 	}
-	eps, err := profiles.Endpoints(enabled)
-	if err != nil {
-		return nil, err
-	}
-	for _, ep := range eps {
-		if slices.ContainsFunc(reservedPaths, func(r string) bool {
-			r = strings.TrimSuffix(r, "/")
-			return ep.Path == r || strings.HasPrefix(ep.Path, r+"/")
-		}) {
-			return nil, fmt.Errorf("%s: %s is served by Tokensmith itself", ep.Profile, ep.Path)
-		}
-	}
-	return eps, nil
+	return out
 }

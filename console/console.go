@@ -14,7 +14,7 @@ import (
 	"github.com/tokensmith/tokensmith/storage"
 )
 
-// Passwords checks a sign-in with the password grant's check and backoff (grants.Handler).
+// Passwords checks a sign-in with the password grant's check and backoff (grants.Service).
 type Passwords interface {
 	CheckPassword(ctx context.Context, username, password, remote string) (*storage.User, error)
 }

@@ -1,4 +1,4 @@
-// Package console is the integration console (SPEC §11): the web pages integrators use instead
+// Package console is the integration console: the web pages integrators use instead
 // of curl, as livedigital's "Integration" cabinet and Evotor's developer portal offer. A user
 // signs in with username and password, through the password grant's own check and failed-login
 // backoff, and sees the clients they own (regenerating a secret) and their personal tokens

@@ -135,7 +135,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Cleanup(srv.Close)
 	e := &env{URL: srv.URL, Store: store, Clock: o.clock, Audit: &auditEvents{}}
 	e.Registry = registry.New(store, bus, registry.WithClock(o.clock.Now), registry.WithAuditor(e.Audit))
-	gh := grants.NewHandler(store, km.Set, grants.Policy{
+	gh := grants.NewService(store, km.Set, grants.Policy{
 		Issuer: srv.URL, ClientCredentialsTTL: time.Hour, PasswordTTL: time.Hour, RefreshTTL: time.Hour,
 		FailedLoginLimit: 3, StoreTimeout: time.Second,
 	}, grants.WithClock(o.clock.Now), grants.WithLogger(quiet), grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),

@@ -13,7 +13,7 @@ import (
 	"unicode"
 
 	"github.com/gin-gonic/gin"
-	"github.com/tokensmith/tokensmith/config"
+	"github.com/tokensmith/tokensmith/duration"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/storage"
@@ -196,7 +196,7 @@ func graceText(d time.Duration) string {
 	if d <= 0 {
 		return ""
 	}
-	return config.FormatDuration(d)
+	return duration.Format(d)
 }
 
 // sentence turns a registry message ("name must be …") into a sentence for the page.

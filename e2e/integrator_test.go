@@ -192,7 +192,7 @@ func (d *day) refusedAfter(t *testing.T, r *row, method, path, tok string, max t
 func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 
 // checkSigned verifies a token with go-jose against the JWKS replica p publishes, and checks
-// what RFC 9068 and the SPEC promise about it. It returns the kid.
+// what RFC 9068 and the docs promise about it. It returns the kid.
 func checkSigned(t *testing.T, p *proc, tok, issuer, clientID string) string {
 	t.Helper()
 	var set jose.JSONWebKeySet

@@ -58,6 +58,6 @@ func (c *core) refused(ctx context.Context, endpoint string, r *Request, err err
 // Refused records a request the HTTP layer refused before it reached a grant (a malformed
 // body), so the audit trail has every refusal of the token, revocation and introspection
 // endpoints.
-func (h *Handler) Refused(ctx context.Context, endpoint string, err error) {
+func (h *Service) Refused(ctx context.Context, endpoint string, err error) {
 	h.core.refused(ctx, endpoint, nil, err)
 }

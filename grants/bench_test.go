@@ -24,7 +24,7 @@ import (
 // and compare two such files with benchstat.
 
 type benchEnv struct {
-	h     *Handler
+	h     *Service
 	store storage.Storage
 }
 
@@ -41,7 +41,7 @@ func newBenchEnv(b *testing.B, opts ...Option) *benchEnv {
 	}
 	b.Cleanup(ks.Close)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := NewHandler(store, ks, Policy{
+	h := NewService(store, ks, Policy{
 		Issuer: "https://auth.example.com", Audience: []string{"https://api.example.com"},
 		ClientCredentialsTTL: 3 * time.Hour, PasswordTTL: 24 * time.Hour, RefreshTTL: 14 * 24 * time.Hour,
 		ReuseMinRemaining: 5 * time.Minute, ClientCacheTTL: time.Minute, StoreTimeout: 500 * time.Millisecond,

@@ -1,6 +1,6 @@
 // Package grants turns authenticated token requests into tokens, and takes them back. Each
 // grant type (client_credentials, password, refresh_token, RFC 8693 token exchange) is a small
-// unit behind the Grant interface; the Handler owns the steps every grant shares (client
+// unit behind the Grant interface; the Service owns the steps every grant shares (client
 // authentication, the client's allowed grants, scope and audience checks, reuse and limits,
 // minting), so no grant can skip one. Revocation (RFC 7009) and introspection (RFC 7662) share
 // one lookup of what a presented token is (tokens.go), for access, refresh and personal tokens.

@@ -10,7 +10,7 @@ import (
 	"github.com/tokensmith/tokensmith/protocol"
 )
 
-// exchange is RFC 8693 token exchange for personal tokens (SPEC §5): a client allowed the grant
+// exchange is RFC 8693 token exchange for personal tokens: a client allowed the grant
 // presents a user's personal token as subject_token and receives a short-lived RS256 access
 // token for that user, so resource servers that only verify JWTs through the JWKS accept it.
 // The new token's scope is at most the personal token's; it never outlives the personal token,
@@ -60,7 +60,7 @@ func (g *exchange) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 	now := g.now()
 	found, err := g.findPersonal(ctx, p[protocol.ParamSubjectToken], now)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, protocol.Unavailable(err)
 	}
 	if found == nil {
 		return nil, invalid("subject_token is not a live personal token")

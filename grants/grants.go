@@ -84,7 +84,7 @@ type Grant interface {
 	Handle(ctx context.Context, c *Client, r *Request) (*Token, error)
 }
 
-// Policy holds the server-wide defaults that clients override one by one (SPEC §5).
+// Policy holds the server-wide defaults that clients override one by one.
 type Policy struct {
 	Issuer               string
 	Audience             []string
@@ -118,8 +118,9 @@ type Keys interface {
 	PublicKey(kid string) (*rsa.PublicKey, bool)
 }
 
-// Handler dispatches token requests to grants.
-type Handler struct {
+// Service is the token service: it dispatches token requests to grants, and revokes and
+// introspects what it issued. It reads no HTTP; the server package is its HTTP face.
+type Service struct {
 	core   *core
 	grants map[string]Grant
 }
@@ -191,8 +192,8 @@ func WithReplicas(live func() int) Option { return func(c *core) { c.replicas = 
 // client from the store. Without it the cache is trusted for ClientCacheTTL.
 func WithChangeFeed(trusted func() bool) Option { return func(c *core) { c.trusted = trusted } }
 
-// NewHandler builds the dispatcher with all grants Tokensmith serves.
-func NewHandler(store Store, k Keys, p Policy, opts ...Option) *Handler {
+// NewService builds the dispatcher with all grants Tokensmith serves.
+func NewService(store Store, k Keys, p Policy, opts ...Option) *Service {
 	if p.StoreTimeout > 0 {
 		store = deadlineStore{next: store, d: p.StoreTimeout}
 	}
@@ -213,7 +214,7 @@ func NewHandler(store Store, k Keys, p Policy, opts ...Option) *Handler {
 	if c.policy.ExchangeTTL <= 0 {
 		c.policy.ExchangeTTL = DefaultExchangeTTL
 	}
-	h := &Handler{core: c, grants: map[string]Grant{}}
+	h := &Service{core: c, grants: map[string]Grant{}}
 	for _, g := range []Grant{
 		&clientCredentials{c},
 		newPassword(c),
@@ -226,7 +227,7 @@ func NewHandler(store Store, k Keys, p Policy, opts ...Option) *Handler {
 }
 
 // GrantTypes lists the grant types served, for discovery metadata.
-func (h *Handler) GrantTypes() []string {
+func (h *Service) GrantTypes() []string {
 	out := make([]string, 0, len(h.grants))
 	for t := range h.grants {
 		out = append(out, t)
@@ -237,7 +238,7 @@ func (h *Handler) GrantTypes() []string {
 
 // Forget drops cached copies of a changed record, so the very next request reads it again.
 // An empty kind drops everything (the change feed was down and may have missed changes).
-func (h *Handler) Forget(c storage.Change) {
+func (h *Service) Forget(c storage.Change) {
 	switch c.Kind {
 	case storage.ChangeClient:
 		h.core.clients.drop(c.ID)
@@ -252,13 +253,13 @@ func (h *Handler) Forget(c storage.Change) {
 }
 
 // Serves reports whether grant is a grant type this handler serves.
-func (h *Handler) Serves(grant string) bool {
+func (h *Service) Serves(grant string) bool {
 	_, ok := h.grants[grant]
 	return ok
 }
 
 // Token handles one token request end to end, and records its outcome in the audit trail.
-func (h *Handler) Token(ctx context.Context, r *Request) (*Token, error) {
+func (h *Service) Token(ctx context.Context, r *Request) (*Token, error) {
 	t, err := h.token(ctx, r)
 	if err != nil {
 		if err != errReplayRefresh { // recorded where the replay was found, with its family
@@ -270,7 +271,7 @@ func (h *Handler) Token(ctx context.Context, r *Request) (*Token, error) {
 	return t, nil
 }
 
-func (h *Handler) token(ctx context.Context, r *Request) (*Token, error) {
+func (h *Service) token(ctx context.Context, r *Request) (*Token, error) {
 	if r.GrantType == "" {
 		return nil, protocol.Errorf(protocol.InvalidRequest, "missing grant_type")
 	}
@@ -298,7 +299,7 @@ func (h *Handler) token(ctx context.Context, r *Request) (*Token, error) {
 	return g.Handle(ctx, c, r)
 }
 
-// PublicGrants are the grants a public client may have (SPEC §5): a user's password, and the
+// PublicGrants are the grants a public client may have: a user's password, and the
 // refresh tokens of that login. Never client_credentials: with no secret, anyone who knows the
 // id would be the client.
 var PublicGrants = []string{protocol.GrantPassword, protocol.GrantRefreshToken}
@@ -364,7 +365,7 @@ func (c *core) authenticate(ctx context.Context, r *Request) (*Client, error) {
 		return nil, fail("unknown client or wrong secret")
 	}
 	if err != nil {
-		return nil, storeError(err)
+		return nil, protocol.Unavailable(err)
 	}
 	if m := cl.TokenEndpointAuthMethod; m != "" && !cl.IsPublic() && m != r.AuthMethod {
 		return nil, fail("client must authenticate with " + m)
@@ -382,15 +383,10 @@ func (c *Client) accepts(presented string) bool {
 	return c.VerifyPassword(presented)
 }
 
-// storeError turns a backend failure into the answer a caller can act on: retry later.
 // ErrBusy is the cause of a 503 that comes from this server's own load, not from the store: a
 // caller that gave up while waiting for a CPU slot, or a reuse pool whose every slot is held by
 // issuances in flight. The HTTP layer does not report it as a store outage.
 var ErrBusy = errors.New("grants: busy")
-
-func storeError(err error) error {
-	return protocol.Wrap(protocol.TemporarilyUnavailable, "the token store is unavailable, retry later", err)
-}
 
 // resolveScope checks a requested scope (RFC 6749 §3.3) against the client's allowed scopes.
 // No scope requested means every allowed scope.

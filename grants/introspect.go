@@ -31,7 +31,7 @@ var inactive = &Introspection{}
 // every personal token; a client marked as a resource server sees every client's tokens (an API
 // checks what integrators send it). Anything else, and every token that is expired, revoked,
 // unknown or malformed, is {"active":false}: the answer never tells which.
-func (h *Handler) Introspect(ctx context.Context, r *Request) (*Introspection, error) {
+func (h *Service) Introspect(ctx context.Context, r *Request) (*Introspection, error) {
 	out, err := h.introspectFor(ctx, r)
 	if err != nil {
 		h.core.refused(ctx, EndpointIntrospect, r, err)
@@ -39,7 +39,7 @@ func (h *Handler) Introspect(ctx context.Context, r *Request) (*Introspection, e
 	return out, err
 }
 
-func (h *Handler) introspectFor(ctx context.Context, r *Request) (*Introspection, error) {
+func (h *Service) introspectFor(ctx context.Context, r *Request) (*Introspection, error) {
 	raw := r.Params[protocol.ParamToken]
 	if raw == "" {
 		return nil, protocol.Errorf(protocol.InvalidRequest, "missing token")
@@ -56,15 +56,15 @@ func (h *Handler) introspectFor(ctx context.Context, r *Request) (*Introspection
 }
 
 // IntrospectAny is introspection for the operator (admin API and CLI): every token is visible.
-func (h *Handler) IntrospectAny(ctx context.Context, raw string) (*Introspection, error) {
+func (h *Service) IntrospectAny(ctx context.Context, raw string) (*Introspection, error) {
 	return h.introspect(ctx, nil, raw)
 }
 
-func (h *Handler) introspect(ctx context.Context, requester *Client, raw string) (*Introspection, error) {
+func (h *Service) introspect(ctx context.Context, requester *Client, raw string) (*Introspection, error) {
 	c := h.core
 	p, err := c.find(ctx, raw, c.now(), true)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, protocol.Unavailable(err)
 	}
 	if p == nil {
 		return inactive, nil

@@ -19,7 +19,7 @@ const reserveFor = 10 * time.Second
 // given: identical requests may share one issuance, which outlives the one that started it.
 type fresh func(ctx context.Context, now time.Time) (*Token, error)
 
-// issue applies the client's token reuse and daily and hourly limits (SPEC §5) around a new
+// issue applies the client's token reuse and daily and hourly limits around a new
 // issuance: one atomic store step decides whether an earlier token is handed out again,
 // whether the day's and the hour's counts allow a new one, and holds a reuse slot; a second
 // step settles the outcome. Clients with none of these policies go straight to minting;
@@ -90,7 +90,7 @@ func (c *core) issueMinted(ctx context.Context, cl *Client, a access, now time.T
 	got, err := c.store.Admit(ctx, adm)
 	switch {
 	case err != nil:
-		return nil, storeError(err)
+		return nil, protocol.Unavailable(err)
 	case got.Limited:
 		return nil, c.refuse(adm, got)
 	}
@@ -109,7 +109,7 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 		adm.ReserveUntil = adm.Now.Add(reserveFor)
 		var err error
 		if got, err = c.store.Admit(ctx, adm); err != nil {
-			return nil, storeError(err)
+			return nil, protocol.Unavailable(err)
 		}
 		switch {
 		case got.Reused != nil:
@@ -146,7 +146,7 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 		switch {
 		case serr != nil && st.Family != nil:
 			// The login's refresh token may not be stored: do not hand it out.
-			return nil, storeError(serr)
+			return nil, protocol.Unavailable(serr)
 		case serr != nil:
 			// A failed settlement only delays: the reservation lapses after reserveFor. The
 			// token already minted is still good, so it is answered.

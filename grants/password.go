@@ -102,13 +102,13 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 }
 
 // CheckPassword checks a username and password exactly as the password grant does, under the
-// same failed-login backoff, for sign-ins that are not token requests (the console, SPEC §11).
+// same failed-login backoff, for sign-ins that are not token requests (the console).
 // remote is the caller's address. Its errors are the grant's: invalid_grant for a wrong
 // password or an unknown username alike (same answer, same bcrypt cost), rate_limited with
 // RetryAfter while the backoff holds, temporarily_unavailable when the store does not answer.
 // A refusal is recorded in the audit trail (endpoint "console"), as a refused password grant
 // is: the two share the backoff, so the trail must show every failure that led to one.
-func (h *Handler) CheckPassword(ctx context.Context, username, password, remote string) (*storage.User, error) {
+func (h *Service) CheckPassword(ctx context.Context, username, password, remote string) (*storage.User, error) {
 	u, err := newPassword(h.core).checkPassword(ctx, username, password, remote)
 	if err != nil {
 		pe := protocol.As(err)
@@ -131,7 +131,7 @@ func (g *password) checkPassword(ctx context.Context, username, pw, remote strin
 	at := g.attempt(username, remote, g.now())
 	st, err := g.store.Login(ctx, at)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, protocol.Unavailable(err)
 	}
 	if st.Wait > 0 {
 		e := protocol.Errorf(protocol.RateLimited, "too many failed logins for this username, retry later")
@@ -170,7 +170,7 @@ func (g *password) login(ctx context.Context, c *Client, a access, now time.Time
 		return nil, err
 	}
 	if err := g.store.CreateRefreshToken(ctx, family); err != nil {
-		return nil, storeError(err)
+		return nil, protocol.Unavailable(err)
 	}
 	return t, nil
 }

@@ -66,7 +66,7 @@ func (u *usage) take() map[string]time.Time {
 
 // FlushUsage writes when personal tokens were last used (one store call for the batch). The
 // server calls it every minute and when it stops; on failure the batch is kept for next time.
-func (h *Handler) FlushUsage(ctx context.Context) error {
+func (h *Service) FlushUsage(ctx context.Context) error {
 	batch := h.core.usage.take()
 	if len(batch) == 0 {
 		return nil

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// refresh is RFC 6749 §6 with rotation (SPEC §5): every use returns a new pair; within the
+// refresh is RFC 6749 §6 with rotation: every use returns a new pair; within the
 // grace window the same old token gets the very same new pair back; after it, a reuse is a
 // replay that revokes the whole family.
 type refresh struct {
@@ -114,7 +114,7 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 			Grant: protocol.GrantRefreshToken, Family: family, Error: errReplayRefresh.Code, Reason: errReplayRefresh.Description})
 		return nil, errReplayRefresh
 	case err != nil:
-		return nil, storeError(err)
+		return nil, protocol.Unavailable(err)
 	}
 	t, err := unseal(raw, res.Sealed)
 	if err != nil {
@@ -142,7 +142,7 @@ func (c *core) getRefresh(ctx context.Context, family, hash string) (storage.Ref
 	case errors.Is(err, storage.ErrNotFound):
 		return rec, errUnknownRefresh
 	case err != nil:
-		return rec, storeError(err)
+		return rec, protocol.Unavailable(err)
 	}
 	return rec, nil
 }

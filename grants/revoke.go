@@ -14,7 +14,7 @@ import (
 // token of its family); a personal token is deleted, whichever client presents it. Unknown,
 // malformed, expired and already revoked tokens are answered as success (§2.2); a live token of
 // another client is refused with unauthorized_client (§2.1) and stays valid.
-func (h *Handler) Revoke(ctx context.Context, r *Request) error {
+func (h *Service) Revoke(ctx context.Context, r *Request) error {
 	err := h.revokeFor(ctx, r)
 	if err != nil {
 		h.core.refused(ctx, EndpointRevoke, r, err)
@@ -22,7 +22,7 @@ func (h *Handler) Revoke(ctx context.Context, r *Request) error {
 	return err
 }
 
-func (h *Handler) revokeFor(ctx context.Context, r *Request) error {
+func (h *Service) revokeFor(ctx context.Context, r *Request) error {
 	raw := r.Params[protocol.ParamToken]
 	if raw == "" {
 		return protocol.Errorf(protocol.InvalidRequest, "missing token")
@@ -37,18 +37,18 @@ func (h *Handler) revokeFor(ctx context.Context, r *Request) error {
 
 // RevokeAny is revocation for the operator (admin API and CLI): any client's token. It reports
 // whether raw was a live token.
-func (h *Handler) RevokeAny(ctx context.Context, raw string) (bool, error) {
+func (h *Service) RevokeAny(ctx context.Context, raw string) (bool, error) {
 	return h.revoke(ctx, nil, raw)
 }
 
-func (h *Handler) revoke(ctx context.Context, requester *Client, raw string) (bool, error) {
+func (h *Service) revoke(ctx context.Context, requester *Client, raw string) (bool, error) {
 	c := h.core
 	now := c.now()
 	// The operator is told whether the token was live, which takes a look at its state; a
 	// client is answered 200 either way (RFC 7009 §2.2), so its path saves that round trip.
 	p, err := c.find(ctx, raw, now, requester == nil)
 	if err != nil {
-		return false, storeError(err)
+		return false, protocol.Unavailable(err)
 	}
 	if p == nil {
 		return false, nil
@@ -70,7 +70,7 @@ func (h *Handler) revoke(ctx context.Context, requester *Client, raw string) (bo
 		err = c.store.RevokeFamily(ctx, p.family, now)
 	}
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return false, storeError(err)
+		return false, protocol.Unavailable(err)
 	}
 	e := audit.Event{Kind: audit.TokenRevoked, ClientID: p.client.ID, TokenType: p.kind(), Family: p.family, Who: revoker(requester)}
 	if a := p.access; a != nil {
@@ -94,7 +94,7 @@ func revoker(requester *Client) string {
 // deletePersonal deletes a personal token and tells every replica at once.
 func (c *core) deletePersonal(ctx context.Context, t *storage.PersonalToken, requester *Client) error {
 	if err := c.store.DeletePersonalToken(ctx, t.UserID, t.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return storeError(err)
+		return protocol.Unavailable(err)
 	}
 	change := storage.Change{Kind: storage.ChangePersonalToken, ID: t.ID}
 	c.pats.drop(t.ID)

@@ -3,7 +3,7 @@ package keys
 import "crypto/rsa"
 
 // RawSigner makes bare RS256 signatures with this build's signer (SignerName), outside any key
-// set. It exists so that the load benchmark (bench/) can time one signature, the cost SPEC §10
+// set. It exists so that the load benchmark (bench/) can time one signature, the cost the benchmark
 // measures fresh issuance against, with exactly the implementation the server uses.
 type RawSigner struct{ s rsaSigner }
 

@@ -3,7 +3,7 @@
 // changing a line. A profile only translates: its routes read the seed API's fields into a
 // grants.Request and render the grants.Token or protocol.Error that comes back in the seed
 // API's envelope. Every rule (client authentication, grants, reuse, limits, backoff) is the one
-// /oauth2/token applies, through the same grants.Handler and store. The HTTP side (reading the
+// /oauth2/token applies, through the same grants.Service and store. The HTTP side (reading the
 // body, headers, writing JSON) is server's; a profile is data and small functions.
 //
 // A profile is one file: a Profile value passed to register.
@@ -162,7 +162,7 @@ func checkPath(p string) error {
 // answer is what a seed API says for one protocol error code.
 type answer[C any] struct {
 	code C
-	// status is the HTTP status; 0 keeps the protocol error's (SPEC §3).
+	// status is the HTTP status; 0 keeps the protocol error's.
 	status int
 	// message is the text; "" uses the protocol error's description, which names what to fix
 	// and never carries a secret.

@@ -5,26 +5,44 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	oauth2errors "github.com/go-oauth2/oauth2/v4/errors"
 )
 
-// Error codes of RFC 6749 §5.2, plus the few Tokensmith adds for its own policies and admin API.
+// Error codes of RFC 6749 §5.2. They are go-oauth2's own error values, by their text, so an
+// Error matches them with errors.Is (see Error.Is).
+var (
+	InvalidRequest         = oauth2errors.ErrInvalidRequest.Error()
+	InvalidClient          = oauth2errors.ErrInvalidClient.Error()
+	InvalidGrant           = oauth2errors.ErrInvalidGrant.Error()
+	UnauthorizedClient     = oauth2errors.ErrUnauthorizedClient.Error()
+	UnsupportedGrantType   = oauth2errors.ErrUnsupportedGrantType.Error()
+	InvalidScope           = oauth2errors.ErrInvalidScope.Error()
+	TemporarilyUnavailable = oauth2errors.ErrTemporarilyUnavailable.Error()
+	ServerError            = oauth2errors.ErrServerError.Error()
+)
+
+// oauth2Errors are go-oauth2's error values for the codes above.
+var oauth2Errors = map[string]error{}
+
+func init() {
+	for _, e := range []error{oauth2errors.ErrInvalidRequest, oauth2errors.ErrInvalidClient, oauth2errors.ErrInvalidGrant,
+		oauth2errors.ErrUnauthorizedClient, oauth2errors.ErrUnsupportedGrantType, oauth2errors.ErrInvalidScope,
+		oauth2errors.ErrTemporarilyUnavailable, oauth2errors.ErrServerError} {
+		oauth2Errors[e.Error()] = e
+	}
+}
+
+// Codes Tokensmith adds: for its own policies, RFC 6750's, and the admin API's.
 const (
-	InvalidRequest         = "invalid_request"
-	InvalidClient          = "invalid_client"
-	InvalidGrant           = "invalid_grant"
-	UnauthorizedClient     = "unauthorized_client"
-	UnsupportedGrantType   = "unsupported_grant_type"
-	InvalidScope           = "invalid_scope"
-	RateLimited            = "rate_limited"
-	TemporarilyUnavailable = "temporarily_unavailable"
-	ServerError            = "server_error"
-	InvalidToken           = "invalid_token"
+	RateLimited  = "rate_limited"
+	InvalidToken = "invalid_token"
 
 	// Admin API codes.
-	NotFound       = "not_found"
-	AlreadyExists  = "already_exists"
-	Unauthorized   = "unauthorized"
-	MethodNotFound = "method_not_allowed"
+	NotFound         = "not_found"
+	AlreadyExists    = "already_exists"
+	Unauthorized     = "unauthorized"
+	MethodNotAllowed = "method_not_allowed"
 )
 
 // Error is an RFC 6749 §5.2 error value. Grants and services return it; exactly one writer per
@@ -63,14 +81,18 @@ func (e *Error) Error() string {
 // Unwrap returns the internal cause, if any.
 func (e *Error) Unwrap() error { return e.cause }
 
-// Is reports whether target is an *Error with the same code, so callers can write
-// errors.Is(err, &protocol.Error{Code: protocol.InvalidGrant}).
+// Is reports whether target is an *Error with the same code, or go-oauth2's error value for
+// that code, so callers can write errors.Is(err, &protocol.Error{Code: protocol.InvalidGrant})
+// or errors.Is(err, errors.ErrInvalidGrant) with go-oauth2's errors package.
 func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Code == e.Code
+	if t, ok := target.(*Error); ok {
+		return t.Code == e.Code
+	}
+	sentinel, ok := oauth2Errors[e.Code]
+	return ok && sentinel == target
 }
 
-// Status is the HTTP status for this error (SPEC §3 table).
+// Status is the HTTP status for this error (the error table in docs/integrators.md).
 func (e *Error) Status() int { return Status(e.Code) }
 
 // Status maps an error code to its HTTP status. It is the only place that does.
@@ -88,7 +110,7 @@ func Status(code string) int {
 		return http.StatusNotFound
 	case AlreadyExists:
 		return http.StatusConflict
-	case MethodNotFound:
+	case MethodNotAllowed:
 		return http.StatusMethodNotAllowed
 	case ServerError:
 		return http.StatusInternalServerError
@@ -105,6 +127,12 @@ func As(err error) *Error {
 		return pe
 	}
 	return Wrap(ServerError, "internal error", err)
+}
+
+// Unavailable is the answer to a store that cannot be reached or did not answer in time: retry
+// later (503). The cause is kept for the logs.
+func Unavailable(cause error) *Error {
+	return Wrap(TemporarilyUnavailable, "the store is unavailable, retry later", cause)
 }
 
 // InvalidTarget is RFC 8707's error for an audience or resource the client may not have.

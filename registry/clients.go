@@ -10,13 +10,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/tokensmith/tokensmith/audit"
-	"github.com/tokensmith/tokensmith/config"
+	"github.com/tokensmith/tokensmith/duration"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/secret"
 	"github.com/tokensmith/tokensmith/storage"
 )
 
-// Audience is a string or an array of strings in JSON, as SPEC §6 allows.
+// Audience is a string or an array of strings in JSON, as the admin API allows.
 type Audience []string
 
 // UnmarshalJSON accepts "a" or ["a","b"].
@@ -94,7 +94,7 @@ func View(c storage.Client) ClientView {
 		ReuseMinRemaining: fmtDur(c.ReuseMinRemaining), CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 	if c.RefreshGrace != nil {
-		v.RefreshGrace = config.FormatDuration(*c.RefreshGrace)
+		v.RefreshGrace = duration.Format(*c.RefreshGrace)
 	}
 	if len(c.PrevSecretHash) > 0 && time.Now().Before(c.PrevSecretExpiresAt) {
 		v.SecretGraceUntil = c.PrevSecretExpiresAt
@@ -106,7 +106,7 @@ func fmtDur(d time.Duration) string {
 	if d == 0 {
 		return ""
 	}
-	return config.FormatDuration(d)
+	return duration.Format(d)
 }
 
 func nonNil(s []string) []string {
@@ -361,12 +361,12 @@ func apply(c *storage.Client, in ClientInput) error {
 			d.set(0)
 			continue
 		}
-		v, err := config.ParseDuration(*d.in)
+		v, err := duration.Parse(*d.in)
 		if err != nil {
 			return invalid("%s: %v", d.name, err)
 		}
 		if v < d.min {
-			return invalid("%s must be at least %s", d.name, config.FormatDuration(d.min))
+			return invalid("%s must be at least %s", d.name, duration.Format(d.min))
 		}
 		d.set(v)
 	}

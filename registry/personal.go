@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/tokensmith/tokensmith/config"
+	"github.com/tokensmith/tokensmith/duration"
 	"github.com/tokensmith/tokensmith/secret"
 	"github.com/tokensmith/tokensmith/storage"
 )
@@ -26,7 +26,7 @@ type Lifetime time.Duration
 // UnmarshalJSON implements json.Unmarshaler.
 func (l *Lifetime) UnmarshalJSON(b []byte) error {
 	if n, err := strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64); err == nil {
-		if n < 0 || n > int64(config.MaxDuration/time.Second) {
+		if n < 0 || n > int64(duration.Max/time.Second) {
 			return errors.New("expires_in is out of range")
 		}
 		*l = Lifetime(time.Duration(n) * time.Second)
@@ -36,7 +36,7 @@ func (l *Lifetime) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return errors.New("expires_in must be a number of seconds or a duration such as \"90d\"")
 	}
-	d, err := config.ParseDuration(s)
+	d, err := duration.Parse(s)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,7 @@
 // and users with every rule about them (validation, generated ids and secrets, hashing,
 // secret rotation), in clients.go, users.go and personal.go. The admin HTTP API and the
 // console are thin callers of it. The request and response shapes here are the admin API's
-// JSON (SPEC §6), shared with the CLI.
+// JSON, shared with the CLI.
 package registry
 
 import (
@@ -95,7 +95,7 @@ func storeErr(err error, what string) error {
 	case errors.As(err, new(*protocol.Error)):
 		return err
 	default:
-		return protocol.Wrap(protocol.TemporarilyUnavailable, "the store is unavailable, retry later", err)
+		return protocol.Unavailable(err)
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/tokensmith/tokensmith/audit"
-	"github.com/tokensmith/tokensmith/config"
+	"github.com/tokensmith/tokensmith/duration"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/metrics"
@@ -67,7 +67,7 @@ type Admin struct {
 	guard *authGuard
 }
 
-// Handler returns the admin HTTP handler (SPEC §6).
+// Handler returns the admin HTTP handler.
 func (a *Admin) Handler() http.Handler {
 	if a.Now == nil {
 		a.Now = time.Now
@@ -236,7 +236,7 @@ func (a *Admin) rotateSecret(c *gin.Context) {
 		a.reply(c, 0, nil, err)
 		return
 	}
-	var grace config.Duration
+	var grace duration.Duration
 	if in.Grace != "" {
 		if err := grace.UnmarshalText([]byte(in.Grace)); err != nil {
 			a.reply(c, 0, nil, badRequest("grace: %v", err))
@@ -345,7 +345,7 @@ func (a *Admin) rotateKey(c *gin.Context) {
 	}
 	ahead := time.Duration(-1)
 	if in.PublishAhead != "" {
-		d, err := config.ParseDuration(in.PublishAhead)
+		d, err := duration.Parse(in.PublishAhead)
 		if err != nil || d < 0 || d > 24*time.Hour {
 			a.reply(c, 0, nil, badRequest("publish_ahead must be a duration from 0s to 24h"))
 			return
@@ -361,7 +361,7 @@ func (a *Admin) rotateKey(c *gin.Context) {
 	case errors.Is(err, keys.ErrRotationPending):
 		err = protocol.Errorf(protocol.AlreadyExists, "a new key is already waiting to take over; rotate again once it signs")
 	case err != nil:
-		err = protocol.Wrap(protocol.TemporarilyUnavailable, "the store is unavailable, retry later", err)
+		err = protocol.Unavailable(err)
 	case a.Audit != nil:
 		a.Audit.Record(c.Request.Context(), audit.Event{Kind: audit.AdminChange, Who: "admin", What: ActionKeysRotate,
 			Target: k.ID, After: map[string]any{"signs_from": k.ActivatesAt.UTC()}})
@@ -421,7 +421,7 @@ func (a *Admin) introspectToken(c *gin.Context) {
 func (a *Admin) listReplicas(c *gin.Context) {
 	live, err := a.Store.Replicas(c.Request.Context(), time.Now())
 	if err != nil {
-		err = protocol.Wrap(protocol.TemporarilyUnavailable, "the store is unavailable, retry later", err)
+		err = protocol.Unavailable(err)
 	}
 	a.reply(c, http.StatusOK, live, err)
 }

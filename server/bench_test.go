@@ -78,7 +78,7 @@ func BenchmarkTokenEndpointReused(b *testing.B) {
 	go func() { w.Run(wctx); close(done) }()
 	defer func() { stop(); <-done }()
 	rec := audit.Tee(m, w)
-	gh := grants.NewHandler(store, ks, grants.Policy{Issuer: "https://auth.example.com", ClientCredentialsTTL: 3 * time.Hour,
+	gh := grants.NewService(store, ks, grants.Policy{Issuer: "https://auth.example.com", ClientCredentialsTTL: 3 * time.Hour,
 		ReuseMinRemaining: 5 * time.Minute, ClientCacheTTL: time.Minute, StoreTimeout: 500 * time.Millisecond},
 		grants.WithLogger(log), grants.WithAuditor(rec), grants.WithStoreObserver(m.ObserveStore))
 	v, err := registry.New(store, nil).CreateClient(ctx, registry.ClientInput{Reuse: ptr(true)})

@@ -72,7 +72,7 @@ func routeErrors(r *gin.Engine, log *slog.Logger) {
 		writeError(c, log, protocol.Errorf(protocol.NotFound, "no such endpoint"))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		writeError(c, log, protocol.Errorf(protocol.MethodNotFound, "method %s is not allowed here", c.Request.Method))
+		writeError(c, log, protocol.Errorf(protocol.MethodNotAllowed, "method %s is not allowed here", c.Request.Method))
 	})
 }
 

@@ -22,7 +22,6 @@ import (
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/metrics"
-	"github.com/tokensmith/tokensmith/profiles"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/replica"
 	"github.com/tokensmith/tokensmith/secret"
@@ -56,7 +55,7 @@ type testServer struct {
 	Metrics  *metrics.Metrics
 	Clock    *clock
 	Keys     *keys.Set
-	Grants   *grants.Handler
+	Grants   *grants.Service
 	// auditFile receives the audit trail as JSON lines; stopAudit flushes and closes it.
 	auditFile string
 	stopAudit func()
@@ -150,7 +149,7 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	pubSrv.Start()
 	t.Cleanup(pubSrv.Close)
 	ts.URL = pubSrv.URL
-	gh := grants.NewHandler(store, ks, grants.Policy{
+	gh := grants.NewService(store, ks, grants.Policy{
 		Issuer: ts.URL, Audience: []string{"https://api.example.com"},
 		ClientCredentialsTTL: 3 * time.Hour, PasswordTTL: 24 * time.Hour, RefreshTTL: 14 * 24 * time.Hour,
 		RefreshGrace: 5 * time.Second, FailedLoginLimit: 3, ReuseMinRemaining: 5 * time.Minute,
@@ -163,7 +162,7 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	m.Gauges(func() int { return o.replicas }, func() time.Duration { return time.Since(ks.ActiveAt(time.Now()).CreatedAt) })
 	bus.Handle(gh.Forget)
 	ts.Grants = gh
-	endpoints, err := profiles.Endpoints(o.profiles)
+	endpoints, err := server.ProfileEndpoints(o.profiles)
 	if err != nil {
 		t.Fatal(err)
 	}

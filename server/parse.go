@@ -17,7 +17,7 @@ import (
 	"github.com/tokensmith/tokensmith/registry"
 )
 
-// MaxBodyBytes is the largest request body any endpoint reads (SPEC §8).
+// MaxBodyBytes is the largest request body any endpoint reads.
 const MaxBodyBytes = 64 << 10
 
 func badRequest(format string, args ...any) *protocol.Error {

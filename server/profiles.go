@@ -1,7 +1,10 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tokensmith/tokensmith/grants"
@@ -9,9 +12,31 @@ import (
 	"github.com/tokensmith/tokensmith/protocol"
 )
 
+// reservedPaths are served by the public listener itself; no profile may take them.
+var reservedPaths = []string{"/oauth2/", "/.well-known/", "/healthz", "/readyz", "/console/"}
+
+// ProfileEndpoints resolves the seed API profiles turned on (name → route name → path, as
+// config.Profiles.Enabled gives them) into the routes to serve, refusing unknown names and
+// routes, malformed or duplicate paths, and paths the public listener serves itself.
+func ProfileEndpoints(enabled map[string]map[string]string) ([]profiles.Endpoint, error) {
+	eps, err := profiles.Endpoints(enabled)
+	if err != nil {
+		return nil, err
+	}
+	for _, ep := range eps {
+		if slices.ContainsFunc(reservedPaths, func(r string) bool {
+			r = strings.TrimSuffix(r, "/")
+			return ep.Path == r || strings.HasPrefix(ep.Path, r+"/")
+		}) {
+			return nil, fmt.Errorf("%s: %s is served by Tokensmith itself", ep.Profile, ep.Path)
+		}
+	}
+	return eps, nil
+}
+
 // profile serves one route of a seed API profile: the HTTP of /oauth2/token (body limits,
 // duplicate and UTF-8 checks, parameter lengths, caller address, headers, metrics) around the
-// profile's translation, and the same grants.Handler behind it.
+// profile's translation, and the same grants.Service behind it.
 func (p *Public) profile(ep profiles.Endpoint) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p.issue(c, func(r *http.Request) (*grants.Request, error) { return profileRequest(r, ep.Route) },

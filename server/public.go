@@ -25,7 +25,7 @@ type Pinger interface {
 // Public is what the public listener needs.
 type Public struct {
 	Issuer  string
-	Grants  *grants.Handler
+	Grants  *grants.Service
 	Keys    *keys.Set
 	Store   Pinger
 	Metrics *metrics.Metrics
@@ -37,9 +37,9 @@ type Public struct {
 	TrustedProxies []string
 	// Outages, if set, hears of every answer 503 for want of the store.
 	Outages OutageReporter
-	// Console, if set, is mounted under /console (the integration console, SPEC §11).
+	// Console, if set, is mounted under /console (the integration console).
 	Console Mounter
-	// Profiles are the seed API routes turned on (config.ProfileEndpoints).
+	// Profiles are the seed API routes turned on (ProfileEndpoints).
 	Profiles []profiles.Endpoint
 }
 
@@ -78,7 +78,7 @@ func (p *Public) Handler() http.Handler {
 	return r
 }
 
-// tokenResponse is the success body of SPEC §3.
+// tokenResponse is the success body of RFC 6749 §5.1, with expires_at and refresh_token_expires_in beside it.
 type tokenResponse struct {
 	AccessToken           string `json:"access_token"`
 	TokenType             string `json:"token_type"`

@@ -30,7 +30,7 @@ func (c *tripCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) gore
 	return func(ctx context.Context, cmds []goredis.Cmder) error { c.n.Add(1); return next(ctx, cmds) }
 }
 
-// TestRedisRoundTripsPerRequest measures SPEC §10's budget (at most 2 round trips per token
+// TestRedisRoundTripsPerRequest measures the round-trip budget (at most 2 round trips per token
 // request) path by path, exactly, with the client record cached (client_cache_ttl) as it is
 // under load. The README's table is this test's table.
 func TestRedisRoundTripsPerRequest(t *testing.T) {

@@ -233,7 +233,7 @@ func TestBodiesAndClientAuthentication(t *testing.T) {
 	}
 }
 
-// TestErrorTable walks every row of SPEC §3's error table.
+// TestErrorTable walks every row of the token endpoint's error table (docs/integrators.md).
 func TestErrorTable(t *testing.T) {
 	ts := newTestServer(t)
 	id, sec := ts.client(t, registry.ClientInput{Scopes: &[]string{"read"}})

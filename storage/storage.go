@@ -117,7 +117,7 @@ type Storage interface {
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
 	// GetRefreshToken returns one refresh token record.
 	GetRefreshToken(ctx context.Context, familyID, hash string) (RefreshToken, error)
-	// RotateRefreshToken is the atomic consume-and-rotate of SPEC §5; see Rotation.
+	// RotateRefreshToken is the atomic consume-and-rotate of a refresh token; see Rotation.
 	RotateRefreshToken(ctx context.Context, r Rotation) (Rotated, error)
 	// RevokeFamily revokes every refresh token of the family and every access token that
 	// carries the family id (TokenState reports them revoked and reuse pools stop handing them
@@ -342,7 +342,7 @@ func (t PersonalToken) Live(now time.Time) bool {
 	return t.ExpiresAt.IsZero() || now.Before(t.ExpiresAt)
 }
 
-// Session is a signed-in console user (SPEC §11). The browser holds the session id in a
+// Session is a signed-in console user. The browser holds the session id in a
 // cookie; the store keeps only its hex SHA-256 (IDHash), so a store dump yields no session to
 // take over. CSRF is the secret every console form carries back. A session ends at IdleUntil,
 // which requests push forward, or at ExpiresAt, whichever comes first; the backend drops the
@@ -392,7 +392,7 @@ type Pool struct {
 	Audience    string
 }
 
-// PooledToken is an access token kept for reuse (SPEC §5). It is stored as issued: anyone who
+// PooledToken is an access token kept for reuse. It is stored as issued: anyone who
 // can read the store can also read the signing key, so sealing it would protect nothing.
 type PooledToken struct {
 	AccessToken string `json:"access_token"`
@@ -473,7 +473,7 @@ type Settlement struct {
 	Family *RefreshToken
 }
 
-// LoginAttempt is one password login (SPEC §8's backoff). Failures are counted per (username,
+// LoginAttempt is one password login (the failed-login backoff). Failures are counted per (username,
 // remote address) and per username, both compared case-insensitively and stored only as
 // digests, so memory does not grow with the size of what a guesser sends:
 //   - an address that has failed Limit times in a row for a username waits 1 s, then 2 s, 4 s …

@@ -1,19 +1,17 @@
-package config_test
+package cmd
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/tokensmith/tokensmith/config"
+	"github.com/tokensmith/tokensmith/profiles"
 )
 
 // endpoints is "profile.route=path" for each endpoint, in order.
-func endpoints(t *testing.T, c config.Config) string {
+func endpoints(t *testing.T, eps []profiles.Endpoint) string {
 	t.Helper()
-	eps, err := c.ProfileEndpoints()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
 	for _, ep := range eps {
 		out = append(out, ep.Profile+"."+ep.Route.Name+"="+ep.Path)
@@ -45,11 +43,11 @@ func TestProfiles(t *testing.T) {
 			if tc.yaml != "" {
 				path = writeYAML(t, tc.yaml+"\nstorage: \"memory:\"\n")
 			}
-			c, err := config.Load(path, tc.env)
+			_, eps, err := loadConfig(path, tc.env)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := endpoints(t, c); got != tc.want {
+			if got := endpoints(t, eps); got != tc.want {
 				t.Fatalf("endpoints %q, want %q", got, tc.want)
 			}
 		})
@@ -75,10 +73,19 @@ func TestProfilesInvalid(t *testing.T) {
 			if tc.env != "" {
 				env = []string{tc.env}
 			}
-			_, err := config.Load(path, env)
+			_, _, err := loadConfig(path, env)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
 		})
 	}
+}
+
+func writeYAML(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "tokensmith.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

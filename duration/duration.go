@@ -1,4 +1,7 @@
-package config
+// Package duration is the one way Tokensmith reads and writes lengths of time in its YAML,
+// environment and admin JSON: Go duration strings, and whole days ("14d") because refresh
+// lifetimes are said in days. It imports nothing of the project, so every layer can use it.
+package duration
 
 import (
 	"fmt"
@@ -11,14 +14,14 @@ import (
 // accepts a whole number of days ("14d"), because refresh lifetimes are usually said in days.
 type Duration time.Duration
 
-// MaxDuration is the longest duration accepted anywhere (100 years): far beyond any token
+// Max is the longest duration accepted anywhere (100 years): far beyond any token
 // lifetime, and far enough from time.Duration's limit (292 years) that adding one to a date
 // cannot overflow.
-const MaxDuration = 100 * 365 * 24 * time.Hour
+const Max = 100 * 365 * 24 * time.Hour
 
-// ParseDuration parses a Go duration string or a whole number of days ("14d"), up to
-// MaxDuration. Negative Go durations parse; each caller states its own minimum.
-func ParseDuration(s string) (time.Duration, error) {
+// Parse parses a Go duration string or a whole number of days ("14d"), up to
+// Max. Negative Go durations parse; each caller states its own minimum.
+func Parse(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	var d time.Duration
 	if days, ok := strings.CutSuffix(s, "d"); ok {
@@ -26,8 +29,8 @@ func ParseDuration(s string) (time.Duration, error) {
 		if err != nil || n < 0 {
 			return 0, fmt.Errorf("invalid duration %q", s)
 		}
-		if n > int64(MaxDuration/(24*time.Hour)) {
-			return 0, fmt.Errorf("duration %q is longer than %s", s, FormatDuration(MaxDuration))
+		if n > int64(Max/(24*time.Hour)) {
+			return 0, fmt.Errorf("duration %q is longer than %s", s, Format(Max))
 		}
 		d = time.Duration(n) * 24 * time.Hour
 	} else {
@@ -36,15 +39,15 @@ func ParseDuration(s string) (time.Duration, error) {
 			return 0, fmt.Errorf("invalid duration %q (use e.g. 90s, 3h, 14d)", s)
 		}
 	}
-	if d > MaxDuration {
-		return 0, fmt.Errorf("duration %q is longer than %s", s, FormatDuration(MaxDuration))
+	if d > Max {
+		return 0, fmt.Errorf("duration %q is longer than %s", s, Format(Max))
 	}
 	return d, nil
 }
 
-// FormatDuration renders d the way a person would write it ("3h", "24h", "14d", "1h30m"):
+// Format renders d the way a person would write it ("3h", "24h", "14d", "1h30m"):
 // whole days from two days up, as refresh lifetimes are said.
-func FormatDuration(d time.Duration) string {
+func Format(d time.Duration) string {
 	if d == 0 {
 		return "0s"
 	}
@@ -66,7 +69,7 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // UnmarshalText implements encoding.TextUnmarshaler (used by YAML and environment variables).
 func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := ParseDuration(string(b))
+	v, err := Parse(string(b))
 	if err != nil {
 		return err
 	}
@@ -75,4 +78,4 @@ func (d *Duration) UnmarshalText(b []byte) error {
 }
 
 // MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(FormatDuration(time.Duration(d))), nil }
+func (d Duration) MarshalText() ([]byte, error) { return []byte(Format(time.Duration(d))), nil }
