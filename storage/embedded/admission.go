@@ -2,8 +2,6 @@ package embedded
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -61,26 +59,17 @@ func putPoolEntry(tx *buntdb.Tx, key string, e poolEntry, now time.Time) error {
 	return err
 }
 
-func digest(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil)[:12])
-}
-
 // poolPrefix names the keys of one pool; only hex digests, so it is safe as a key pattern.
 func poolPrefix(p storage.Pool) string {
-	return "pool:" + digest(p.ClientID) + ":" + digest(p.Incarnation, p.Subject, p.Scope, p.Audience) + ":"
+	return "pool:" + storage.KeyDigest(p.ClientID) + ":" + storage.KeyDigest(p.Incarnation, p.Subject, p.Scope, p.Audience) + ":"
 }
 
 func counterKey(a storage.Admission) string {
-	return "day:" + digest(a.Pool.ClientID, a.Pool.Incarnation, a.Pool.Subject) + ":" + a.Day
+	return "day:" + storage.KeyDigest(a.Pool.ClientID, a.Pool.Incarnation, a.Pool.Subject) + ":" + a.Day
 }
 
 func hourKey(a storage.Admission) string {
-	return "hour:" + digest(a.Pool.ClientID, a.Pool.Incarnation, a.Pool.Subject) + ":" + a.Hour
+	return "hour:" + storage.KeyDigest(a.Pool.ClientID, a.Pool.Incarnation, a.Pool.Subject) + ":" + a.Hour
 }
 
 // window is one (client, subject) count with a limit: the day's or the hour's.

@@ -116,7 +116,7 @@ func signingKeyKey(kid string) string    { return "key:" + kid }
 func familyKey(fam string) string        { return "fam:" + fam }
 func refreshKey(fam, hash string) string { return "rt:" + fam + ":" + hash }
 func revokedKey(client, jti string) string {
-	return "revoked:" + digest(client) + ":" + jti
+	return "revoked:" + storage.KeyDigest(client) + ":" + jti
 }
 
 func get[T any](tx *buntdb.Tx, key string) (T, error) {
