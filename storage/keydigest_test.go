@@ -23,6 +23,7 @@ func TestKeyDigest(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			got := storage.KeyDigest(tc.parts...)
 			if len(got) != 24 || strings.Trim(got, "0123456789abcdef") != "" {
 				t.Fatalf("KeyDigest(%d parts) = %q, want 24 lower-case hex characters", len(tc.parts), got)

@@ -7,6 +7,7 @@ import (
 )
 
 func TestFoldUsername(t *testing.T) {
+	t.Parallel()
 	for _, pair := range [][2]string{{"Bob", "bob"}, {"BOB", "bOb"}, {"Straße", "STRASSE"}, {"ΣΊΣΥΦΟΣ", "σίσυφος"}} {
 		if storage.FoldUsername(pair[0]) != storage.FoldUsername(pair[1]) {
 			t.Errorf("%q and %q fold differently", pair[0], pair[1])
