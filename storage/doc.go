@@ -4,8 +4,11 @@
 // conformance suite in storage/conformance.
 //
 // Consumers do not take the whole Storage: each package declares the few methods it calls
-// (grants.Store, keys.Store, registry.Store, replica.Store, server.Store, console.Store), so a
-// decorator such as the token path's store deadline is typed to exactly what it wraps.
+// (grants.Store for the token path, keys.Store for signing keys, registry.Store for clients,
+// users and personal tokens, replica.Store for heartbeats and replica.Feed for the change feed,
+// console.Store for sessions, and the one-method server.Pinger, server.ReplicaLister and
+// outage.Pinger), so a decorator such as the token path's store deadline is typed to exactly
+// what it wraps.
 //
 // Security promises are part of the interface, not of the callers: a refresh token rotates
 // exactly once even when requests race (RotateRefreshToken is one atomic step), it only rotates

@@ -9,6 +9,7 @@ import (
 )
 
 func TestPooledTokenEncoding(t *testing.T) {
+	t.Parallel()
 	at := time.Unix(1795519669, 123456789)
 	tests := []storage.PooledToken{
 		{AccessToken: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", JTI: "Xq3w0J9CTe3n", Family: "fam0fam0fam0",

@@ -2,6 +2,8 @@ package conformance
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +20,50 @@ func byID(keys []storage.SigningKey) map[string]storage.SigningKey {
 		m[k.ID] = k
 	}
 	return m
+}
+
+func testSigningKeys(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	first := storage.SigningKey{ID: "k1", PrivatePEM: []byte("pem1"), CreatedAt: time.Now().UTC()}
+	keys, created, err := s.EnsureSigningKey(ctx, first)
+	mustNoErr(t, err)
+	if !created || len(keys) != 1 || keys[0].ID != "k1" || string(keys[0].PrivatePEM) != "pem1" {
+		t.Fatalf("first EnsureSigningKey = %v, %v", keys, created)
+	}
+	keys, created, err = s.EnsureSigningKey(ctx, storage.SigningKey{ID: "k2", CreatedAt: time.Now().UTC()})
+	mustNoErr(t, err)
+	if created || len(keys) != 1 || keys[0].ID != "k1" {
+		t.Fatalf("second EnsureSigningKey = %v, %v; want k1 kept", keys, created)
+	}
+}
+
+// testSigningKeysRace: replicas starting at once must agree on one key.
+func testSigningKeysRace(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	createdCount := 0
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, created, err := s.EnsureSigningKey(ctx, storage.SigningKey{ID: fmt.Sprintf("k%d", i), CreatedAt: time.Now().UTC()})
+			if err != nil {
+				t.Error(err)
+			}
+			if created {
+				mu.Lock()
+				createdCount++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	keys, err := s.ListSigningKeys(ctx)
+	mustNoErr(t, err)
+	if createdCount != 1 || len(keys) != 1 {
+		t.Fatalf("10 racing EnsureSigningKey: created %d, stored %d; want 1 and 1", createdCount, len(keys))
+	}
 }
 
 // testKeyRotation: a rotation adds a key that takes over later and retires the current one,

@@ -9,6 +9,53 @@ import (
 	"github.com/tokensmith/tokensmith/storage"
 )
 
+func testDailyLimit(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	for i := range 3 {
+		got, err := s.Admit(ctx, limitAdmission(now, 3, "2026-11-23"))
+		mustNoErr(t, err)
+		if !got.Allowed {
+			t.Fatalf("issuance %d refused: %+v", i+1, got)
+		}
+	}
+	got, err := s.Admit(ctx, limitAdmission(now, 3, "2026-11-23"))
+	mustNoErr(t, err)
+	if !got.Limited || got.Allowed {
+		t.Fatalf("4th of 3: %+v, want limited", got)
+	}
+	// A failed issuance gives its count back.
+	mustNoErr(t, s.Settle(ctx, storage.Settlement{Admission: limitAdmission(now, 3, "2026-11-23")}))
+	if got, _ := s.Admit(ctx, limitAdmission(now, 3, "2026-11-23")); !got.Allowed {
+		t.Fatalf("after a refund: %+v", got)
+	}
+	// Another subject and another day count separately.
+	other := limitAdmission(now, 3, "2026-11-23")
+	other.Pool.Subject = "v"
+	if got, _ := s.Admit(ctx, other); !got.Allowed {
+		t.Fatal("another subject shares the count")
+	}
+	if got, _ := s.Admit(ctx, limitAdmission(now, 3, "2026-11-24")); !got.Allowed {
+		t.Fatal("the next day shares the count")
+	}
+}
+
+func testDailyLimitConcurrent(t *testing.T, s storage.Storage) {
+	now := time.Now().UTC()
+	const n, limit = 60, 25
+	allowed, limited := 0, 0
+	for _, got := range admitAll(t, s, n, func(int) storage.Admission { return limitAdmission(now, limit, "d") }) {
+		if got.Allowed {
+			allowed++
+		} else if got.Limited {
+			limited++
+		}
+	}
+	if allowed != limit || limited != n-limit {
+		t.Fatalf("%d concurrent with limit %d: %d allowed, %d limited", n, limit, allowed, limited)
+	}
+}
+
 // quota is an admission against a daily and an hourly limit (0: none), either in shadow mode.
 func quota(now time.Time, daily, hourly int, hour string) storage.Admission {
 	return storage.Admission{
@@ -140,5 +187,34 @@ func testLimitsConcurrent(t *testing.T, s storage.Storage) {
 			seq(days, tc.dailySeq)
 			seq(hours, tc.hourlySeq)
 		})
+	}
+}
+
+// testAdmissionWithFamily: a login's refresh family passed with a limited admission is stored
+// exactly when the admission is allowed.
+func testAdmissionWithFamily(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	fam := func(id string) *storage.RefreshToken {
+		return &storage.RefreshToken{Hash: "h-" + id, FamilyID: id, ClientID: "c", Subject: "u", AccessTTL: time.Hour,
+			IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+	}
+	a := limitAdmission(now, 1, "d")
+	a.Family = fam("f1")
+	if got, err := s.Admit(ctx, a); err != nil || !got.Allowed {
+		t.Fatalf("first admission with a family: %+v %v", got, err)
+	}
+	if _, err := s.GetRefreshToken(ctx, "f1", "h-f1"); err != nil {
+		t.Fatalf("the allowed admission's family was not stored: %v", err)
+	}
+	a.Family = fam("f2")
+	if got, err := s.Admit(ctx, a); err != nil || !got.Limited {
+		t.Fatalf("second admission (limit 1): %+v %v", got, err)
+	}
+	if _, err := s.GetRefreshToken(ctx, "f2", "h-f2"); err == nil {
+		t.Fatal("a refused admission stored its family")
+	}
+	if !familyRevoked(t, s, "f2", now) || familyRevoked(t, s, "f1", now) {
+		t.Fatal("family states after the admissions are wrong")
 	}
 }

@@ -11,6 +11,117 @@ import (
 	"github.com/tokensmith/tokensmith/storage"
 )
 
+func testClients(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	grace := 2 * time.Second
+	c := storage.Client{
+		ID: "c1", Name: "one", SecretHash: []byte("h"), GrantTypes: []string{"client_credentials"},
+		Scopes: []string{"a", "b"}, Audience: []string{"api"}, AccessTokenTTL: time.Hour,
+		RefreshGrace: &grace, Reuse: true, DailyLimit: 7, CreatedAt: time.Now().UTC().Truncate(time.Second),
+	}
+	mustNoErr(t, s.CreateClient(ctx, c))
+	wantErr(t, s.CreateClient(ctx, c), storage.ErrAlreadyExists)
+
+	got, err := s.GetClient(ctx, "c1")
+	mustNoErr(t, err)
+	if got.Name != "one" || got.AccessTokenTTL != time.Hour || got.RefreshGrace == nil || *got.RefreshGrace != grace ||
+		!got.Reuse || got.DailyLimit != 7 || len(got.Scopes) != 2 || string(got.SecretHash) != "h" {
+		t.Fatalf("GetClient = %+v, want the stored fields back", got)
+	}
+	_, err = s.GetClient(ctx, "nope")
+	wantErr(t, err, storage.ErrNotFound)
+
+	mustNoErr(t, s.CreateClient(ctx, storage.Client{ID: "c2"}))
+	all, err := s.ListClients(ctx)
+	mustNoErr(t, err)
+	if len(all) != 2 {
+		t.Fatalf("ListClients: got %d clients, want 2", len(all))
+	}
+
+	up, err := s.UpdateClient(ctx, "c1", func(c *storage.Client) error { c.Name = "renamed"; return nil })
+	mustNoErr(t, err)
+	if up.Name != "renamed" {
+		t.Fatalf("UpdateClient returned name %q, want renamed", up.Name)
+	}
+	boom := errors.New("boom")
+	_, err = s.UpdateClient(ctx, "c1", func(c *storage.Client) error { c.Name = "lost"; return boom })
+	wantErr(t, err, boom)
+	if got, _ := s.GetClient(ctx, "c1"); got.Name != "renamed" {
+		t.Fatalf("a failed update wrote name %q", got.Name)
+	}
+	_, err = s.UpdateClient(ctx, "nope", func(*storage.Client) error { return nil })
+	wantErr(t, err, storage.ErrNotFound)
+
+	if got, _ := s.GetClient(ctx, "c1"); !got.NotBefore.IsZero() {
+		t.Fatalf("a client never deleted before has NotBefore %s", got.NotBefore)
+	}
+	deleted := time.Now().UTC().Truncate(time.Millisecond)
+	mustNoErr(t, s.DeleteClient(ctx, "c1", deleted))
+	wantErr(t, s.DeleteClient(ctx, "c1", deleted), storage.ErrNotFound)
+	_, err = s.GetClient(ctx, "c1")
+	wantErr(t, err, storage.ErrNotFound)
+
+	// Created again under the same id: tokens from before the deletion are not its own.
+	mustNoErr(t, s.CreateClient(ctx, storage.Client{ID: "c1", NotBefore: time.Unix(1, 0)}))
+	again, err := s.GetClient(ctx, "c1")
+	mustNoErr(t, err)
+	if !again.NotBefore.Equal(deleted) {
+		t.Fatalf("recreated client NotBefore = %s, want the deletion time %s", again.NotBefore, deleted)
+	}
+}
+
+// testUpdateClientAtomic: concurrent read-modify-writes must not lose updates.
+func testUpdateClientAtomic(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	mustNoErr(t, s.CreateClient(ctx, storage.Client{ID: "c"}))
+	const n = 20
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.UpdateClient(ctx, "c", func(c *storage.Client) error { c.DailyLimit++; return nil })
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := s.GetClient(ctx, "c")
+	mustNoErr(t, err)
+	if got.DailyLimit != n {
+		t.Fatalf("after %d concurrent increments got %d", n, got.DailyLimit)
+	}
+}
+
+func testUsers(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	u := storage.User{ID: "u1", Username: "alice", PasswordHash: []byte("x"), CreatedAt: time.Now().UTC()}
+	mustNoErr(t, s.CreateUser(ctx, u))
+	wantErr(t, s.CreateUser(ctx, storage.User{ID: "u2", Username: "alice"}), storage.ErrAlreadyExists)
+	wantErr(t, s.CreateUser(ctx, storage.User{ID: "u1", Username: "bob"}), storage.ErrAlreadyExists)
+
+	got, err := s.GetUserByUsername(ctx, "alice")
+	mustNoErr(t, err)
+	if got.ID != "u1" || string(got.PasswordHash) != "x" {
+		t.Fatalf("GetUserByUsername = %+v", got)
+	}
+	_, err = s.GetUserByUsername(ctx, "bob")
+	wantErr(t, err, storage.ErrNotFound)
+	mustNoErr(t, s.CreateUser(ctx, storage.User{ID: "u3", Username: "carol"}))
+	all, err := s.ListUsers(ctx)
+	mustNoErr(t, err)
+	if len(all) != 2 {
+		t.Fatalf("ListUsers: got %d, want 2", len(all))
+	}
+	mustNoErr(t, s.DeleteUser(ctx, "u1"))
+	wantErr(t, s.DeleteUser(ctx, "u1"), storage.ErrNotFound)
+	_, err = s.GetUserByUsername(ctx, "alice")
+	wantErr(t, err, storage.ErrNotFound)
+	// The username is free again once its user is gone.
+	mustNoErr(t, s.CreateUser(ctx, storage.User{ID: "u4", Username: "alice"}))
+}
+
 func testUsersCaseInsensitive(t *testing.T, s storage.Storage) {
 	ctx := context.Background()
 	mustNoErr(t, s.CreateUser(ctx, storage.User{ID: "u1", Username: "Bob", PasswordHash: []byte("x")}))
@@ -137,57 +248,5 @@ func testDeadline(t *testing.T, s storage.Storage) {
 		if err != nil && !errors.Is(err, storage.ErrUnavailable) {
 			t.Fatalf("%s behind a blocked callback: %v, want success or ErrUnavailable", name, err)
 		}
-	}
-}
-
-func testIncarnations(t *testing.T, s storage.Storage) {
-	ctx := context.Background()
-	now := time.Now().UTC()
-	a := admission(now, 1, "r1")
-	a.Pool.Incarnation = "1"
-	if got, _ := s.Admit(ctx, a); !got.Allowed {
-		t.Fatalf("first incarnation: %+v", got)
-	}
-	mustNoErr(t, s.Settle(ctx, storage.Settlement{Admission: a, Token: pooled("j1", now, time.Hour)}))
-	b := admission(now, 1, "r2")
-	b.Pool.Incarnation = "2"
-	if got, _ := s.Admit(ctx, b); !got.Allowed || got.Reused != nil {
-		t.Fatalf("a client created again must not see its predecessor's pool: %+v", got)
-	}
-	l1 := limitAdmission(now, 1, "d")
-	l1.Pool.Incarnation = "1"
-	l2 := l1
-	l2.Pool.Incarnation = "2"
-	if got, _ := s.Admit(ctx, l1); !got.Allowed {
-		t.Fatal(got)
-	}
-	if got, _ := s.Admit(ctx, l2); !got.Allowed {
-		t.Fatalf("a client created again shares its predecessor's daily count: %+v", got)
-	}
-}
-
-func testChangeFeed(t *testing.T, s storage.Storage) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	got := make(chan storage.Change, 10)
-	health := make(chan bool, 10)
-	go s.Watch(ctx, func(c storage.Change) { got <- c }, func(ok bool) { health <- ok })
-	deadline := time.After(5 * time.Second)
-	for healthy := false; !healthy; {
-		select {
-		case healthy = <-health:
-		case <-deadline:
-			t.Fatal("the change feed never became healthy")
-		}
-	}
-	want := storage.Change{Kind: storage.ChangeClient, ID: "c1"}
-	mustNoErr(t, s.Publish(context.Background(), want))
-	select {
-	case c := <-got:
-		if c != want {
-			t.Fatalf("got %+v, want %+v", c, want)
-		}
-	case <-deadline:
-		t.Fatal("a published change was not delivered")
 	}
 }

@@ -2,8 +2,6 @@ package embedded
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -13,34 +11,6 @@ import (
 	"github.com/tidwall/buntdb"
 	"github.com/tokensmith/tokensmith/storage"
 )
-
-// Heartbeat implements storage.Storage.
-func (s *Store) Heartbeat(ctx context.Context, r storage.Replica, now time.Time) error {
-	return s.update(ctx, func(tx *buntdb.Tx) error {
-		// A deregistration deletes: buntdb's file would keep the expired set but, on reopening,
-		// skip it and bring back the heartbeat before it, so a cleanly stopped replica would
-		// count again after a restart.
-		if !r.ExpiresAt.After(now) {
-			if _, err := tx.Delete("replica:" + r.ID); err != nil && !errors.Is(err, buntdb.ErrNotFound) {
-				return err
-			}
-			return nil
-		}
-		return put(tx, "replica:"+r.ID, r, now, r.ExpiresAt)
-	})
-}
-
-// Replicas implements storage.Storage.
-func (s *Store) Replicas(ctx context.Context, now time.Time) ([]storage.Replica, error) {
-	all, err := list[storage.Replica](ctx, s, "replica:")
-	out := all[:0]
-	for _, r := range all {
-		if r.ExpiresAt.After(now) {
-			out = append(out, r)
-		}
-	}
-	return out, err
-}
 
 // poolEntry is one slot of a reuse pool: a reservation or a token.
 type poolEntry struct {
@@ -89,26 +59,17 @@ func putPoolEntry(tx *buntdb.Tx, key string, e poolEntry, now time.Time) error {
 	return err
 }
 
-func digest(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil)[:12])
-}
-
 // poolPrefix names the keys of one pool; only hex digests, so it is safe as a key pattern.
 func poolPrefix(p storage.Pool) string {
-	return "pool:" + digest(p.ClientID) + ":" + digest(p.Incarnation, p.Subject, p.Scope, p.Audience) + ":"
+	return "pool:" + storage.KeyDigest(p.ClientID) + ":" + storage.KeyDigest(p.Incarnation, p.Subject, p.Scope, p.Audience) + ":"
 }
 
 func counterKey(a storage.Admission) string {
-	return "day:" + digest(a.Pool.ClientID, a.Pool.Incarnation, a.Pool.Subject) + ":" + a.Day
+	return "day:" + storage.KeyDigest(a.Pool.ClientID, a.Pool.Incarnation, a.Pool.Subject) + ":" + a.Day
 }
 
 func hourKey(a storage.Admission) string {
-	return "hour:" + digest(a.Pool.ClientID, a.Pool.Incarnation, a.Pool.Subject) + ":" + a.Hour
+	return "hour:" + storage.KeyDigest(a.Pool.ClientID, a.Pool.Incarnation, a.Pool.Subject) + ":" + a.Hour
 }
 
 // window is one (client, subject) count with a limit: the day's or the hour's.

@@ -9,6 +9,7 @@ import (
 )
 
 func TestPoolEntriesRoundTrip(t *testing.T) {
+	t.Parallel()
 	at := time.Unix(1795519669, 123456789)
 	tests := []struct {
 		name string
@@ -22,6 +23,7 @@ func TestPoolEntriesRoundTrip(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			got, ok := decodePoolEntry(encodePoolEntry(tc.e))
 			if !ok || !got.Until.Equal(tc.e.Until) || (got.Token == nil) != (tc.e.Token == nil) {
 				t.Fatalf("decode(encode(%+v)) = %+v, %v", tc.e, got, ok)

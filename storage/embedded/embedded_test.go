@@ -12,6 +12,7 @@ import (
 )
 
 func TestMemory(t *testing.T) {
+	t.Parallel()
 	conformance.RunTests(t, func(t *testing.T) storage.Storage {
 		s, err := embedded.OpenMemory()
 		if err != nil {
@@ -22,6 +23,7 @@ func TestMemory(t *testing.T) {
 }
 
 func TestFile(t *testing.T) {
+	t.Parallel()
 	conformance.RunTests(t, func(t *testing.T) storage.Storage {
 		s, err := embedded.OpenFile(filepath.Join(t.TempDir(), "sub", "ts.db"))
 		if err != nil {
@@ -35,6 +37,7 @@ func TestFile(t *testing.T) {
 // counted again when the file is reopened (buntdb's log would otherwise bring back its last
 // heartbeat).
 func TestFileForgetsDeregisteredReplica(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "ts.db")
 	s, err := embedded.OpenFile(path)
 	if err != nil {

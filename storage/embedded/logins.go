@@ -1,12 +1,39 @@
 package embedded
 
 import (
+	"context"
 	"crypto/sha256"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/tokensmith/tokensmith/storage"
 )
+
+// Login implements storage.Storage.
+func (s *Store) Login(ctx context.Context, a storage.LoginAttempt) (storage.LoginState, error) {
+	st := s.logins.state(a)
+	u, err := s.GetUserByUsername(ctx, a.Username)
+	switch {
+	case err == nil:
+		st.User = &u
+	case !errors.Is(err, storage.ErrNotFound):
+		return storage.LoginState{}, err
+	}
+	return st, nil
+}
+
+// LoginFailed implements storage.Storage.
+func (s *Store) LoginFailed(_ context.Context, a storage.LoginAttempt) error {
+	s.logins.fail(a)
+	return nil
+}
+
+// LoginSucceeded implements storage.Storage.
+func (s *Store) LoginSucceeded(_ context.Context, a storage.LoginAttempt) error {
+	s.logins.succeed(a)
+	return nil
+}
 
 // throttle keeps the failed-login counts of storage.LoginAttempt in memory. Keys are 16-byte
 // digests and entries are capped, so memory stays bounded in bytes whatever usernames a guesser

@@ -13,8 +13,8 @@ import (
 // no more than a short one.
 func loginKeys(a storage.LoginAttempt) (pair, user string) {
 	name := storage.FoldUsername(a.Username)
-	user = "ts:{users}:lf:" + digest(name)
-	return user + ":" + digest(name, a.Remote), user
+	user = "ts:{users}:lf:" + storage.KeyDigest(name)
+	return user + ":" + storage.KeyDigest(name, a.Remote), user
 }
 
 // Login implements storage.Storage: the user and both counts in one script, so a successful

@@ -8,6 +8,7 @@ import (
 )
 
 func TestOptions(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		url     string
 		addrs   int
@@ -29,6 +30,7 @@ func TestOptions(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.url, func(t *testing.T) {
+			t.Parallel()
 			o, err := redis.Options(tc.url)
 			if tc.wantErr {
 				if err == nil {

@@ -171,13 +171,13 @@ func familyKey(fam string) string        { return "ts:{f:" + fam + "}:fam" }
 func refreshKey(fam, hash string) string { return "ts:{f:" + fam + "}:rt:" + hash }
 func clientTag(id string) string         { return "ts:{c:" + id + "}:" }
 func poolKey(p storage.Pool) string {
-	return clientTag(p.ClientID) + "pool:" + digest(p.Incarnation, p.Subject, p.Scope, p.Audience)
+	return clientTag(p.ClientID) + "pool:" + storage.KeyDigest(p.Incarnation, p.Subject, p.Scope, p.Audience)
 }
 func counterKey(p storage.Pool, d string) string {
-	return clientTag(p.ClientID) + "day:" + digest(p.Incarnation, p.Subject) + ":" + d
+	return clientTag(p.ClientID) + "day:" + storage.KeyDigest(p.Incarnation, p.Subject) + ":" + d
 }
 func hourKey(p storage.Pool, h string) string {
-	return clientTag(p.ClientID) + "hour:" + digest(p.Incarnation, p.Subject) + ":" + h
+	return clientTag(p.ClientID) + "hour:" + storage.KeyDigest(p.Incarnation, p.Subject) + ":" + h
 }
 func revokedJTIKey(client, jti string) string    { return clientTag(client) + "rj:" + jti }
 func revokedFamilyKey(client, fam string) string { return clientTag(client) + "rf:" + fam }

@@ -8,6 +8,7 @@ import (
 )
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		fails, limit int
 		want         time.Duration
@@ -24,16 +25,5 @@ func TestBackoff(t *testing.T) {
 		if got := storage.Backoff(tc.fails, tc.limit, 15*time.Minute); got != tc.want {
 			t.Errorf("Backoff(%d, %d) = %s, want %s", tc.fails, tc.limit, got, tc.want)
 		}
-	}
-}
-
-func TestFoldUsername(t *testing.T) {
-	for _, pair := range [][2]string{{"Bob", "bob"}, {"BOB", "bOb"}, {"Straße", "STRASSE"}, {"ΣΊΣΥΦΟΣ", "σίσυφος"}} {
-		if storage.FoldUsername(pair[0]) != storage.FoldUsername(pair[1]) {
-			t.Errorf("%q and %q fold differently", pair[0], pair[1])
-		}
-	}
-	if storage.FoldUsername("bob") == storage.FoldUsername("rob") {
-		t.Error("different names fold alike")
 	}
 }

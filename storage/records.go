@@ -1,0 +1,128 @@
+package storage
+
+import (
+	"time"
+
+	"golang.org/x/text/cases"
+)
+
+// Client is a registered OAuth2 client. Zero durations mean "use the server default".
+type Client struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	// SecretHash is SHA-256 of the secret; the secret itself is never stored.
+	SecretHash []byte `json:"secret_hash"`
+	// PrevSecretHash keeps working until PrevSecretExpiresAt after a rotation with grace.
+	PrevSecretHash      []byte    `json:"prev_secret_hash,omitempty"`
+	PrevSecretExpiresAt time.Time `json:"prev_secret_expires_at,omitzero"`
+
+	GrantTypes []string `json:"grant_types"`
+	Scopes     []string `json:"scopes,omitempty"`
+	Audience   []string `json:"audience,omitempty"`
+
+	AccessTokenTTL  time.Duration `json:"access_token_ttl,omitempty"`
+	RefreshTokenTTL time.Duration `json:"refresh_token_ttl,omitempty"`
+	// RefreshGrace is a pointer because 0 (grace off) differs from unset (server default).
+	RefreshGrace      *time.Duration `json:"refresh_grace,omitempty"`
+	Reuse             bool           `json:"reuse,omitempty"`
+	ReuseMinRemaining time.Duration  `json:"reuse_min_remaining,omitempty"`
+	DailyLimit        int            `json:"daily_limit,omitempty"`
+	// HourlyLimit caps new tokens per (client, subject) per clock hour, beside DailyLimit.
+	HourlyLimit int `json:"hourly_limit,omitempty"`
+	// DailyLimitShadow and HourlyLimitShadow count a limit without enforcing it: what would
+	// have been refused is reported, so an operator sees who a limit would hit before it does.
+	DailyLimitShadow  bool `json:"daily_limit_shadow,omitempty"`
+	HourlyLimitShadow bool `json:"hourly_limit_shadow,omitempty"`
+	// TokenEndpointAuthMethod restricts how the client authenticates; empty allows both
+	// client_secret_basic and client_secret_post; "none" is a public client (RFC 6749 §2.1),
+	// identified by its id alone and without a secret.
+	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty"`
+	// Owner is the id of the user who manages this client in the console.
+	Owner string `json:"owner,omitempty"`
+	// ResourceServer lets the client introspect tokens of every client (an API checking what
+	// integrators send it), not only its own.
+	ResourceServer bool `json:"resource_server,omitempty"`
+	// NotBefore is when an earlier client with this id was deleted: tokens issued before it
+	// belong to that client, not to this one. Set by the store (CreateClient).
+	NotBefore time.Time `json:"not_before,omitzero"`
+
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// User is a resource owner for the password grant. Usernames are unique case-insensitively.
+type User struct {
+	ID       string `json:"id"`
+	Username string `json:"username"`
+	// Scopes bound what the user's personal tokens may carry.
+	Scopes []string `json:"scopes,omitempty"`
+	// NotBefore ends the logins made before it (set when the password changes): refresh and
+	// access tokens issued earlier are no longer valid. Personal tokens are not logins and
+	// stay.
+	NotBefore time.Time `json:"not_before,omitzero"`
+	// PasswordHash is a bcrypt hash.
+	PasswordHash []byte    `json:"password_hash"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// FoldUsername is the form usernames are compared in: Unicode case folding, so "bob", "BOB"
+// and "Bob" are one user.
+func FoldUsername(name string) string { return cases.Fold().String(name) }
+
+// PersonalToken is a user's long-lived credential (livedigital's personal tokens): named, shown
+// once, used instead of a password for token exchange and accepted by introspection. Hash is
+// the SHA-256 of the token; the token itself is never stored.
+type PersonalToken struct {
+	ID        string    `json:"id"`
+	UserID    string    `json:"user_id"`
+	Name      string    `json:"name"`
+	Hash      []byte    `json:"hash"`
+	Scopes    []string  `json:"scopes,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt is zero for a token that does not expire.
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+}
+
+// Live reports whether the token may be used at now.
+func (t PersonalToken) Live(now time.Time) bool {
+	return t.ExpiresAt.IsZero() || now.Before(t.ExpiresAt)
+}
+
+// Session is a signed-in console user. The browser holds the session id in a
+// cookie; the store keeps only its hex SHA-256 (IDHash), so a store dump yields no session to
+// take over. CSRF is the secret every console form carries back. A session ends at IdleUntil,
+// which requests push forward, or at ExpiresAt, whichever comes first; the backend drops the
+// record then. Deleting a user does not touch its sessions: the console reads the user on
+// every request and ends a session whose user is gone or whose password changed after it
+// began (User.NotBefore).
+type Session struct {
+	IDHash    string    `json:"id_hash"`
+	UserID    string    `json:"user_id"`
+	CSRF      string    `json:"csrf"`
+	CreatedAt time.Time `json:"created_at"`
+	IdleUntil time.Time `json:"idle_until"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Live reports whether the session may be used at now.
+func (s Session) Live(now time.Time) bool {
+	return now.Before(s.IdleUntil) && now.Before(s.ExpiresAt)
+}
+
+// End is when the session expires if it is not touched again.
+func (s Session) End() time.Time {
+	if s.IdleUntil.Before(s.ExpiresAt) {
+		return s.IdleUntil
+	}
+	return s.ExpiresAt
+}
+
+// Replica is one running server process sharing the store.
+type Replica struct {
+	ID        string    `json:"id"`
+	Hostname  string    `json:"hostname"`
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}

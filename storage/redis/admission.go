@@ -1,0 +1,130 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/tokensmith/tokensmith/storage"
+)
+
+// Admit implements storage.Storage.
+func (s *Store) Admit(ctx context.Context, a storage.Admission) (storage.Admitted, error) {
+	keys := []string{poolKey(a.Pool), counterKey(a.Pool, a.Day), hourKey(a.Pool, a.Hour)}
+	args := []any{ms(a.Now), flag(a.Reuse), a.MinRemaining.Milliseconds(), a.Capacity, a.Reservation, ms(a.ReserveUntil),
+		a.Limit, ms(a.ResetAt), clientTag(a.Pool.ClientID), flag(a.Shadow),
+		a.HourlyLimit, ms(a.HourResetAt), flag(a.HourlyShadow)}
+	var res []string
+	var err error
+	if a.Family == nil {
+		res, err = admit.Run(ctx, s.rdb, keys, args...).StringSlice()
+	} else {
+		res, err = s.admitWithFamily(ctx, a, keys, args)
+	}
+	if err != nil {
+		return storage.Admitted{}, fail(err)
+	}
+	var counts storage.Admitted
+	if len(res) == 3 {
+		counts.DailyCount, _ = strconv.Atoi(res[1])
+		counts.HourlyCount, _ = strconv.Atoi(res[2])
+	}
+	switch res[0] {
+	case "reused":
+		t, ok := storage.DecodePooledToken(res[1])
+		if !ok {
+			return storage.Admitted{}, errors.New("redis: unreadable pooled token")
+		}
+		return storage.Admitted{Reused: &t}, nil
+	case "limited":
+		counts.Limited = true
+		return counts, nil
+	case "busy":
+		return storage.Admitted{Busy: true}, nil
+	default:
+		counts.Allowed = true
+		return counts, nil
+	}
+}
+
+// admitWithFamily sends the admission and the new family in one pipeline: they live in
+// different slots, so no script can hold both. The family is therefore written whatever the
+// admission answers, and taken away again when it was not allowed (its token was never handed
+// out, so until then it was unusable); a failure to write it gives the count back.
+func (s *Store) admitWithFamily(ctx context.Context, a storage.Admission, keys []string, args []any) ([]string, error) {
+	t := *a.Family
+	data, err := refreshData(t)
+	if err != nil {
+		return nil, err
+	}
+	var adm, created *goredis.Cmd
+	famKeys := []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)}
+	if _, err := s.pipelined(ctx, []*goredis.Script{admit, createRefresh}, func(p goredis.Pipeliner) {
+		adm = admit.EvalSha(ctx, p, keys, args...)
+		created = createRefresh.EvalSha(ctx, p, famKeys, t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()))
+	}); err != nil {
+		return nil, err
+	}
+	res, err := adm.StringSlice()
+	if err != nil {
+		return nil, err
+	}
+	n, cerr := created.Int()
+	switch {
+	case res[0] != "allowed":
+		if cerr == nil && n == 1 {
+			_ = s.rdb.Del(ctx, famKeys...).Err()
+		}
+	case cerr != nil || n != 1:
+		// Counted but not stored: give the count back (a Settlement without a token).
+		return nil, errors.Join(fmt.Errorf("storing the new refresh family: %v", cerr), s.Settle(ctx, storage.Settlement{Admission: a}))
+	}
+	return res, nil
+}
+
+// Settle implements storage.Storage.
+func (s *Store) Settle(ctx context.Context, st storage.Settlement) error {
+	a := st.Admission
+	var jti, fam string
+	var until int64
+	var payload string
+	if st.Token != nil {
+		payload = storage.EncodePooledToken(*st.Token)
+		jti, fam, until = st.Token.JTI, st.Token.Family, ms(st.Token.ExpiresAt)
+	}
+	keys := []string{poolKey(a.Pool), counterKey(a.Pool, a.Day), hourKey(a.Pool, a.Hour)}
+	args := []any{flag(a.Reuse), a.Reservation, jti, until, payload, a.Limit, ms(a.Now), fam, a.HourlyLimit}
+	if st.Family == nil || st.Token == nil {
+		return fail(settle.Run(ctx, s.rdb, keys, args...).Err())
+	}
+	// The family and the pool live in different slots: one pipeline, two scripts.
+	t := *st.Family
+	data, err := refreshData(t)
+	if err != nil {
+		return err
+	}
+	var settled, created *goredis.Cmd
+	if _, err := s.pipelined(ctx, []*goredis.Script{settle, createRefresh}, func(p goredis.Pipeliner) {
+		settled = settle.EvalSha(ctx, p, keys, args...)
+		created = createRefresh.EvalSha(ctx, p, []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)},
+			t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()))
+	}); err != nil {
+		return err
+	}
+	if err := settled.Err(); err != nil {
+		return fail(err)
+	}
+	if n, err := created.Int(); err != nil || n != 1 {
+		return fmt.Errorf("%w: storing the new refresh family: %v", storage.ErrUnavailable, err)
+	}
+	return nil
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
