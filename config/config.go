@@ -12,7 +12,10 @@ import (
 // its env tag.
 type Config struct {
 	// Issuer is the iss of every token and the base of the metadata URLs. Empty means derived
-	// from Listen (DeriveIssuer), so discovery names the URL the server is reached at.
+	// from Listen: http(s)://HOST:PORT of the public listener, localhost when it
+	// listens on every address, https when it serves TLS, so discovery names the URL the server
+	// is reached at. Set it when clients reach the server by another URL (a proxy, a load
+	// balancer); a set issuer whose port cannot be the listener's is warned about at start.
 	Issuer string `yaml:"issuer" env:"ISSUER"`
 	// Listen is the public listener (token endpoint, JWKS, discovery, health).
 	Listen string `yaml:"listen" env:"LISTEN"`
@@ -28,23 +31,29 @@ type Config struct {
 	// AdminTLSKey is the private key of AdminTLSCert; set together with AdminTLSCert.
 	AdminTLSKey string `yaml:"admin_tls_key" env:"ADMIN_TLS_KEY"`
 	// DevTLS serves both listeners over HTTPS with a self-signed certificate for localhost,
-	// generated into DataDir: for trying TLS-only clients on one machine, never for production.
+	// 127.0.0.1 and ::1, generated into DataDir (dev-cert.pem): for trying TLS-only clients on
+	// one machine, never for production. Not with TLSCert or AdminTLSCert.
 	DevTLS bool `yaml:"dev_tls" env:"DEV_TLS"`
-	// TrustedProxies are the addresses (IPs or CIDRs) whose X-Forwarded-For and
-	// X-Forwarded-Proto headers are believed; from anyone else they are ignored.
+	// TrustedProxies are the addresses (IPs or CIDRs; in the environment, comma-separated)
+	// whose X-Forwarded-For and X-Forwarded-Proto headers are believed; from anyone else they
+	// are ignored.
 	TrustedProxies []string `yaml:"trusted_proxies" env:"TRUSTED_PROXIES" envSeparator:","`
-	// AdminToken is the bearer token of the admin API; generated into DataDir when empty.
+	// AdminToken is the bearer token of the admin API; generated into DataDir (admin-token)
+	// when empty. One with under 128 bits of estimated entropy is refused (openssl rand -hex 32
+	// makes a good one).
 	AdminToken string `yaml:"admin_token" env:"ADMIN_TOKEN"`
-	// Storage selects the backend by URL: memory:, file:PATH, redis://…
+	// Storage selects the backend by URL: memory:, file:PATH, redis://, rediss://,
+	// redis+sentinel:// or redis+cluster://. Empty means file:tokensmith.db in DataDir.
 	Storage string `yaml:"storage" env:"STORAGE"`
-	// DataDir holds the embedded store and the generated admin token.
+	// DataDir holds the embedded store, the generated admin token and the dev certificate.
 	DataDir string `yaml:"data_dir" env:"DATA_DIR"`
 	// Audience is the aud of tokens for clients that configure none; empty means the issuer.
+	// In the environment, comma-separated.
 	Audience []string `yaml:"audience" env:"AUDIENCE" envSeparator:","`
-	// ReplicaTimeout is how long a replica counts as live after its last heartbeat.
+	// ReplicaTimeout is how long a replica counts as live after its last heartbeat (at least 3s).
 	ReplicaTimeout duration.Duration `yaml:"replica_timeout" env:"REPLICA_TIMEOUT"`
 	// StoreTimeout bounds each store call of a token request; past it the answer is 503. A
-	// hot path makes at most two calls, so the default keeps a 503 within a second.
+	// hot path makes at most two calls, so the default keeps a 503 within a second (50ms to 30s).
 	StoreTimeout duration.Duration `yaml:"store_timeout" env:"STORE_TIMEOUT"`
 	// ClientCacheTTL is how long a replica trusts a client record it read (0: always read).
 	ClientCacheTTL duration.Duration `yaml:"client_cache_ttl" env:"CLIENT_CACHE_TTL"`
@@ -60,8 +69,9 @@ type Config struct {
 	// Console is the integration console on the public listener.
 	Console Console `yaml:"console" envPrefix:"CONSOLE_"`
 	// Profiles turns on seed API profiles: extra token routes on the public listener speaking
-	// a seed API's wire format (package profiles). TOKENSMITH_PROFILES (comma-separated names)
-	// chooses which are on; the paths given in YAML stay.
+	// a seed API's wire format (package profiles). In YAML a list of names, or a map of name to
+	// {paths: {route: /path}}; TOKENSMITH_PROFILES (comma-separated names) chooses which are on,
+	// and the paths given in YAML stay.
 	Profiles Profiles `yaml:"profiles" env:"-"`
 
 	// Audit is where the audit trail goes.
@@ -74,9 +84,10 @@ type Config struct {
 // Keys is the signing-key lifecycle.
 type Keys struct {
 	// PublishAhead is how long a new key is in the JWKS before it signs, so resource servers
-	// holding a cached JWKS (the JWKS says max-age 5 min) have it by then.
+	// holding a cached JWKS (the JWKS says max-age 5 min) have it by then (at most 24h).
 	PublishAhead duration.Duration `yaml:"publish_ahead" env:"PUBLISH_AHEAD"`
-	// RotateEvery rotates the signing key on a schedule; 0 turns it off.
+	// RotateEvery rotates the signing key on a schedule; 0 turns it off. At least 1h and longer
+	// than PublishAhead.
 	RotateEvery duration.Duration `yaml:"rotate_every" env:"ROTATE_EVERY"`
 }
 
@@ -84,9 +95,10 @@ type Keys struct {
 type Console struct {
 	// Enabled serves the console; off, /console/ answers 404.
 	Enabled bool `yaml:"enabled" env:"ENABLED"`
-	// IdleTimeout ends a session nobody has used for this long.
+	// IdleTimeout ends a session nobody has used for this long (1m to 24h).
 	IdleTimeout duration.Duration `yaml:"idle_timeout" env:"IDLE_TIMEOUT"`
-	// AbsoluteTimeout ends every session this long after sign-in, used or not.
+	// AbsoluteTimeout ends every session this long after sign-in, used or not (at least
+	// IdleTimeout, at most 30d).
 	AbsoluteTimeout duration.Duration `yaml:"absolute_timeout" env:"ABSOLUTE_TIMEOUT"`
 	// RotateGrace is how long a client's previous secret keeps working after the owner
 	// regenerates it in the console; 0 ends it at once.
@@ -96,13 +108,13 @@ type Console struct {
 // Audit configures the audit trail: one event per token issued, reused, refreshed, exchanged,
 // refused, replayed or revoked, and per admin change.
 type Audit struct {
-	// Sink is log (the server's log, the default), off, file:PATH (JSON lines), redis (a
-	// stream in the store's Redis, which every replica appends to) or a redis://, rediss://,
-	// redis+sentinel:// or redis+cluster:// URL of another Redis.
+	// Sink is log (the server's log, the default), off, file:PATH (JSON lines, mode 0600),
+	// redis (a stream in the store's Redis, which every replica appends to) or a redis://,
+	// rediss://, redis+sentinel:// or redis+cluster:// URL of another Redis.
 	Sink string `yaml:"sink" env:"AUDIT"`
 	// Stream is the Redis stream's key.
 	Stream string `yaml:"stream" env:"AUDIT_STREAM"`
-	// MaxLen is about how many events the Redis stream keeps (XADD MAXLEN ~).
+	// MaxLen is about how many events the Redis stream keeps (XADD MAXLEN ~); at least 1000.
 	MaxLen int64 `yaml:"max_len" env:"AUDIT_MAX_LEN"`
 	// Buffer is how many events may wait for the sink; past it events are dropped and
 	// counted, so a slow sink never slows a token request.
@@ -124,10 +136,13 @@ type Tokens struct {
 	// ReuseMinRemaining is the least lifetime an earlier token must have left to be handed out
 	// again to a client with reuse on; one closer to expiry is replaced by a new token.
 	ReuseMinRemaining duration.Duration `yaml:"reuse_min_remaining" env:"REUSE_MIN_REMAINING"`
-	// DailyLimitTimezone is the IANA zone whose calendar day daily limits count.
+	// DailyLimitTimezone is the IANA zone whose calendar day daily limits count, and whose
+	// clock hour hourly limits count.
 	DailyLimitTimezone string `yaml:"daily_limit_timezone" env:"DAILY_LIMIT_TIMEZONE"`
-	// FailedLoginLimit is how many wrong passwords in a row one username may send before
-	// password-grant attempts for it are delayed with exponential backoff.
+	// FailedLoginLimit is how many wrong passwords one address may send for one username
+	// before its password-grant attempts and console sign-ins are slowed with exponential
+	// backoff; ten times as many for one username from all addresses slow down every address
+	// that failed for it.
 	FailedLoginLimit int `yaml:"failed_login_limit" env:"FAILED_LOGIN_LIMIT"`
 }
 
