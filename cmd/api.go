@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tokensmith/tokensmith/config"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/tlscert"
 )
@@ -31,22 +32,21 @@ type adminClient struct {
 	http            *http.Client
 }
 
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
+// dataDir is the server's data directory as the CLI sees it: TOKENSMITH_DATA_DIR, else the
+// directory serve uses by default.
+func dataDir() string {
+	if d := os.Getenv("TOKENSMITH_DATA_DIR"); d != "" {
+		return d
 	}
-	return def
+	return config.Default().DataDir
 }
-
-// dataDir is the server's data directory as the CLI sees it.
-func dataDir() string { return envOr("TOKENSMITH_DATA_DIR", "./data") }
 
 // adminTokenFile is where serve writes a generated admin token.
 func adminTokenFile(dataDir string) string { return filepath.Join(dataDir, "admin-token") }
 
 // defaultAdminURL finds the admin API the way serve places it: TOKENSMITH_ADMIN_URL, else
 // TOKENSMITH_ADMIN_LISTEN (https when TOKENSMITH_ADMIN_TLS_CERT or TOKENSMITH_DEV_TLS is
-// set), else the default admin listener. It also names where the answer came from.
+// set), else serve's default admin listener. It also names where the answer came from.
 func defaultAdminURL(getenv func(string) string) (url, from string) {
 	if u := getenv("TOKENSMITH_ADMIN_URL"); u != "" {
 		return u, "TOKENSMITH_ADMIN_URL"
@@ -55,19 +55,21 @@ func defaultAdminURL(getenv func(string) string) (url, from string) {
 	if dev, _ := strconv.ParseBool(getenv("TOKENSMITH_DEV_TLS")); dev || getenv("TOKENSMITH_ADMIN_TLS_CERT") != "" {
 		scheme = "https"
 	}
+	listen, from := config.Default().AdminListen, "the default"
 	if l := getenv("TOKENSMITH_ADMIN_LISTEN"); l != "" {
-		if host, port, err := net.SplitHostPort(l); err == nil && port != "" {
-			// A listener on every address is reached on loopback.
-			switch ip := net.ParseIP(host); {
-			case host == "" || ip != nil && ip.Equal(net.IPv4zero):
-				host = "127.0.0.1"
-			case ip != nil && ip.IsUnspecified():
-				host = "::1"
-			}
-			return scheme + "://" + net.JoinHostPort(host, port), "TOKENSMITH_ADMIN_LISTEN"
+		if _, port, err := net.SplitHostPort(l); err == nil && port != "" {
+			listen, from = l, "TOKENSMITH_ADMIN_LISTEN"
 		}
 	}
-	return scheme + "://127.0.0.1:8081", "the default"
+	host, port, _ := net.SplitHostPort(listen)
+	// A listener on every address is reached on loopback.
+	switch ip := net.ParseIP(host); {
+	case host == "" || ip != nil && ip.Equal(net.IPv4zero):
+		host = "127.0.0.1"
+	case ip != nil && ip.IsUnspecified():
+		host = "::1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), from
 }
 
 func (g *globals) client() (*adminClient, error) {
