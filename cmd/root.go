@@ -55,7 +55,7 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.adminURL, "admin-url", defURL,
-		"admin API base URL (env TOKENSMITH_ADMIN_URL; else built from TOKENSMITH_ADMIN_LISTEN)")
+		"admin API base URL (env TOKENSMITH_ADMIN_URL; else built from TOKENSMITH_ADMIN_LISTEN, over https when the data directory holds the dev certificate)")
 	pf.StringVar(&g.cacert, "cacert", os.Getenv("TOKENSMITH_ADMIN_CACERT"),
 		"PEM file of a CA to trust for an https admin URL (env TOKENSMITH_ADMIN_CACERT)")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON, errors included")
