@@ -109,6 +109,9 @@ func findUser(api *adminClient, who string) (registry.UserView, error) {
 
 func userShowCmd(g *globals) *cobra.Command {
 	return &cobra.Command{Use: "show USER", Short: "Show a user, given by username or id", Args: cobra.ExactArgs(1),
+		Long: "Show a user, given by username or id: id, username, scopes and when it was created.\n" +
+			"A user's scopes bound the scopes of the user's personal tokens (pat create) only; a login\n" +
+			"with the password grant gets the scopes of the client it logs in through.",
 		RunE: func(_ *cobra.Command, args []string) error {
 			_, v, err := g.user(args[0])
 			if err != nil {
@@ -117,8 +120,12 @@ func userShowCmd(g *globals) *cobra.Command {
 			if g.json {
 				return g.printJSON(mustJSON(v))
 			}
+			scopes := "-"
+			if len(v.Scopes) > 0 {
+				scopes = strings.Join(v.Scopes, " ") + "   (they bound this user's personal tokens only, not password-grant logins)"
+			}
 			tw := tabwriter.NewWriter(g.out, 0, 4, 1, ' ', 0)
-			fmt.Fprintf(tw, "id:\t%s\nusername:\t%s\ncreated:\t%s\n", v.ID, v.Username, v.CreatedAt.Format("2006-01-02 15:04:05 MST"))
+			fmt.Fprintf(tw, "id:\t%s\nusername:\t%s\nscopes:\t%s\ncreated:\t%s\n", v.ID, v.Username, scopes, v.CreatedAt.Format("2006-01-02 15:04:05 MST"))
 			return tw.Flush()
 		}}
 }
