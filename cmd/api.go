@@ -186,6 +186,10 @@ func (a *adminClient) do(method, path string, in, out any) ([]byte, error) {
 		a.base, a.from, a.plainBase = a.plainBase, a.plainFrom, ""
 		resp, err = a.send(method, path, body)
 	}
+	var ce *cliError
+	if errors.As(err, &ce) {
+		return nil, err // the URL itself is wrong
+	}
 	if err != nil {
 		return nil, a.unreachable(err)
 	}

@@ -45,6 +45,8 @@ func TestExitStatusesAndMessages(t *testing.T) {
 			[]string{"[now publish-ahead] were all set"}, "invalid_usage"},
 		{"admin API from TOKENSMITH_ADMIN_LISTEN, not running", []string{"client", "list"}, 1,
 			[]string{"http://" + closed, "from TOKENSMITH_ADMIN_LISTEN", "connection refused", "--admin-url", "TOKENSMITH_ADMIN_URL"}, "unreachable"},
+		{"malformed --admin-url", []string{"client", "list", "--admin-url", "http://bad host"}, 1,
+			[]string{`admin URL "http://bad host" (from --admin-url)`}, "invalid_usage"},
 		{"--admin-url, not running", []string{"user", "list", "--admin-url", "http://" + closed}, 1,
 			[]string{"from --admin-url", "connection refused", "TOKENSMITH_ADMIN_URL"}, "unreachable"},
 	} {
