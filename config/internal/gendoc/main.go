@@ -1,0 +1,25 @@
+// Command gendoc writes the configuration reference, docs/configuration.md, from config.Config.
+// It is run by `go generate ./config`, in the config directory.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/tokensmith/tokensmith/config/internal/refdoc"
+)
+
+func main() {
+	src := flag.String("src", ".", "the config package's source directory")
+	out := flag.String("o", "../docs/configuration.md", "the page to write")
+	flag.Parse()
+	page, err := refdoc.Render(*src)
+	if err == nil {
+		err = os.WriteFile(*out, page, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gendoc:", err)
+		os.Exit(1)
+	}
+}
