@@ -411,8 +411,14 @@ func runSession(t *testing.T, s session) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
-	shell.Stderr = &stderr
+	// A file, not a buffer: the shell writes it directly, so reading it on a failure races with
+	// no copying goroutine.
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shell.Stderr = stderr
+	shellErrors := func() string { b, _ := os.ReadFile(stderr.Name()); return string(b) }
 	if err := shell.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -422,6 +428,7 @@ func runSession(t *testing.T, s session) {
 		close(done)
 		stdin.Close()
 		_ = shell.Wait()
+		stderr.Close()
 	})
 	lines := make(chan string)
 	go func() {
@@ -456,14 +463,14 @@ func runSession(t *testing.T, s session) {
 			select {
 			case line, ok := <-lines:
 				if !ok {
-					t.Fatalf("%s:%d: $ %s\nthe shell stopped (a command failed):\n%s%s", s.file, c.line, c.cmd, out.String(), stderr.String())
+					t.Fatalf("%s:%d: $ %s\nthe shell stopped (a command failed):\n%s%s", s.file, c.line, c.cmd, out.String(), shellErrors())
 				}
 				if line == end {
 					break read
 				}
 				out.WriteString(line + "\n")
 			case <-timeout:
-				t.Fatalf("%s:%d: $ %s\nno answer within a minute:\n%s%s", s.file, c.line, c.cmd, out.String(), stderr.String())
+				t.Fatalf("%s:%d: $ %s\nno answer within a minute:\n%s%s", s.file, c.line, c.cmd, out.String(), shellErrors())
 			}
 		}
 		got := normalize(out.String())
