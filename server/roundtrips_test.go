@@ -32,7 +32,7 @@ func (c *tripCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) gore
 
 // TestRedisRoundTripsPerRequest measures the round-trip budget (at most 2 round trips per token
 // request) path by path, exactly, with the client record cached (client_cache_ttl) as it is
-// under load. The README's table is this test's table.
+// under load. The table in docs/design.md is this test's table.
 func TestRedisRoundTripsPerRequest(t *testing.T) {
 	srv := redistest.Start(t)
 	store, err := redis.Open(context.Background(), srv.URL())

@@ -152,7 +152,7 @@ func TestPasswordAndRefreshWithOAuth2Library(t *testing.T) {
 // TestTokenLengthWithTenScopesOfTwenty checks ATOL's 1000-character cap for every grant. The
 // fixed part (header with the RFC 7638 kid, RSA-2048 signature, 10×20-character scopes) takes
 // 733 characters; what is left holds iss, aud and the ids. Here iss is the loopback URL
-// (22 characters) and aud a 23-character API URL, the budget README documents.
+// (22 characters) and aud a 23-character API URL, the budget docs/design.md documents.
 func TestTokenLengthWithTenScopesOfTwenty(t *testing.T) {
 	ts := newTestServer(t)
 	var scopes []string
