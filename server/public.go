@@ -230,3 +230,9 @@ func remote(c *gin.Context) string {
 	r, _ := logging.RequestFrom(c.Request.Context())
 	return r.Remote
 }
+
+// noStore marks answers that must not be cached (RFC 6749 §5.1).
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Header("Pragma", "no-cache")
+}
