@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -15,7 +17,8 @@ type engineOptions struct {
 	outages        OutageReporter
 }
 
-func newEngine(log *slog.Logger, o engineOptions) *gin.Engine {
+// newEngine is the engine of one listener, with the middleware and error answers both share.
+func newEngine(log *slog.Logger, o engineOptions) engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	// Gin trusts X-Forwarded-For from any caller by default, which would let anyone choose the
@@ -36,13 +39,60 @@ func newEngine(log *slog.Logger, o engineOptions) *gin.Engine {
 	// inside one path parameter.
 	r.UseRawPath = true
 	r.UnescapePathValues = true
-	r.Use(requestContext, recovery(log), accessLog(log, px))
+	r.Use(headMethod, requestContext, recovery(log), accessLog(log, px))
 	if o.outages != nil {
 		r.Use(reportOutages(o.outages))
 	}
 	routeErrors(r, log)
-	return r
+	return engine{r}
 }
+
+// engine is a listener's Gin engine, answering HEAD wherever GET is routed: RFC 9110 §9.3.2
+// expects it, and health checks and link checkers use it. Gin routes a HEAD request only to
+// HEAD routes; rather than registering one beside every GET (and missing the next), no HEAD
+// route is registered anywhere and ServeHTTP serves them all.
+type engine struct{ *gin.Engine }
+
+// ServeHTTP routes a HEAD request as a GET, so the GET route's middleware and handlers answer
+// it with the GET's status and headers, and drops the body they write. headMethod puts the
+// method back before any of them runs: the handlers and the access log see HEAD. A path with
+// no GET route answers HEAD as it answers GET: 404, or 405 naming HEAD.
+func (e engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodHead {
+		e.Engine.ServeHTTP(w, r)
+		return
+	}
+	get := r.WithContext(context.WithValue(r.Context(), headRequest{}, true))
+	get.Method = http.MethodGet
+	e.Engine.ServeHTTP(bodiless{w}, get)
+}
+
+// headRequest marks, in its context, a HEAD request routed as a GET.
+type headRequest struct{}
+
+// headMethod gives a HEAD request routed as a GET its method back.
+func headMethod(c *gin.Context) {
+	if c.Request.Context().Value(headRequest{}) != nil {
+		c.Request.Method = http.MethodHead
+	}
+}
+
+// bodiless passes on the status and headers of an answer and drops its body, as a HEAD answer
+// must whatever the handler writes. Gin writes the status before the first byte of a body, so
+// dropping a write never loses it.
+type bodiless struct{ http.ResponseWriter }
+
+func (bodiless) Write(p []byte) (int, error) { return len(p), nil }
+
+// Flush passes a flush on: Gin's own writer assumes the one beneath can.
+func (b bodiless) Flush() {
+	if f, ok := b.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (b bodiless) Unwrap() http.ResponseWriter { return b.ResponseWriter }
 
 // proxies are the addresses whose forwarding headers are believed.
 type proxies struct{ nets []*net.IPNet }

@@ -2,7 +2,10 @@ package server
 
 import (
 	"log/slog"
+	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tokensmith/tokensmith/protocol"
@@ -65,6 +68,11 @@ func routeErrors(r *gin.Engine, log *slog.Logger) {
 		writeError(c, log, protocol.Errorf(protocol.NotFound, "no such endpoint"))
 	})
 	r.NoMethod(func(c *gin.Context) {
+		// Gin's Allow lists the methods routed for the path; HEAD is served wherever GET is.
+		h := c.Writer.Header()
+		if allow := strings.Split(h.Get("Allow"), ", "); slices.Contains(allow, http.MethodGet) {
+			h.Set("Allow", strings.Join(append(allow, http.MethodHead), ", "))
+		}
 		writeError(c, log, protocol.Errorf(protocol.MethodNotAllowed, "method %s is not allowed here", c.Request.Method))
 	})
 }
