@@ -86,7 +86,7 @@ func TestREADMEProfileSessions(t *testing.T) {
 	dir := t.TempDir()
 	p := start(t, dir, strings.Fields(env)...)
 	for _, profile := range []string{"atol", "rahmet", "tokens-make"} {
-		if !p.stderr.has(`msg="seed API profile on" profile=` + profile + " ") {
+		if !p.stderr.Has(`msg="seed API profile on" profile=` + profile + " ") {
 			t.Fatalf("no start-up line for %s:\n%s", profile, p.stderr.String())
 		}
 	}

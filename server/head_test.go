@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tokensmith/tokensmith/console"
+	"github.com/tokensmith/tokensmith/internal/testlog"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/secret"
 	"github.com/tokensmith/tokensmith/server"
@@ -112,20 +113,25 @@ func TestHeadAnswersAsGet(t *testing.T) {
 
 // TestHeadOverTheWire: a HEAD health check of either listener, over a real connection, gets
 // the GET's 200; a path with no GET route still refuses HEAD, and every 405 lists HEAD beside
-// GET where GET is routed.
+// GET where GET is routed. The access log names the method asked, HEAD.
 func TestHeadOverTheWire(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t)
+	var logs testlog.Buffer
+	ts := newTestServer(t, withLogs(&logs))
 	tests := []struct {
 		name, method, url string
 		status            int
 		allow             string
+		// logged is in the access log line (at info: not for the health checks).
+		logged string
 	}{
-		{"public health check", http.MethodHead, ts.URL + "/healthz", http.StatusOK, ""},
-		{"public readiness check", http.MethodHead, ts.URL + "/readyz", http.StatusOK, ""},
-		{"admin health check", http.MethodHead, ts.AdminURL + "/healthz", http.StatusOK, ""},
-		{"HEAD where only POST is routed", http.MethodHead, ts.URL + "/oauth2/token", http.StatusMethodNotAllowed, "POST"},
-		{"POST where GET is routed", http.MethodPost, ts.URL + "/healthz", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{"public health check", http.MethodHead, ts.URL + "/healthz", http.StatusOK, "", ""},
+		{"public readiness check", http.MethodHead, ts.URL + "/readyz", http.StatusOK, "", ""},
+		{"admin health check", http.MethodHead, ts.AdminURL + "/healthz", http.StatusOK, "", ""},
+		{"JWKS", http.MethodHead, ts.URL + "/.well-known/jwks.json", http.StatusOK, "", "method=HEAD path=/.well-known/jwks.json status=200"},
+		{"HEAD where only POST is routed", http.MethodHead, ts.URL + "/oauth2/token", http.StatusMethodNotAllowed, "POST",
+			"method=HEAD path=/oauth2/token status=405"},
+		{"POST where GET is routed", http.MethodPost, ts.URL + "/healthz", http.StatusMethodNotAllowed, "GET, HEAD", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,6 +149,9 @@ func TestHeadOverTheWire(t *testing.T) {
 			}
 			if tc.method == http.MethodHead && r.RawBody != "" {
 				t.Errorf("body: got %q, want none", r.RawBody)
+			}
+			if tc.logged != "" && !logs.Has(tc.logged) {
+				t.Errorf("no access log line with %q:\n%s", tc.logged, logs.String())
 			}
 		})
 	}
