@@ -74,13 +74,22 @@ func startBrowser() {
 		browser.err = err
 		return
 	}
+	// Everything Chromium writes goes under one directory, removed when the tests end: the
+	// profile, and through TMPDIR the directory of its singleton socket, which it would leave
+	// in the system's temp folder when stopped.
 	if browser.dir, err = os.MkdirTemp("", "tokensmith-chromium"); err != nil {
+		browser.err = err
+		return
+	}
+	tmp := filepath.Join(browser.dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
 		browser.err = err
 		return
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
-		chromedp.UserDataDir(browser.dir),
+		chromedp.UserDataDir(filepath.Join(browser.dir, "profile")),
+		chromedp.Env("TMPDIR="+tmp),
 		chromedp.DisableGPU,
 		// Root in a container has no sandbox to drop into; the pages are our own.
 		chromedp.NoSandbox,

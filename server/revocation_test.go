@@ -185,8 +185,8 @@ func TestRevocation(t *testing.T) {
 			}
 			ok := func(what string, r reply) {
 				t.Helper()
-				if r.Status != 200 || r.RawBody != "" || r.Header.Get("Cache-Control") != "no-store" {
-					t.Fatalf("%s: %d %q, want 200 with an empty body", what, r.Status, r.RawBody)
+				if r.Status != 200 || r.RawBody != "{}" || r.Header.Get("Cache-Control") != "no-store" {
+					t.Fatalf("%s: %d %q, want 200 with an empty JSON object", what, r.Status, r.RawBody)
 				}
 			}
 

@@ -60,11 +60,7 @@ func Render(srcDir string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var profs []profiles.Profile
-	for _, name := range profiles.Names() {
-		p, _ := profiles.Lookup(name)
-		profs = append(profs, p)
-	}
+	profs := profiles.All()
 	t, err := template.New("page").Funcs(template.FuncMap{"cell": cell, "sentence": sentence, "join": strings.Join}).Parse(pageTemplate)
 	if err != nil {
 		return nil, err
