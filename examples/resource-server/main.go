@@ -1,6 +1,5 @@
 // Command resource-server is a small orders API protected by package verify: the resource
-// server half of a Tokensmith set-up, runnable as it is (see "Resource servers" in the
-// README).
+// server half of a Tokensmith set-up, runnable as it is (see docs/resource-servers.md).
 //
 //	GET  /orders                 orders:read
 //	POST /orders                 orders:write
