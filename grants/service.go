@@ -89,16 +89,13 @@ func WithChangeFeed(trusted func() bool) Option { return func(c *core) { c.trust
 
 // NewService builds the dispatcher with all grants Tokensmith serves.
 func NewService(store Store, k Keys, p Policy, opts ...Option) *Service {
-	if p.StoreTimeout > 0 {
-		store = deadlineStore{next: store, d: p.StoreTimeout}
-	}
 	c := &core{store: store, keys: k, policy: p, now: time.Now, log: slog.Default(),
 		replicas: func() int { return 1 }, trusted: func() bool { return true }, cpu: newCPUGate(0), audit: audit.Discard}
 	for _, o := range opts {
 		o(c)
 	}
-	if c.observe != nil {
-		c.store = observedStore{next: c.store, observe: c.observe}
+	if p.StoreTimeout > 0 || c.observe != nil {
+		c.store = guardedStore{next: store, timeout: p.StoreTimeout, observe: c.observe}
 	}
 	c.clients = newCache[storage.Client](p.ClientCacheTTL, c.now, c.trusted)
 	c.pats = newCache[storage.PersonalToken](p.ClientCacheTTL, c.now, c.trusted)
