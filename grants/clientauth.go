@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/go-oauth2/oauth2/v4"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/secret"
 	"github.com/tokensmith/tokensmith/storage"
@@ -16,38 +15,20 @@ import (
 // id would be the client.
 var PublicGrants = []string{protocol.GrantPassword, protocol.GrantRefreshToken}
 
-// Client adapts a stored client to go-oauth2's ClientInfo and ClientPasswordVerifier, so the
-// same value can be handed to go-oauth2 components.
+// Client is a stored client as one request sees it: now is the request's time, against which
+// a rotated-out secret's grace is checked.
 type Client struct {
 	storage.Client
 	now time.Time
 }
 
-var (
-	_ oauth2.ClientInfo             = (*Client)(nil)
-	_ oauth2.ClientPasswordVerifier = (*Client)(nil)
-)
-
-// GetID implements oauth2.ClientInfo.
-func (c *Client) GetID() string { return c.ID }
-
-// GetSecret implements oauth2.ClientInfo. It is always empty: only a digest is stored, and
-// VerifyPassword is the way to check a secret.
-func (c *Client) GetSecret() string { return "" }
-
-// GetDomain implements oauth2.ClientInfo; Tokensmith clients have no redirect URIs.
-func (c *Client) GetDomain() string { return "" }
-
-// IsPublic implements oauth2.ClientInfo: a client with token_endpoint_auth_method "none"
-// (RFC 6749 §2.1) has no secret and is identified by its id alone.
+// IsPublic reports whether the client is public: token_endpoint_auth_method "none"
+// (RFC 6749 §2.1), no secret, identified by its id alone.
 func (c *Client) IsPublic() bool { return c.TokenEndpointAuthMethod == protocol.AuthNone }
 
-// GetUserID implements oauth2.ClientInfo with the owning user.
-func (c *Client) GetUserID() string { return c.Owner }
-
-// VerifyPassword implements oauth2.ClientPasswordVerifier: the current secret, or the previous
-// one while its rotation grace lasts, compared in constant time.
-func (c *Client) VerifyPassword(presented string) bool {
+// VerifySecret reports whether presented is the client's secret: the current one, or the
+// previous one while its rotation grace lasts, compared in constant time.
+func (c *Client) VerifySecret(presented string) bool {
 	cur := secret.Matches(presented, c.SecretHash)
 	prev := c.now.Before(c.PrevSecretExpiresAt) && secret.Matches(presented, c.PrevSecretHash)
 	return cur || prev
@@ -92,7 +73,7 @@ func (c *Client) accepts(presented string) bool {
 	if c.IsPublic() {
 		return presented == ""
 	}
-	return c.VerifyPassword(presented)
+	return c.VerifySecret(presented)
 }
 
 // lookupClient reads a client, from the short-lived cache unless fresh is set.

@@ -40,7 +40,7 @@ type core struct {
 	// usage collects when personal tokens were used, written to the store in batches.
 	usage *usage
 	// announce tells every replica about a change made here (a personal token revoked
-	// through RFC 7009); nil in tests that run one handler.
+	// through RFC 7009); nil in tests that run one Service.
 	announce Announcer
 	// cpu admits signatures and password checks first come, first served.
 	cpu *cpuGate
@@ -67,7 +67,7 @@ type Announcer interface {
 // every replica at once.
 func WithAnnouncer(a Announcer) Option { return func(c *core) { c.announce = a } }
 
-// Option configures a Handler.
+// Option configures a Service.
 type Option func(*core)
 
 // WithClock replaces time.Now (tests).
@@ -144,7 +144,7 @@ func (h *Service) Forget(c storage.Change) {
 	}
 }
 
-// Serves reports whether grant is a grant type this handler serves.
+// Serves reports whether grant is a grant type this Service serves.
 func (h *Service) Serves(grant string) bool {
 	_, ok := h.grants[grant]
 	return ok
