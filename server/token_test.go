@@ -164,7 +164,7 @@ func TestTokenLengthWithTenScopesOfTwenty(t *testing.T) {
 	}
 	id, sec := ts.client(t, registry.ClientInput{
 		GrantTypes: &[]string{"client_credentials", "password", "refresh_token"}, Scopes: &scopes,
-		Audience: &registry.Audience{"https://api.example.com"},
+		Audience: &protocol.Audience{"https://api.example.com"},
 	})
 	ts.user(t, "dave", "dave-password")
 	l := login(t, ts, id, sec)
