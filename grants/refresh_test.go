@@ -42,6 +42,11 @@ func TestRefreshRotation(t *testing.T) {
 	if e.minted(protocol.GrantRefreshToken) != 1 {
 		t.Errorf("minted %d on refresh, want 1", e.minted(protocol.GrantRefreshToken))
 	}
+	// The new refresh token lives the client's 10 minutes.
+	e.clock.Advance(10*time.Minute + time.Second)
+	if pe := e.refused(t, refreshReq(id, sec, next.RefreshToken), protocol.InvalidGrant); pe != errUnknownRefresh {
+		t.Errorf("after the client's refresh lifetime: %v, want %v", pe, errUnknownRefresh)
+	}
 }
 
 // TestRefreshGraceAndReplay: inside the grace window the old token gets the very same pair
