@@ -30,8 +30,11 @@ var testKeys = sync.OnceValues(func() (*keys.Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	ks, _, err := keys.Load(context.Background(), st)
-	return ks, err
+	km, _, err := keys.Open(context.Background(), st, keys.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return nil, err
+	}
+	return km.Set, nil
 })
 
 // testClock is a settable clock shared by the Service and the test.

@@ -92,7 +92,7 @@ func (e *Error) Is(target error) bool {
 	return ok && sentinel == target
 }
 
-// Status is the HTTP status for this error (see the function Status).
+// Status is the HTTP status for this error (the error table in docs/integrators.md).
 func (e *Error) Status() int { return Status(e.Code) }
 
 // Status maps an error code to its HTTP status. It is the only place that does.

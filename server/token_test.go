@@ -232,7 +232,7 @@ func TestBodiesAndClientAuthentication(t *testing.T) {
 	}
 }
 
-// TestErrorTable walks every row of the token endpoint's error table: status, code and headers.
+// TestErrorTable walks every row of the token endpoint's error table (docs/integrators.md).
 func TestErrorTable(t *testing.T) {
 	ts := newTestServer(t)
 	id, sec := ts.client(t, registry.ClientInput{Scopes: &[]string{"read"}})
