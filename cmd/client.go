@@ -67,7 +67,7 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
 			in.GrantTypes = &grants
 		})
 		set("scope", func() { in.Scopes = &scopes })
-		set("audience", func() { a := registry.Audience(aud); in.Audience = &a })
+		set("audience", func() { a := protocol.Audience(aud); in.Audience = &a })
 		set("access-token-ttl", func() { in.AccessTokenTTL = &attl })
 		set("refresh-token-ttl", func() { in.RefreshTokenTTL = &rttl })
 		set("refresh-grace", func() { in.RefreshGrace = &grace })

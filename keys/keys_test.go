@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/storage/embedded"
 )
 
@@ -95,7 +96,7 @@ func loadSet(tb testing.TB) *keys.Set {
 // typicalClaims is a client_credentials access token as grants mints it.
 func typicalClaims(now time.Time) grants.AccessClaims {
 	return grants.AccessClaims{
-		Issuer: "https://auth.example.com", Subject: "5ana4c7hmpdk", Audience: grants.Audience{"https://api.example.com"},
+		Issuer: "https://auth.example.com", Subject: "5ana4c7hmpdk", Audience: protocol.Audience{"https://api.example.com"},
 		ClientID: "5ana4c7hmpdk", Scope: "orders:read orders:write",
 		IssuedAt: now.Unix(), ExpiresAt: now.Add(3 * time.Hour).Unix(), ID: "Xq3w0J9CTe3n",
 	}
@@ -108,7 +109,7 @@ func TestSignMatchesGolangJWT(t *testing.T) {
 	k := set.Keys()[0]
 	now := time.Now()
 	many := typicalClaims(now)
-	many.Audience = grants.Audience{"https://a.example.com", "https://b.example.com"}
+	many.Audience = protocol.Audience{"https://a.example.com", "https://b.example.com"}
 	many.Scope = ""
 	tests := []struct {
 		name   string

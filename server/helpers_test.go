@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
@@ -66,7 +65,6 @@ type serverOptions struct {
 	store    storage.Storage
 	replicas int
 	cacheTTL time.Duration
-	tz       *time.Location
 	trusted  []string
 	// logs receives the server's log (logging.New) in logFormat: text at info (withLogs),
 	// JSON at debug (withJSONLog).
@@ -77,11 +75,10 @@ type serverOptions struct {
 
 type serverOption func(*serverOptions)
 
-func withStore(s storage.Storage) serverOption      { return func(o *serverOptions) { o.store = s } }
-func withReplicas(n int) serverOption               { return func(o *serverOptions) { o.replicas = n } }
-func withClientCache(d time.Duration) serverOption  { return func(o *serverOptions) { o.cacheTTL = d } }
-func withLimitZone(loc *time.Location) serverOption { return func(o *serverOptions) { o.tz = loc } }
-func withTrustedProxies(p ...string) serverOption   { return func(o *serverOptions) { o.trusted = p } }
+func withStore(s storage.Storage) serverOption     { return func(o *serverOptions) { o.store = s } }
+func withReplicas(n int) serverOption              { return func(o *serverOptions) { o.replicas = n } }
+func withClientCache(d time.Duration) serverOption { return func(o *serverOptions) { o.cacheTTL = d } }
+func withTrustedProxies(p ...string) serverOption  { return func(o *serverOptions) { o.trusted = p } }
 func withLogs(w io.Writer) serverOption {
 	return func(o *serverOptions) { o.logs, o.logFormat = w, "text" }
 }
@@ -153,7 +150,7 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		Issuer: ts.URL, Audience: []string{"https://api.example.com"},
 		ClientCredentialsTTL: 3 * time.Hour, PasswordTTL: 24 * time.Hour, RefreshTTL: 14 * 24 * time.Hour,
 		RefreshGrace: 5 * time.Second, FailedLoginLimit: 3, ReuseMinRemaining: 5 * time.Minute,
-		ClientCacheTTL: o.cacheTTL, DailyLimitLocation: o.tz, StoreTimeout: 500 * time.Millisecond,
+		ClientCacheTTL: o.cacheTTL, StoreTimeout: 500 * time.Millisecond,
 	}, grants.WithClock(ts.Clock.Now), grants.WithLogger(log), grants.WithReplicas(func() int { return o.replicas }),
 		grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
 		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }),
@@ -194,11 +191,6 @@ func (ts *testServer) user(t *testing.T, name, pw string) string {
 		t.Fatal(err)
 	}
 	return u.ID
-}
-
-// issued is how many access tokens the grant has minted so far.
-func (ts *testServer) issued(grant string) int {
-	return int(testutil.ToFloat64(ts.Metrics.Issued.WithLabelValues(grant)))
 }
 
 func ptr[T any](v T) *T { return &v }
