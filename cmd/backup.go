@@ -91,7 +91,7 @@ func exportCmd(g *globals, stderr io.Writer) *cobra.Command {
 			}
 			defer s.Close()
 			progress := &backup.Progress{}
-			defer showProgress(stderr, "export", progress)()
+			defer showProgress(stderr, "export", progress, time.Second)()
 			began := time.Now()
 			counts, err := backup.Export(ctx, s, g.out, backup.ExportOptions{Tokensmith: Version, Progress: progress})
 			if err != nil {
@@ -138,7 +138,7 @@ func importCmd(g *globals, stdin io.Reader, stderr io.Writer) *cobra.Command {
 			}
 			defer s.Close()
 			progress := &backup.Progress{}
-			hideProgress := showProgress(stderr, "import", progress)
+			hideProgress := showProgress(stderr, "import", progress, time.Second)
 			rep, err := backup.Import(ctx, s, doc, backup.ImportOptions{DryRun: dryRun, Progress: progress})
 			hideProgress()
 			for _, w := range rep.Warnings {
@@ -165,14 +165,14 @@ func importCmd(g *globals, stdin io.Reader, stderr io.Writer) *cobra.Command {
 	return c
 }
 
-// showProgress prints, every second while a long run lasts, what it is doing on standard
-// error, and returns the function that stops it.
-func showProgress(stderr io.Writer, verb string, p *backup.Progress) func() {
+// showProgress prints, every interval (a second) while a long run lasts, what it is doing on
+// standard error, and returns the function that stops it.
+func showProgress(stderr io.Writer, verb string, p *backup.Progress, every time.Duration) func() {
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
