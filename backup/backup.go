@@ -117,6 +117,9 @@ type ImportOptions struct {
 	// Now is the clock records are restored on; default time.Now.
 	Now      func() time.Time
 	Progress *Progress
+	// Bulk, when set, is called before the records are written and returns the function to
+	// call after: a store's way to write many records at once faster (embedded.Store.Bulk).
+	Bulk func() (done func() error, err error)
 }
 
 // Report is what an import changed (or, on a dry run, would change), by kind of record.
@@ -140,19 +143,21 @@ const maxConflicts = 10
 
 // Import reads a document from doc and restores it into s (see the package comment for the
 // two passes). doc is read twice, so it must seek back to its start.
-func Import(ctx context.Context, s Store, doc io.ReadSeeker, o ImportOptions) (Report, error) {
+func Import(ctx context.Context, s Store, doc io.ReadSeeker, o ImportOptions) (rep Report, err error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	known := func(name string) bool {
 		return slices.ContainsFunc(sections, func(sec section) bool { return sec.name == name })
 	}
-	restoreOne := func(r *restorer) func(string, json.RawMessage) error {
-		return func(name string, raw json.RawMessage) error {
+	// mu guards what the workers report: outcomes, conflicts, changes to announce.
+	var mu sync.Mutex
+	restoreOne := func(r *restorer) func(string, int, json.RawMessage) error {
+		return func(name string, n int, raw json.RawMessage) error {
 			o.Progress.set(o.Progress.stageOf(r.dryRun), name)
 			o.Progress.add()
 			i := slices.IndexFunc(sections, func(sec section) bool { return sec.name == name })
-			return sections[i].restore(r, raw)
+			return recordErr(name, n, sections[i].restore(r, raw))
 		}
 	}
 
@@ -161,18 +166,16 @@ func Import(ctx context.Context, s Store, doc io.ReadSeeker, o ImportOptions) (R
 	var conflicts []string
 	nConflicts := 0
 	docKeys := map[string]bool{}
-	check := &restorer{ctx: ctx, store: s, dryRun: true, now: o.Now, tally: func(kind string, out storage.Outcome) {
+	check := restoreOne(&restorer{ctx: ctx, store: s, dryRun: true, now: o.Now, tally: func(kind string, out storage.Outcome) {
+		mu.Lock()
+		defer mu.Unlock()
 		plan.tally(kind, out)
-	}}
-	visit := restoreOne(check)
-	h, err := readDocument(doc, known, func(name string, raw json.RawMessage) error {
-		if name == SigningKeys {
-			if k, err := decodeRecord(raw, checkKey); err == nil {
-				docKeys[k.ID] = true
-			}
-		}
-		err := visit(name, raw)
+	}})
+	pool := startWorkers(func(name string, n int, raw json.RawMessage) error {
+		err := check(name, n, raw)
 		if errors.Is(err, storage.ErrAlreadyExists) || errors.Is(err, storage.ErrNotFound) {
+			mu.Lock()
+			defer mu.Unlock()
 			nConflicts++
 			if len(conflicts) < maxConflicts {
 				conflicts = append(conflicts, err.Error())
@@ -181,11 +184,20 @@ func Import(ctx context.Context, s Store, doc io.ReadSeeker, o ImportOptions) (R
 		}
 		return err
 	})
+	h, err := readDocument(doc, known, func(name string, n int, raw json.RawMessage) error {
+		if name == SigningKeys {
+			if k, err := decodeRecord(raw, checkKey); err == nil {
+				docKeys[k.ID] = true
+			}
+		}
+		return pool.submit(name, n, raw)
+	})
 	plan.Header = h
-	if err != nil {
+	if err = firstErr(err, pool.wait()); err != nil {
 		return plan, err
 	}
 	if nConflicts > 0 {
+		slices.Sort(conflicts)
 		more := ""
 		if nConflicts > len(conflicts) {
 			more = fmt.Sprintf("\n  … and %d more", nConflicts-len(conflicts))
@@ -210,44 +222,151 @@ func Import(ctx context.Context, s Store, doc io.ReadSeeker, o ImportOptions) (R
 	done := Report{Header: h, Outcomes: map[string]map[storage.Outcome]int64{}, Warnings: plan.Warnings}
 	var changes []storage.Change
 	keysChanged := false
-	write := &restorer{ctx: ctx, store: s, now: o.Now, tally: done.tally, changed: func(c storage.Change) {
-		if c.Kind == storage.ChangeSigningKeys {
-			keysChanged = true
+	unannounced := 0
+	write := restoreOne(&restorer{ctx: ctx, store: s, now: o.Now,
+		tally: func(kind string, out storage.Outcome) {
+			mu.Lock()
+			defer mu.Unlock()
+			done.tally(kind, out)
+		},
+		changed: func(c storage.Change) {
+			mu.Lock()
+			defer mu.Unlock()
+			if c.Kind == storage.ChangeSigningKeys {
+				keysChanged = true
+				return
+			}
+			changes = append(changes, c)
+		}})
+	// publish announces what was written, a batch at a time, so replicas running on the store
+	// do not wait for the end of a long import to drop what they cached.
+	publish := func(min int) {
+		mu.Lock()
+		if len(changes) < min {
+			mu.Unlock()
 			return
 		}
-		changes = append(changes, c)
-	}}
-	publish := func() {
-		failed := 0
+		batch := changes
 		if keysChanged {
-			changes = append(changes, storage.Change{Kind: storage.ChangeSigningKeys})
-		}
-		for _, c := range changes {
-			if s.Publish(ctx, c) != nil {
-				failed++
-			}
+			batch = append(batch, storage.Change{Kind: storage.ChangeSigningKeys})
 		}
 		changes, keysChanged = nil, false
-		if failed > 0 {
-			done.Warnings = append(done.Warnings, fmt.Sprintf(
-				"%d changes could not be announced to running replicas; they pick them up within their client cache time", failed))
+		mu.Unlock()
+		for _, c := range batch {
+			if s.Publish(ctx, c) != nil {
+				unannounced++
+			}
 		}
 	}
-	visit = restoreOne(write)
-	_, err = readDocument(doc, known, func(name string, raw json.RawMessage) error {
-		err := visit(name, raw)
-		// Running replicas hear of changes a batch at a time, not all at the end, so a long
-		// import does not hold back what it has written.
-		if len(changes) >= 100 {
-			publish()
+	if o.Bulk != nil {
+		finish, err := o.Bulk()
+		if err != nil {
+			return done, err
 		}
-		return err
+		defer func() {
+			if ferr := finish(); ferr != nil && err == nil {
+				err = &PartialError{fmt.Errorf("writing the records to disk: %w", ferr)}
+			}
+		}()
+	}
+	pool = startWorkers(write)
+	_, err = readDocument(doc, known, func(name string, n int, raw json.RawMessage) error {
+		publish(100)
+		return pool.submit(name, n, raw)
 	})
-	publish()
+	err = firstErr(err, pool.wait())
+	publish(0)
+	if unannounced > 0 {
+		done.Warnings = append(done.Warnings, fmt.Sprintf(
+			"%d changes could not be announced to running replicas; they see them within their client cache time", unannounced))
+	}
 	if err != nil {
 		return done, &PartialError{err}
 	}
 	return done, nil
+}
+
+// importWorkers is how many records an import restores at once: each is one atomic step of
+// its own, and the merge rules make the outcome independent of their order (a user and its
+// tokens are one record), so a store across the network is not waited on one round trip at a
+// time.
+const importWorkers = 8
+
+// workers restore records concurrently, one section at a time: a section's records are
+// independent of each other, but a refresh family is restored before its tokens, so that a
+// token does not make the family first and the family's own record then count as an update.
+// The first error stops them.
+type workers struct {
+	jobs chan job
+	wg   sync.WaitGroup
+	// inflight counts records handed out and not yet restored; section the one being handed.
+	inflight sync.WaitGroup
+	section  string
+	mu       sync.Mutex
+	err      error
+}
+
+type job struct {
+	name string
+	n    int
+	raw  json.RawMessage
+}
+
+func startWorkers(do func(name string, n int, raw json.RawMessage) error) *workers {
+	w := &workers{jobs: make(chan job, importWorkers)}
+	for range importWorkers {
+		w.wg.Go(func() {
+			for j := range w.jobs {
+				if w.failed() == nil {
+					if err := do(j.name, j.n, j.raw); err != nil {
+						w.mu.Lock()
+						if w.err == nil {
+							w.err = err
+						}
+						w.mu.Unlock()
+					}
+				}
+				w.inflight.Done()
+			}
+		})
+	}
+	return w
+}
+
+func (w *workers) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// submit hands a record to a worker, or returns the error that stopped them.
+func (w *workers) submit(name string, n int, raw json.RawMessage) error {
+	if name != w.section {
+		w.inflight.Wait()
+		w.section = name
+	}
+	if err := w.failed(); err != nil {
+		return err
+	}
+	w.inflight.Add(1)
+	w.jobs <- job{name, n, raw}
+	return nil
+}
+
+// wait lets the workers finish what they were given and returns the first error.
+func (w *workers) wait() error {
+	close(w.jobs)
+	w.wg.Wait()
+	return w.failed()
+}
+
+// firstErr prefers a document that cannot be read to what the workers met meanwhile.
+func firstErr(read, work error) error {
+	var fe *FormatError
+	if errors.As(read, &fe) || work == nil {
+		return read
+	}
+	return work
 }
 
 // stageOf names a pass for the progress line.

@@ -142,10 +142,10 @@ func (e *FormatError) Error() string { return e.msg }
 func formatErr(format string, args ...any) error { return &FormatError{fmt.Sprintf(format, args...)} }
 
 // readDocument reads a whole document, calling visit for each record of a known section in
-// order, and checks it: the header first, every record, then the end's count and digest.
+// order (n counts the section's records from 1), and checks it: the header first, every record, then the end's count and digest.
 // known tells whether a section is one this build restores; an unknown section is accepted
 // only when it is empty. A visit error stops the reading and is returned.
-func readDocument(r io.Reader, known func(string) bool, visit func(section string, raw json.RawMessage) error) (Header, error) {
+func readDocument(r io.Reader, known func(string) bool, visit func(section string, n int, raw json.RawMessage) error) (Header, error) {
 	var h Header
 	d := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
 	d.UseNumber()
@@ -263,11 +263,8 @@ func readDocument(r io.Reader, known func(string) bool, visit func(section strin
 				}
 				digestRecord(digest, name, compact.Bytes())
 				records++
-				if err := visit(name, raw); err != nil {
-					if errors.Is(err, errRecord) {
-						return h, formatErr("%s, record %d: %v", name, n, err)
-					}
-					return h, err
+				if err := visit(name, n, raw); err != nil {
+					return h, recordErr(name, n, err)
 				}
 			}
 			if err := delim(']', name); err != nil {
@@ -282,6 +279,14 @@ func readDocument(r io.Reader, known func(string) bool, visit func(section strin
 		return h, formatErr("the document goes on after its end")
 	}
 	return h, nil
+}
+
+// recordErr says which record err is about when the record itself is wrong.
+func recordErr(section string, n int, err error) error {
+	if errors.Is(err, errRecord) {
+		return formatErr("%s, record %d: %v", section, n, err)
+	}
+	return err
 }
 
 func orUnknown(s string) string {

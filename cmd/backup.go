@@ -19,6 +19,7 @@ import (
 	"github.com/tokensmith/tokensmith/backup"
 	"github.com/tokensmith/tokensmith/config"
 	"github.com/tokensmith/tokensmith/storage"
+	"github.com/tokensmith/tokensmith/storage/embedded"
 )
 
 // export and import work on the store itself, not through the admin API: they are how a
@@ -139,7 +140,7 @@ func importCmd(g *globals, stdin io.Reader, stderr io.Writer) *cobra.Command {
 			defer s.Close()
 			progress := &backup.Progress{}
 			hideProgress := showProgress(stderr, "import", progress, time.Second)
-			rep, err := backup.Import(ctx, s, doc, backup.ImportOptions{DryRun: dryRun, Progress: progress})
+			rep, err := backup.Import(ctx, s, doc, backup.ImportOptions{DryRun: dryRun, Progress: progress, Bulk: bulk(s)})
 			hideProgress()
 			for _, w := range rep.Warnings {
 				fmt.Fprintf(stderr, "warning: %s\n", w)
@@ -163,6 +164,16 @@ func importCmd(g *globals, stdin io.Reader, stderr io.Writer) *cobra.Command {
 	sf.add(c)
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "check the document and report what would change, writing nothing")
 	return c
+}
+
+// bulk is the embedded store's bulk mode (embedded.Store.Bulk), nil for Redis.
+func bulk(s storage.Storage) func() (func() error, error) {
+	if l, ok := s.(lockedStore); ok {
+		if e, ok := l.Storage.(*embedded.Store); ok {
+			return e.Bulk
+		}
+	}
+	return nil
 }
 
 // showProgress prints, every interval (a second) while a long run lasts, what it is doing on
