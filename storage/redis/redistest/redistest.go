@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -68,8 +69,10 @@ func Start(t testing.TB, extra ...string) *Server {
 	bin := binary(t)
 	port := freePort(t)
 	s := &Server{t: t, Addr: "127.0.0.1:" + strconv.Itoa(port), dir: t.TempDir()}
+	// A replica's full sync starts at once, not after the default 5 s wait for more replicas.
 	s.args = append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--logfile", filepath.Join(s.dir, "redis.log")}, extra...)
+		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--repl-diskless-sync-delay", "0",
+		"--logfile", filepath.Join(s.dir, "redis.log")}, extra...)
 	s.cmd = exec.Command(bin, s.args...)
 	s.start()
 	t.Cleanup(s.Stop)
@@ -110,6 +113,18 @@ func (s *Server) Stop() {
 // Restart starts the server again on the same port (empty, without persistence).
 func (s *Server) Restart() { s.start() }
 
+// RestartAsReplicaOf starts a stopped server again on the same port as a replica of master (as
+// a failed master comes back after a failover) and waits until it has synchronised.
+func (s *Server) RestartAsReplicaOf(master *Server) {
+	s.t.Helper()
+	host, port, _ := strings.Cut(master.Addr, ":")
+	args := s.args
+	s.args = append(slices.Clone(args), "--replicaof", host, port)
+	s.start()
+	s.args = args
+	s.waitInfo("replication", "master_link_status:up")
+}
+
 // URL is the storage URL of the server.
 func (s *Server) URL() string { return "redis://" + s.Addr }
 
@@ -125,6 +140,12 @@ func (s *Server) signal(sig syscall.Signal) {
 	if err := s.cmd.Process.Signal(sig); err != nil {
 		s.t.Fatalf("redis-server on %s: %v", s.Addr, err)
 	}
+}
+
+// Log is what the server has logged so far.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+	return string(b)
 }
 
 // Client is a go-redis client of this server alone.
