@@ -119,36 +119,43 @@ func (s *Store) confirmed(wait *goredis.Cmd, start time.Time) error {
 // execCluster is exec on a Redis Cluster, where WAIT counts the replicas of the node it runs
 // on: the steps are sent to their slots' masters directly, each node's part as one pipeline
 // on one connection with WAIT behind it when it writes, all nodes at once. (Through the
-// ClusterClient, a keyless WAIT would go to any master, or to all of them.) A slot that moved
-// answers MOVED: the slot map is reloaded and the call is sent once more, which is safe
-// because a command answered MOVED did not run.
+// ClusterClient, a keyless WAIT would go to any master, or to all of them.) A node that
+// answers MOVED no longer serves the slot: the slot map is reloaded and that node's part alone
+// is sent once more, which is safe because a command answered MOVED did not run.
 func (s *Store) execCluster(ctx context.Context, cc *goredis.ClusterClient, scripts []*goredis.Script, steps []step) error {
-	for attempt := 0; ; attempt++ {
+	var errs []error
+	for attempt := 0; len(steps) > 0; attempt++ {
 		var nodes []*goredis.Client
 		parts := map[*goredis.Client][]step{}
 		for _, st := range steps {
 			n, err := cc.MasterForKey(ctx, st.key)
 			if err != nil {
-				return fail(err)
+				return errors.Join(append(errs, fail(err))...)
 			}
 			if _, ok := parts[n]; !ok {
 				nodes = append(nodes, n)
 			}
 			parts[n] = append(parts[n], st)
 		}
-		errs := make([]error, len(nodes))
+		results := make([]error, len(nodes))
 		var wg sync.WaitGroup
 		for i, n := range nodes {
-			wg.Go(func() { errs[i] = s.execNode(ctx, n, scripts, parts[n]) })
+			wg.Go(func() { results[i] = s.execNode(ctx, n, scripts, parts[n]) })
 		}
 		wg.Wait()
-		err := errors.Join(errs...)
-		if attempt == 0 && errors.Is(err, errMoved) {
-			cc.ReloadState(ctx)
-			continue
+		steps = nil
+		for i, err := range results {
+			if attempt == 0 && errors.Is(err, errMoved) {
+				steps = append(steps, parts[nodes[i]]...)
+			} else if err != nil {
+				errs = append(errs, err)
+			}
 		}
-		return err
+		if len(steps) > 0 {
+			cc.ReloadState(ctx)
+		}
 	}
+	return errors.Join(errs...)
 }
 
 // errMoved marks a Cluster node's answer that the slot is served elsewhere.
