@@ -29,9 +29,6 @@ type WaitObserver func(took time.Duration, confirmed bool)
 // ObserveWaits sends every WAIT to o (metrics.Metrics.ObserveWait).
 func (s *Store) ObserveWaits(o WaitObserver) { s.waits.Store(&o) }
 
-// MinReplicas is how many replicas confirm each write (the storage URL's min_replicas).
-func (s *Store) MinReplicas() int { return s.minReplicas }
-
 // step is part of a store call's pipeline: the commands queue adds, all in the slot of key
 // (on a Cluster they go to that slot's master). A durable step is confirmed by WAIT; a plain
 // one is not: it only reads, or writes what no answer depends on (a reuse pool's entry, a
