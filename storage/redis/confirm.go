@@ -108,7 +108,7 @@ func (s *Store) confirmed(wait *goredis.Cmd, start time.Time) error {
 	case err != nil:
 		return fail(err)
 	case !ok:
-		return fmt.Errorf("%w (%d of %d replicas within %v)", storage.ErrUnconfirmed, n, s.minReplicas, s.replicaTimeout)
+		return fmt.Errorf("%w (%d of the %d replicas min_replicas asks for, within replica_timeout %v)", storage.ErrUnconfirmed, n, s.minReplicas, s.replicaTimeout)
 	}
 	return nil
 }
