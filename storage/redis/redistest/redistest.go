@@ -233,7 +233,7 @@ func NewCluster(t testing.TB, n int) *Cluster {
 		info, _ := rdb.Info(context.Background(), "replication").Result()
 		rdb.Close()
 		if strings.Contains(info, "role:master") {
-			s.waitInfo("replication", "slave0:")
+			s.waitInfo("replication", "state=online")
 		} else {
 			s.waitInfo("replication", "master_link_status:up")
 		}
