@@ -90,18 +90,16 @@ func (a *auditEvents) find(what string) (audit.Event, bool) {
 }
 
 type envOptions struct {
-	store       storage.Storage
-	secure      bool
-	rotateGrace time.Duration
-	clock       *clock
+	store  storage.Storage
+	secure bool
+	clock  *clock
 }
 
 type envOption func(*envOptions)
 
-func withStore(s storage.Storage) envOption     { return func(o *envOptions) { o.store = s } }
-func withSecure() envOption                     { return func(o *envOptions) { o.secure = true } }
-func withRotateGrace(d time.Duration) envOption { return func(o *envOptions) { o.rotateGrace = d } }
-func withClock(c *clock) envOption              { return func(o *envOptions) { o.clock = c } }
+func withStore(s storage.Storage) envOption { return func(o *envOptions) { o.store = s } }
+func withSecure() envOption                 { return func(o *envOptions) { o.secure = true } }
+func withClock(c *clock) envOption          { return func(o *envOptions) { o.clock = c } }
 
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
@@ -144,7 +142,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	pub := &server.Public{Issuer: srv.URL, Grants: gh, Keys: km.Set, Store: store, Metrics: metrics.New(), Log: quiet,
 		Now: o.clock.Now}
 	pub.Console = console.New(console.Options{Passwords: gh, Registry: e.Registry, Store: store, Issuer: srv.URL,
-		Secure: o.secure, RotateGrace: o.rotateGrace, Log: quiet, Now: o.clock.Now})
+		Secure: o.secure, Log: quiet, Now: o.clock.Now})
 	srv.Config.Handler = pub.Handler()
 	return e
 }
