@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tokensmith/tokensmith/config"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/tlscert"
 )
@@ -27,26 +28,37 @@ type adminClient struct {
 	// from and tokenFrom say where the URL and the token came from, so an error can say what
 	// to change.
 	from, tokenFrom string
-	token           string
-	http            *http.Client
+	// plainBase and plainFrom are the http URL base was guessed up from (devCertGuess), to fall
+	// back to once when the server answers in plain HTTP; empty otherwise.
+	plainBase, plainFrom string
+	token                string
+	http                 *http.Client
 }
 
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
+// Where a URL built by defaultAdminURL came from, when nobody gave one.
+const (
+	fromListen  = "TOKENSMITH_ADMIN_LISTEN"
+	fromDefault = "the default"
+)
+
+// plainHTTPAnswer is how Go's HTTP client reports an https request answered in plain HTTP.
+const plainHTTPAnswer = "server gave HTTP response to HTTPS client"
+
+// dataDir is the server's data directory as the CLI sees it: TOKENSMITH_DATA_DIR, else the
+// directory serve uses by default.
+func dataDir() string {
+	if d := os.Getenv("TOKENSMITH_DATA_DIR"); d != "" {
+		return d
 	}
-	return def
+	return config.Default().DataDir
 }
-
-// dataDir is the server's data directory as the CLI sees it.
-func dataDir() string { return envOr("TOKENSMITH_DATA_DIR", "./data") }
 
 // adminTokenFile is where serve writes a generated admin token.
 func adminTokenFile(dataDir string) string { return filepath.Join(dataDir, "admin-token") }
 
 // defaultAdminURL finds the admin API the way serve places it: TOKENSMITH_ADMIN_URL, else
 // TOKENSMITH_ADMIN_LISTEN (https when TOKENSMITH_ADMIN_TLS_CERT or TOKENSMITH_DEV_TLS is
-// set), else the default admin listener. It also names where the answer came from.
+// set), else serve's default admin listener. It also names where the answer came from.
 func defaultAdminURL(getenv func(string) string) (url, from string) {
 	if u := getenv("TOKENSMITH_ADMIN_URL"); u != "" {
 		return u, "TOKENSMITH_ADMIN_URL"
@@ -55,19 +67,38 @@ func defaultAdminURL(getenv func(string) string) (url, from string) {
 	if dev, _ := strconv.ParseBool(getenv("TOKENSMITH_DEV_TLS")); dev || getenv("TOKENSMITH_ADMIN_TLS_CERT") != "" {
 		scheme = "https"
 	}
+	listen, from := config.Default().AdminListen, fromDefault
 	if l := getenv("TOKENSMITH_ADMIN_LISTEN"); l != "" {
-		if host, port, err := net.SplitHostPort(l); err == nil && port != "" {
-			// A listener on every address is reached on loopback.
-			switch ip := net.ParseIP(host); {
-			case host == "" || ip != nil && ip.Equal(net.IPv4zero):
-				host = "127.0.0.1"
-			case ip != nil && ip.IsUnspecified():
-				host = "::1"
-			}
-			return scheme + "://" + net.JoinHostPort(host, port), "TOKENSMITH_ADMIN_LISTEN"
+		if _, port, err := net.SplitHostPort(l); err == nil && port != "" {
+			listen, from = l, fromListen
 		}
 	}
-	return scheme + "://127.0.0.1:8081", "the default"
+	host, port, _ := net.SplitHostPort(listen)
+	// A listener on every address is reached on loopback.
+	switch ip := net.ParseIP(host); {
+	case host == "" || ip != nil && ip.Equal(net.IPv4zero):
+		host = "127.0.0.1"
+	case ip != nil && ip.IsUnspecified():
+		host = "::1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), from
+}
+
+// devCertGuess reports whether an admin URL nobody gave (built from TOKENSMITH_ADMIN_LISTEN or
+// the default, over http because TOKENSMITH_DEV_TLS is not set either way) should be tried over
+// https: the data directory holds the dev certificate, which serve writes there only with
+// dev_tls on, so the server run from here most likely serves both listeners with it. That may
+// be a leftover of an earlier run, so the http URL stays the fallback. It returns the
+// certificate's path.
+func devCertGuess(url, from string, getenv func(string) string) (cert string, ok bool) {
+	if (from != fromListen && from != fromDefault) || !strings.HasPrefix(url, "http://") || getenv("TOKENSMITH_DEV_TLS") != "" {
+		return "", false
+	}
+	cert = filepath.Join(dataDir(), tlscert.DevCertFile)
+	if _, err := os.Stat(cert); err != nil {
+		return "", false
+	}
+	return cert, true
 }
 
 func (g *globals) client() (*adminClient, error) {
@@ -85,12 +116,18 @@ func (g *globals) client() (*adminClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &adminClient{
+	a := &adminClient{
 		base: strings.TrimRight(g.adminURL, "/"), from: g.adminURLFrom, token: tok, tokenFrom: tokenFrom,
 		http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
 			Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: roots},
 		}},
-	}, nil
+	}
+	if cert, ok := devCertGuess(a.base, a.from, os.Getenv); ok {
+		a.plainBase, a.plainFrom = a.base, a.from
+		a.base = "https://" + strings.TrimPrefix(a.base, "http://")
+		a.from += ", https for the dev certificate " + cert
+	}
+	return a, nil
 }
 
 // roots are the system's CAs, plus --cacert and the dev certificate of the data directory
@@ -124,7 +161,7 @@ func (a *adminClient) unreachable(err error) error {
 		msg = fmt.Sprintf("cannot reach %s: connection refused. Is `tokensmith serve` running? If it listens elsewhere, %s", where, fix)
 	case errors.As(err, &ua), errors.As(err, &hostErr):
 		msg = fmt.Sprintf("%s presents a certificate this machine does not trust (%v): pass the CA with --cacert or TOKENSMITH_ADMIN_CACERT", where, err)
-	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+	case strings.Contains(err.Error(), plainHTTPAnswer):
 		msg = fmt.Sprintf("%s serves plain HTTP, not HTTPS: %s to an http:// URL", where, fix)
 	default:
 		msg = fmt.Sprintf("cannot reach %s: %v; %s", where, err, fix)
@@ -135,23 +172,24 @@ func (a *adminClient) unreachable(err error) error {
 // do sends in (if not nil) as JSON and decodes the answer into out (if not nil). raw receives
 // the answer body for --json output.
 func (a *adminClient) do(method, path string, in, out any) ([]byte, error) {
-	var body io.Reader
+	var body []byte
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
 			return nil, err
 		}
-		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, a.base+path, body)
-	if err != nil {
-		return nil, &cliError{"invalid_usage", fmt.Sprintf("admin URL %q (from %s): %v", a.base, a.from, err)}
+	resp, err := a.send(method, path, body)
+	if err != nil && a.plainBase != "" && strings.Contains(err.Error(), plainHTTPAnswer) {
+		// https was a guess and the server speaks plain HTTP: nothing was sent, so the request
+		// goes again, to the URL the CLI would have used without the guess.
+		a.base, a.from, a.plainBase = a.plainBase, a.plainFrom, ""
+		resp, err = a.send(method, path, body)
 	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	var ce *cliError
+	if errors.As(err, &ce) {
+		return nil, err // the URL itself is wrong
 	}
-	resp, err := a.http.Do(req)
 	if err != nil {
 		return nil, a.unreachable(err)
 	}
@@ -181,6 +219,19 @@ func (a *adminClient) do(method, path string, in, out any) ([]byte, error) {
 		}
 	}
 	return raw, nil
+}
+
+// send makes one request with the admin token, body (if not nil) as JSON.
+func (a *adminClient) send(method, path string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequest(method, a.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, &cliError{"invalid_usage", fmt.Sprintf("admin URL %q (from %s): %v", a.base, a.from, err)}
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return a.http.Do(req)
 }
 
 // printJSON re-indents an API answer for --json.

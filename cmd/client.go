@@ -67,7 +67,7 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
 			in.GrantTypes = &grants
 		})
 		set("scope", func() { in.Scopes = &scopes })
-		set("audience", func() { a := registry.Audience(aud); in.Audience = &a })
+		set("audience", func() { a := protocol.Audience(aud); in.Audience = &a })
 		set("access-token-ttl", func() { in.AccessTokenTTL = &attl })
 		set("refresh-token-ttl", func() { in.RefreshTokenTTL = &rttl })
 		set("refresh-grace", func() { in.RefreshGrace = &grace })
@@ -149,25 +149,10 @@ func showOrJSON(g *globals, method, path string, in any) error {
 }
 
 func clientListCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "list", Short: "List clients", Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			api, err := g.client()
-			if err != nil {
-				return err
-			}
-			var all []registry.ClientView
-			raw, err := api.do("GET", "/admin/clients", nil, &all)
-			if err != nil || g.json {
-				return orJSON(g, raw, err)
-			}
-			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CLIENT ID\tNAME\tGRANTS\tSCOPES\tCREATED")
-			for _, v := range all {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ClientID, dash(v.Name), strings.Join(v.GrantTypes, ","),
-					dash(strings.Join(v.Scopes, " ")), v.CreatedAt.Format("2006-01-02 15:04"))
-			}
-			return tw.Flush()
-		}}
+	return listCmd(g, "List clients", "/admin/clients", "CLIENT ID\tNAME\tGRANTS\tSCOPES\tCREATED", func(v registry.ClientView) []string {
+		return []string{v.ClientID, dash(v.Name), strings.Join(v.GrantTypes, ","),
+			dash(strings.Join(v.Scopes, " ")), v.CreatedAt.Format("2006-01-02 15:04")}
+	})
 }
 
 func clientRotateCmd(g *globals) *cobra.Command {
@@ -216,6 +201,34 @@ func deleteAndSay(g *globals, api *adminClient, path, msg string) error {
 	}
 	fmt.Fprintln(g.out, msg)
 	return nil
+}
+
+// listCmd is a "list" command: the list the admin API answers at path, as listTable prints it.
+func listCmd[T any](g *globals, short, path, header string, row func(T) []string) *cobra.Command {
+	return &cobra.Command{Use: "list", Short: short, Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			api, err := g.client()
+			if err != nil {
+				return err
+			}
+			return listTable(g, api, path, header, row)
+		}}
+}
+
+// listTable prints the list the admin API answers at path as a table under header (its
+// columns tab-separated), one row per item, or with --json the answer as it is.
+func listTable[T any](g *globals, api *adminClient, path, header string, row func(T) []string) error {
+	var all []T
+	raw, err := api.do("GET", path, nil, &all)
+	if err != nil || g.json {
+		return orJSON(g, raw, err)
+	}
+	tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, v := range all {
+		fmt.Fprintln(tw, strings.Join(row(v), "\t"))
+	}
+	return tw.Flush()
 }
 
 func orJSON(g *globals, raw []byte, err error) error {

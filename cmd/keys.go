@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,25 +16,11 @@ func keysCmd(g *globals) *cobra.Command {
 }
 
 func keysListCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "list", Short: "List the published signing keys and where each is in its life", Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			api, err := g.client()
-			if err != nil {
-				return err
-			}
-			var all []keys.View
-			raw, err := api.do("GET", "/admin/keys", nil, &all)
-			if err != nil || g.json {
-				return orJSON(g, raw, err)
-			}
-			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "KID\tSTATE\tCREATED\tSIGNS FROM\tSIGNS UNTIL\tPUBLISHED UNTIL")
-			for _, v := range all {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Kid, v.State, stamp(v.CreatedAt), stamp(v.ActivatesAt),
-					orValue(stamp(v.RetiresAt), "-"), orValue(stamp(v.RemovedAt), "-"))
-			}
-			return tw.Flush()
-		}}
+	return listCmd(g, "List the published signing keys and where each is in its life", "/admin/keys",
+		"KID\tSTATE\tCREATED\tSIGNS FROM\tSIGNS UNTIL\tPUBLISHED UNTIL", func(v keys.View) []string {
+			return []string{v.Kid, v.State, stamp(v.CreatedAt), stamp(v.ActivatesAt),
+				orValue(stamp(v.RetiresAt), "-"), orValue(stamp(v.RemovedAt), "-")}
+		})
 }
 
 func keysRotateCmd(g *globals) *cobra.Command {

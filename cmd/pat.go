@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,22 +18,12 @@ func patCmd(g *globals) *cobra.Command {
 
 func userTokensPath(user string) string { return "/admin/users/" + url.PathEscape(user) + "/tokens" }
 
-// patUser connects to the admin API and resolves the user the command names.
-func patUser(g *globals, who string) (*adminClient, string, error) {
-	api, err := g.client()
-	if err != nil {
-		return nil, "", err
-	}
-	u, err := findUser(api, who)
-	return api, u.ID, err
-}
-
 func patCreateCmd(g *globals) *cobra.Command {
 	var name, expires string
 	var scopes []string
 	c := &cobra.Command{Use: "create USER", Short: "Give a user (username or id) a personal token; it is printed once", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			api, user, err := patUser(g, args[0])
+			api, u, err := g.user(args[0])
 			if err != nil {
 				return err
 			}
@@ -46,7 +35,7 @@ func patCreateCmd(g *globals) *cobra.Command {
 				in["scopes"] = []string{}
 			}
 			var v registry.PersonalTokenView
-			raw, err := api.do("POST", userTokensPath(user), in, &v)
+			raw, err := api.do("POST", userTokensPath(u.ID), in, &v)
 			if err != nil || g.json {
 				return orJSON(g, raw, err)
 			}
@@ -64,33 +53,25 @@ func patCreateCmd(g *globals) *cobra.Command {
 func patListCmd(g *globals) *cobra.Command {
 	return &cobra.Command{Use: "list USER", Short: "List a user's personal tokens (user by username or id)", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			api, user, err := patUser(g, args[0])
+			api, u, err := g.user(args[0])
 			if err != nil {
 				return err
 			}
-			var all []registry.PersonalTokenView
-			raw, err := api.do("GET", userTokensPath(user), nil, &all)
-			if err != nil || g.json {
-				return orJSON(g, raw, err)
-			}
-			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tLAST USED\tEXPIRES")
-			for _, v := range all {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, dash(strings.Join(v.Scopes, " ")),
-					when(v.CreatedAt), orValue(when(v.LastUsedAt), "never"), orValue(when(v.ExpiresAt), "never"))
-			}
-			return tw.Flush()
+			return listTable(g, api, userTokensPath(u.ID), "ID\tNAME\tSCOPES\tCREATED\tLAST USED\tEXPIRES", func(v registry.PersonalTokenView) []string {
+				return []string{v.ID, v.Name, dash(strings.Join(v.Scopes, " ")),
+					when(v.CreatedAt), orValue(when(v.LastUsedAt), "never"), orValue(when(v.ExpiresAt), "never")}
+			})
 		}}
 }
 
 func patRevokeCmd(g *globals) *cobra.Command {
 	return &cobra.Command{Use: "revoke USER TOKEN_ID", Short: "Delete a personal token; it stops working at once everywhere", Args: cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
-			api, user, err := patUser(g, args[0])
+			api, u, err := g.user(args[0])
 			if err != nil {
 				return err
 			}
-			return deleteAndSay(g, api, userTokensPath(user)+"/"+url.PathEscape(args[1]), "personal token "+args[1]+" revoked")
+			return deleteAndSay(g, api, userTokensPath(u.ID)+"/"+url.PathEscape(args[1]), "personal token "+args[1]+" revoked")
 		}}
 }
 

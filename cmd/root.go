@@ -55,15 +55,14 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.adminURL, "admin-url", defURL,
-		"admin API base URL (env TOKENSMITH_ADMIN_URL; else built from TOKENSMITH_ADMIN_LISTEN)")
+		"admin API base URL (env TOKENSMITH_ADMIN_URL; else built from TOKENSMITH_ADMIN_LISTEN, over https when the data directory holds the dev certificate)")
 	pf.StringVar(&g.cacert, "cacert", os.Getenv("TOKENSMITH_ADMIN_CACERT"),
 		"PEM file of a CA to trust for an https admin URL (env TOKENSMITH_ADMIN_CACERT)")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON, errors included")
 
 	root.AddCommand(serveCmd(stdout, stderr), clientCmd(g), userCmd(g), patCmd(g), keysCmd(g), tokenCmd(g, os.Stdin), versionCmd(g))
 	group(root)
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	strictArgs(root)
+	usageErrors(root)
 
 	cmd, err := root.ExecuteC()
 	if err == nil {
@@ -147,11 +146,15 @@ func group(c *cobra.Command) {
 	}
 }
 
-// strictArgs turns every argument-count error into a usage error.
-func strictArgs(c *cobra.Command) {
+// usageErrors makes every way cobra finds a command line wrong a usageError (exit status 2,
+// invalid_usage), for c and the commands below it: a flag it cannot parse, a wrong number of
+// arguments, a required flag left out, flags given together that exclude each other. Cobra
+// returns them as plain errors, indistinguishable from a failed operation (exit status 1).
+func usageErrors(c *cobra.Command) {
 	for _, sub := range c.Commands() {
-		strictArgs(sub)
+		usageErrors(sub)
 	}
+	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	if check := c.Args; check != nil {
 		c.Args = func(c *cobra.Command, args []string) error {
 			if err := check(c, args); err != nil {
@@ -159,5 +162,19 @@ func strictArgs(c *cobra.Command) {
 			}
 			return nil
 		}
+	}
+	// Cobra checks required flags and flag groups after PreRunE; when these checks pass here,
+	// its own pass too.
+	preRun := c.PreRunE
+	c.PreRunE = func(c *cobra.Command, args []string) error {
+		for _, check := range []func() error{c.ValidateRequiredFlags, c.ValidateFlagGroups} {
+			if err := check(); err != nil {
+				return usageError{err}
+			}
+		}
+		if preRun != nil {
+			return preRun(c, args)
+		}
+		return nil
 	}
 }

@@ -7,11 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -30,7 +28,6 @@ import (
 	"github.com/tokensmith/tokensmith/server"
 	"github.com/tokensmith/tokensmith/storage"
 	redisstore "github.com/tokensmith/tokensmith/storage/redis"
-	"github.com/tokensmith/tokensmith/tlscert"
 )
 
 func serveCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -90,10 +87,12 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 // serve runs both listeners until ctx ends, then shuts them down gracefully. Every error
 // that keeps it from serving is returned at once, as one line naming its cause.
 func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint, stdout io.Writer, log *slog.Logger) error {
-	// Background work (heartbeats, the change feed) stops with this context; every early
-	// return cancels it before waiting for that work, so an error never waits for a signal.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Everything started below stops in the reverse order it started, on every return: the
+	// background work (heartbeats, the change feed) is told to stop before it is waited for,
+	// so an error never waits for a signal.
+	a := newApp(ctx)
+	defer a.stopAll()
+	ctx = a.ctx
 
 	// The listeners come first: a taken port is the commonest start-up failure, and finding it
 	// before the store is touched keeps a first start's demo client for the start that works.
@@ -101,12 +100,12 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 	if err != nil {
 		return err
 	}
-	defer pubLn.Close()
+	a.onStop(func() { _ = pubLn.Close() })
 	admLn, err := listen(cfg.AdminListen, "admin_listen", "TOKENSMITH_ADMIN_LISTEN")
 	if err != nil {
 		return err
 	}
-	defer admLn.Close()
+	a.onStop(func() { _ = admLn.Close() })
 	_, port, _ := net.SplitHostPort(pubLn.Addr().String())
 	if cfg.IssuerDerived {
 		// The bound port, so listen ":0" gives the issuer the port it really has.
@@ -125,14 +124,14 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	a.onStop(func() { _ = store.Close() })
 	bus := replica.NewBus(store, log)
 	km, firstStart, err := keys.Open(ctx, store, keyOptions(cfg, store, bus), log)
 	if err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
 	keyset := km.Set
-	defer keyset.Close()
+	a.onStop(keyset.Close)
 	adminToken, adminTokenPath, err := ensureAdminToken(cfg)
 	if err != nil {
 		return err
@@ -145,12 +144,10 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 	if err != nil {
 		return err
 	}
-	// The audit trail outlives the listeners: it stops after the last request has been
-	// answered, writes what is still queued, and closes its sink.
-	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
-	auditDone := make(chan struct{})
-	go func() { runAudit(auditCtx); close(auditDone) }()
-	defer func() { stopAudit(); <-auditDone }()
+	// The audit trail outlives the listeners and the background work started after it: it
+	// stops after the last request has been answered, writes what is still queued, and closes
+	// its sink.
+	a.startOwn(runAudit)
 	reg := registry.New(store, bus, registry.WithAuditor(auditor))
 	replicas := replica.New(store, cfg.ReplicaTimeout.D(), Version, log)
 	m.Gauges(replicas.Live, func() time.Duration { return signingKeyAge(keyset, time.Now()) })
@@ -163,24 +160,11 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 	if err := replicas.Beat(ctx); err != nil {
 		return fmt.Errorf("replica registry: %w", err)
 	}
-	heartbeats := make(chan struct{})
-	go func() { replicas.Run(ctx); close(heartbeats) }()
-	// Deregister before the store closes, so the other replicas stop counting this one at once.
-	defer func() { cancel(); <-heartbeats }()
-	gh := grants.NewService(store, keyset, grants.Policy{
-		Issuer:               cfg.Issuer,
-		Audience:             cfg.Audience,
-		ClientCredentialsTTL: cfg.Tokens.ClientCredentialsTTL.D(),
-		PasswordTTL:          cfg.Tokens.PasswordTTL.D(),
-		RefreshTTL:           cfg.Tokens.RefreshTTL.D(),
-		ExchangeTTL:          cfg.Tokens.ExchangeTTL.D(),
-		RefreshGrace:         cfg.Tokens.RefreshGrace.D(),
-		ReuseMinRemaining:    cfg.Tokens.ReuseMinRemaining.D(),
-		DailyLimitLocation:   cfg.DailyLimitLocation(),
-		FailedLoginLimit:     cfg.Tokens.FailedLoginLimit,
-		ClientCacheTTL:       cfg.ClientCacheTTL.D(),
-		StoreTimeout:         cfg.StoreTimeout.D(),
-	}, grants.WithLogger(log), grants.WithReplicas(replicas.Live), grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
+	// Started after the store opened, so stopped (deregistered) before it closes: the other
+	// replicas stop counting this one at once.
+	a.start(replicas.Run)
+	gh := grants.NewService(store, keyset, grantsPolicy(cfg),
+		grants.WithLogger(log), grants.WithReplicas(replicas.Live), grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
 		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }),
 		grants.WithQuotaHook(func(e grants.QuotaEvent) { m.Quota(e.ClientID, e.Window, e.Shadow) }),
 		grants.WithAuditor(auditor), grants.WithStoreObserver(m.ObserveStore))
@@ -196,20 +180,13 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 			}()
 		}
 	})
-	keyLoop := make(chan struct{})
-	go func() { km.Run(ctx); close(keyLoop) }()
-	defer func() { cancel(); <-keyLoop }()
-	changes := make(chan struct{})
-	go func() { bus.Run(ctx); close(changes) }()
-	defer func() { cancel(); <-changes }()
-	usage := make(chan struct{})
-	go func() { flushUsage(ctx, gh, log); close(usage) }()
-	defer func() { cancel(); <-usage }()
+	a.start(km.Run)
+	a.start(bus.Run)
+	// The last flush of last-use times runs when the app stops, before the store closes.
+	a.start(func(ctx context.Context) { flushUsage(ctx, gh, log) })
 	outages := outage.New(store, log)
 	quiet.follow(outages.Down)
-	outagesDone := make(chan struct{})
-	go func() { outages.Run(ctx); close(outagesDone) }()
-	defer func() { cancel(); <-outagesDone }()
+	a.start(outages.Run)
 
 	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: readiness(store), Metrics: m, Log: log,
 		TrustedProxies: cfg.TrustedProxies, Outages: outages, Profiles: endpoints}
@@ -253,48 +230,9 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 			"route", strings.Join(ep.Route.HTTPMethods(), ",")+" "+ep.Path)
 	}
 
-	servers := []*http.Server{
-		{Handler: pub.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
-		{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
-	}
-	names := []string{"public listener", "admin listener"}
-	errc := make(chan error, 2)
-	for i, ln := range []net.Listener{pubLn, admLn} {
-		files := []*tlscert.Files{pubTLS, admTLS}[i]
-		if files != nil {
-			servers[i].TLSConfig = tlscert.Config(files)
-		}
-		go func() {
-			var err error
-			if files == nil {
-				err = servers[i].Serve(ln)
-			} else {
-				// ServeTLS offers HTTP/2 as well as HTTP/1.1 (ALPN).
-				err = servers[i].ServeTLS(ln, "", "")
-			}
-			errc <- fmt.Errorf("%s %s stopped: %w", names[i], ln.Addr(), err)
-		}()
-	}
-	var failed error
-	select {
-	case <-ctx.Done():
-	case failed = <-errc:
-		// A listener that stops by itself stops the process, with a non-zero exit.
-		log.Error("shutting down: a listener failed", "error", failed)
-	}
-	log.Info("shutting down")
-	// Requests in flight finish (a token request is bounded by store_timeout); connections
-	// that were opened but never used, which Shutdown would wait 5 s for, are then closed.
-	shutCtx, cancelShut := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancelShut()
-	var wg sync.WaitGroup
-	for _, s := range servers {
-		wg.Go(func() {
-			if s.Shutdown(shutCtx) != nil {
-				_ = s.Close()
-			}
-		})
-	}
-	wg.Wait()
-	return failed
+	// The listeners are shut down, their last requests answered, before anything above stops.
+	return serveListeners(ctx, log, []listener{
+		{name: "public listener", ln: pubLn, tls: pubTLS, handler: pub.Handler()},
+		{name: "admin listener", ln: admLn, tls: admTLS, handler: adm.Handler()},
+	})
 }

@@ -79,6 +79,16 @@ func userCreateCmd(g *globals) *cobra.Command {
 	return c
 }
 
+// user connects to the admin API and resolves the user a command names, by id or username.
+func (g *globals) user(who string) (*adminClient, registry.UserView, error) {
+	api, err := g.client()
+	if err != nil {
+		return nil, registry.UserView{}, err
+	}
+	u, err := findUser(api, who)
+	return api, u, err
+}
+
 // findUser resolves a user given by id or by username (case-insensitively), trying the id
 // first.
 func findUser(api *adminClient, who string) (registry.UserView, error) {
@@ -99,20 +109,23 @@ func findUser(api *adminClient, who string) (registry.UserView, error) {
 
 func userShowCmd(g *globals) *cobra.Command {
 	return &cobra.Command{Use: "show USER", Short: "Show a user, given by username or id", Args: cobra.ExactArgs(1),
+		Long: "Show a user, given by username or id: id, username, scopes and when it was created.\n" +
+			"A user's scopes bound the scopes of the user's personal tokens (pat create) only; a login\n" +
+			"with the password grant gets the scopes of the client it logs in through.",
 		RunE: func(_ *cobra.Command, args []string) error {
-			api, err := g.client()
-			if err != nil {
-				return err
-			}
-			v, err := findUser(api, args[0])
+			_, v, err := g.user(args[0])
 			if err != nil {
 				return err
 			}
 			if g.json {
 				return g.printJSON(mustJSON(v))
 			}
+			scopes := "-"
+			if len(v.Scopes) > 0 {
+				scopes = strings.Join(v.Scopes, " ") + "   (they bound this user's personal tokens only, not password-grant logins)"
+			}
 			tw := tabwriter.NewWriter(g.out, 0, 4, 1, ' ', 0)
-			fmt.Fprintf(tw, "id:\t%s\nusername:\t%s\ncreated:\t%s\n", v.ID, v.Username, v.CreatedAt.Format("2006-01-02 15:04:05 MST"))
+			fmt.Fprintf(tw, "id:\t%s\nusername:\t%s\nscopes:\t%s\ncreated:\t%s\n", v.ID, v.Username, scopes, v.CreatedAt.Format("2006-01-02 15:04:05 MST"))
 			return tw.Flush()
 		}}
 }
@@ -127,11 +140,7 @@ func userSetPasswordCmd(g *globals) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		api, err := g.client()
-		if err != nil {
-			return err
-		}
-		u, err := findUser(api, args[0])
+		api, u, err := g.user(args[0])
 		if err != nil {
 			return err
 		}
@@ -146,34 +155,15 @@ func userSetPasswordCmd(g *globals) *cobra.Command {
 }
 
 func userListCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "list", Short: "List users", Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			api, err := g.client()
-			if err != nil {
-				return err
-			}
-			var all []registry.UserView
-			raw, err := api.do("GET", "/admin/users", nil, &all)
-			if err != nil || g.json {
-				return orJSON(g, raw, err)
-			}
-			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "USER ID\tUSERNAME\tCREATED")
-			for _, u := range all {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", u.ID, u.Username, u.CreatedAt.Format("2006-01-02 15:04"))
-			}
-			return tw.Flush()
-		}}
+	return listCmd(g, "List users", "/admin/users", "USER ID\tUSERNAME\tCREATED", func(u registry.UserView) []string {
+		return []string{u.ID, u.Username, u.CreatedAt.Format("2006-01-02 15:04")}
+	})
 }
 
 func userDeleteCmd(g *globals) *cobra.Command {
 	return &cobra.Command{Use: "delete USER", Short: "Delete a user, given by username or id; their logins end", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			api, err := g.client()
-			if err != nil {
-				return err
-			}
-			u, err := findUser(api, args[0])
+			api, u, err := g.user(args[0])
 			if err != nil {
 				return err
 			}

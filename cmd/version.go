@@ -29,8 +29,10 @@ func versionCmd(g *globals) *cobra.Command {
 		RunE: func(*cobra.Command, []string) error {
 			cli := buildInfo{Version: Version, Signer: keys.SignerName, SignerVersion: keys.SignerVersion()}
 			var server buildInfo
+			at := g.adminURL
 			if api, err := g.client(); err == nil {
 				_, _ = api.do("GET", "/admin/version", nil, &server)
+				at = api.base // https when the CLI found the dev certificate
 			}
 			if g.json {
 				b, _ := json.Marshal(map[string]string{
@@ -41,7 +43,7 @@ func versionCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.out, "tokensmith %s (%s), %s\n", cli.Version, runtime.Version(), cli.signer())
 			if server.Version != "" {
-				fmt.Fprintf(g.out, "server at %s: %s, %s\n", g.adminURL, server.Version, server.signer())
+				fmt.Fprintf(g.out, "server at %s: %s, %s\n", at, server.Version, server.signer())
 			}
 			return nil
 		}}

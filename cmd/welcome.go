@@ -82,12 +82,20 @@ Admin token:  %s
 // printDevTLS says, on every start with the dev certificate, how to trust it.
 func printDevTLS(w io.Writer, issuer, devCert string) {
 	abs, _ := filepath.Abs(devCert)
+	// The CLI looks for the certificate in its data directory (devCertGuess): the default one,
+	// relative to where it runs, or TOKENSMITH_DATA_DIR.
+	dir := filepath.Dir(abs)
+	cli := "The tokensmith CLI finds it, and uses HTTPS, with TOKENSMITH_DATA_DIR=" + dir + "."
+	if def, _ := filepath.Abs(config.Default().DataDir); def == dir {
+		cli = "The tokensmith CLI finds it, and uses HTTPS, when run from this directory (or with TOKENSMITH_DATA_DIR=" + dir + ")."
+	}
 	fmt.Fprintf(w, `Dev TLS: both listeners serve HTTPS with a self-signed certificate for localhost, 127.0.0.1 and ::1.
 Trust it, and only it, for this server:
 
   curl --cacert %s %s/.well-known/oauth-authorization-server
   Python requests: REQUESTS_CA_BUNDLE=%s    Node: NODE_EXTRA_CA_CERTS=%s
-  Go: add it to tls.Config.RootCAs.  The CLI trusts it by itself when run from this directory.
+  urllib (PyJWT's PyJWKClient), OpenSSL and unmodified Go programs: SSL_CERT_FILE=%s (in place of the system's CAs)
+  Go: add it to tls.Config.RootCAs.  %s
 
-`, abs, issuer, abs, abs)
+`, abs, issuer, abs, abs, abs, cli)
 }

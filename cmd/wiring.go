@@ -45,6 +45,24 @@ func keyOptions(cfg config.Config, store storage.Storage, bus *replica.Bus) keys
 	return opts
 }
 
+// grantsPolicy is the server-wide token policy of cfg.
+func grantsPolicy(cfg config.Config) grants.Policy {
+	return grants.Policy{
+		Issuer:               cfg.Issuer,
+		Audience:             cfg.Audience,
+		ClientCredentialsTTL: cfg.Tokens.ClientCredentialsTTL.D(),
+		PasswordTTL:          cfg.Tokens.PasswordTTL.D(),
+		RefreshTTL:           cfg.Tokens.RefreshTTL.D(),
+		ExchangeTTL:          cfg.Tokens.ExchangeTTL.D(),
+		RefreshGrace:         cfg.Tokens.RefreshGrace.D(),
+		ReuseMinRemaining:    cfg.Tokens.ReuseMinRemaining.D(),
+		DailyLimitLocation:   cfg.DailyLimitLocation(),
+		FailedLoginLimit:     cfg.Tokens.FailedLoginLimit,
+		ClientCacheTTL:       cfg.ClientCacheTTL.D(),
+		StoreTimeout:         cfg.StoreTimeout.D(),
+	}
+}
+
 // keyRefresh is how often a replica re-reads the signing keys.
 const keyRefresh = 2 * time.Second
 

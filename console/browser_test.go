@@ -30,7 +30,7 @@ import (
 // the whole package; every test gets its own browser context (its own cookies) in it. Without
 // Chromium they are skipped, unless TOKENSMITH_REQUIRE_BROWSER=1 (as in CI), where they fail.
 
-var updateScreenshot = flag.Bool("update-screenshot", false, "write the README's screenshots of the Integration page to ../docs/")
+var updateScreenshot = flag.Bool("update-screenshot", false, "write the docs' screenshots of the Integration page to ../docs/")
 
 var browser struct {
 	once sync.Once
@@ -74,13 +74,22 @@ func startBrowser() {
 		browser.err = err
 		return
 	}
+	// Everything Chromium writes goes under one directory, removed when the tests end: the
+	// profile, and through TMPDIR the directory of its singleton socket, which it would leave
+	// in the system's temp folder when stopped.
 	if browser.dir, err = os.MkdirTemp("", "tokensmith-chromium"); err != nil {
+		browser.err = err
+		return
+	}
+	tmp := filepath.Join(browser.dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
 		browser.err = err
 		return
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
-		chromedp.UserDataDir(browser.dir),
+		chromedp.UserDataDir(filepath.Join(browser.dir, "profile")),
+		chromedp.Env("TMPDIR="+tmp),
 		chromedp.DisableGPU,
 		// Root in a container has no sandbox to drop into; the pages are our own.
 		chromedp.NoSandbox,
@@ -461,7 +470,7 @@ func (b *tab) viewport(width, height int64, phone bool) chromedp.Action[chromedp
 
 // TestScreenshot renders the Integration page, with a client in its secret's grace period and
 // two personal tokens, at a desktop and a phone width, checks that neither scrolls sideways,
-// and with -update-screenshot writes the README's pictures to ../docs/ and every other page
+// and with -update-screenshot writes the docs' pictures (docs/integrators.md) to ../docs/ and every other page
 // to testdata/screenshots/ (not committed) for a look.
 //
 //	go test ./console -run TestScreenshot -update-screenshot
@@ -514,7 +523,7 @@ func TestScreenshot(t *testing.T) {
 		b.run("a new token", chromedp.Navigate(e.URL+"/console/"), chromedp.WaitVisible(chromedp.CSS("#page-integration")),
 			chromedp.SendKeys(chromedp.CSS("#token-name"), "Screenshot "+vp.name), follow("#create", "#page-token"))
 		shoot("token-" + vp.name)
-		// Only the two tokens above appear in the README's pictures.
+		// Only the two tokens above appear in the docs' pictures.
 		list, _ := e.Registry.ListPersonalTokens(ctx, lena)
 		for _, tok := range list {
 			if tok.Name == "Screenshot "+vp.name {

@@ -15,11 +15,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tokensmith/tokensmith/internal/testlog"
 	"github.com/tokensmith/tokensmith/keys"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -81,34 +81,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects a process's output while tests read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
-
-// has waits up to 5 s for the output to contain s. A server writes its start-up lines before it
-// serves, but they reach the buffer through a pipe and a copying goroutine, so a test that has
-// its first answer may still find them missing for a moment.
-func (b *syncBuffer) has(s string) bool {
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(b.String(), s); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-	return true
-}
-
 type proc struct {
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *testlog.Buffer
 	url, adminURL  string
 	dir            string
 	done           chan error
@@ -153,7 +128,7 @@ func launch(t *testing.T, dir string, o launchOptions) *proc {
 	if o.https {
 		scheme = "https"
 	}
-	p := &proc{stdout: &syncBuffer{}, stderr: &syncBuffer{}, url: scheme + "://" + pub, adminURL: scheme + "://" + adm, dir: dir,
+	p := &proc{stdout: &testlog.Buffer{}, stderr: &testlog.Buffer{}, url: scheme + "://" + pub, adminURL: scheme + "://" + adm, dir: dir,
 		done: make(chan error, 1), client: http.DefaultClient}
 	p.cmd = exec.Command(binary, "serve")
 	p.cmd.Dir = dir
@@ -270,7 +245,7 @@ func TestFirstStartCLIAndRestart(t *testing.T) {
 	p := start(t, dir)
 
 	// What a newcomer sees: a demo client and a curl line that works as printed.
-	p.stdout.has(p.url + "/oauth2/token")
+	p.stdout.Has(p.url + "/oauth2/token")
 	m := curlLine.FindStringSubmatch(p.stdout.String())
 	if m == nil {
 		t.Fatalf("no curl line on first start; stdout:\n%s", p.stdout.String())

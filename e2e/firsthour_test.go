@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"golang.org/x/net/http2"
+	"github.com/tokensmith/tokensmith/internal/testlog"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -73,7 +73,7 @@ func TestStartFailsAtOnce(t *testing.T) {
 			cmd.Dir = dir
 			cmd.Env = append(os.Environ(), "TOKENSMITH_LISTEN="+freePort(t), "TOKENSMITH_ADMIN_LISTEN="+freePort(t))
 			cmd.Env = append(cmd.Env, tc.env...)
-			var stdout, stderr syncBuffer
+			var stdout, stderr testlog.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			began := time.Now()
 			if err := cmd.Start(); err != nil {
@@ -117,7 +117,7 @@ func TestStartFailsAtOnce(t *testing.T) {
 	if err := cmd.Run(); err == nil {
 		t.Fatal("started on a taken port")
 	}
-	if p := start(t, dir); !p.stdout.has("first start") {
+	if p := start(t, dir); !p.stdout.Has("first start") {
 		t.Fatalf("the start after a failed one printed no welcome:\n%s", p.stdout.String())
 	}
 }
@@ -140,8 +140,8 @@ func TestHTTPSWithDevCertificate(t *testing.T) {
 
 	// How to trust it is printed, and the welcome's curl line works as printed.
 	abs, _ := filepath.Abs(certFile)
-	p.stdout.has(p.url + "/oauth2/token")
-	if !p.stdout.has("curl --cacert " + abs + " " + p.url) {
+	p.stdout.Has(p.url + "/oauth2/token")
+	if !p.stdout.Has("curl --cacert " + abs + " " + p.url) {
 		t.Fatalf("no trust instructions for %s:\n%s", abs, p.stdout.String())
 	}
 	m := curlLine.FindStringSubmatch(p.stdout.String())
@@ -154,7 +154,9 @@ func TestHTTPSWithDevCertificate(t *testing.T) {
 	}
 
 	// A client that speaks only HTTP/2 over TLS, as strict clients refuse plain HTTP.
-	h2 := &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: roots()}}}
+	var only2 http.Protocols
+	only2.SetHTTP2(true)
+	h2 := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Protocols: &only2, TLSClientConfig: &tls.Config{RootCAs: roots()}}}
 	if _, err := h2.Get(strings.Replace(p.url, "https://", "http://", 1) + "/healthz"); err == nil {
 		t.Fatal("the HTTPS-only client reached a plain http URL")
 	}
@@ -268,7 +270,7 @@ func TestCertificateReplacedOnDisk(t *testing.T) {
 		t.Fatalf("readyz after the renewal: %v", err)
 	}
 	resp.Body.Close()
-	if !p.stderr.has("TLS certificate reloaded") {
+	if !p.stderr.Has("TLS certificate reloaded") {
 		t.Errorf("no log line for the reload:\n%s", p.stderr.String())
 	}
 }
@@ -290,18 +292,18 @@ func TestIssuerFollowsListen(t *testing.T) {
 			t.Fatalf("%s issuer %v, want %s, the URL it was fetched from", path, md["issuer"], p.url)
 		}
 	}
-	p.stdout.has(p.url + "/oauth2/token")
+	p.stdout.Has(p.url + "/oauth2/token")
 	m := curlLine.FindStringSubmatch(p.stdout.String())
 	if m == nil || !strings.Contains(m[1], p.url+"/oauth2/token") {
 		t.Fatalf("the curl line does not use %s:\n%s", p.url, p.stdout.String())
 	}
-	if !p.stderr.has("issuer derived from the public listener") {
+	if !p.stderr.Has("issuer derived from the public listener") {
 		t.Errorf("the log does not say the issuer was derived:\n%s", p.stderr.String())
 	}
 
 	// An explicit issuer naming another port is warned about.
 	q := launch(t, t.TempDir(), launchOptions{env: []string{"TOKENSMITH_ISSUER=http://localhost:1"}})
-	if !q.stderr.has("level=WARN") || !q.stderr.has("names port 1") {
+	if !q.stderr.Has("level=WARN") || !q.stderr.Has("names port 1") {
 		t.Fatalf("no warning for an issuer on another port:\n%s", q.stderr.String())
 	}
 }
@@ -340,7 +342,7 @@ func TestFileStoreCountsOneReplica(t *testing.T) {
 		if n := replicas(p); n != 1 {
 			t.Fatalf("after a %s and a restart: %d live replicas, want 1", how, n)
 		}
-		if !p.stderr.has("live_replicas=1") {
+		if !p.stderr.Has("live_replicas=1") {
 			t.Fatalf("after a %s and a restart the log does not say live_replicas=1:\n%s", how, p.stderr.String())
 		}
 	}

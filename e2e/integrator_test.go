@@ -22,6 +22,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/tokensmith/tokensmith/internal/testlog"
 	"github.com/tokensmith/tokensmith/storage/redis/redistest"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -245,7 +246,7 @@ func kidOf(tok string) string {
 func startAPI(t *testing.T, env ...string) *proc {
 	t.Helper()
 	addr := freePort(t)
-	p := &proc{stdout: &syncBuffer{}, stderr: &syncBuffer{}, url: "http://" + addr, done: make(chan error, 1), client: http.DefaultClient}
+	p := &proc{stdout: &testlog.Buffer{}, stderr: &testlog.Buffer{}, url: "http://" + addr, done: make(chan error, 1), client: http.DefaultClient}
 	p.cmd = exec.Command(resourceServerBinary)
 	p.cmd.Env = append(append(os.Environ(), "API_LISTEN="+addr), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr

@@ -88,7 +88,7 @@ func TestStoreThatLostItsKeys(t *testing.T) {
 	if strings.Contains(c.stdout.String(), "client_secret") {
 		t.Fatalf("the third replica created a demo client on a store that lost its data:\n%s", c.stdout.String())
 	}
-	logged := func(s string) bool { return a.stderr.has(s) || b.stderr.has(s) }
+	logged := func(s string) bool { return a.stderr.Has(s) || b.stderr.Has(s) }
 	if !logged("lost its signing keys") || !logged("level=ERROR") {
 		t.Fatalf("the loss was not logged as an error:\nA: %s\nB: %s", a.stderr.String(), b.stderr.String())
 	}

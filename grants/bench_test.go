@@ -35,12 +35,13 @@ func newBenchEnv(b *testing.B, opts ...Option) *benchEnv {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = store.Close() })
-	ks, _, err := keys.Load(context.Background(), store)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	km, _, err := keys.Open(context.Background(), store, keys.Options{}, log)
 	if err != nil {
 		b.Fatal(err)
 	}
+	ks := km.Set
 	b.Cleanup(ks.Close)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h := NewService(store, ks, Policy{
 		Issuer: "https://auth.example.com", Audience: []string{"https://api.example.com"},
 		ClientCredentialsTTL: 3 * time.Hour, PasswordTTL: 24 * time.Hour, RefreshTTL: 14 * 24 * time.Hour,

@@ -7,7 +7,7 @@ import (
 
 // cache keeps records (clients, personal tokens) for a short time, so a request costs no store
 // round trip for them on the hot path. An admin change drops the record on every replica
-// through the change feed (Handler.Forget); while the feed is down (trusted false) the cache
+// through the change feed (Service.Forget); while the feed is down (trusted false) the cache
 // is not used at all, so the TTL only bounds staleness if a change notice is lost without the
 // feed noticing. For clients, a new secret works at once regardless, because a failed
 // comparison re-reads the store.

@@ -15,7 +15,7 @@ import (
 // saturation most answers are quick while some wait many times longer (measured at c=16 on
 // two cores: p50 2 ms, p99 45 ms, 4.5 × the mean time in the server). With it, a request
 // waits its turn and then has a core: the same throughput, and a p99 about twice that mean
-// (README, Benchmark).
+// (docs/benchmark.md).
 //
 // The gate is here, around the calls, rather than in keys: it bounds bcrypt as well as
 // signing, and both share the same cores.

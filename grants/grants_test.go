@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokensmith/tokensmith/protocol"
 )
 
 func TestResolveScope(t *testing.T) {
@@ -29,6 +31,32 @@ func TestResolveScope(t *testing.T) {
 		}
 		if err != nil || got != tc.want {
 			t.Errorf("%q: got %q, %v; want %q", tc.requested, got, err, tc.want)
+		}
+	}
+}
+
+// TestValidScopeToken: a scope token is %x21 / %x23-5B / %x5D-7E (RFC 6749 §3.3).
+func TestValidScopeToken(t *testing.T) {
+	tests := []struct {
+		s    string
+		want bool
+	}{
+		{"orders:read", true},
+		{"!#[]~", true},
+		{"a b", false},
+		{`re"ad`, false},
+		{`a\b`, false},
+		{"a\x7f", false},
+		{"a\tb", false},
+		{"é", false},
+	}
+	for _, tc := range tests {
+		if got := validScopeToken(tc.s); got != tc.want {
+			t.Errorf("validScopeToken(%q) = %v, want %v", tc.s, got, tc.want)
+		}
+		// A requested scope is checked for its form even where a client record allows it.
+		if _, err := resolveScope([]string{tc.s}, tc.s); (err == nil) != tc.want {
+			t.Errorf("resolveScope(%q) with %q allowed: %v", tc.s, tc.s, err)
 		}
 	}
 }
@@ -66,5 +94,20 @@ func TestRefreshTokenFormatAndSealing(t *testing.T) {
 	}
 	if _, err := unseal(newRefreshToken(fam), sealed); err == nil {
 		t.Fatal("another token opened the sealed successor")
+	}
+}
+
+// TestAccessClaimsAreJWTClaims: golang-jwt reads the registered claims through these methods
+// when it validates a token.
+func TestAccessClaimsAreJWTClaims(t *testing.T) {
+	c := AccessClaims{Issuer: "iss", Subject: "sub", Audience: protocol.Audience{"a", "b"}, IssuedAt: 100, ExpiresAt: 200}
+	iss, _ := c.GetIssuer()
+	sub, _ := c.GetSubject()
+	aud, _ := c.GetAudience()
+	iat, _ := c.GetIssuedAt()
+	exp, _ := c.GetExpirationTime()
+	nbf, _ := c.GetNotBefore()
+	if iss != "iss" || sub != "sub" || strings.Join(aud, " ") != "a b" || iat.Unix() != 100 || exp.Unix() != 200 || nbf != nil {
+		t.Errorf("iss %q sub %q aud %v iat %v exp %v nbf %v", iss, sub, aud, iat, exp, nbf)
 	}
 }

@@ -12,17 +12,17 @@ const TokenTypePersonal = "personal_token"
 
 // Introspection is an RFC 7662 §2.2 answer. Only Active is set for a token that is not active.
 type Introspection struct {
-	Active    bool     `json:"active"`
-	Scope     string   `json:"scope,omitempty"`
-	ClientID  string   `json:"client_id,omitempty"`
-	Username  string   `json:"username,omitempty"`
-	TokenType string   `json:"token_type,omitempty"`
-	ExpiresAt int64    `json:"exp,omitempty"`
-	IssuedAt  int64    `json:"iat,omitempty"`
-	Subject   string   `json:"sub,omitempty"`
-	Audience  Audience `json:"aud,omitempty"`
-	Issuer    string   `json:"iss,omitempty"`
-	ID        string   `json:"jti,omitempty"`
+	Active    bool              `json:"active"`
+	Scope     string            `json:"scope,omitempty"`
+	ClientID  string            `json:"client_id,omitempty"`
+	Username  string            `json:"username,omitempty"`
+	TokenType string            `json:"token_type,omitempty"`
+	ExpiresAt int64             `json:"exp,omitempty"`
+	IssuedAt  int64             `json:"iat,omitempty"`
+	Subject   string            `json:"sub,omitempty"`
+	Audience  protocol.Audience `json:"aud,omitempty"`
+	Issuer    string            `json:"iss,omitempty"`
+	ID        string            `json:"jti,omitempty"`
 }
 
 var inactive = &Introspection{}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/secret"
 )
 
@@ -21,43 +22,17 @@ import (
 // refresh family a token descends from travels inside jti (see FamilyOf) rather than in a
 // claim of its own.
 type AccessClaims struct {
-	Issuer    string   `json:"iss"`
-	Subject   string   `json:"sub"`
-	Audience  Audience `json:"aud"`
-	ClientID  string   `json:"client_id"`
-	Scope     string   `json:"scope,omitempty"`
-	IssuedAt  int64    `json:"iat"`
-	ExpiresAt int64    `json:"exp"`
-	ID        string   `json:"jti"`
+	Issuer    string            `json:"iss"`
+	Subject   string            `json:"sub"`
+	Audience  protocol.Audience `json:"aud"`
+	ClientID  string            `json:"client_id"`
+	Scope     string            `json:"scope,omitempty"`
+	IssuedAt  int64             `json:"iat"`
+	ExpiresAt int64             `json:"exp"`
+	ID        string            `json:"jti"`
 }
 
 var _ jwt.Claims = AccessClaims{}
-
-// Audience is aud: a single string when there is one audience (RFC 7519 §4.1.3), else an array.
-type Audience []string
-
-// MarshalJSON implements json.Marshaler.
-func (a Audience) MarshalJSON() ([]byte, error) {
-	if len(a) == 1 {
-		return json.Marshal(a[0])
-	}
-	return json.Marshal([]string(a))
-}
-
-// UnmarshalJSON implements json.Unmarshaler: a string or an array of strings.
-func (a *Audience) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*a = Audience{one}
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return err
-	}
-	*a = many
-	return nil
-}
 
 // GetExpirationTime implements jwt.Claims.
 func (c AccessClaims) GetExpirationTime() (*jwt.NumericDate, error) {

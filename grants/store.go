@@ -2,14 +2,15 @@ package grants
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/tokensmith/tokensmith/storage"
 )
 
 // Store is what the token path reads and writes. It is declared here, where it is used, so the
-// deadline below wraps exactly these methods: a method added to Store does not compile until
-// deadlineStore bounds it too.
+// wrapper below covers exactly these methods: a method added to Store does not compile until
+// guardedStore bounds and measures it too.
 type Store interface {
 	GetClient(ctx context.Context, id string) (storage.Client, error)
 	Login(ctx context.Context, a storage.LoginAttempt) (storage.LoginState, error)
@@ -28,84 +29,110 @@ type Store interface {
 	TouchPersonalTokens(ctx context.Context, used map[string]time.Time) error
 }
 
-// deadlineStore bounds every call by d, so an unreachable or stalled store turns into
-// ErrUnavailable (503) quickly. The bound is per call, not per request: CPU work between calls
-// (a bcrypt check, an RSA signature) must not eat the store's budget.
-type deadlineStore struct {
-	next Store
-	d    time.Duration
+// StoreObserver is told about every store call of the token path: its operation (the Store
+// method's name), how long it took, and whether it failed (the store unreachable, timed out
+// or broken; an answer such as "not found" is not a failure).
+type StoreObserver func(op string, took time.Duration, failed bool)
+
+// WithStoreObserver measures every store call (metrics.Metrics.ObserveStore).
+func WithStoreObserver(o StoreObserver) Option { return func(c *core) { c.observe = o } }
+
+// guardedStore puts every call of next through call: bounded by timeout (when set), so an
+// unreachable or stalled store turns into ErrUnavailable (503) quickly, and measured by observe
+// (when set). The bound is per call, not per request: CPU work between calls (a bcrypt check,
+// an RSA signature) must not eat the store's budget.
+type guardedStore struct {
+	next    Store
+	timeout time.Duration
+	observe StoreObserver
 }
 
-var _ Store = deadlineStore{}
+var _ Store = guardedStore{}
 
-func bounded[T any](s deadlineStore, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.d)
-	defer cancel()
-	return f(ctx)
+// call runs one store call under the deadline and measures it, deadline included, so a call
+// that timed out is measured as the failure it is.
+func call[T any](s guardedStore, ctx context.Context, op string, f func(context.Context) (T, error)) (T, error) {
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	start := time.Now()
+	v, err := f(ctx)
+	if s.observe != nil {
+		s.observe(op, time.Since(start), failed(err))
+	}
+	return v, err
 }
 
-func boundedErr(s deadlineStore, ctx context.Context, f func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, s.d)
-	defer cancel()
-	return f(ctx)
+// callErr is call for the methods that answer only an error.
+func callErr(s guardedStore, ctx context.Context, op string, f func(context.Context) error) error {
+	_, err := call(s, ctx, op, func(ctx context.Context) (struct{}, error) { return struct{}{}, f(ctx) })
+	return err
 }
 
-func (s deadlineStore) GetClient(ctx context.Context, id string) (storage.Client, error) {
-	return bounded(s, ctx, func(ctx context.Context) (storage.Client, error) { return s.next.GetClient(ctx, id) })
+// failed tells a store failure from the store's answers.
+func failed(err error) bool {
+	return err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrAlreadyExists) &&
+		!errors.Is(err, storage.ErrRevoked) && !errors.Is(err, storage.ErrReplay)
 }
 
-func (s deadlineStore) Login(ctx context.Context, a storage.LoginAttempt) (storage.LoginState, error) {
-	return bounded(s, ctx, func(ctx context.Context) (storage.LoginState, error) { return s.next.Login(ctx, a) })
+func (s guardedStore) GetClient(ctx context.Context, id string) (storage.Client, error) {
+	return call(s, ctx, "GetClient", func(ctx context.Context) (storage.Client, error) { return s.next.GetClient(ctx, id) })
 }
 
-func (s deadlineStore) LoginFailed(ctx context.Context, a storage.LoginAttempt) error {
-	return boundedErr(s, ctx, func(ctx context.Context) error { return s.next.LoginFailed(ctx, a) })
+func (s guardedStore) Login(ctx context.Context, a storage.LoginAttempt) (storage.LoginState, error) {
+	return call(s, ctx, "Login", func(ctx context.Context) (storage.LoginState, error) { return s.next.Login(ctx, a) })
 }
 
-func (s deadlineStore) LoginSucceeded(ctx context.Context, a storage.LoginAttempt) error {
-	return boundedErr(s, ctx, func(ctx context.Context) error { return s.next.LoginSucceeded(ctx, a) })
+func (s guardedStore) LoginFailed(ctx context.Context, a storage.LoginAttempt) error {
+	return callErr(s, ctx, "LoginFailed", func(ctx context.Context) error { return s.next.LoginFailed(ctx, a) })
 }
 
-func (s deadlineStore) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) error {
-	return boundedErr(s, ctx, func(ctx context.Context) error { return s.next.CreateRefreshToken(ctx, t) })
+func (s guardedStore) LoginSucceeded(ctx context.Context, a storage.LoginAttempt) error {
+	return callErr(s, ctx, "LoginSucceeded", func(ctx context.Context) error { return s.next.LoginSucceeded(ctx, a) })
 }
 
-func (s deadlineStore) GetRefreshToken(ctx context.Context, fam, hash string) (storage.RefreshToken, error) {
-	return bounded(s, ctx, func(ctx context.Context) (storage.RefreshToken, error) { return s.next.GetRefreshToken(ctx, fam, hash) })
+func (s guardedStore) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) error {
+	return callErr(s, ctx, "CreateRefreshToken", func(ctx context.Context) error { return s.next.CreateRefreshToken(ctx, t) })
 }
 
-func (s deadlineStore) RotateRefreshToken(ctx context.Context, r storage.Rotation) (storage.Rotated, error) {
-	return bounded(s, ctx, func(ctx context.Context) (storage.Rotated, error) { return s.next.RotateRefreshToken(ctx, r) })
+func (s guardedStore) GetRefreshToken(ctx context.Context, fam, hash string) (storage.RefreshToken, error) {
+	return call(s, ctx, "GetRefreshToken", func(ctx context.Context) (storage.RefreshToken, error) { return s.next.GetRefreshToken(ctx, fam, hash) })
 }
 
-func (s deadlineStore) RevokeFamily(ctx context.Context, fam string, now time.Time) error {
-	return boundedErr(s, ctx, func(ctx context.Context) error { return s.next.RevokeFamily(ctx, fam, now) })
+func (s guardedStore) RotateRefreshToken(ctx context.Context, r storage.Rotation) (storage.Rotated, error) {
+	return call(s, ctx, "RotateRefreshToken", func(ctx context.Context) (storage.Rotated, error) { return s.next.RotateRefreshToken(ctx, r) })
 }
 
-func (s deadlineStore) RevokeAccessToken(ctx context.Context, r storage.AccessRevocation) error {
-	return boundedErr(s, ctx, func(ctx context.Context) error { return s.next.RevokeAccessToken(ctx, r) })
+func (s guardedStore) RevokeFamily(ctx context.Context, fam string, now time.Time) error {
+	return callErr(s, ctx, "RevokeFamily", func(ctx context.Context) error { return s.next.RevokeFamily(ctx, fam, now) })
 }
 
-func (s deadlineStore) TokenState(ctx context.Context, q storage.TokenQuery) (storage.TokenState, error) {
-	return bounded(s, ctx, func(ctx context.Context) (storage.TokenState, error) { return s.next.TokenState(ctx, q) })
+func (s guardedStore) RevokeAccessToken(ctx context.Context, r storage.AccessRevocation) error {
+	return callErr(s, ctx, "RevokeAccessToken", func(ctx context.Context) error { return s.next.RevokeAccessToken(ctx, r) })
 }
 
-func (s deadlineStore) Admit(ctx context.Context, a storage.Admission) (storage.Admitted, error) {
-	return bounded(s, ctx, func(ctx context.Context) (storage.Admitted, error) { return s.next.Admit(ctx, a) })
+func (s guardedStore) TokenState(ctx context.Context, q storage.TokenQuery) (storage.TokenState, error) {
+	return call(s, ctx, "TokenState", func(ctx context.Context) (storage.TokenState, error) { return s.next.TokenState(ctx, q) })
 }
 
-func (s deadlineStore) Settle(ctx context.Context, st storage.Settlement) error {
-	return boundedErr(s, ctx, func(ctx context.Context) error { return s.next.Settle(ctx, st) })
+func (s guardedStore) Admit(ctx context.Context, a storage.Admission) (storage.Admitted, error) {
+	return call(s, ctx, "Admit", func(ctx context.Context) (storage.Admitted, error) { return s.next.Admit(ctx, a) })
 }
 
-func (s deadlineStore) GetPersonalToken(ctx context.Context, id string) (storage.PersonalToken, error) {
-	return bounded(s, ctx, func(ctx context.Context) (storage.PersonalToken, error) { return s.next.GetPersonalToken(ctx, id) })
+func (s guardedStore) Settle(ctx context.Context, st storage.Settlement) error {
+	return callErr(s, ctx, "Settle", func(ctx context.Context) error { return s.next.Settle(ctx, st) })
 }
 
-func (s deadlineStore) DeletePersonalToken(ctx context.Context, userID, id string) error {
-	return boundedErr(s, ctx, func(ctx context.Context) error { return s.next.DeletePersonalToken(ctx, userID, id) })
+func (s guardedStore) GetPersonalToken(ctx context.Context, id string) (storage.PersonalToken, error) {
+	return call(s, ctx, "GetPersonalToken", func(ctx context.Context) (storage.PersonalToken, error) { return s.next.GetPersonalToken(ctx, id) })
 }
 
-func (s deadlineStore) TouchPersonalTokens(ctx context.Context, used map[string]time.Time) error {
-	return boundedErr(s, ctx, func(ctx context.Context) error { return s.next.TouchPersonalTokens(ctx, used) })
+func (s guardedStore) DeletePersonalToken(ctx context.Context, userID, id string) error {
+	return callErr(s, ctx, "DeletePersonalToken", func(ctx context.Context) error { return s.next.DeletePersonalToken(ctx, userID, id) })
+}
+
+func (s guardedStore) TouchPersonalTokens(ctx context.Context, used map[string]time.Time) error {
+	return callErr(s, ctx, "TouchPersonalTokens", func(ctx context.Context) error { return s.next.TouchPersonalTokens(ctx, used) })
 }

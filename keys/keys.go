@@ -19,7 +19,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"slices"
 	"sync"
@@ -101,17 +100,6 @@ func (st *state) signingAt(t time.Time) *Key {
 const signerGrace = time.Minute
 
 var _ Signer = (*Set)(nil)
-
-// Load reads the keys from the store, generating and storing the first key when the store has
-// none; created reports that this call generated it. It is Open without a lifecycle, for
-// tools and tests that only sign and verify.
-func Load(ctx context.Context, store Store) (set *Set, created bool, err error) {
-	m, created, err := Open(ctx, store, Options{}, slog.Default())
-	if err != nil {
-		return nil, false, err
-	}
-	return m.Set, created, nil
-}
 
 // Generate creates a new RSA key in its stored form.
 func Generate(now time.Time) (storage.SigningKey, error) {

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -12,10 +13,14 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/storage/embedded"
 )
 
-func TestLoadGeneratesOnceAndSignsVerifiably(t *testing.T) {
+// quiet discards the key manager's log.
+var quiet = slog.New(slog.DiscardHandler)
+
+func TestOpenGeneratesOnceAndSignsVerifiably(t *testing.T) {
 	store, err := embedded.OpenMemory()
 	if err != nil {
 		t.Fatal(err)
@@ -23,13 +28,17 @@ func TestLoadGeneratesOnceAndSignsVerifiably(t *testing.T) {
 	defer store.Close()
 	ctx := context.Background()
 
-	set, created, err := keys.Load(ctx, store)
+	m, created, err := keys.Open(ctx, store, keys.Options{}, quiet)
 	if err != nil || !created {
-		t.Fatalf("first Load: created=%v err=%v, want a new key", created, err)
+		t.Fatalf("first Open: created=%v err=%v, want a new key", created, err)
 	}
-	again, created, err := keys.Load(ctx, store)
-	if err != nil || created || again.ActiveID() != set.ActiveID() {
-		t.Fatalf("second Load: created=%v kid %s vs %s, err=%v; want the stored key", created, again.ActiveID(), set.ActiveID(), err)
+	set := m.Set
+	again, created, err := keys.Open(ctx, store, keys.Options{}, quiet)
+	if err != nil {
+		t.Fatalf("second Open: %v; want the stored key", err)
+	}
+	if created || again.Set.ActiveID() != set.ActiveID() {
+		t.Fatalf("second Open: created=%v kid %s vs %s; want the stored key", created, again.Set.ActiveID(), set.ActiveID())
 	}
 
 	// go-jose, not our code, parses the JWKS and computes the RFC 7638 thumbprint.
@@ -56,7 +65,7 @@ func TestLoadGeneratesOnceAndSignsVerifiably(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+	sig, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,18 +85,18 @@ func loadSet(tb testing.TB) *keys.Set {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { store.Close() })
-	set, _, err := keys.Load(context.Background(), store)
+	m, _, err := keys.Open(context.Background(), store, keys.Options{}, quiet)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(set.Close)
-	return set
+	tb.Cleanup(m.Set.Close)
+	return m.Set
 }
 
 // typicalClaims is a client_credentials access token as grants mints it.
 func typicalClaims(now time.Time) grants.AccessClaims {
 	return grants.AccessClaims{
-		Issuer: "https://auth.example.com", Subject: "5ana4c7hmpdk", Audience: grants.Audience{"https://api.example.com"},
+		Issuer: "https://auth.example.com", Subject: "5ana4c7hmpdk", Audience: protocol.Audience{"https://api.example.com"},
 		ClientID: "5ana4c7hmpdk", Scope: "orders:read orders:write",
 		IssuedAt: now.Unix(), ExpiresAt: now.Add(3 * time.Hour).Unix(), ID: "Xq3w0J9CTe3n",
 	}
@@ -100,7 +109,7 @@ func TestSignMatchesGolangJWT(t *testing.T) {
 	k := set.Keys()[0]
 	now := time.Now()
 	many := typicalClaims(now)
-	many.Audience = grants.Audience{"https://a.example.com", "https://b.example.com"}
+	many.Audience = protocol.Audience{"https://a.example.com", "https://b.example.com"}
 	many.Scope = ""
 	tests := []struct {
 		name   string

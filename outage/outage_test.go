@@ -1,7 +1,6 @@
 package outage_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -11,22 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokensmith/tokensmith/internal/testlog"
 	"github.com/tokensmith/tokensmith/outage"
 )
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
-func (b *logBuffer) reset()         { b.mu.Lock(); defer b.mu.Unlock(); b.buf.Reset() }
 
 // store is a store whose reachability the test switches.
 type store struct{ up atomic.Bool }
@@ -38,19 +24,15 @@ func (s *store) Ping(context.Context) error {
 	return errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
 }
 
-func waitFor(t *testing.T, logs *logBuffer, text string) {
+func waitFor(t *testing.T, logs *testlog.Buffer, text string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), text) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the log within 5s:\n%s", text, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !logs.Has(text) {
+		t.Fatalf("no %q in the log within 5s:\n%s", text, logs.String())
 	}
 }
 
 func TestOneLineAtEachEndOfAnOutage(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	st := &store{}
 	tr := outage.New(st, slog.New(slog.NewTextHandler(logs, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -59,7 +41,7 @@ func TestOneLineAtEachEndOfAnOutage(t *testing.T) {
 
 	// Two outages in a row: each gives exactly one line when it starts and one when it ends.
 	for round := 1; round <= 2; round++ {
-		logs.reset()
+		logs.Reset()
 		var wg sync.WaitGroup
 		for range 50 {
 			wg.Go(func() { tr.Failed(errors.New("storage: unavailable")) })
@@ -82,7 +64,7 @@ func TestOneLineAtEachEndOfAnOutage(t *testing.T) {
 	}
 
 	// An outage that outlasts the process is logged at shutdown with its count.
-	logs.reset()
+	logs.Reset()
 	tr.Failed(errors.New("storage: unavailable"))
 	tr.Failed(errors.New("storage: unavailable"))
 	cancel()
@@ -99,7 +81,7 @@ func TestOneLineAtEachEndOfAnOutage(t *testing.T) {
 // started answering again (they were waiting on it, or the client library still fails fast)
 // do not end the outage and start another one.
 func TestFailuresJustAfterRecoveryBelongToTheOutage(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	st := &store{}
 	tr := outage.New(st, slog.New(slog.NewTextHandler(logs, nil)))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -13,7 +13,7 @@ import (
 // client id and secret) for a client token, as JSON, a form, or GET query parameters as ATOL
 // also accepts, answered {"error","token","timestamp"}. Asking again while a token is valid
 // answers it (the client's reuse, at most as many valid tokens as live replicas) or a new one.
-var atol = register(Profile{
+var atol = Profile{
 	Name: "atol",
 	Seed: "ATOL Online v4 getToken (seed 000)",
 	Routes: []Route{{
@@ -37,7 +37,7 @@ var atol = register(Profile{
 				Error: &atolError{ErrorID: errorID(), Code: a.code, Text: a.message, Type: "system"}}
 		},
 	}},
-})
+}
 
 type atolAnswer struct {
 	Error     *atolError `json:"error"`

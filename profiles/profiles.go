@@ -6,7 +6,7 @@
 // /oauth2/token applies, through the same grants.Service and store. The HTTP side (reading the
 // body, headers, writing JSON) is server's; a profile is data and small functions.
 //
-// A profile is one file: a Profile value passed to register.
+// A profile is one file holding its Profile value, and one entry in the list of all.
 package profiles
 
 import (
@@ -65,25 +65,33 @@ func (f Fields) take(name string) string {
 	return v
 }
 
-var all = map[string]Profile{}
+// all are the known profiles by name.
+var all = byName(atol, rahmet, tokensMake)
 
-// register adds a profile; each profile's file calls it once.
-func register(p Profile) Profile {
-	if _, dup := all[p.Name]; dup {
-		panic("profiles: " + p.Name + " registered twice")
+// byName indexes profiles by name. Two profiles of one name would make configuration
+// ambiguous: that is a mistake in this package, refused when the program starts.
+func byName(ps ...Profile) map[string]Profile {
+	m := make(map[string]Profile, len(ps))
+	for _, p := range ps {
+		if _, dup := m[p.Name]; dup {
+			panic("profiles: two profiles are named " + p.Name)
+		}
+		m[p.Name] = p
 	}
-	all[p.Name] = p
-	return p
+	return m
+}
+
+// All lists the known profiles, ordered by name.
+func All() []Profile {
+	out := make([]Profile, 0, len(all))
+	for _, name := range Names() {
+		out = append(out, all[name])
+	}
+	return out
 }
 
 // Names lists the known profiles.
 func Names() []string { return slices.Sorted(maps.Keys(all)) }
-
-// Lookup finds a profile by name.
-func Lookup(name string) (Profile, bool) {
-	p, ok := all[name]
-	return p, ok
-}
 
 // Endpoint is a route of a profile that is turned on, at the path it is served on.
 type Endpoint struct {

@@ -10,7 +10,7 @@ import (
 // rahmet is Rahmet Pay's POST /auth/token (seed 002): the client credentials grant with
 // client_id, client_secret and grant_type, form or JSON, answered in the
 // {"error_code","status","message","data"} envelope.
-var rahmet = register(Profile{
+var rahmet = Profile{
 	Name: "rahmet",
 	Seed: "Rahmet Pay /auth/token (seed 002)",
 	Routes: []Route{{
@@ -37,7 +37,7 @@ var rahmet = register(Profile{
 			return a.status, rahmetAnswer{ErrorCode: a.code, Status: "error", Message: a.message}
 		},
 	}},
-})
+}
 
 type rahmetAnswer struct {
 	ErrorCode int          `json:"error_code"`

@@ -12,7 +12,7 @@ import (
 // secret), for an access and a refresh token; tokens.refresh trades the refresh token alone for
 // a new pair. The seed's 100 tokens a day per (email, appId) is the client's daily_limit: a
 // password token's subject is the user, so the count is per (appId, user).
-var tokensMake = register(Profile{
+var tokensMake = Profile{
 	Name: "tokens-make",
 	Seed: "tokens.make / tokens.refresh (seed 001)",
 	Routes: []Route{{
@@ -42,7 +42,7 @@ var tokensMake = register(Profile{
 		Success: tokensPair,
 		Failure: tokensFailure(tokensRefreshErrors),
 	}},
-})
+}
 
 // tokensAnswer is a success: the pair, end times in unix seconds, with the success flag the
 // error envelope carries too.

@@ -19,44 +19,26 @@ import (
 	"github.com/tokensmith/tokensmith/storage"
 )
 
-// Audience is a string or an array of strings in JSON, as the admin API allows.
-type Audience []string
-
-// UnmarshalJSON accepts "a" or ["a","b"].
-func (a *Audience) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*a = Audience{one}
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return errors.New("audience must be a string or an array of strings")
-	}
-	*a = many
-	return nil
-}
-
 // ClientInput is the body of POST and PATCH /admin/clients. Nil fields are left as they are
 // (PATCH) or take their defaults (POST).
 type ClientInput struct {
-	ClientID                *string   `json:"client_id,omitempty"`
-	Name                    *string   `json:"name,omitempty"`
-	GrantTypes              *[]string `json:"grant_types,omitempty"`
-	Scopes                  *[]string `json:"scopes,omitempty"`
-	Audience                *Audience `json:"audience,omitempty"`
-	AccessTokenTTL          *string   `json:"access_token_ttl,omitempty"`
-	RefreshTokenTTL         *string   `json:"refresh_token_ttl,omitempty"`
-	RefreshGrace            *string   `json:"refresh_grace,omitempty"`
-	Reuse                   *bool     `json:"reuse,omitempty"`
-	ReuseMinRemaining       *string   `json:"reuse_min_remaining,omitempty"`
-	DailyLimit              *int      `json:"daily_limit,omitempty"`
-	HourlyLimit             *int      `json:"hourly_limit,omitempty"`
-	DailyLimitShadow        *bool     `json:"daily_limit_shadow,omitempty"`
-	HourlyLimitShadow       *bool     `json:"hourly_limit_shadow,omitempty"`
-	TokenEndpointAuthMethod *string   `json:"token_endpoint_auth_method,omitempty"`
-	Owner                   *string   `json:"owner,omitempty"`
-	ResourceServer          *bool     `json:"resource_server,omitempty"`
+	ClientID                *string            `json:"client_id,omitempty"`
+	Name                    *string            `json:"name,omitempty"`
+	GrantTypes              *[]string          `json:"grant_types,omitempty"`
+	Scopes                  *[]string          `json:"scopes,omitempty"`
+	Audience                *protocol.Audience `json:"audience,omitempty"`
+	AccessTokenTTL          *string            `json:"access_token_ttl,omitempty"`
+	RefreshTokenTTL         *string            `json:"refresh_token_ttl,omitempty"`
+	RefreshGrace            *string            `json:"refresh_grace,omitempty"`
+	Reuse                   *bool              `json:"reuse,omitempty"`
+	ReuseMinRemaining       *string            `json:"reuse_min_remaining,omitempty"`
+	DailyLimit              *int               `json:"daily_limit,omitempty"`
+	HourlyLimit             *int               `json:"hourly_limit,omitempty"`
+	DailyLimitShadow        *bool              `json:"daily_limit_shadow,omitempty"`
+	HourlyLimitShadow       *bool              `json:"hourly_limit_shadow,omitempty"`
+	TokenEndpointAuthMethod *string            `json:"token_endpoint_auth_method,omitempty"`
+	Owner                   *string            `json:"owner,omitempty"`
+	ResourceServer          *bool              `json:"resource_server,omitempty"`
 }
 
 // ClientView is a client as the admin API shows it. Durations that are empty use the server

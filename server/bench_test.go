@@ -65,12 +65,13 @@ func BenchmarkTokenEndpointReused(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer store.Close()
-	ks, _, err := keys.Load(ctx, store)
+	log := logging.New(io.Discard, "text", "info")
+	km, _, err := keys.Open(ctx, store, keys.Options{}, log)
 	if err != nil {
 		b.Fatal(err)
 	}
+	ks := km.Set
 	defer ks.Close()
-	log := logging.New(io.Discard, "text", "info")
 	m := metrics.New()
 	w := audit.NewWriter(audit.LogSink{Log: log}, audit.Options{})
 	wctx, stop := context.WithCancel(ctx)

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/grants"
+	"github.com/tokensmith/tokensmith/internal/testclock"
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/metrics"
@@ -32,20 +32,6 @@ import (
 
 const testAdminToken = "test-admin-token-0123456789"
 
-// clock is a settable clock shared by the grants and the server.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // testServer is a real server on loopback: public and admin listeners over a fresh memory store.
 type testServer struct {
 	URL      string
@@ -53,7 +39,7 @@ type testServer struct {
 	Store    storage.Storage
 	Registry *registry.Service
 	Metrics  *metrics.Metrics
-	Clock    *clock
+	Clock    *testclock.Clock
 	Keys     *keys.Set
 	Grants   *grants.Service
 	// auditFile receives the audit trail as JSON lines; stopAudit flushes and closes it.
@@ -66,7 +52,6 @@ type serverOptions struct {
 	store    storage.Storage
 	replicas int
 	cacheTTL time.Duration
-	tz       *time.Location
 	trusted  []string
 	// logs receives the server's log (logging.New) in logFormat: text at info (withLogs),
 	// JSON at debug (withJSONLog).
@@ -77,11 +62,10 @@ type serverOptions struct {
 
 type serverOption func(*serverOptions)
 
-func withStore(s storage.Storage) serverOption      { return func(o *serverOptions) { o.store = s } }
-func withReplicas(n int) serverOption               { return func(o *serverOptions) { o.replicas = n } }
-func withClientCache(d time.Duration) serverOption  { return func(o *serverOptions) { o.cacheTTL = d } }
-func withLimitZone(loc *time.Location) serverOption { return func(o *serverOptions) { o.tz = loc } }
-func withTrustedProxies(p ...string) serverOption   { return func(o *serverOptions) { o.trusted = p } }
+func withStore(s storage.Storage) serverOption     { return func(o *serverOptions) { o.store = s } }
+func withReplicas(n int) serverOption              { return func(o *serverOptions) { o.replicas = n } }
+func withClientCache(d time.Duration) serverOption { return func(o *serverOptions) { o.cacheTTL = d } }
+func withTrustedProxies(p ...string) serverOption  { return func(o *serverOptions) { o.trusted = p } }
 func withLogs(w io.Writer) serverOption {
 	return func(o *serverOptions) { o.logs, o.logFormat = w, "text" }
 }
@@ -127,7 +111,7 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	busCtx, stopBus := context.WithCancel(context.Background())
 	t.Cleanup(stopBus)
 	go bus.Run(busCtx)
-	clk := &clock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	m := metrics.New()
 	// Wired as serve wires it: events go to the metrics and, through a Writer, to a sink.
 	auditFile := filepath.Join(t.TempDir(), "audit.jsonl")
@@ -153,7 +137,7 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		Issuer: ts.URL, Audience: []string{"https://api.example.com"},
 		ClientCredentialsTTL: 3 * time.Hour, PasswordTTL: 24 * time.Hour, RefreshTTL: 14 * 24 * time.Hour,
 		RefreshGrace: 5 * time.Second, FailedLoginLimit: 3, ReuseMinRemaining: 5 * time.Minute,
-		ClientCacheTTL: o.cacheTTL, DailyLimitLocation: o.tz, StoreTimeout: 500 * time.Millisecond,
+		ClientCacheTTL: o.cacheTTL, StoreTimeout: 500 * time.Millisecond,
 	}, grants.WithClock(ts.Clock.Now), grants.WithLogger(log), grants.WithReplicas(func() int { return o.replicas }),
 		grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
 		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }),
@@ -194,11 +178,6 @@ func (ts *testServer) user(t *testing.T, name, pw string) string {
 		t.Fatal(err)
 	}
 	return u.ID
-}
-
-// issued is how many access tokens the grant has minted so far.
-func (ts *testServer) issued(grant string) int {
-	return int(testutil.ToFloat64(ts.Metrics.Issued.WithLabelValues(grant)))
 }
 
 func ptr[T any](v T) *T { return &v }

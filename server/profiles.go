@@ -45,12 +45,13 @@ func (p *Public) profile(ep profiles.Endpoint) gin.HandlerFunc {
 	}
 }
 
-// profileRequest reads a profile's fields (a form or JSON body, or the query string of a GET)
-// and lets the route translate them, within the limits of every token request.
+// profileRequest reads a profile's fields (a form or JSON body, or the query string of a GET,
+// and of a HEAD, which a GET route answers too) and lets the route translate them, within the
+// limits of every token request.
 func profileRequest(r *http.Request, route profiles.Route) (*grants.Request, error) {
 	var fields map[string]string
 	var err error
-	if r.Method == http.MethodGet {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		fields, err = formParams([]byte(r.URL.RawQuery))
 	} else {
 		fields, err = readParams(r)

@@ -1,33 +1,19 @@
 package server_test
 
 import (
-	"bytes"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/tokensmith/tokensmith/internal/testlog"
 	"github.com/tokensmith/tokensmith/registry"
 )
 
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// last returns the last access log line and forgets everything logged so far.
-func (l *logSink) last() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lines := strings.Split(strings.TrimSpace(l.buf.String()), "\n")
-	l.buf.Reset()
+// lastAccess returns the last access log line in logs and forgets everything logged so far.
+func lastAccess(logs *testlog.Buffer) string {
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	logs.Reset()
 	for i := len(lines) - 1; i >= 0; i-- {
 		if strings.Contains(lines[i], "msg=http") {
 			return lines[i]
@@ -58,7 +44,7 @@ func TestForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
 			map[string]string{"X-Forwarded-For": "1.2.3.4, 203.0.113.9"}, "203.0.113.9", "http"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := &logSink{}
+			logs := &testlog.Buffer{}
 			ts := newTestServer(t, withTrustedProxies(tc.trusted...), withLogs(logs))
 			req, _ := http.NewRequest("GET", ts.URL+"/.well-known/jwks.json", nil)
 			for k, v := range tc.headers {
@@ -67,7 +53,7 @@ func TestForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
 			if r := send(t, req); r.Status != 200 {
 				t.Fatalf("jwks: %d", r.Status)
 			}
-			line := logs.last()
+			line := lastAccess(logs)
 			if !strings.Contains(line, "remote="+tc.wantRemote+" ") || !strings.Contains(line, "scheme="+tc.wantScheme) {
 				t.Fatalf("access log %q, want remote=%s scheme=%s", line, tc.wantRemote, tc.wantScheme)
 			}

@@ -131,7 +131,9 @@ func (p *Public) issue(c *gin.Context, parse func(*http.Request) (*grants.Reques
 	writeErrorAs(c, p.Log, err, failure)
 }
 
-// revoke is RFC 7009: 200 with an empty body whether or not the token was live (§2.2).
+// revoke is RFC 7009: 200 whether or not the token was live (§2.2). The body is an empty JSON
+// object rather than nothing: RFC 7009 lets the client ignore it, and OAuth client libraries
+// (simple-oauth2 among them) parse every answer of the endpoint as JSON.
 func (p *Public) revoke(c *gin.Context) {
 	req, err := ParseTokenRequest(c.Request)
 	if err != nil {
@@ -145,7 +147,7 @@ func (p *Public) revoke(c *gin.Context) {
 		return
 	}
 	noStore(c)
-	c.Status(http.StatusOK)
+	c.JSON(http.StatusOK, struct{}{})
 }
 
 // introspect is RFC 7662.
@@ -237,4 +239,10 @@ func (p *Public) ready(c *gin.Context) {
 func remote(c *gin.Context) string {
 	r, _ := logging.RequestFrom(c.Request.Context())
 	return r.Remote
+}
+
+// noStore marks answers that must not be cached (RFC 6749 §5.1).
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Header("Pragma", "no-cache")
 }

@@ -8,15 +8,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/tokensmith/tokensmith/internal/testlog"
 	"github.com/tokensmith/tokensmith/registry"
 )
-
-// String returns everything logged so far.
-func (l *logSink) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // rateLimit is what a token answer's X-RateLimit-* headers say.
 type rateLimit struct {
@@ -85,7 +79,7 @@ func TestHourlyAndDailyLimits(t *testing.T) {
 // TestShadowLimits: a shadow limit refuses nothing; it counts, and tells the operator (metric,
 // log line) and the caller (headers) who is beyond it.
 func TestShadowLimits(t *testing.T) {
-	logs := &logSink{}
+	logs := &testlog.Buffer{}
 	ts := newTestServer(t, withLogs(logs))
 	ts.Clock.Set(time.Date(2026, 11, 23, 10, 30, 0, 0, time.UTC))
 	// Hourly in shadow beside an enforced daily limit: an operator trying an hourly limit out.

@@ -6,34 +6,16 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/tokensmith/tokensmith/internal/testlog"
 	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/registry"
 )
 
-// lockedBuffer collects log output written by request goroutines while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	sb strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.sb.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.sb.String()
-}
-
 // logLines decodes the JSON log lines written so far.
-func logLines(t *testing.T, b *lockedBuffer) []map[string]any {
+func logLines(t *testing.T, b *testlog.Buffer) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	sc := bufio.NewScanner(strings.NewReader(b.String()))
@@ -89,7 +71,7 @@ func TestRequestIDs(t *testing.T) {
 // TestRequestIDInEveryLogLine replays a refresh token after its grace window: grants logs a
 // warning, the server its access line, and both carry the request's id.
 func TestRequestIDInEveryLogLine(t *testing.T) {
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	ts := newTestServer(t, withJSONLog(&logs))
 	id, sec := ts.client(t, registry.ClientInput{GrantTypes: ptr([]string{"password", "refresh_token"})})
 	ts.user(t, "rid-user", "rid-password-1")

@@ -41,10 +41,11 @@ func (c *tripCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) gore
 
 // TestRedisRoundTripsPerRequest measures the round-trip budget (at most 2 round trips per token
 // request) path by path, exactly, with the client record cached (client_cache_ttl) as it is
-// under load. The README's table is this test's table.
+// under load. The table in docs/design.md is this test's table.
 //
 // Run again with a replica and min_replicas=1, the counts hold as they are: the WAIT that
-// confirms a write rides in the write's own pipeline. waitsPerRequest is the table's WAIT column.
+// confirms a write rides in the write's own pipeline. waitsPerRequest is the WAIT column of
+// the table in docs/durability.md.
 func TestRedisRoundTripsPerRequest(t *testing.T) {
 	for _, minReplicas := range []int{0, 1} {
 		t.Run(fmt.Sprintf("min_replicas=%d", minReplicas), func(t *testing.T) { roundTripsPerRequest(t, minReplicas) })

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -152,7 +151,7 @@ func TestPasswordAndRefreshWithOAuth2Library(t *testing.T) {
 // TestTokenLengthWithTenScopesOfTwenty checks ATOL's 1000-character cap for every grant. The
 // fixed part (header with the RFC 7638 kid, RSA-2048 signature, 10×20-character scopes) takes
 // 733 characters; what is left holds iss, aud and the ids. Here iss is the loopback URL
-// (22 characters) and aud a 23-character API URL, the budget README documents.
+// (22 characters) and aud a 23-character API URL, the budget docs/design.md documents.
 func TestTokenLengthWithTenScopesOfTwenty(t *testing.T) {
 	ts := newTestServer(t)
 	var scopes []string
@@ -164,7 +163,7 @@ func TestTokenLengthWithTenScopesOfTwenty(t *testing.T) {
 	}
 	id, sec := ts.client(t, registry.ClientInput{
 		GrantTypes: &[]string{"client_credentials", "password", "refresh_token"}, Scopes: &scopes,
-		Audience: &registry.Audience{"https://api.example.com"},
+		Audience: &protocol.Audience{"https://api.example.com"},
 	})
 	ts.user(t, "dave", "dave-password")
 	l := login(t, ts, id, sec)
@@ -357,130 +356,6 @@ func login(t *testing.T, ts *testServer, id, sec string) reply {
 		t.Fatalf("login: %d %s", r.Status, r.RawBody)
 	}
 	return r
-}
-
-func TestConcurrentRefresh(t *testing.T) {
-	for _, tc := range []struct {
-		name      string
-		grace     string
-		successes int
-		pairs     int
-	}{
-		{"grace on: all 20 get the one new pair", "5s", 20, 1},
-		{"grace off: exactly one success", "0s", 1, 1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ts := newTestServer(t)
-			id, sec := ts.client(t, registry.ClientInput{GrantTypes: &[]string{"password", "refresh_token"}, RefreshGrace: &tc.grace})
-			ts.user(t, "dave", "dave-password")
-			refresh := login(t, ts, id, sec).str("refresh_token")
-			before := ts.issued("refresh_token")
-
-			const n = 20
-			var wg sync.WaitGroup
-			var mu sync.Mutex
-			ok := 0
-			pairs := map[string]bool{}
-			start := make(chan struct{})
-			for range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					r := ts.form(t, id, sec, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}})
-					mu.Lock()
-					defer mu.Unlock()
-					if r.Status == 200 {
-						ok++
-						pairs[r.str("access_token")+" "+r.str("refresh_token")] = true
-					} else if r.Status != 400 || r.str("error") != "invalid_grant" {
-						t.Errorf("unexpected answer %d %s", r.Status, r.RawBody)
-					}
-				}()
-			}
-			close(start)
-			wg.Wait()
-			if ok != tc.successes || len(pairs) != tc.pairs {
-				t.Fatalf("%d successes with %d distinct pairs; want %d and %d", ok, len(pairs), tc.successes, tc.pairs)
-			}
-			if tc.grace != "0s" {
-				if minted := ts.issued("refresh_token") - before; minted != 1 {
-					t.Fatalf("%d access tokens minted for %d concurrent refreshes, want exactly 1", minted, n)
-				}
-			}
-		})
-	}
-}
-
-func TestRefreshRetryInGraceAndReplayAfter(t *testing.T) {
-	ts := newTestServer(t)
-	id, sec := ts.client(t, registry.ClientInput{GrantTypes: &[]string{"password", "refresh_token"}})
-	ts.user(t, "dave", "dave-password")
-	first := login(t, ts, id, sec)
-	rt0 := first.str("refresh_token")
-	refresh := func(tok string) reply {
-		return ts.form(t, id, sec, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok}})
-	}
-
-	a := refresh(rt0)
-	if a.Status != 200 {
-		t.Fatalf("first refresh: %s", a.RawBody)
-	}
-	// A retry after a lost answer, inside the 5 s window, gets the very same pair, with the
-	// lifetime that is actually left.
-	ts.Clock.Advance(3 * time.Second)
-	b := refresh(rt0)
-	if b.Status != 200 || b.str("access_token") != a.str("access_token") || b.str("refresh_token") != a.str("refresh_token") {
-		t.Fatalf("retry in grace got a different answer: %s", b.RawBody)
-	}
-	if got, want := b.Body["expires_in"].(float64), a.Body["expires_in"].(float64)-3; got != want {
-		t.Fatalf("retry expires_in = %v, want %v", got, want)
-	}
-	rt1 := a.str("refresh_token")
-
-	// After the window the old token is a replay: refused, and the family is revoked, so the
-	// newest refresh token fails too.
-	ts.Clock.Advance(3 * time.Second)
-	if r := refresh(rt0); r.Status != 400 || r.str("error") != "invalid_grant" {
-		t.Fatalf("replay: %d %s", r.Status, r.RawBody)
-	}
-	if r := refresh(rt1); r.Status != 400 || r.str("error") != "invalid_grant" {
-		t.Fatalf("newest token after a replay: %d %s; want invalid_grant", r.Status, r.RawBody)
-	}
-	// Every access token of the family is revoked with it.
-	if r := ts.introspect(t, id, sec, a.str("access_token")); r.Body["active"] != false {
-		t.Fatalf("access token of a replayed family: %s, want inactive", r.RawBody)
-	}
-	// A new login still works: only that family died.
-	login(t, ts, id, sec)
-}
-
-func TestRefreshNarrowsScopeAndHonoursClientLifetimes(t *testing.T) {
-	ts := newTestServer(t)
-	id, sec := ts.client(t, registry.ClientInput{
-		GrantTypes: &[]string{"password", "refresh_token"}, Scopes: &[]string{"a", "b"},
-		AccessTokenTTL: ptr("90s"), RefreshTokenTTL: ptr("2m"),
-	})
-	ts.user(t, "dave", "dave-password")
-	l := login(t, ts, id, sec)
-	if l.Body["expires_in"] != float64(90) || l.Body["refresh_token_expires_in"] != float64(120) {
-		t.Fatalf("per-client lifetimes not applied: %s", l.RawBody)
-	}
-	r := ts.form(t, id, sec, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {l.str("refresh_token")}, "scope": {"b"}})
-	if r.Status != 200 || r.str("scope") != "b" || r.Body["expires_in"] != float64(90) {
-		t.Fatalf("narrowed refresh: %s", r.RawBody)
-	}
-	r = ts.form(t, id, sec, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r.str("refresh_token")}, "scope": {"c"}})
-	if r.Status != 400 || r.str("error") != "invalid_scope" {
-		t.Fatalf("widening scope on refresh: %d %s", r.Status, r.RawBody)
-	}
-	// The refresh token expires after its 2 minutes.
-	l = login(t, ts, id, sec)
-	ts.Clock.Advance(121 * time.Second)
-	r = ts.form(t, id, sec, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {l.str("refresh_token")}})
-	if r.Status != 400 || r.str("error") != "invalid_grant" {
-		t.Fatalf("expired refresh token: %d %s", r.Status, r.RawBody)
-	}
 }
 
 func TestSecretRotationGrace(t *testing.T) {

@@ -1,7 +1,6 @@
 package tlscert
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -10,24 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokensmith/tokensmith/internal/testlog"
 )
-
-// syncBuffer is a log sink tests read while the server writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
 
 // writePair writes a fresh certificate and key to dir by rename, as renewal tools do, and
 // returns the certificate's serial.
@@ -88,7 +74,7 @@ func servedSerial(t *testing.T, addr string) string {
 func TestReloadWhenFilesChange(t *testing.T) {
 	dir := t.TempDir()
 	first := writePair(t, dir)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	f, err := Load(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,5 @@
 // Command resource-server is a small orders API protected by package verify: the resource
-// server half of a Tokensmith set-up, runnable as it is (see "Resource servers" in the
-// README).
+// server half of a Tokensmith set-up, runnable as it is (see docs/resource-servers.md).
 //
 //	GET  /orders                 orders:read
 //	POST /orders                 orders:write
@@ -10,30 +9,29 @@
 //	GET  /tokens-make/orders     orders:read; refusals in tokens.make's error envelope
 //	GET  /healthz                no token
 //
-// Settings are flags, each defaulting to an environment variable:
-//
-//	-listen         API_LISTEN          address to listen on (127.0.0.1:9090)
-//	-issuer         TOKENSMITH_ISSUER   Tokensmith's issuer URL (http://localhost:8080)
-//	-audience       API_AUDIENCE        the aud this API answers to (http://localhost:9090)
-//	-client-id      API_CLIENT_ID       the API's own client, for introspection
-//	-client-secret  API_CLIENT_SECRET   (create it with: tokensmith client create --resource-server)
-//	-introspection-cache API_INTROSPECTION_CACHE  how long an introspection answer is reused (1s)
-//
-// Without a client id the introspecting routes (/refunds, /me) are not served.
+// Settings are flags, each defaulting to an environment variable (API_LISTEN, TOKENSMITH_ISSUER,
+// API_AUDIENCE, API_CLIENT_ID, API_CLIENT_SECRET, API_INTROSPECTION_CACHE, API_CA_FILE):
+// resource-server -h lists them with their defaults. Without a client id the introspecting
+// routes (/refunds, /me) are not served. Every refusal is JSON with error and
+// error_description (RFC 6750 §3 for a token refused), except on /tokens-make/orders.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/tokensmith/tokensmith/verify"
@@ -46,33 +44,110 @@ func main() {
 	}
 }
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
+// settings are the example's settings.
+type settings struct {
+	listen, issuer, audience, clientID, clientSecret, caFile string
+	introspectionCache                                       time.Duration
+}
+
+// parseSettings reads the flags in args. Each defaults to its environment variable (looked up
+// with getenv), then to a built-in value; -h prints them all to out and returns flag.ErrHelp.
+func parseSettings(args []string, getenv func(string) (string, bool), out io.Writer) (*settings, error) {
+	var s settings
+	var cache string
+	fs := flag.NewFlagSet("resource-server", flag.ContinueOnError)
+	fs.SetOutput(out)
+	flags := []struct {
+		dst                  *string
+		name, env, def, help string
+	}{
+		{&s.listen, "listen", "API_LISTEN", "127.0.0.1:9090", "address to listen on"},
+		{&s.issuer, "issuer", "TOKENSMITH_ISSUER", "http://localhost:8080", "Tokensmith's issuer URL"},
+		{&s.audience, "audience", "API_AUDIENCE", "http://localhost:9090", "the aud this API answers to"},
+		{&s.clientID, "client-id", "API_CLIENT_ID", "", "the API's own client, for introspection (none: /refunds and /me are not served)"},
+		{&s.clientSecret, "client-secret", "API_CLIENT_SECRET", "", "its secret (create the client with: tokensmith client create --resource-server)"},
+		{&cache, "introspection-cache", "API_INTROSPECTION_CACHE", "1s", "how long an introspection answer is reused"},
+		{&s.caFile, "ca-file", "API_CA_FILE", "", "PEM file of CA certificates to trust for Tokensmith beside the system's (a dev-TLS or private-CA Tokensmith)"},
 	}
-	return def
+	for _, f := range flags {
+		def := f.def
+		if v, ok := getenv(f.env); ok {
+			def = v
+		}
+		fs.StringVar(f.dst, f.name, def, f.help)
+	}
+	// The flag package's own listing would show what the environment set, the client secret
+	// included: this one shows the variables and the built-in defaults.
+	fs.Usage = func() {
+		fmt.Fprint(out, "Usage: resource-server [flags]\n\nAn orders API that accepts Tokensmith's tokens. Each flag defaults to its\n"+
+			"environment variable, then to the default shown.\n\n")
+		w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "  FLAG\tVARIABLE\tDEFAULT\tMEANING")
+		for _, f := range flags {
+			def := f.def
+			if def == "" {
+				def = "(none)"
+			}
+			fmt.Fprintf(w, "  -%s\t%s\t%s\t%s\n", f.name, f.env, def, f.help)
+		}
+		_ = w.Flush()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (settings are flags: -h lists them)", fs.Arg(0))
+	}
+	var err error
+	if s.introspectionCache, err = time.ParseDuration(cache); err != nil {
+		return nil, fmt.Errorf("-introspection-cache (API_INTROSPECTION_CACHE): %w", err)
+	}
+	return &s, nil
+}
+
+// httpClient is the client that reaches Tokensmith: the default one, or one that also
+// trusts the CA certificates in caFile.
+func httpClient(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		return nil, nil // verify's own
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("-ca-file (API_CA_FILE): %w", err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("-ca-file (API_CA_FILE): %s holds no PEM certificate", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr, Timeout: verify.DefaultHTTPTimeout}, nil
 }
 
 func run() error {
-	listen := flag.String("listen", env("API_LISTEN", "127.0.0.1:9090"), "address to listen on")
-	issuer := flag.String("issuer", env("TOKENSMITH_ISSUER", "http://localhost:8080"), "Tokensmith's issuer URL")
-	audience := flag.String("audience", env("API_AUDIENCE", "http://localhost:9090"), "the aud this API answers to")
-	clientID := flag.String("client-id", env("API_CLIENT_ID", ""), "the API's client id, for introspection")
-	clientSecret := flag.String("client-secret", env("API_CLIENT_SECRET", ""), "the API's client secret")
-	cache := flag.String("introspection-cache", env("API_INTROSPECTION_CACHE", "1s"), "how long an introspection answer is reused")
-	flag.Parse()
-	ttl, err := time.ParseDuration(*cache)
+	s, err := parseSettings(os.Args[1:], os.LookupEnv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
-		return fmt.Errorf("-introspection-cache: %w", err)
+		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-
+	client, err := httpClient(s.caFile)
+	if err != nil {
+		return err
+	}
 	v, err := verify.New(verify.Config{
-		Issuer:        *issuer,
-		Audience:      []string{*audience},
+		Issuer:        s.issuer,
+		Audience:      []string{s.audience},
 		Realm:         "orders",
 		Logger:        log,
-		Introspection: verify.IntrospectionConfig{ClientID: *clientID, ClientSecret: *clientSecret, CacheTTL: ttl},
+		HTTPClient:    client,
+		ErrorBody:     refusal,
+		Introspection: verify.IntrospectionConfig{ClientID: s.clientID, ClientSecret: s.clientSecret, CacheTTL: s.introspectionCache},
 	})
 	if err != nil {
 		return err
@@ -84,27 +159,16 @@ func run() error {
 		log.Warn("signing keys not fetched yet", "error", err)
 	}
 	cancel()
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	mux.Handle("GET /orders", v.Middleware(verify.Scopes("orders:read"))(http.HandlerFunc(listOrders)))
-	mux.Handle("POST /orders", v.Middleware(verify.Scopes("orders:write"))(http.HandlerFunc(createOrder)))
-	mux.Handle("GET /evotor/orders", v.Middleware(verify.Scopes("orders:read"),
-		verify.TokenHeader(verify.EvotorHeader), verify.TokenQuery(verify.AccessTokenQuery))(http.HandlerFunc(listOrders)))
-	mux.Handle("GET /tokens-make/orders", v.Middleware(verify.Scopes("orders:read"), verify.RenderError(tokensMakeError))(http.HandlerFunc(listOrders)))
-	if *clientID != "" {
-		mux.Handle("POST /refunds", v.Middleware(verify.Scopes("orders:write"), verify.Introspect())(http.HandlerFunc(refund)))
-		mux.Handle("GET /me", v.Middleware(verify.Introspect(), verify.PersonalTokens())(http.HandlerFunc(me)))
-	} else {
+	if s.clientID == "" {
 		log.Warn("no -client-id: /refunds and /me, which ask introspection, are not served")
 	}
 
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", s.listen)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: accessLog(log, mux), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("resource server listening", "url", "http://"+ln.Addr().String(), "issuer", *issuer, "audience", *audience)
+	srv := &http.Server{Handler: accessLog(log, routes(v, s.clientID != "")), ReadHeaderTimeout: 10 * time.Second}
+	log.Info("resource server listening", "url", "http://"+ln.Addr().String(), "issuer", s.issuer, "audience", s.audience)
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 	served := make(chan error, 1)
@@ -121,6 +185,74 @@ func run() error {
 	}
 	return nil
 }
+
+// routes are the API's routes; introspect serves those that ask introspection, which need
+// the API's own client.
+func routes(v *verify.Verifier, introspect bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	mux.Handle("GET /orders", v.Middleware(verify.Scopes("orders:read"))(http.HandlerFunc(listOrders)))
+	mux.Handle("POST /orders", v.Middleware(verify.Scopes("orders:write"))(http.HandlerFunc(createOrder)))
+	mux.Handle("GET /evotor/orders", v.Middleware(verify.Scopes("orders:read"),
+		verify.TokenHeader(verify.EvotorHeader), verify.TokenQuery(verify.AccessTokenQuery))(http.HandlerFunc(listOrders)))
+	mux.Handle("GET /tokens-make/orders", v.Middleware(verify.Scopes("orders:read"), verify.RenderError(tokensMakeError))(http.HandlerFunc(listOrders)))
+	if introspect {
+		mux.Handle("POST /refunds", v.Middleware(verify.Scopes("orders:write"), verify.Introspect())(http.HandlerFunc(refund)))
+		mux.Handle("GET /me", v.Middleware(verify.Introspect(), verify.PersonalTokens())(http.HandlerFunc(me)))
+	}
+	return jsonErrors(mux)
+}
+
+// errorBody is the body of every refusal: RFC 6750 §3's error and error_description.
+type errorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+// refusal renders a token refused by package verify (Config.ErrorBody); its status and
+// WWW-Authenticate stay verify's. A request without a token and a 503 have no RFC 6750 code,
+// and the challenge rightly names none, but the body still says what happened: unauthorized,
+// and temporarily_unavailable as Tokensmith itself says it.
+func refusal(_ *http.Request, e *verify.Error) (string, []byte) {
+	code := e.Code
+	switch {
+	case errors.Is(e, verify.ErrUnavailable):
+		code = "temporarily_unavailable"
+	case code == "":
+		code = "unauthorized"
+	}
+	body, _ := json.Marshal(errorBody{code, e.Description})
+	return "application/json", append(body, '\n')
+}
+
+// jsonErrors answers what mux itself refuses (no such path, a method the path does not take)
+// as JSON too, in place of ServeMux's plain text, keeping its status and Allow header.
+func jsonErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		refused := &statusOnly{header: w.Header()}
+		h.ServeHTTP(refused, r)
+		if refused.status == http.StatusMethodNotAllowed {
+			writeJSON(w, refused.status, errorBody{"method_not_allowed", "method " + r.Method + " is not allowed here"})
+			return
+		}
+		writeJSON(w, http.StatusNotFound, errorBody{"not_found", "no such endpoint"})
+	})
+}
+
+// statusOnly keeps the status and headers a handler answers and drops its body.
+type statusOnly struct {
+	header http.Header
+	status int
+}
+
+func (s *statusOnly) Header() http.Header         { return s.header }
+func (s *statusOnly) WriteHeader(code int)        { s.status = code }
+func (s *statusOnly) Write(p []byte) (int, error) { return len(p), nil }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
