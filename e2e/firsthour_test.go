@@ -154,8 +154,10 @@ func TestHTTPSWithDevCertificate(t *testing.T) {
 	}
 
 	// A client that speaks only HTTP/2 over TLS, as strict clients refuse plain HTTP.
+	// HTTP/2 alone, also for http:// URLs (prior knowledge), where the server speaks HTTP/1.1.
 	var only2 http.Protocols
 	only2.SetHTTP2(true)
+	only2.SetUnencryptedHTTP2(true)
 	h2 := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Protocols: &only2, TLSClientConfig: &tls.Config{RootCAs: roots()}}}
 	if _, err := h2.Get(strings.Replace(p.url, "https://", "http://", 1) + "/healthz"); err == nil {
 		t.Fatal("the HTTPS-only client reached a plain http URL")
