@@ -220,15 +220,24 @@ func (s *Store) undo(ctx context.Context, unconfirmed error, fn func(ctx context
 // Redis's own measure of a good replica (min-replicas-max-lag), whose default is 10 seconds.
 const readyLag = 10
 
-// Ready reports whether writes can be confirmed: Redis answers, and with min_replicas set, its
-// master (each master of a Cluster) has at least that many replicas online that acknowledged
-// within readyLag seconds (INFO replication). /readyz fails otherwise, so a load balancer
-// stops sending the requests this replica could only answer 503.
+// Ready reports whether the store can take and confirm writes: Redis answers, it accepts a
+// write (a Redis that refuses writes — MISCONF after a failed save, OOM under maxmemory with
+// noeviction, NOREPLICAS under min-replicas-to-write, READONLY on a demoted master — answers
+// PING all the same), and with min_replicas set, its master (each master of a Cluster) has at
+// least that many replicas online that acknowledged within readyLag seconds (INFO
+// replication). /readyz fails otherwise, so a load balancer stops sending the requests this
+// replica could only answer 503.
 func (s *Store) Ready(ctx context.Context) error {
-	if err := s.Ping(ctx); err != nil || s.minReplicas == 0 {
+	if err := s.Ping(ctx); err != nil {
 		return err
 	}
-	check := func(ctx context.Context, c *goredis.Client) error {
+	check := func(ctx context.Context, c *goredis.Client, probe string) error {
+		if err := c.Set(ctx, probe, "1", readyProbeTTL).Err(); err != nil {
+			return fmt.Errorf("%w: %s refuses writes: %v", storage.ErrUnavailable, c.Options().Addr, err)
+		}
+		if s.minReplicas == 0 {
+			return nil
+		}
 		info, err := c.Info(ctx, "replication").Result()
 		if err != nil {
 			return fail(err)
@@ -240,11 +249,42 @@ func (s *Store) Ready(ctx context.Context) error {
 	}
 	switch c := s.rdb.(type) {
 	case *goredis.ClusterClient:
-		return c.ForEachMaster(ctx, check)
+		// A master's own client can write only keys of its slots: each gets a probe key whose
+		// hash tag falls there.
+		return c.ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error {
+			probe, err := probeKeyOn(ctx, c, m)
+			if err != nil {
+				return err
+			}
+			return check(ctx, m, probe)
+		})
 	case *goredis.Client:
-		return check(ctx, c)
+		return check(ctx, c, readyProbeKey)
 	}
 	return nil
+}
+
+// readyProbeKey is the key readiness writes to learn that Redis takes writes; it expires on its
+// own, so a stopped replica leaves nothing behind.
+const (
+	readyProbeKey = "ts:ready"
+	readyProbeTTL = 10 * time.Second
+)
+
+// probeKeyOn is a probe key that a Cluster stores on master m: its hash tag is the first of
+// {0}, {1}, … whose slot m serves.
+func probeKeyOn(ctx context.Context, c *goredis.ClusterClient, m *goredis.Client) (string, error) {
+	for i := range 4096 {
+		key := readyProbeKey + ":{" + strconv.Itoa(i) + "}"
+		owner, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return "", fail(err)
+		}
+		if owner.Options().Addr == m.Options().Addr {
+			return key, nil
+		}
+	}
+	return "", fmt.Errorf("%w: no probe key falls on %s", storage.ErrUnavailable, m.Options().Addr)
 }
 
 // goodReplicas counts the lines "slaveN:ip=…,port=…,state=online,offset=…,lag=…" of INFO

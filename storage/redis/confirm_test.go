@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	goredis "github.com/redis/go-redis/v9"
 	"regexp"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -304,4 +308,72 @@ func TestClusterWaitsOnTheWritesShard(t *testing.T) {
 			t.Errorf("write to shard %s, whose replica is fine: %v", addr, err)
 		}
 	}
+}
+
+// TestReadyWantsWrites: a Redis that answers PING but refuses writes is not ready, whatever
+// the reason it refuses them, and is ready again once it takes them; on a Cluster every
+// master is probed.
+func TestReadyWantsWrites(t *testing.T) {
+	ctx := context.Background()
+	single := redistest.Start(t)
+	cluster := redistest.NewCluster(t, 3)
+	for _, tc := range []struct {
+		name     string
+		url      string
+		refuse   []string // CONFIG SET arguments that make Redis refuse writes
+		restore  []string
+		wantText string
+	}{
+		{"out of memory under noeviction", single.URL(), []string{"maxmemory", "1", "maxmemory-policy", "noeviction"}, []string{"maxmemory", "0"}, "OOM"},
+		{"too few replicas for min-replicas-to-write", single.URL(), []string{"min-replicas-to-write", "1"}, []string{"min-replicas-to-write", "0"}, "NOREPLICAS"},
+		{"one Cluster master out of memory", cluster.URL + "?min_replicas=0", []string{"maxmemory", "1", "maxmemory-policy", "noeviction"}, []string{"maxmemory", "0"}, "OOM"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := redis.Open(ctx, tc.url)
+			mustOK(t, err)
+			defer s.Close()
+			mustOK(t, s.Ready(ctx))
+			// The first master (or the only server) refuses writes from now on.
+			node := goredis.NewClient(&goredis.Options{Addr: firstMaster(t, tc.url)})
+			defer node.Close()
+			set := func(args []string) {
+				for i := 0; i < len(args); i += 2 {
+					mustOK(t, node.ConfigSet(ctx, args[i], args[i+1]).Err())
+				}
+			}
+			set(tc.refuse)
+			err = s.Ready(ctx)
+			set(tc.restore)
+			if !errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), tc.wantText) {
+				t.Fatalf("Ready while writes are refused = %v, want ErrUnavailable naming %s", err, tc.wantText)
+			}
+			if err := s.Ping(ctx); err != nil {
+				t.Fatalf("Ping = %v: Redis itself still answers", err)
+			}
+			mustOK(t, s.Ready(ctx))
+		})
+	}
+}
+
+// firstMaster is the address of the server a storage URL names, or of a Cluster's first
+// master.
+func firstMaster(t *testing.T, url string) string {
+	t.Helper()
+	o, err := redis.Options(url)
+	mustOK(t, err)
+	if len(o.Addrs) == 1 {
+		return o.Addrs[0]
+	}
+	c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: o.Addrs})
+	defer c.Close()
+	var addrs []string
+	var mu sync.Mutex
+	mustOK(t, c.ForEachMaster(context.Background(), func(_ context.Context, m *goredis.Client) error {
+		mu.Lock()
+		defer mu.Unlock()
+		addrs = append(addrs, m.Options().Addr)
+		return nil
+	}))
+	slices.Sort(addrs)
+	return addrs[0]
 }
