@@ -91,7 +91,7 @@ func all(t *testing.T, rep map[string]map[string]int, outcome string) {
 	}
 }
 
-func form(p *proc, id, sec string, v url.Values) (int, map[string]any) {
+func tokenForm(p *proc, id, sec string, v url.Values) (int, map[string]any) {
 	req, _ := http.NewRequest("POST", p.url+"/oauth2/token", strings.NewReader(v.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(sec))
@@ -177,7 +177,7 @@ func issue(t *testing.T, p *proc) credentials {
 func stillWork(t *testing.T, p *proc, c credentials) credentials {
 	t.Helper()
 	ctx := context.Background()
-	if st, body := form(p, c.clientID, c.secret, url.Values{"grant_type": {"client_credentials"}}); st != 200 {
+	if st, body := tokenForm(p, c.clientID, c.secret, url.Values{"grant_type": {"client_credentials"}}); st != 200 {
 		t.Errorf("the client secret: %d %v", st, body)
 	}
 	cfg := oauth2.Config{ClientID: c.clientID, ClientSecret: c.secret, Endpoint: oauth2.Endpoint{TokenURL: p.url + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}}
@@ -189,10 +189,10 @@ func stillWork(t *testing.T, p *proc, c credentials) credentials {
 	} else {
 		c.login = fresh
 	}
-	if st, body := form(p, c.clientID, c.secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {c.spent}}); st != 400 || body["error"] != "invalid_grant" {
+	if st, body := tokenForm(p, c.clientID, c.secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {c.spent}}); st != 400 || body["error"] != "invalid_grant" {
 		t.Errorf("a refresh token rotated before the move was taken again: %d %v", st, body)
 	}
-	st, body := form(p, c.clientID, c.secret, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
+	st, body := tokenForm(p, c.clientID, c.secret, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
 		"subject_token": {c.pat}, "subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}})
 	exchanged, _ := body["access_token"].(string)
 	if st != 200 || !introspectAs(p, c.clientID, c.secret, exchanged) {

@@ -20,8 +20,10 @@ import (
 // keys may be gone by the time they are read (they are skipped) and SCAN may name a key
 // twice. The Restore methods are one script each (two steps for a revoked family, like
 // RevokeFamily), or a compare-and-swap of one hash field, so a record is never half written.
-// Their scripts are not loaded when the store opens: a server never runs them, and Run loads
-// a script on its first use.
+// Their scripts are not loaded when the store opens: a server never runs them, and they are
+// loaded on their first use. Writes wait for min_replicas like every other (confirm.go); one
+// that too few replicas confirmed is left in place and reported, and running the import again
+// repeats it.
 
 // scanCount is the COUNT hint of every SCAN and HSCAN: how many keys one call looks at.
 const scanCount = 500
@@ -320,12 +322,12 @@ func restoreField[T any](ctx context.Context, s *Store, keys []string, field str
 		if err != nil {
 			return 0, err
 		}
-		n, err := putField.Run(ctx, s.rdb, keys, field, old, flag, val).Int()
-		if err != nil {
-			return 0, fail(err)
+		cmd, err := s.run(ctx, putField, keys, field, old, flag, val)
+		if cmd == nil {
+			return 0, err
 		}
-		if n == 1 {
-			return out, nil
+		if n, _ := cmd.Int(); n == 1 {
+			return out, err // an unconfirmed restore is left: running the import again repeats it
 		}
 	}
 	return 0, fmt.Errorf("%w: %s %s changed concurrently too often", storage.ErrUnavailable, keys[0], field)
@@ -414,13 +416,14 @@ func (s *Store) RestoreUser(ctx context.Context, u storage.User, r storage.Resto
 		if err != nil {
 			return 0, err
 		}
-		res, err := restoreUser.Run(ctx, s.rdb, []string{usersByID, usersByName}, u.ID, old, flag, b, name, oldName).StringSlice()
-		if err != nil {
-			return 0, fail(err)
+		cmd, err := s.run(ctx, restoreUser, []string{usersByID, usersByName}, u.ID, old, flag, b, name, oldName)
+		if cmd == nil {
+			return 0, err
 		}
+		res, _ := cmd.StringSlice()
 		switch res[0] {
 		case "ok":
-			return out, nil
+			return out, err
 		case "taken":
 			return 0, taken(res[1])
 		}
@@ -496,14 +499,15 @@ func (s *Store) RestorePersonalToken(ctx context.Context, t storage.PersonalToke
 		if !merged.LastUsedAt.IsZero() {
 			lastUse = strconv.FormatInt(ms(merged.LastUsedAt), 10)
 		}
-		res, err := restorePAT.Run(ctx, s.rdb, []string{usersByID, patsKey, patUsedKey, userPATsKey(t.UserID)},
-			t.UserID, t.ID, old, flag, b, lastUse).Text()
-		if err != nil {
-			return 0, fail(err)
+		cmd, err := s.run(ctx, restorePAT, []string{usersByID, patsKey, patUsedKey, userPATsKey(t.UserID)},
+			t.UserID, t.ID, old, flag, b, lastUse)
+		if cmd == nil {
+			return 0, err
 		}
+		res, _ := cmd.Text()
 		switch res {
 		case "ok":
-			return out, nil
+			return out, err
 		case "nouser":
 			return 0, storage.ErrNotFound
 		}
@@ -547,9 +551,10 @@ func (s *Store) RestoreRefreshFamily(ctx context.Context, f storage.RefreshFamil
 	if !r.Now.Before(f.ExpiresAt) {
 		return storage.Expired, nil
 	}
-	res, err := restoreFamily.Run(ctx, s.rdb, []string{familyKey(f.ID)}, f.ClientID, ms(f.ExpiresAt), flag(f.Revoked), ms(r.Now), flag(r.DryRun)).StringSlice()
+	res, unconfirmed, err := s.restoreScript(ctx, r.DryRun, restoreFamily, []string{familyKey(f.ID)},
+		f.ClientID, ms(f.ExpiresAt), flag(f.Revoked), ms(r.Now), flag(r.DryRun))
 	if err != nil {
-		return 0, fail(err)
+		return 0, err
 	}
 	out, err := outcome(res[0])
 	if err != nil {
@@ -558,11 +563,32 @@ func (s *Store) RestoreRefreshFamily(ctx context.Context, f storage.RefreshFamil
 	if res[2] == "1" && !r.DryRun {
 		exp, _ := strconv.ParseInt(res[3], 10, 64)
 		ttl := time.Duration(max(exp-ms(r.Now), 1)) * time.Millisecond
-		if err := s.rdb.Set(ctx, revokedFamilyKey(f.ClientID, f.ID), "1", ttl).Err(); err != nil {
+		key := revokedFamilyKey(f.ClientID, f.ID)
+		var set *goredis.StatusCmd
+		if err := s.exec(ctx, nil, durable(key, func(p goredis.Pipeliner) { set = p.Set(ctx, key, "1", ttl) })); err != nil {
+			return 0, err
+		}
+		if err := set.Err(); err != nil {
 			return 0, fail(err)
 		}
 	}
-	return out, nil
+	return out, unconfirmed
+}
+
+// restoreScript runs a restore script: as a write whose replicas must confirm it (unconfirmed
+// is then storage.ErrUnconfirmed when they did not), or as a plain read on a dry run, which
+// writes nothing.
+func (s *Store) restoreScript(ctx context.Context, dry bool, sc *goredis.Script, keys []string, args ...any) (res []string, unconfirmed, err error) {
+	if dry {
+		res, err = sc.Run(ctx, s.rdb, keys, args...).StringSlice()
+		return res, nil, fail(err)
+	}
+	cmd, unconfirmed := s.run(ctx, sc, keys, args...)
+	if cmd == nil {
+		return nil, nil, unconfirmed
+	}
+	res, err = cmd.StringSlice()
+	return res, unconfirmed, fail(err)
 }
 
 // outcome reads a restore script's answer; an error for a conflict.
@@ -625,16 +651,16 @@ func (s *Store) RestoreRefreshToken(ctx context.Context, t storage.RefreshToken,
 	if !t.UsedAt.IsZero() {
 		used = strconv.FormatInt(ms(t.UsedAt), 10)
 	}
-	res, err := restoreRefresh.Run(ctx, s.rdb, []string{refreshKey(t.FamilyID, t.Hash), familyKey(t.FamilyID)},
-		t.ClientID, ms(t.ExpiresAt), data, used, t.Successor, ms(r.Now), ms(t.FamilyExpiry()), flag(r.DryRun)).StringSlice()
+	res, unconfirmed, err := s.restoreScript(ctx, r.DryRun, restoreRefresh, []string{refreshKey(t.FamilyID, t.Hash), familyKey(t.FamilyID)},
+		t.ClientID, ms(t.ExpiresAt), data, used, t.Successor, ms(r.Now), ms(t.FamilyExpiry()), flag(r.DryRun))
 	if err != nil {
-		return 0, fail(err)
+		return 0, err
 	}
 	out, err := outcome(res[0])
 	if err != nil {
 		return 0, fmt.Errorf("%w: refresh family %s belongs to client %s", storage.ErrAlreadyExists, t.FamilyID, res[1])
 	}
-	return out, nil
+	return out, unconfirmed
 }
 
 // RestoreRevokedAccessToken implements storage.Storage.
@@ -657,12 +683,17 @@ func (s *Store) RestoreRevokedAccessToken(ctx context.Context, t storage.Revoked
 	if !t.ExpiresAt.IsZero() {
 		ttl = time.Duration(max(ms(t.ExpiresAt)-ms(r.Now), 1)) * time.Millisecond
 	}
-	set, err := s.rdb.SetNX(ctx, key, "1", ttl).Result()
+	var set *goredis.BoolCmd
+	unconfirmed := s.exec(ctx, nil, durable(key, func(p goredis.Pipeliner) { set = p.SetNX(ctx, key, "1", ttl) }))
+	if unconfirmed != nil && !errors.Is(unconfirmed, storage.ErrUnconfirmed) {
+		return 0, unconfirmed
+	}
+	created, err := set.Result()
 	if err != nil {
 		return 0, fail(err)
 	}
-	if set {
-		return storage.Created, nil
+	if created {
+		return storage.Created, unconfirmed
 	}
-	return storage.Unchanged, nil
+	return storage.Unchanged, unconfirmed
 }
