@@ -219,7 +219,7 @@ func seekableInput(stdin io.Reader) (io.ReadSeeker, func(), error) {
 	}
 	tmp, err := os.CreateTemp("", "tokensmith-import-*")
 	if err != nil {
-		return nil, nil, fmt.Errorf("standard input is not a file, and it must be read twice: %w (give the document as a file: tokensmith import < backup.json)", err)
+		return nil, nil, fmt.Errorf("standard input is not a file, and it must be read twice: %w (give the document as a file, tokensmith import < backup.json, or set TMPDIR to a writable directory)", err)
 	}
 	_ = os.Remove(tmp.Name())
 	if _, err := io.Copy(tmp, stdin); err != nil {

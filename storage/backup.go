@@ -160,7 +160,7 @@ func MergeRefreshToken(held, t RefreshToken) RefreshToken {
 	return t
 }
 
-// MergeRefreshFamily: a revoked family stays revoked, and it is remembered as long as either
+// MergeRefreshFamily is the family a restore of f leaves: a revoked family stays revoked, and it is remembered as long as either
 // version says.
 func MergeRefreshFamily(held, f RefreshFamily) RefreshFamily {
 	f.Revoked = f.Revoked || held.Revoked
@@ -170,7 +170,7 @@ func MergeRefreshFamily(held, f RefreshFamily) RefreshFamily {
 	return f
 }
 
-// MergeSigningKey: a retired key stays retired (the store's rotation stands), so a backup
+// MergeSigningKey is the key a restore of k leaves: a retired key stays retired (the store's rotation stands), so a backup
 // taken before a rotation does not put the old key back to signing.
 func MergeSigningKey(held, k SigningKey) SigningKey {
 	if !held.RetiredAt.IsZero() && (k.RetiredAt.IsZero() || held.RetiredAt.Before(k.RetiredAt)) {
@@ -179,7 +179,7 @@ func MergeSigningKey(held, k SigningKey) SigningKey {
 	return k
 }
 
-// MergePersonalToken: the later last use is kept.
+// MergePersonalToken is the token a restore of t leaves: the later last use is kept.
 func MergePersonalToken(held, t PersonalToken) PersonalToken {
 	if held.LastUsedAt.After(t.LastUsedAt) {
 		t.LastUsedAt = held.LastUsedAt
@@ -187,7 +187,7 @@ func MergePersonalToken(held, t PersonalToken) PersonalToken {
 	return t
 }
 
-// MergeDeletedClient: the later deletion is kept; it ends more of the deleted clients' tokens.
+// MergeDeletedClient is the note a restore of d leaves: the later deletion is kept; it ends more of the deleted clients' tokens.
 func MergeDeletedClient(held, d DeletedClient) DeletedClient {
 	if held.DeletedAt.After(d.DeletedAt) {
 		d.DeletedAt = held.DeletedAt
