@@ -92,9 +92,10 @@ func exportCmd(g *globals, stderr io.Writer) *cobra.Command {
 			}
 			defer s.Close()
 			progress := &backup.Progress{}
-			defer showProgress(stderr, "export", progress, time.Second)()
+			hideProgress := showProgress(stderr, "export", progress, time.Second)
 			began := time.Now()
 			counts, err := backup.Export(ctx, s, g.out, backup.ExportOptions{Tokensmith: Version, Progress: progress})
+			hideProgress()
 			if err != nil {
 				return fmt.Errorf("export from %s: %w (the document written so far is incomplete: import refuses it)", label, err)
 			}
