@@ -37,7 +37,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, quiet *
 		lock := flock.New(rest+".lock", flock.SetPermissions(0o600))
 		if ok, err := lock.TryLock(); err != nil || !ok {
 			if err == nil {
-				err = errors.New("another tokensmith process is using it (an embedded store has one process; to run several, share Redis)")
+				err = errStoreInUse
 			}
 			return nil, fmt.Errorf("storage %s (TOKENSMITH_STORAGE): %w", cfg.Storage, err)
 		}
@@ -58,6 +58,9 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, quiet *
 		return s, nil
 	}
 }
+
+// errStoreInUse: another process holds the embedded store's lock.
+var errStoreInUse = errors.New("another tokensmith process is using it (an embedded store has one process; to run several, share Redis)")
 
 // readiness is what /readyz asks of the store: whether it answers, and on Redis with
 // min_replicas, whether enough replicas are connected to confirm writes (redis.Store.Ready).

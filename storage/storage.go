@@ -155,6 +155,57 @@ type Storage interface {
 	// concurrent use.
 	Watch(ctx context.Context, fn func(Change), healthy func(bool))
 
+	// Backup and restore (tokensmith export and import; see backup.go).
+	//
+	// The Each methods call fn with every record of their kind, one at a time, reading the
+	// store as they go rather than copying it; fn's error stops them and is returned. fn must
+	// not call the store. On a store that others write meanwhile (Redis under running
+	// replicas) each record is read whole, but records written during the walk may be missed
+	// and a record may be seen twice. Records that have expired at now are left out.
+
+	// EachClient walks the clients.
+	EachClient(ctx context.Context, fn func(Client) error) error
+	// EachDeletedClient walks the notes DeleteClient left.
+	EachDeletedClient(ctx context.Context, fn func(DeletedClient) error) error
+	// EachUser walks the users, each with its personal tokens.
+	EachUser(ctx context.Context, fn func(User, []PersonalToken) error) error
+	// EachRefreshFamily walks the refresh families that are remembered at now.
+	EachRefreshFamily(ctx context.Context, now time.Time, fn func(RefreshFamily) error) error
+	// EachRefreshToken walks the refresh tokens that are live at now, used ones included.
+	EachRefreshToken(ctx context.Context, now time.Time, fn func(RefreshToken) error) error
+	// EachRevokedAccessToken walks the access-token deny-list.
+	EachRevokedAccessToken(ctx context.Context, now time.Time, fn func(RevokedAccessToken) error) error
+
+	// The Restore methods write one record as an Each method (or ListSigningKeys) read it, in
+	// one atomic step, and report what changed; with r.DryRun they only report. The record
+	// replaces the one the store holds under its id, except for the state the Merge functions
+	// keep; restoring the same record again is Unchanged. A record that would take a name or
+	// id from a different record (a username another user has, a personal token or refresh
+	// token of another owner) is ErrAlreadyExists, and nothing is written.
+
+	// RestoreClient writes a client as it was, NotBefore included.
+	RestoreClient(ctx context.Context, c Client, r Restore) (Outcome, error)
+	// RestoreDeletedClient writes a deletion note (MergeDeletedClient).
+	RestoreDeletedClient(ctx context.Context, d DeletedClient, r Restore) (Outcome, error)
+	// RestoreUser writes a user; its username must not be another user's.
+	RestoreUser(ctx context.Context, u User, r Restore) (Outcome, error)
+	// RestorePersonalToken writes a personal token of an existing user (ErrNotFound when the
+	// user does not exist; MergePersonalToken).
+	RestorePersonalToken(ctx context.Context, t PersonalToken, r Restore) (Outcome, error)
+	// RestoreSigningKey writes a signing key (MergeSigningKey). Keys the store holds besides
+	// it are left as they are.
+	RestoreSigningKey(ctx context.Context, k SigningKey, r Restore) (Outcome, error)
+	// RestoreRefreshFamily writes a refresh family (MergeRefreshFamily); a revoked one is
+	// revoked wherever TokenState and reuse pools look.
+	RestoreRefreshFamily(ctx context.Context, f RefreshFamily, r Restore) (Outcome, error)
+	// RestoreRefreshToken writes a refresh token (MergeRefreshToken) and, when the store does
+	// not hold its family, the family as the token implies it (not revoked, until the token's
+	// FamilyExpiry), which it extends when needed, as a rotation would.
+	RestoreRefreshToken(ctx context.Context, t RefreshToken, r Restore) (Outcome, error)
+	// RestoreRevokedAccessToken puts an access token on the deny-list until t.ExpiresAt;
+	// Unchanged when it is already there.
+	RestoreRevokedAccessToken(ctx context.Context, t RevokedAccessToken, r Restore) (Outcome, error)
+
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error
 	Close() error

@@ -60,6 +60,11 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"KeyRestore", testKeyRestore},
 		{"Sessions", testSessions},
 		{"SessionsExpireInTheStore", testSessionsExpireInTheStore},
+		{"RestoreRoundTrip", testRestoreRoundTrip},
+		{"ExportReadsWhatTheStoreDid", testExportReadsWhatTheStoreDid},
+		{"RestoreMerges", testRestoreMerges},
+		{"ExportWhileWriting", testExportWhileWriting},
+		{"RestoredRevocationsLeavePools", testRestoredRevocationsLeavePools},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

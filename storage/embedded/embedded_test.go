@@ -66,3 +66,43 @@ func TestFileForgetsDeregisteredReplica(t *testing.T) {
 		t.Fatalf("after reopening: %v %+v, want no live replica", err, live)
 	}
 }
+
+// TestBulkReachesTheDisk: what an import writes in bulk mode is in the file once the mode
+// ends, and commits wait for the disk again after it.
+func TestBulkReachesTheDisk(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ts.db")
+	s, err := embedded.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := s.Bulk()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if _, err := s.RestoreClient(ctx, storage.Client{ID: "c", CreatedAt: now}, storage.Restore{Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := done(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUser(ctx, storage.User{ID: "u", Username: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = embedded.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.GetClient(ctx, "c"); err != nil {
+		t.Errorf("the client written in bulk: %v", err)
+	}
+	if _, err := s.GetUser(ctx, "u"); err != nil {
+		t.Errorf("the user written after: %v", err)
+	}
+}

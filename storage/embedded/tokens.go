@@ -115,10 +115,12 @@ func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time
 	})
 }
 
-// RevokeAccessToken implements storage.Storage.
+// RevokeAccessToken implements storage.Storage. The entry holds whom it belongs to, which its
+// key keeps only as a digest, for a backup to carry it.
 func (s *Store) RevokeAccessToken(ctx context.Context, r storage.AccessRevocation) error {
 	return s.update(ctx, func(tx *buntdb.Tx) error {
-		if _, _, err := tx.Set(revokedKey(r.Pool.ClientID, r.JTI), "1", expiry(r.Now, r.ExpiresAt)); err != nil {
+		entry := storage.RevokedAccessToken{ClientID: r.Pool.ClientID, JTI: r.JTI, ExpiresAt: r.ExpiresAt}
+		if err := put(tx, revokedKey(r.Pool.ClientID, r.JTI), entry, r.Now, r.ExpiresAt); err != nil {
 			return err
 		}
 		_, err := tx.Delete(poolPrefix(r.Pool) + r.JTI)

@@ -65,11 +65,16 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) 
 
 // GetRefreshToken implements storage.Storage.
 func (s *Store) GetRefreshToken(ctx context.Context, familyID, hash string) (storage.RefreshToken, error) {
-	var t storage.RefreshToken
 	m, err := s.rdb.HGetAll(ctx, refreshKey(familyID, hash)).Result()
 	if err != nil {
-		return t, fail(err)
+		return storage.RefreshToken{}, fail(err)
 	}
+	return decodeRefresh(m)
+}
+
+// decodeRefresh reads a refresh token's hash: ErrNotFound when it is empty (gone).
+func decodeRefresh(m map[string]string) (storage.RefreshToken, error) {
+	var t storage.RefreshToken
 	if m["data"] == "" {
 		return t, storage.ErrNotFound
 	}
