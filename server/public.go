@@ -15,6 +15,8 @@ import (
 	"github.com/tokensmith/tokensmith/metrics"
 	"github.com/tokensmith/tokensmith/profiles"
 	"github.com/tokensmith/tokensmith/protocol"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Pinger reports whether the store is reachable (readiness).
@@ -41,6 +43,9 @@ type Public struct {
 	Console Mounter
 	// Profiles are the seed API routes turned on (ProfileEndpoints).
 	Profiles []profiles.Endpoint
+	// Tracer, if set, records a span for every request (tracing.Open), a child of the
+	// caller's when the request carries a W3C traceparent.
+	Tracer trace.TracerProvider
 }
 
 // Mounter adds its own routes to a group of the public listener (console.Console). The group
@@ -58,7 +63,7 @@ func (p *Public) Handler() http.Handler {
 		p.Now = time.Now
 	}
 
-	r := newEngine(p.Log, engineOptions{trustedProxies: p.TrustedProxies, outages: p.Outages})
+	r := newEngine(p.Log, engineOptions{trustedProxies: p.TrustedProxies, outages: p.Outages, tracer: p.Tracer})
 	r.POST("/oauth2/token", p.token)
 	r.POST("/oauth2/revoke", p.revoke)
 	r.POST("/oauth2/introspect", p.introspect)
@@ -112,6 +117,9 @@ func (p *Public) issue(c *gin.Context, parse func(*http.Request) (*grants.Reques
 		p.Grants.Refused(c.Request.Context(), grants.EndpointToken, err)
 	} else {
 		req.Remote = remote(c)
+		if span := recording(c); span != nil {
+			span.SetAttributes(attribute.String("oauth2.grant_type", req.GrantType), attribute.String("oauth2.client_id", req.ClientID))
+		}
 		// Only served grants become metric labels, so label values stay bounded.
 		if p.Grants.Serves(req.GrantType) {
 			grant = req.GrantType
