@@ -172,6 +172,15 @@ func newExporter(ctx context.Context, name string) (sdktrace.SpanExporter, strin
 		exp, err := stdouttrace.New(stdouttrace.WithWriter(os.Stdout))
 		return exp, exporterConsole, err
 	}
+	// The exporters ignore an endpoint they cannot parse, with a line on their own logger, and
+	// send to localhost instead.
+	for _, name := range []string{envTracesEndpoint, envEndpoint} {
+		if v := os.Getenv(name); v != "" {
+			if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, "", fmt.Errorf("tracing: %s=%q: want a URL such as http://otel-collector:4318", name, v)
+			}
+		}
+	}
 	proto, from := os.Getenv(envTracesProtocol), envTracesProtocol
 	if proto == "" {
 		proto, from = os.Getenv(envProtocol), envProtocol
@@ -197,20 +206,17 @@ func newExporter(ctx context.Context, name string) (sdktrace.SpanExporter, strin
 	return exp, what, nil
 }
 
-// endpoint is the configured OTLP endpoint without credentials or query, for the log; "" when
-// the exporter's default (localhost) applies.
+// endpoint is the configured OTLP endpoint (a URL, checked by newExporter) without
+// credentials, query or fragment, for the log; "" when the exporter's default (localhost)
+// applies.
 func endpoint() string {
 	ep := os.Getenv(envTracesEndpoint)
 	if ep == "" {
 		ep = os.Getenv(envEndpoint)
 	}
 	u, err := url.Parse(ep)
-	if err != nil || u.Host == "" {
-		// host:port, as the gRPC exporter also accepts
-		if i := strings.LastIndex(ep, "@"); i >= 0 {
-			ep = ep[i+1:]
-		}
-		return ep
+	if ep == "" || err != nil {
+		return ""
 	}
 	u.User, u.RawQuery, u.Fragment = nil, "", ""
 	return u.String()

@@ -123,6 +123,9 @@ func TestOpenExports(t *testing.T) {
 		{name: "traces endpoint as is", env: func(u string) []string {
 			return []string{envTracesEndpoint, u + "/v1/traces", "OTEL_SERVICE_NAME", "auth-eu"}
 		}, service: "auth-eu", summary: "/v1/traces"},
+		{name: "credentials in the URL are not logged", env: func(u string) []string {
+			return []string{envEndpoint, strings.Replace(u, "http://", "http://user:pw@", 1) + "?key=k"}
+		}, service: "tokensmith", summary: "otlp http/protobuf http://127.0.0.1:"},
 		{name: "grpc", grpc: true, env: func(u string) []string {
 			return []string{envEndpoint, u, envProtocol, "grpc", "OTEL_RESOURCE_ATTRIBUTES", "service.name=auth-grpc,deployment.environment=test"}
 		}, service: "auth-grpc", summary: "otlp grpc"},
@@ -143,7 +146,7 @@ func TestOpenExports(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !tr.Enabled() || !strings.Contains(tr.Summary, tc.summary) {
+			if !tr.Enabled() || !strings.Contains(tr.Summary, tc.summary) || strings.Contains(tr.Summary, "pw") || strings.Contains(tr.Summary, "key=") {
 				t.Errorf("enabled %v, summary %q; want on, containing %q", tr.Enabled(), tr.Summary, tc.summary)
 			}
 			_, span := tr.Provider.Tracer("test").Start(context.Background(), "work")
@@ -175,6 +178,8 @@ func TestOpenRefusesWhatItCannotHonour(t *testing.T) {
 		{"sampler ratio out of range", []string{envEndpoint, "http://127.0.0.1:1", "OTEL_TRACES_SAMPLER", "traceidratio",
 			"OTEL_TRACES_SAMPLER_ARG", "2"}, "greater than 1.0"},
 		{"malformed resource", []string{envEndpoint, "http://127.0.0.1:1", "OTEL_RESOURCE_ATTRIBUTES", "tier"}, "OTEL_RESOURCE_ATTRIBUTES"},
+		{"endpoint without a scheme", []string{envEndpoint, "otel-collector:4318"}, `OTEL_EXPORTER_OTLP_ENDPOINT="otel-collector:4318": want a URL`},
+		{"traces endpoint not a URL", []string{envTracesEndpoint, "http://[::1"}, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
