@@ -10,6 +10,7 @@
 //	go run ./bench                      # everything, c=16, 10 s per scenario
 //	go run ./bench -d 5s -stores embedded -scenarios fresh,reused
 //	go run ./bench -json new.json -compare old.json
+//	go run ./bench -stores sentinel,sentinel-nowait -scenarios limited,revoke,password,refresh -audit=false -openssl=off
 //
 // The load generator runs on the same machine, so on a small one it takes CPU from the server;
 // CPU per request is measured on the server process alone and is not affected.
@@ -54,6 +55,11 @@ func (v variant) String() string {
 const (
 	storeEmbedded = "embedded"
 	storeRedis    = "redis"
+	// storeSentinel is Redis Sentinel with one replica that confirms every write (min_replicas=1,
+	// its default); storeSentinelNoWait the same without waiting for it (min_replicas=0), so
+	// the two show what the wait costs.
+	storeSentinel       = "sentinel"
+	storeSentinelNoWait = "sentinel-nowait"
 
 	auditOff   = "off"
 	auditFile  = "file"
@@ -72,7 +78,7 @@ func benchmain() error {
 		c          = flag.Int("c", 16, "concurrent clients, each with its own keep-alive connection")
 		d          = flag.Duration("d", 10*time.Second, "measured duration of each scenario")
 		warm       = flag.Duration("warmup", 2*time.Second, "unmeasured warm-up before each scenario")
-		stores     = flag.String("stores", "auto", "comma-separated: embedded, redis; auto is both when redis-server is installed")
+		stores     = flag.String("stores", "auto", "comma-separated: embedded, redis, sentinel (min_replicas=1), sentinel-nowait (min_replicas=0); auto is embedded and redis when redis-server is installed")
 		only       = flag.String("scenarios", "", "comma-separated scenarios (default all): "+scenarioNames())
 		openssl    = flag.String("openssl", "auto", "also build with -tags openssl and run fresh issuance on it: auto (when cgo and the headers work), on, off")
 		audits     = flag.Bool("audit", true, "also run fresh issuance with audit off and with the audit sink of each store (file, Redis stream)")
@@ -217,7 +223,7 @@ func benchmain() error {
 		compared := []variant{main}
 		if *audits {
 			sink := auditFile
-			if store == storeRedis {
+			if store != storeEmbedded {
 				sink = auditRedis
 			}
 			compared = append(compared, variant{build: "go", store: store, audit: auditOff}, variant{build: "go", store: store, audit: sink})
@@ -472,10 +478,10 @@ func chooseStores(s string) ([]string, error) {
 	var out []string
 	for _, x := range strings.Split(s, ",") {
 		switch x = strings.TrimSpace(x); x {
-		case storeEmbedded, storeRedis:
+		case storeEmbedded, storeRedis, storeSentinel, storeSentinelNoWait:
 			out = append(out, x)
 		default:
-			return nil, fmt.Errorf("unknown store %q (embedded, redis)", x)
+			return nil, fmt.Errorf("unknown store %q (embedded, redis, sentinel, sentinel-nowait)", x)
 		}
 	}
 	return out, nil

@@ -218,7 +218,7 @@ func (rep *report) print(w io.Writer) {
 			tail = strconv.FormatFloat(r.P99MS/r.QueueMS, 'f', 2, 64)
 		}
 		redis := "-"
-		if r.Store == storeRedis {
+		if r.Store != storeEmbedded {
 			redis = msStr(r.RedisCPUMS)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%.1f\t%.0f\t%d\t\n", r.name(), r.Store, f0(r.RPS),

@@ -38,6 +38,7 @@ var scenarios = []scenario{
 	{"limited", "daily-limited client_credentials", prepareClientCredentials("limited", map[string]any{"daily_limit": 2_000_000_000})},
 	{"jwks", "JWKS", prepareJWKS},
 	{"introspect", "introspection (access token)", prepareIntrospect},
+	{"revoke", "revocation (access token)", prepareRevoke},
 	{"exchange", "token exchange (personal token)", prepareExchange},
 	{"password", "password grant (bcrypt)", preparePassword},
 	{"refresh", "refresh_token rotation", prepareRefresh},
@@ -344,6 +345,35 @@ func prepareIntrospect(s *server, _ *fixture) (newWorker, error) {
 			}
 			if status != http.StatusOK || !bytes.Contains(body, []byte(`"active":true`)) || field(body, "client_id") != c.ID {
 				return fmt.Errorf("introspection: %d %s", status, truncate(body))
+			}
+			return nil
+		}, nil
+	}, nil
+}
+
+// prepareRevoke revokes (RFC 7009) an access token of the revoking client per request: each
+// worker its own token, again and again, one store write each time.
+func prepareRevoke(s *server, _ *fixture) (newWorker, error) {
+	c, err := s.createClient("revoke", []string{"client_credentials"}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return func(_ int, hc *http.Client) (step, error) {
+		status, body, err := newPost(s.url+"/oauth2/token", c, url.Values{"grant_type": {"client_credentials"}}).do(hc)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkToken(status, body); err != nil {
+			return nil, err
+		}
+		p := newPost(s.url+"/oauth2/revoke", c, url.Values{"token": {field(body, "access_token")}})
+		return func() error {
+			status, body, err := p.do(hc)
+			if err != nil {
+				return err
+			}
+			if status != http.StatusOK {
+				return fmt.Errorf("revocation: %d %s", status, truncate(body))
 			}
 			return nil
 		}, nil

@@ -93,21 +93,26 @@ type redisServer struct {
 	cmd  *exec.Cmd
 }
 
-func startRedis(dir string) (*redisServer, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return nil, err
-	}
+func startRedis(dir string, extra ...string) (*redisServer, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	_, port, _ := net.SplitHostPort(addr)
+	return runRedis(dir, addr, append([]string{"--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+		"--appendonly", "no", "--protected-mode", "no", "--repl-diskless-sync-delay", "0", "--logfile", filepath.Join(dir, "redis.log")}, extra...)...)
+}
+
+// runRedis runs redis-server with args and waits until it answers on addr.
+func runRedis(dir, addr string, args ...string) (*redisServer, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
-		"--appendonly", "no", "--protected-mode", "no", "--logfile", filepath.Join(dir, "redis.log"))
+	cmd := exec.Command(bin, args...)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -131,6 +136,76 @@ func (r *redisServer) stop() {
 	_, _ = r.cmd.Process.Wait()
 }
 
+// sentinelSet is a master, one replica and a Sentinel monitoring them as "tokensmith", as
+// storage/redis/redistest starts them for the failover test.
+type sentinelSet struct {
+	master, replica, sentinel *redisServer
+}
+
+func startSentinel(dir string) (*sentinelSet, error) {
+	var set sentinelSet
+	var err error
+	if set.master, err = startRedis(filepath.Join(dir, "master")); err != nil {
+		return nil, err
+	}
+	host, port, _ := net.SplitHostPort(set.master.addr)
+	if set.replica, err = startRedis(filepath.Join(dir, "replica"), "--replicaof", host, port); err != nil {
+		set.stop()
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		set.stop()
+		return nil, err
+	}
+	_, sport, _ := net.SplitHostPort(addr)
+	sdir := filepath.Join(dir, "sentinel")
+	if err := os.MkdirAll(sdir, 0o700); err != nil {
+		set.stop()
+		return nil, err
+	}
+	conf := filepath.Join(sdir, "sentinel.conf")
+	body := fmt.Sprintf("port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor tokensmith %s %s 1\nsentinel down-after-milliseconds tokensmith 1000\n", sport, sdir, host, port)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		set.stop()
+		return nil, err
+	}
+	if set.sentinel, err = runRedis(sdir, addr, conf, "--sentinel", "--logfile", filepath.Join(sdir, "redis.log")); err != nil {
+		set.stop()
+		return nil, err
+	}
+	// Ready when the Sentinel lists the replica in sync: the server's /readyz waits for the
+	// master to count it.
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if info := redisCommand(set.sentinel.addr, "SENTINEL REPLICAS tokensmith"); strings.Contains(info, "master-link-status\r\n$2\r\nok\r\n") {
+			return &set, nil
+		}
+	}
+	set.stop()
+	return nil, errors.New("the Sentinel did not see the replica in sync within 20s")
+}
+
+func (s *sentinelSet) stop() {
+	for _, r := range []*redisServer{s.sentinel, s.replica, s.master} {
+		if r != nil {
+			r.stop()
+		}
+	}
+}
+
+// redisCommand sends one inline command and returns what arrives within 200 ms.
+func redisCommand(addr, command string) string {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	fmt.Fprint(c, command+"\r\n")
+	_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
 // server is one Tokensmith process started by the benchmark.
 type server struct {
 	variant  variant
@@ -139,6 +214,7 @@ type server struct {
 	token    string
 	cmd      *exec.Cmd
 	redis    *redisServer
+	sentinel *sentinelSet
 	logFile  *os.File
 }
 
@@ -177,6 +253,17 @@ func startServer(bin, dir string, v variant, otlp string) (*server, error) {
 			return nil, fmt.Errorf("redis: %w", err)
 		}
 		env = append(env, "TOKENSMITH_STORAGE=redis://"+s.redis.addr)
+	case storeSentinel, storeSentinelNoWait:
+		if s.sentinel, err = startSentinel(filepath.Join(dir, "redis")); err != nil {
+			return nil, fmt.Errorf("redis sentinel: %w", err)
+		}
+		// Its Redis CPU is the master's, where every request's commands run.
+		s.redis = s.sentinel.master
+		wait := 1
+		if v.store == storeSentinelNoWait {
+			wait = 0
+		}
+		env = append(env, fmt.Sprintf("TOKENSMITH_STORAGE=redis+sentinel://%s/tokensmith?min_replicas=%d", s.sentinel.sentinel.addr, wait))
 	}
 	switch v.audit {
 	case auditOff:
@@ -253,7 +340,10 @@ func (s *server) stop() {
 			<-done
 		}
 	}
-	if s.redis != nil {
+	switch {
+	case s.sentinel != nil:
+		s.sentinel.stop()
+	case s.redis != nil:
 		s.redis.stop()
 	}
 	if s.logFile != nil {

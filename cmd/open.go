@@ -13,6 +13,7 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/tokensmith/tokensmith/config"
+	"github.com/tokensmith/tokensmith/server"
 	"github.com/tokensmith/tokensmith/storage"
 	"github.com/tokensmith/tokensmith/storage/embedded"
 	redisstore "github.com/tokensmith/tokensmith/storage/redis"
@@ -57,6 +58,19 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, quiet *
 		return s, nil
 	}
 }
+
+// readiness is what /readyz asks of the store: whether it answers, and on Redis with
+// min_replicas, whether enough replicas are connected to confirm writes (redis.Store.Ready).
+func readiness(s storage.Storage) server.Pinger {
+	if rs, ok := s.(*redisstore.Store); ok {
+		return readyPinger{rs}
+	}
+	return s
+}
+
+type readyPinger struct{ s *redisstore.Store }
+
+func (r readyPinger) Ping(ctx context.Context) error { return r.s.Ready(ctx) }
 
 // lockedStore releases the embedded store's lock after closing it.
 type lockedStore struct {

@@ -57,13 +57,19 @@ func serveCmd(stdout, stderr io.Writer) *cobra.Command {
 }
 
 // loadConfig is config.Load plus what the configuration names outside the config package: the
-// seed API profiles' routes, resolved and checked where the server that serves them is built.
-// Every problem comes back at once, as config.Load reports its own.
+// seed API profiles' routes, resolved and checked where the server that serves them is built,
+// and a Redis storage URL's parameters, checked by the backend that reads them. Every problem
+// comes back at once, as config.Load reports its own.
 func loadConfig(path string, environ []string) (config.Config, []profiles.Endpoint, error) {
 	cfg, err := config.Load(path, environ)
 	endpoints, perr := server.ProfileEndpoints(cfg.Profiles.Enabled())
 	if perr != nil {
 		err = errors.Join(err, fmt.Errorf("profiles: %w", perr))
+	}
+	if kind, rest, _ := config.ParseStorage(cfg.Storage); kind == config.StorageRedis {
+		if _, rerr := redisstore.Parse(rest); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("storage (TOKENSMITH_STORAGE): %w", rerr))
+		}
 	}
 	return cfg, endpoints, err
 }
@@ -145,6 +151,9 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 		return err
 	}
 	m := metrics.New()
+	if rs, ok := store.(*redisstore.Store); ok {
+		rs.ObserveWaits(m.ObserveWait)
+	}
 	auditor, runAudit, err := openAudit(cfg, log, m)
 	if err != nil {
 		return err
@@ -193,7 +202,7 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 	quiet.follow(outages.Down)
 	a.start(outages.Run)
 
-	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: store, Metrics: m, Log: log,
+	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: readiness(store), Metrics: m, Log: log,
 		TrustedProxies: cfg.TrustedProxies, Outages: outages, Profiles: endpoints, Tracer: tr.Provider}
 	if cfg.Console.Enabled {
 		pub.Console = console.New(console.Options{

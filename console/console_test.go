@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokensmith/tokensmith/internal/testclock"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/storage"
 	"github.com/tokensmith/tokensmith/storage/embedded"
@@ -308,7 +309,7 @@ func TestSignInSharesTheBackoff(t *testing.T) {
 // TestSessionTimeouts: a session ends after 30 minutes unused and 12 hours after sign-in
 // however busy, and the idle expiry is written at most once a minute.
 func TestSessionTimeouts(t *testing.T) {
-	clk := &clock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	mem, err := embedded.OpenMemory()
 	if err != nil {
 		t.Fatal(err)

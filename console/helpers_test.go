@@ -18,6 +18,7 @@ import (
 	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/console"
 	"github.com/tokensmith/tokensmith/grants"
+	"github.com/tokensmith/tokensmith/internal/testclock"
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/metrics"
 	"github.com/tokensmith/tokensmith/protocol"
@@ -28,26 +29,13 @@ import (
 	"github.com/tokensmith/tokensmith/storage/embedded"
 )
 
-// clock is a settable clock shared by the console, the registry and the token path.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // env is a real public listener on loopback with the console mounted, wired as serve wires
 // it: the password check is the token path's, changes go through the registry and its feed.
 type env struct {
 	URL      string
 	Store    storage.Storage
 	Registry *registry.Service
-	Clock    *clock
+	Clock    *testclock.Clock
 	// Audit holds the registry's audit events.
 	Audit *auditEvents
 }
@@ -90,18 +78,16 @@ func (a *auditEvents) find(what string) (audit.Event, bool) {
 }
 
 type envOptions struct {
-	store       storage.Storage
-	secure      bool
-	rotateGrace time.Duration
-	clock       *clock
+	store  storage.Storage
+	secure bool
+	clock  *testclock.Clock
 }
 
 type envOption func(*envOptions)
 
-func withStore(s storage.Storage) envOption     { return func(o *envOptions) { o.store = s } }
-func withSecure() envOption                     { return func(o *envOptions) { o.secure = true } }
-func withRotateGrace(d time.Duration) envOption { return func(o *envOptions) { o.rotateGrace = d } }
-func withClock(c *clock) envOption              { return func(o *envOptions) { o.clock = c } }
+func withStore(s storage.Storage) envOption  { return func(o *envOptions) { o.store = s } }
+func withSecure() envOption                  { return func(o *envOptions) { o.secure = true } }
+func withClock(c *testclock.Clock) envOption { return func(o *envOptions) { o.clock = c } }
 
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
@@ -119,7 +105,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		t.Cleanup(func() { _ = s.Close() })
 	}
 	if o.clock == nil {
-		o.clock = &clock{t: time.Now()}
+		o.clock = testclock.New(time.Now())
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	km, _, err := keys.Open(context.Background(), store, keys.Options{PublishAhead: time.Minute}, quiet)
@@ -144,7 +130,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	pub := &server.Public{Issuer: srv.URL, Grants: gh, Keys: km.Set, Store: store, Metrics: metrics.New(), Log: quiet,
 		Now: o.clock.Now}
 	pub.Console = console.New(console.Options{Passwords: gh, Registry: e.Registry, Store: store, Issuer: srv.URL,
-		Secure: o.secure, RotateGrace: o.rotateGrace, Log: quiet, Now: o.clock.Now})
+		Secure: o.secure, Log: quiet, Now: o.clock.Now})
 	srv.Config.Handler = pub.Handler()
 	return e
 }

@@ -38,11 +38,11 @@ func TestConsole(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp, string(b)
 	}
-	resp, body := get("/console")
+	resp, _ := get("/console")
 	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "/console/" {
 		t.Fatalf("/console: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	resp, body = get("/console/signin")
+	resp, body := get("/console/signin")
 	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
 	if resp.StatusCode != http.StatusOK || csrf == nil || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
 		t.Fatalf("sign-in page: %d %v\n%s", resp.StatusCode, resp.Header, body)

@@ -24,7 +24,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/tokensmith/tokensmith/internal/testlog"
-	"golang.org/x/net/http2"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -155,7 +154,11 @@ func TestHTTPSWithDevCertificate(t *testing.T) {
 	}
 
 	// A client that speaks only HTTP/2 over TLS, as strict clients refuse plain HTTP.
-	h2 := &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: roots()}}}
+	// HTTP/2 alone, also for http:// URLs (prior knowledge), where the server speaks HTTP/1.1.
+	var only2 http.Protocols
+	only2.SetHTTP2(true)
+	only2.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Protocols: &only2, TLSClientConfig: &tls.Config{RootCAs: roots()}}}
 	if _, err := h2.Get(strings.Replace(p.url, "https://", "http://", 1) + "/healthz"); err == nil {
 		t.Fatal("the HTTPS-only client reached a plain http URL")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/tokensmith/tokensmith/audit"
+	"github.com/tokensmith/tokensmith/internal/testclock"
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/secret"
@@ -36,20 +37,6 @@ var testKeys = sync.OnceValues(func() (*keys.Set, error) {
 	}
 	return km.Set, nil
 })
-
-// testClock is a settable clock shared by the Service and the test.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // auditLog keeps the audit events a Service records.
 type auditLog struct {
@@ -110,7 +97,7 @@ func (b *lockedBuffer) String() string {
 type testEnv struct {
 	svc      *Service
 	store    *embedded.Store
-	clock    *testClock
+	clock    *testclock.Clock
 	audit    *auditLog
 	announce *announcements
 	log      *lockedBuffer
@@ -155,7 +142,7 @@ func newEnvOver(t testing.TB, wrap func(Store) Store, policy func(*Policy), opts
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	e := &testEnv{store: st, clock: &testClock{t: time.Now().Truncate(time.Second)}, audit: &auditLog{},
+	e := &testEnv{store: st, clock: testclock.New(time.Now().Truncate(time.Second)), audit: &auditLog{},
 		announce: &announcements{}, log: &lockedBuffer{}, issued: map[string]int{}}
 	p := testPolicy()
 	if policy != nil {

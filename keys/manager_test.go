@@ -11,31 +11,20 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/tokensmith/tokensmith/internal/testclock"
 	"github.com/tokensmith/tokensmith/storage"
 	"github.com/tokensmith/tokensmith/storage/embedded"
 )
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func openManager(t *testing.T, store Store, clk *fakeClock, opts Options) *Manager {
+func openManager(t *testing.T, store Store, clk *testclock.Clock, opts Options) *Manager {
 	t.Helper()
 	m, _, err := Open(context.Background(), store, opts, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.now = clk.now
+	m.now = clk.Now
 	t.Cleanup(m.Set.Close)
 	return m
 }
@@ -80,8 +69,8 @@ func TestRotationLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	clk := &fakeClock{t: time.Now().UTC().Add(time.Second).Truncate(time.Second)}
-	start := clk.now()
+	clk := testclock.New(time.Now().UTC().Add(time.Second).Truncate(time.Second))
+	start := clk.Now()
 	m := openManager(t, store, clk, Options{PublishAhead: 10 * time.Minute,
 		Lifetime: func(context.Context) (time.Duration, error) { return time.Hour, nil }})
 	old := m.Set.ActiveAt(start).ID
@@ -117,7 +106,7 @@ func TestRotationLifecycle(t *testing.T) {
 		{removeAt.Add(-time.Second), true},
 		{removeAt, false},
 	} {
-		clk.t = step.at
+		clk.Set(step.at)
 		if err := m.tick(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -139,10 +128,10 @@ func TestScheduledRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	clk := &fakeClock{t: time.Now().UTC().Add(time.Second)}
+	clk := testclock.New(time.Now().UTC().Add(time.Second))
 	opts := Options{PublishAhead: time.Minute, RotateEvery: 24 * time.Hour}
 	replicas := []*Manager{openManager(t, store, clk, opts), openManager(t, store, clk, opts)}
-	clk.advance(23 * time.Hour)
+	clk.Advance(23 * time.Hour)
 	for _, m := range replicas {
 		if err := m.tick(context.Background()); err != nil {
 			t.Fatal(err)
@@ -151,7 +140,7 @@ func TestScheduledRotation(t *testing.T) {
 	if stored, _ := store.ListSigningKeys(context.Background()); len(stored) != 1 {
 		t.Fatalf("rotated before it was due: %d keys", len(stored))
 	}
-	clk.advance(time.Hour)
+	clk.Advance(time.Hour)
 	var wg sync.WaitGroup
 	for _, m := range replicas {
 		wg.Go(func() {
@@ -170,7 +159,7 @@ func TestScheduledRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	at := clk.now().Add(2 * time.Minute)
+	at := clk.Now().Add(2 * time.Minute)
 	if a, b := kidOf(t, replicas[0].Set, at), kidOf(t, replicas[1].Set, at); a != b {
 		t.Fatalf("the replicas sign with different keys after the rotation: %s and %s", a, b)
 	}
@@ -212,7 +201,7 @@ func TestLostKeysAreWrittenBack(t *testing.T) {
 	}
 	defer mem.Close()
 	store := &lossyStore{Store: mem}
-	clk := &fakeClock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	m := openManager(t, store, clk, Options{})
 	kid := m.Set.ActiveID()
 	store.mu.Lock()

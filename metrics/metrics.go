@@ -51,6 +51,11 @@ type Metrics struct {
 	AuditWritten  prometheus.Counter
 	AuditDropped  prometheus.Counter
 	AuditFailures prometheus.Counter
+	// ReplicaWait is the latency of Redis writes that wait for their replicas (a write and its
+	// WAIT, min_replicas); UnconfirmedWrites counts those the replicas did not confirm within
+	// replica_timeout, each answered 503.
+	ReplicaWait       prometheus.Histogram
+	UnconfirmedWrites prometheus.Counter
 }
 
 // New registers the collectors, plus the Go runtime and process ones.
@@ -91,9 +96,15 @@ func New() *Metrics {
 		AuditWritten:  counter("tokensmith_audit_events_written_total", "Audit events written to the sink."),
 		AuditDropped:  counter("tokensmith_audit_events_dropped_total", "Audit events dropped because the sink fell behind and the buffer was full."),
 		AuditFailures: counter("tokensmith_audit_write_failures_total", "Failed writes of a batch of audit events (each is retried)."),
+		ReplicaWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tokensmith_redis_replica_wait_seconds", Help: "Latency of Redis writes that wait for min_replicas replicas to confirm them (the write and its WAIT).",
+			Buckets: []float64{.00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
+		UnconfirmedWrites: counter("tokensmith_redis_unconfirmed_writes_total", "Redis writes that fewer than min_replicas replicas confirmed within replica_timeout (answered 503)."),
 	}
 	m.Registry.MustRegister(m.Issued, m.Requests, m.Duration, m.QuotaExceeded, m.AdminAuthFailures, m.Reused, m.Limited, m.Refreshed, m.Replayed,
 		m.Revoked, m.AuthFailures, m.JWKS, m.StoreDuration, m.StoreErrors, m.AuditWritten, m.AuditDropped, m.AuditFailures,
+		m.ReplicaWait, m.UnconfirmedWrites,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -158,6 +169,14 @@ func (m *Metrics) ObserveStore(op string, took time.Duration, failed bool) {
 	m.StoreDuration.WithLabelValues(op).Observe(took.Seconds())
 	if failed {
 		m.StoreErrors.WithLabelValues(op).Inc()
+	}
+}
+
+// ObserveWait records one Redis write that waited for its replicas (redis.Store.ObserveWaits).
+func (m *Metrics) ObserveWait(took time.Duration, confirmed bool) {
+	m.ReplicaWait.Observe(took.Seconds())
+	if !confirmed {
+		m.UnconfirmedWrites.Inc()
 	}
 }
 

@@ -2,6 +2,9 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/duration"
+	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/secret"
 	"github.com/tokensmith/tokensmith/storage"
@@ -101,9 +105,15 @@ func nonNil(s []string) []string {
 var knownGrants = []string{protocol.GrantClientCredentials, protocol.GrantPassword, protocol.GrantRefreshToken, protocol.GrantTokenExchange}
 
 // CreateClient registers a client and returns it with its secret, which is shown only here.
+//
+// A create retried with the same request id (X-Request-Id) and the same input within
+// RetryWindow makes no second client: the first attempt's answer never arrived (a 503 when
+// the store's replicas did not confirm the write, or a lost connection), so the retry answers
+// the client it made, with a new secret, since nobody saw the first.
 func (s *Service) CreateClient(ctx context.Context, in ClientInput) (ClientView, error) {
 	now := s.now().UTC()
-	c := storage.Client{ID: secret.NewID(), GrantTypes: []string{protocol.GrantClientCredentials}, CreatedAt: now, UpdatedAt: now}
+	key := requestKey(ctx, "client.create", in)
+	c := storage.Client{ID: idFrom(key), GrantTypes: []string{protocol.GrantClientCredentials}, CreatedAt: now, UpdatedAt: now, CreateRequest: key}
 	if in.ClientID != nil {
 		if err := validID(*in.ClientID); err != nil {
 			return ClientView{}, err
@@ -125,13 +135,60 @@ func (s *Service) CreateClient(ctx context.Context, in ClientInput) (ClientView,
 		sec = secret.NewSecret()
 		c.SecretHash = secret.Hash(sec)
 	}
-	if err := s.store.CreateClient(ctx, c); err != nil {
+	err := s.store.CreateClient(ctx, c)
+	if errors.Is(err, storage.ErrAlreadyExists) && key != "" {
+		var retried storage.Client
+		retried, err = s.store.UpdateClient(ctx, c.ID, func(stored *storage.Client) error {
+			if stored.CreateRequest != key || now.Sub(stored.CreatedAt) > RetryWindow {
+				return storage.ErrAlreadyExists
+			}
+			if sec != "" {
+				stored.SecretHash = c.SecretHash
+			}
+			return nil
+		})
+		switch {
+		case err == nil:
+			c = retried
+		case errors.Is(err, storage.ErrAlreadyExists) && in.ClientID == nil:
+			// The same request id and input long after: a new request, under an id of its own.
+			c.ID, c.CreateRequest = secret.NewID(), ""
+			err = s.store.CreateClient(ctx, c)
+		}
+	}
+	if err != nil {
 		return ClientView{}, storeErr(err, "client "+c.ID)
 	}
 	v := View(c)
 	s.recordChange(ctx, ActionClientCreate, c.ID, nil, v)
 	v.ClientSecret = sec
 	return v, nil
+}
+
+// RetryWindow is how long an admin request retried with the same X-Request-Id finds what its
+// first attempt did (a client it created, a secret it rotated) rather than doing it again.
+// Past it, the same id is a new request.
+const RetryWindow = 10 * time.Minute
+
+// requestKey names an admin request for its retries: a digest of what it does, who sent it,
+// its request id and its input. A request without an id (none in the context) has no key.
+func requestKey(ctx context.Context, what string, input any) string {
+	r, ok := logging.RequestFrom(ctx)
+	if !ok || r.ID == "" {
+		return ""
+	}
+	b, _ := json.Marshal(input)
+	return storage.KeyDigest(what, who(ctx), r.ID, string(b))
+}
+
+// idFrom is the id of a client created by the request named key: a retry of the request finds
+// the client its first attempt made. Without a key it is random.
+func idFrom(key string) string {
+	if key == "" {
+		return secret.NewID()
+	}
+	sum := sha256.Sum256([]byte("client-id\x00" + key))
+	return strings.ToLower(base32.StdEncoding.EncodeToString(sum[:8]))[:12]
 }
 
 // publicGrants are the only grants a public client may have (grants.PublicGrants).
@@ -207,6 +264,7 @@ func (s *Service) rotateSecret(ctx context.Context, id string, grace time.Durati
 	}
 	sec := secret.NewSecret()
 	now := s.now().UTC()
+	key := requestKey(ctx, "client.rotate_secret", []any{id, grace, owner})
 	c, err := s.store.UpdateClient(ctx, id, func(c *storage.Client) error {
 		if owner != "" && c.Owner != owner {
 			return storage.ErrNotFound
@@ -215,11 +273,17 @@ func (s *Service) rotateSecret(ctx context.Context, id string, grace time.Durati
 			return invalid("client %s is public (token_endpoint_auth_method none) and has no secret; "+
 				"to make it confidential, change token_endpoint_auth_method first", id)
 		}
-		c.PrevSecretHash, c.PrevSecretExpiresAt = nil, time.Time{}
-		if grace > 0 {
-			c.PrevSecretHash, c.PrevSecretExpiresAt = c.SecretHash, now.Add(grace)
+		// A retry of the rotation whose answer never arrived replaces the secret nobody saw and
+		// keeps the grace of the one before it, which the client may still be using.
+		retry := key != "" && c.RotateRequest == key && now.Sub(c.UpdatedAt) <= RetryWindow
+		if !retry {
+			c.PrevSecretHash, c.PrevSecretExpiresAt = nil, time.Time{}
+			if grace > 0 {
+				c.PrevSecretHash, c.PrevSecretExpiresAt = c.SecretHash, now.Add(grace)
+			}
 		}
 		c.SecretHash = secret.Hash(sec)
+		c.RotateRequest = key
 		c.UpdatedAt = now
 		return nil
 	})

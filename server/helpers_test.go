@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/grants"
+	"github.com/tokensmith/tokensmith/internal/testclock"
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/metrics"
@@ -32,20 +33,6 @@ import (
 
 const testAdminToken = "test-admin-token-0123456789"
 
-// clock is a settable clock shared by the grants and the server.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // testServer is a real server on loopback: public and admin listeners over a fresh memory store.
 type testServer struct {
 	URL      string
@@ -53,7 +40,7 @@ type testServer struct {
 	Store    storage.Storage
 	Registry *registry.Service
 	Metrics  *metrics.Metrics
-	Clock    *clock
+	Clock    *testclock.Clock
 	Keys     *keys.Set
 	Grants   *grants.Service
 	// auditFile receives the audit trail as JSON lines; stopAudit flushes and closes it.
@@ -132,7 +119,7 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	busCtx, stopBus := context.WithCancel(context.Background())
 	t.Cleanup(stopBus)
 	go bus.Run(busCtx)
-	clk := &clock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	m := metrics.New()
 	// Wired as serve wires it: events go to the metrics and, through a Writer, to a sink.
 	auditFile := filepath.Join(t.TempDir(), "audit.jsonl")

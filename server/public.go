@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -15,11 +16,13 @@ import (
 	"github.com/tokensmith/tokensmith/metrics"
 	"github.com/tokensmith/tokensmith/profiles"
 	"github.com/tokensmith/tokensmith/protocol"
+	"github.com/tokensmith/tokensmith/storage"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Pinger reports whether the store is reachable (readiness).
+// Pinger reports whether the store is ready (readiness): reachable, and on Redis with
+// min_replicas, with enough replicas to confirm writes (storage.ErrUnconfirmed otherwise).
 type Pinger interface {
 	Ping(ctx context.Context) error
 }
@@ -224,8 +227,13 @@ func (p *Public) ready(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
 	defer cancel()
 	if err := p.Store.Ping(ctx); err != nil {
-		_ = c.Error(protocol.Wrap(protocol.TemporarilyUnavailable, "store unreachable", err))
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "store": "unreachable"})
+		state := "unreachable"
+		if errors.Is(err, storage.ErrUnconfirmed) {
+			// Redis answers, but writes could not be confirmed by min_replicas replicas.
+			state = "too few replicas"
+		}
+		_ = c.Error(protocol.Wrap(protocol.TemporarilyUnavailable, "store "+state, err))
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "store": state})
 		return
 	}
 	if p.Keys == nil || p.Keys.ActiveID() == "" {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/url"
 	"strings"
@@ -15,8 +16,8 @@ import (
 	"github.com/tokensmith/tokensmith/storage/redis/redistest"
 )
 
-// tripCounter counts Redis round trips: one per command, one per pipeline.
-type tripCounter struct{ n atomic.Int64 }
+// tripCounter counts Redis round trips: one per command, one per pipeline; and the WAITs sent.
+type tripCounter struct{ n, waits atomic.Int64 }
 
 func (c *tripCounter) DialHook(next goredis.DialHook) goredis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) { return next(ctx, network, addr) }
@@ -27,15 +28,58 @@ func (c *tripCounter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook 
 }
 
 func (c *tripCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error { c.n.Add(1); return next(ctx, cmds) }
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		c.n.Add(1)
+		for _, cmd := range cmds {
+			if cmd.Name() == "wait" {
+				c.waits.Add(1)
+			}
+		}
+		return next(ctx, cmds)
+	}
 }
 
 // TestRedisRoundTripsPerRequest measures the round-trip budget (at most 2 round trips per token
 // request) path by path, exactly, with the client record cached (client_cache_ttl) as it is
 // under load. The table in docs/design.md is this test's table.
+//
+// Run again with a replica and min_replicas=1, the counts hold as they are: the WAIT that
+// confirms a write rides in the write's own pipeline. waitsPerRequest is the WAIT column of
+// the table in docs/durability.md.
 func TestRedisRoundTripsPerRequest(t *testing.T) {
+	for _, minReplicas := range []int{0, 1} {
+		t.Run(fmt.Sprintf("min_replicas=%d", minReplicas), func(t *testing.T) { roundTripsPerRequest(t, minReplicas) })
+	}
+}
+
+// waitsPerRequest are the WAITs a request sends with min_replicas=1, by the names of
+// roundTripsPerRequest's cases; a case not named sends none (it writes nothing an answer
+// depends on).
+var waitsPerRequest = map[string]int{
+	"client_credentials, daily limit":                              1,
+	"password with refresh token":                                  1,
+	"refresh":                                                      1,
+	"revoke access token":                                          1,
+	"revoke refresh token":                                         2,
+	"client_credentials, hourly and daily limit":                   1,
+	"client_credentials, both limits in shadow, beyond them":       1,
+	"client_credentials, reuse, hourly and daily limit, new token": 1,
+	"tokens.make":                                                  1,
+	"tokens.refresh":                                               1,
+	"tokens.make with the seed's daily limit":                      1,
+	"password with refresh token, reuse, new token":                1,
+	"password with refresh token, reuse, token reused":             0,
+	// The admission may count, so its WAIT is sent; a reused token counted nothing, and its
+	// answer does not depend on what WAIT says.
+	"client_credentials, reuse, hourly and daily limit, token reused": 1,
+}
+
+func roundTripsPerRequest(t *testing.T, minReplicas int) {
 	srv := redistest.Start(t)
-	store, err := redis.Open(context.Background(), srv.URL())
+	if minReplicas > 0 {
+		redistest.StartReplica(t, srv)
+	}
+	store, err := redis.Open(context.Background(), fmt.Sprintf("%s?min_replicas=%d", srv.URL(), minReplicas))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,14 +196,14 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 		{"password with refresh token, reuse, token reused", "/oauth2/token", pwReuseID, pwReuseSec, login, 2, nil, ""},
 	}
 	for _, tc := range tests {
-		before := trips.n.Load()
+		before, waitsBefore := trips.n.Load(), trips.waits.Load()
 		var r reply
 		if tc.do != nil {
 			r = tc.do()
 		} else {
 			r = ts.call(t, tc.path, tc.id, tc.sec, tc.values)
 		}
-		got := int(trips.n.Load() - before)
+		got, waits := int(trips.n.Load()-before), int(trips.waits.Load()-waitsBefore)
 		if r.Status != 200 {
 			t.Fatalf("%s: %d %s", tc.name, r.Status, r.RawBody)
 		}
@@ -169,6 +213,9 @@ func TestRedisRoundTripsPerRequest(t *testing.T) {
 		t.Logf("%-42s %d Redis round trip(s)", tc.name, got)
 		if got != tc.want {
 			t.Errorf("%s: %d round trips, want exactly %d", tc.name, got, tc.want)
+		}
+		if want := waitsPerRequest[tc.name] * minReplicas; waits != want {
+			t.Errorf("%s: %d WAITs with min_replicas=%d, want %d", tc.name, waits, minReplicas, want)
 		}
 		if rem := r.Header.Get("X-RateLimit-Remaining"); rem != tc.remaining {
 			t.Errorf("%s: X-RateLimit-Remaining %q, want %q", tc.name, rem, tc.remaining)

@@ -45,6 +45,11 @@ type Client struct {
 	// NotBefore is when an earlier client with this id was deleted: tokens issued before it
 	// belong to that client, not to this one. Set by the store (CreateClient).
 	NotBefore time.Time `json:"not_before,omitzero"`
+	// CreateRequest and RotateRequest name (as a digest) the admin request that created the
+	// client and the one that last rotated its secret, so the same request retried after an
+	// answer it never got finds what it did instead of doing it twice (registry).
+	CreateRequest string `json:"create_request,omitempty"`
+	RotateRequest string `json:"rotate_request,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -19,6 +20,10 @@ var (
 	ErrReplay = errors.New("storage: refresh token replayed")
 	// ErrUnavailable: the backend cannot be reached; the caller should answer 503.
 	ErrUnavailable = errors.New("storage: unavailable")
+	// ErrUnconfirmed: the write reached the backend but too few of its replicas confirmed it
+	// in time, so a failover could still lose it. It is an ErrUnavailable (503, retry later);
+	// each method says whether it undid the write or leaves it safe to retry.
+	ErrUnconfirmed = fmt.Errorf("%w: too few replicas confirmed the write in time", ErrUnavailable)
 )
 
 // Storage is everything Tokensmith persists. Implementations must be safe for concurrent use

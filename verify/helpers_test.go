@@ -15,6 +15,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/tokensmith/tokensmith/internal/testclock"
 )
 
 const (
@@ -130,21 +131,8 @@ func (a *authServer) setDown(down bool) {
 	a.down = down
 }
 
-// clock is a settable time for the Verifier under test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // newVerifier returns a Verifier for a, on a clock the test controls.
-func newVerifier(t *testing.T, a *authServer, edit func(*Config)) (*Verifier, *clock) {
+func newVerifier(t *testing.T, a *authServer, edit func(*Config)) (*Verifier, *testclock.Clock) {
 	t.Helper()
 	cfg := Config{Issuer: a.URL, Audience: []string{testAudience}, Realm: testRealm}
 	if edit != nil {
@@ -154,7 +142,7 @@ func newVerifier(t *testing.T, a *authServer, edit func(*Config)) (*Verifier, *c
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{t: time.Now()}
+	c := testclock.New(time.Now())
 	v.now = c.Now
 	return v, c
 }

@@ -10,7 +10,9 @@ import (
 	"github.com/tokensmith/tokensmith/storage"
 )
 
-// Admit implements storage.Storage.
+// Admit implements storage.Storage. A count that too few replicas confirmed is given back
+// before the error is answered, so a failover never lets more tokens out than the limit; a
+// reuse pool's reservation needs no confirmation (losing one only mints another token).
 func (s *Store) Admit(ctx context.Context, a storage.Admission) (storage.Admitted, error) {
 	keys := []string{poolKey(a.Pool), counterKey(a.Pool, a.Day), hourKey(a.Pool, a.Hour)}
 	args := []any{ms(a.Now), flag(a.Reuse), a.MinRemaining.Milliseconds(), a.Capacity, a.Reservation, ms(a.ReserveUntil),
@@ -19,7 +21,18 @@ func (s *Store) Admit(ctx context.Context, a storage.Admission) (storage.Admitte
 	var res []string
 	var err error
 	if a.Family == nil {
-		res, err = admit.Run(ctx, s.rdb, keys, args...).StringSlice()
+		var adm *goredis.Cmd
+		if err = s.exec(ctx, []*goredis.Script{admit}, s.admitStep(ctx, a, keys, args, &adm)); err == nil || errors.Is(err, storage.ErrUnconfirmed) {
+			var aerr error
+			if res, aerr = adm.StringSlice(); aerr != nil {
+				err = aerr
+			} else if err != nil && res[0] == "allowed" {
+				err = s.undo(ctx, err, func(ctx context.Context) error { return s.giveBack(ctx, a) })
+			} else {
+				// Nothing counted, or nothing that needed confirming.
+				err = nil
+			}
+		}
 	} else {
 		res, err = s.admitWithFamily(ctx, a, keys, args)
 	}
@@ -49,10 +62,28 @@ func (s *Store) Admit(ctx context.Context, a storage.Admission) (storage.Admitte
 	}
 }
 
+// admitStep is the admission script as a step of exec: durable when it counts against a limit.
+func (s *Store) admitStep(ctx context.Context, a storage.Admission, keys []string, args []any, adm **goredis.Cmd) step {
+	queue := func(p goredis.Pipeliner) { *adm = admit.EvalSha(ctx, p, keys, args...) }
+	if a.Limit > 0 || a.HourlyLimit > 0 {
+		return durable(keys[0], queue)
+	}
+	return plain(keys[0], queue)
+}
+
+// giveBack takes back what an allowed admission counted and reserved (a Settlement without a
+// token), without waiting for replicas: a give-back lost in a failover only lets out one token
+// fewer.
+func (s *Store) giveBack(ctx context.Context, a storage.Admission) error {
+	return settle.Run(ctx, s.rdb, []string{poolKey(a.Pool), counterKey(a.Pool, a.Day), hourKey(a.Pool, a.Hour)},
+		flag(a.Reuse), a.Reservation, "", 0, "", a.Limit, ms(a.Now), "", a.HourlyLimit).Err()
+}
+
 // admitWithFamily sends the admission and the new family in one pipeline: they live in
 // different slots, so no script can hold both. The family is therefore written whatever the
 // admission answers, and taken away again when it was not allowed (its token was never handed
-// out, so until then it was unusable); a failure to write it gives the count back.
+// out, so until then it was unusable); a failure to write it, or too few replicas confirming
+// either, gives the count back.
 func (s *Store) admitWithFamily(ctx context.Context, a storage.Admission, keys []string, args []any) ([]string, error) {
 	t := *a.Family
 	data, err := refreshData(t)
@@ -61,11 +92,12 @@ func (s *Store) admitWithFamily(ctx context.Context, a storage.Admission, keys [
 	}
 	var adm, created *goredis.Cmd
 	famKeys := []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)}
-	if _, err := s.pipelined(ctx, []*goredis.Script{admit, createRefresh}, func(p goredis.Pipeliner) {
-		adm = admit.EvalSha(ctx, p, keys, args...)
-		created = createRefresh.EvalSha(ctx, p, famKeys, t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()))
-	}); err != nil {
-		return nil, err
+	unconfirmed := s.exec(ctx, []*goredis.Script{admit, createRefresh}, s.admitStep(ctx, a, keys, args, &adm),
+		durable(famKeys[0], func(p goredis.Pipeliner) {
+			created = createRefresh.EvalSha(ctx, p, famKeys, t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()))
+		}))
+	if unconfirmed != nil && !errors.Is(unconfirmed, storage.ErrUnconfirmed) {
+		return nil, unconfirmed
 	}
 	res, err := adm.StringSlice()
 	if err != nil {
@@ -80,11 +112,16 @@ func (s *Store) admitWithFamily(ctx context.Context, a storage.Admission, keys [
 	case cerr != nil || n != 1:
 		// Counted but not stored: give the count back (a Settlement without a token).
 		return nil, errors.Join(fmt.Errorf("storing the new refresh family: %v", cerr), s.Settle(ctx, storage.Settlement{Admission: a}))
+	case unconfirmed != nil:
+		// The family's token is never answered; it expires unused.
+		return nil, s.undo(ctx, unconfirmed, func(ctx context.Context) error { return s.giveBack(ctx, a) })
 	}
 	return res, nil
 }
 
-// Settle implements storage.Storage.
+// Settle implements storage.Storage. Only a login's refresh family waits for replicas: a pool
+// entry or a count given back that a failover loses costs one more token minted, or one fewer.
+// An unconfirmed family is left in place; its token is not answered, and it expires.
 func (s *Store) Settle(ctx context.Context, st storage.Settlement) error {
 	a := st.Admission
 	var jti, fam string
@@ -106,12 +143,14 @@ func (s *Store) Settle(ctx context.Context, st storage.Settlement) error {
 		return err
 	}
 	var settled, created *goredis.Cmd
-	if _, err := s.pipelined(ctx, []*goredis.Script{settle, createRefresh}, func(p goredis.Pipeliner) {
-		settled = settle.EvalSha(ctx, p, keys, args...)
-		created = createRefresh.EvalSha(ctx, p, []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)},
-			t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()))
-	}); err != nil {
-		return err
+	unconfirmed := s.exec(ctx, []*goredis.Script{settle, createRefresh},
+		plain(keys[0], func(p goredis.Pipeliner) { settled = settle.EvalSha(ctx, p, keys, args...) }),
+		durable(familyKey(t.FamilyID), func(p goredis.Pipeliner) {
+			created = createRefresh.EvalSha(ctx, p, []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)},
+				t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()))
+		}))
+	if unconfirmed != nil && !errors.Is(unconfirmed, storage.ErrUnconfirmed) {
+		return unconfirmed
 	}
 	if err := settled.Err(); err != nil {
 		return fail(err)
@@ -119,7 +158,7 @@ func (s *Store) Settle(ctx context.Context, st storage.Settlement) error {
 	if n, err := created.Int(); err != nil || n != 1 {
 		return fmt.Errorf("%w: storing the new refresh family: %v", storage.ErrUnavailable, err)
 	}
-	return nil
+	return unconfirmed
 }
 
 func flag(b bool) string {

@@ -17,3 +17,13 @@ func FlushAll(s storage.Storage) error {
 		return c.FlushAll(ctx).Err()
 	}
 }
+
+// ShardOf names the Cluster master that holds the deny-list mark of a client's access token
+// (tests only).
+func ShardOf(s storage.Storage, client, jti string) (string, error) {
+	n, err := s.(*Store).rdb.(*goredis.ClusterClient).MasterForKey(context.Background(), revokedJTIKey(client, jti))
+	if err != nil {
+		return "", err
+	}
+	return n.Options().Addr, nil
+}

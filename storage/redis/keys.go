@@ -19,7 +19,8 @@ func (s *Store) EnsureSigningKey(ctx context.Context, candidate storage.SigningK
 	return keys, created, err
 }
 
-// RestoreSigningKeys implements storage.Storage.
+// RestoreSigningKeys implements storage.Storage. An unconfirmed store is left in place;
+// retried, it finds the keys there and changes nothing.
 func (s *Store) RestoreSigningKeys(ctx context.Context, keys []storage.SigningKey) (bool, error) {
 	args := make([]any, 0, 2*len(keys))
 	for _, k := range keys {
@@ -32,11 +33,15 @@ func (s *Store) RestoreSigningKeys(ctx context.Context, keys []storage.SigningKe
 	if len(args) == 0 {
 		return false, nil
 	}
-	n, err := ensureKey.Run(ctx, s.rdb, []string{keysKey, keysVersion}, args...).Int()
-	if err != nil {
-		return false, fail(err)
+	cmd, err := s.run(ctx, ensureKey, []string{keysKey, keysVersion}, args...)
+	if cmd == nil {
+		return false, err
 	}
-	return n == 1, nil
+	n, _ := cmd.Int()
+	if n == 0 {
+		err = nil
+	}
+	return n == 1, err
 }
 
 // ListSigningKeys implements storage.Storage.
@@ -62,7 +67,9 @@ func (s *Store) readSigningKeys(ctx context.Context) (string, []storage.SigningK
 }
 
 // changeSigningKeys reads the keys, lets change compute what to write and delete, and writes
-// it only if no other replica wrote meanwhile (else starts over).
+// it only if no other replica wrote meanwhile (else starts over). An unconfirmed change is
+// left in place: a rotation retried finds the new key waiting (storage.ErrAlreadyExists), a
+// removal retried finds the keys gone.
 func (s *Store) changeSigningKeys(ctx context.Context, change func([]storage.SigningKey) (write []storage.SigningKey, del []string, err error)) ([]storage.SigningKey, error) {
 	for range maxCASAttempts {
 		version, keys, err := s.readSigningKeys(ctx)
@@ -87,11 +94,14 @@ func (s *Store) changeSigningKeys(ctx context.Context, change func([]storage.Sig
 			}
 			args = append(args, k.ID, b)
 		}
-		n, err := writeKeys.Run(ctx, s.rdb, []string{keysKey, keysVersion}, args...).Int()
-		if err != nil {
-			return nil, fail(err)
+		cmd, err := s.run(ctx, writeKeys, []string{keysKey, keysVersion}, args...)
+		if cmd == nil {
+			return nil, err
 		}
-		if n == 1 {
+		if n, _ := cmd.Int(); n == 1 {
+			if err != nil {
+				return nil, err
+			}
 			return s.ListSigningKeys(ctx)
 		}
 	}

@@ -39,14 +39,17 @@ func (s *Store) Login(ctx context.Context, a storage.LoginAttempt) (storage.Logi
 	return st, nil
 }
 
-// LoginFailed implements storage.Storage.
+// LoginFailed implements storage.Storage, not waiting for replicas: the wrong password is
+// answered whether or not the count is stored, so a failover may forget the failures of its
+// last moments (the backoff starts over for them).
 func (s *Store) LoginFailed(ctx context.Context, a storage.LoginAttempt) error {
 	pair, user := loginKeys(a)
 	return fail(loginFailed.Run(ctx, s.rdb, []string{pair, user}, ms(a.Now), a.Limit, a.UserLimit,
 		a.MaxDelay.Milliseconds(), a.Window.Milliseconds()).Err())
 }
 
-// LoginSucceeded implements storage.Storage.
+// LoginSucceeded implements storage.Storage, not waiting for replicas: failures a failover
+// brings back only delay the next login.
 func (s *Store) LoginSucceeded(ctx context.Context, a storage.LoginAttempt) error {
 	pair, _ := loginKeys(a)
 	err := s.rdb.Del(ctx, pair).Err()

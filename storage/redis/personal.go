@@ -21,26 +21,36 @@ const (
 
 func userPATsKey(user string) string { return "ts:{users}:pats:" + user }
 
-// CreatePersonalToken implements storage.Storage.
+// CreatePersonalToken implements storage.Storage. An unconfirmed create is undone: its secret
+// was never shown, and a retry makes a token of its own.
 func (s *Store) CreatePersonalToken(ctx context.Context, t storage.PersonalToken) error {
 	t.LastUsedAt = time.Time{}
 	b, err := json.Marshal(t)
 	if err != nil {
 		return err
 	}
-	return created(createPAT.Run(ctx, s.rdb, []string{usersByID, patsKey, userPATsKey(t.UserID)}, t.UserID, t.ID, b).Text())
+	keys := []string{usersByID, patsKey, userPATsKey(t.UserID)}
+	return s.created(ctx, createPAT, keys, []any{t.UserID, t.ID, b}, func(ctx context.Context) error {
+		return deletePAT.Run(ctx, s.rdb, []string{userPATsKey(t.UserID), patsKey, patUsedKey}, t.ID).Err()
+	})
 }
 
-// created maps the answer of a script that creates a record of a user (a personal token, a
-// console session): "nouser" when the user is gone, "exists" when the record is.
-func created(res string, err error) error {
-	switch {
-	case err != nil:
-		return fail(err)
-	case res == "nouser":
+// created runs a script that creates a record of a user (a personal token, a console session)
+// and maps its answer: "nouser" when the user is gone, "exists" when the record is. A create
+// too few replicas confirmed is taken back with remove.
+func (s *Store) created(ctx context.Context, sc *goredis.Script, keys []string, args []any, remove func(context.Context) error) error {
+	cmd, err := s.run(ctx, sc, keys, args...)
+	if cmd == nil {
+		return err
+	}
+	switch res, _ := cmd.Text(); res {
+	case "nouser":
 		return storage.ErrNotFound
-	case res == "exists":
+	case "exists":
 		return storage.ErrAlreadyExists
+	}
+	if err != nil {
+		return s.undo(ctx, err, remove)
 	}
 	return nil
 }
@@ -101,19 +111,21 @@ func (s *Store) ListPersonalTokens(ctx context.Context, userID string) ([]storag
 	return out, nil
 }
 
-// DeletePersonalToken implements storage.Storage.
+// DeletePersonalToken implements storage.Storage. An unconfirmed deletion is left in place;
+// retried, it finds the token gone.
 func (s *Store) DeletePersonalToken(ctx context.Context, userID, id string) error {
-	n, err := deletePAT.Run(ctx, s.rdb, []string{userPATsKey(userID), patsKey, patUsedKey}, id).Int()
-	if err != nil {
-		return fail(err)
+	cmd, err := s.run(ctx, deletePAT, []string{userPATsKey(userID), patsKey, patUsedKey}, id)
+	if cmd == nil {
+		return err
 	}
-	if n == 0 {
+	if n, _ := cmd.Int(); n == 0 {
 		return storage.ErrNotFound
 	}
-	return nil
+	return err
 }
 
-// TouchPersonalTokens implements storage.Storage: one script for the whole batch.
+// TouchPersonalTokens implements storage.Storage: one script for the whole batch, not waiting
+// for replicas (a last-used time lost in a failover only shows an earlier use).
 func (s *Store) TouchPersonalTokens(ctx context.Context, used map[string]time.Time) error {
 	if len(used) == 0 {
 		return nil

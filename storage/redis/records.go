@@ -16,7 +16,8 @@ const maxCASAttempts = 200
 
 // CreateClient implements storage.Storage: one script that stores the client only if its id is
 // free and the deletion time it carries is still the one on record for that id; otherwise it
-// answers the recorded time, and the record is sent again with it.
+// answers the recorded time, and the record is sent again with it. An unconfirmed create is
+// left in place: the registry makes a create retried with the same request id find it.
 func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 	c.NotBefore = time.Time{}
 	expected := ""
@@ -25,13 +26,14 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 		if err != nil {
 			return err
 		}
-		res, err := createClient.Run(ctx, s.rdb, []string{clientsKey, goneKey}, c.ID, b, expected).StringSlice()
-		if err != nil {
-			return fail(err)
+		cmd, err := s.run(ctx, createClient, []string{clientsKey, goneKey}, c.ID, b, expected)
+		if cmd == nil {
+			return err
 		}
+		res, _ := cmd.StringSlice()
 		switch res[0] {
 		case "ok":
-			return nil
+			return err
 		case "exists":
 			return storage.ErrAlreadyExists
 		}
@@ -74,11 +76,12 @@ func listHash[T any](ctx context.Context, rdb goredis.UniversalClient, key strin
 
 // compareAndSwap is an optimistic update of one field of a hash: read, apply fn in Go, write
 // only if the field still holds what was read (swapField), else start over. fn may therefore
-// run more than once, which the storage contract allows.
-func compareAndSwap[T any](ctx context.Context, rdb goredis.UniversalClient, key, field string, fn func(*T) error) (T, error) {
+// run more than once, which the storage contract allows. An unconfirmed update is left in
+// place: applying the same change again gives the same record.
+func compareAndSwap[T any](ctx context.Context, s *Store, key, field string, fn func(*T) error) (T, error) {
 	var zero T
 	for range maxCASAttempts {
-		old, err := rdb.HGet(ctx, key, field).Result()
+		old, err := s.rdb.HGet(ctx, key, field).Result()
 		if err != nil {
 			return zero, fail(err)
 		}
@@ -93,12 +96,12 @@ func compareAndSwap[T any](ctx context.Context, rdb goredis.UniversalClient, key
 		if err != nil {
 			return zero, err
 		}
-		n, err := swapField.Run(ctx, rdb, []string{key}, field, old, b).Int()
-		if err != nil {
-			return zero, fail(err)
+		cmd, err := s.run(ctx, swapField, []string{key}, field, old, b)
+		if cmd == nil {
+			return zero, err
 		}
-		if n == 1 {
-			return v, nil
+		if n, _ := cmd.Int(); n == 1 {
+			return v, err
 		}
 	}
 	return zero, fmt.Errorf("%w: %s %s changed concurrently too often", storage.ErrUnavailable, key, field)
@@ -106,7 +109,7 @@ func compareAndSwap[T any](ctx context.Context, rdb goredis.UniversalClient, key
 
 // UpdateClient implements storage.Storage.
 func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Client) error) (storage.Client, error) {
-	return compareAndSwap(ctx, s.rdb, clientsKey, id, func(c *storage.Client) error {
+	return compareAndSwap(ctx, s, clientsKey, id, func(c *storage.Client) error {
 		if err := fn(c); err != nil {
 			return err
 		}
@@ -116,30 +119,38 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Cl
 }
 
 // DeleteClient implements storage.Storage: one script removes the record and notes the time.
-// The client's pools and counts are keyed by its incarnation and expire by themselves.
+// The client's pools and counts are keyed by its incarnation and expire by themselves. An
+// unconfirmed deletion is left in place; retried, it finds the client gone.
 func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) error {
-	n, err := deleteClient.Run(ctx, s.rdb, []string{clientsKey, goneKey}, id, ms(now)).Int()
-	if err != nil {
-		return fail(err)
+	cmd, err := s.run(ctx, deleteClient, []string{clientsKey, goneKey}, id, ms(now))
+	if cmd == nil {
+		return err
 	}
-	if n == 0 {
+	if n, _ := cmd.Int(); n == 0 {
 		return storage.ErrNotFound
 	}
-	return nil
+	return err
 }
 
-// CreateUser implements storage.Storage: one script over both user hashes.
+// CreateUser implements storage.Storage: one script over both user hashes. An unconfirmed
+// create is undone, so a retry does not find its username taken.
 func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
 	b, err := json.Marshal(u)
 	if err != nil {
 		return err
 	}
-	n, err := createUser.Run(ctx, s.rdb, []string{usersByID, usersByName}, u.ID, storage.FoldUsername(u.Username), b).Int()
-	if err != nil {
-		return fail(err)
+	name := storage.FoldUsername(u.Username)
+	cmd, err := s.run(ctx, createUser, []string{usersByID, usersByName}, u.ID, name, b)
+	if cmd == nil {
+		return err
 	}
-	if n == 0 {
+	if n, _ := cmd.Int(); n == 0 {
 		return storage.ErrAlreadyExists
+	}
+	if err != nil {
+		return s.undo(ctx, err, func(ctx context.Context) error {
+			return deleteUser.Run(ctx, s.rdb, []string{usersByID, usersByName, patsKey, patUsedKey, userPATsKey(u.ID)}, u.ID, b, name).Err()
+		})
 	}
 	return nil
 }
@@ -169,7 +180,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 
 // UpdateUser implements storage.Storage.
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User) error) (storage.User, error) {
-	return compareAndSwap(ctx, s.rdb, usersByID, id, func(u *storage.User) error {
+	return compareAndSwap(ctx, s, usersByID, id, func(u *storage.User) error {
 		name := u.Username
 		if err := fn(u); err != nil {
 			return err
@@ -180,7 +191,8 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*storage.User
 }
 
 // DeleteUser implements storage.Storage: one script removes the record, its username and its
-// personal tokens; its failed-login counts are left to lapse.
+// personal tokens; its failed-login counts are left to lapse. An unconfirmed deletion is left
+// in place; retried, it finds the user gone.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	for range maxCASAttempts {
 		old, err := s.rdb.HGet(ctx, usersByID, id).Result()
@@ -191,13 +203,13 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		n, err := deleteUser.Run(ctx, s.rdb, []string{usersByID, usersByName, patsKey, patUsedKey, userPATsKey(id)},
-			id, old, storage.FoldUsername(u.Username)).Int()
-		if err != nil {
-			return fail(err)
+		cmd, err := s.run(ctx, deleteUser, []string{usersByID, usersByName, patsKey, patUsedKey, userPATsKey(id)},
+			id, old, storage.FoldUsername(u.Username))
+		if cmd == nil {
+			return err
 		}
-		if n == 1 {
-			return nil
+		if n, _ := cmd.Int(); n == 1 {
+			return err
 		}
 	}
 	return fmt.Errorf("%w: user %s changed concurrently too often", storage.ErrUnavailable, id)

@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -22,6 +24,12 @@ import (
 // Store implements storage.Storage on Redis.
 type Store struct {
 	rdb goredis.UniversalClient
+	// minReplicas and replicaTimeout are the storage URL's min_replicas and replica_timeout:
+	// every write an answer depends on waits for that many replicas (confirm.go).
+	minReplicas    int
+	replicaTimeout time.Duration
+	// waits, if set, hears of every WAIT (ObserveWaits).
+	waits atomic.Pointer[WaitObserver]
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -30,24 +38,46 @@ var _ storage.Storage = (*Store)(nil)
 const (
 	DefaultDialTimeout = 500 * time.Millisecond
 	DefaultIOTimeout   = 500 * time.Millisecond
+	// DefaultReplicaTimeout is how long a write waits for its replicas by default.
+	DefaultReplicaTimeout = 500 * time.Millisecond
 )
 
-// Options parses a storage URL into go-redis options:
+// Config is a parsed storage URL: the go-redis client options and how many replicas must
+// confirm a write.
+type Config struct {
+	Client *goredis.UniversalOptions
+	// MinReplicas replicas (of the written key's shard, on a Cluster) must confirm every write
+	// an answer depends on within ReplicaTimeout; 0 turns the wait off.
+	MinReplicas    int
+	ReplicaTimeout time.Duration
+}
+
+// Options parses a storage URL into go-redis options (see Parse); the replica settings are
+// checked but not returned (the audit sink writes without waiting for replicas).
+func Options(raw string) (*goredis.UniversalOptions, error) {
+	c, err := Parse(raw)
+	return c.Client, err
+}
+
+// Parse reads a storage URL:
 //
 //	redis://[user:pass@]host:port[/db]          single node (rediss:// for TLS)
 //	redis+sentinel://[user:pass@]h1:p1,h2:p2/master-name[?db=N]
 //	redis+cluster://[user:pass@]h1:p1,h2:p2
 //
-// Query parameters dial_timeout, read_timeout, write_timeout, pool_timeout (Go durations),
-// pool_size and max_retries tune the client.
-func Options(raw string) (*goredis.UniversalOptions, error) {
+// Query parameters tune the client: dial_timeout, read_timeout, write_timeout, pool_timeout
+// (Go durations), pool_size, max_retries and db; min_replicas and replica_timeout set how
+// many replicas confirm a write (1 and 500ms on Sentinel and Cluster, 0 on a single node);
+// skip_verify (rediss:// only) turns off the server certificate check. Any other parameter,
+// and any value out of its bounds, is an error naming it.
+func Parse(raw string) (Config, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return nil, fmt.Errorf("redis URL %q: missing scheme", raw)
+		return Config{}, fmt.Errorf("redis URL %q: missing scheme", raw)
 	}
 	u, err := url.Parse("redis://" + rest)
 	if err != nil {
-		return nil, fmt.Errorf("redis URL: %w", err)
+		return Config{}, fmt.Errorf("redis URL: %w", err)
 	}
 	o := &goredis.UniversalOptions{
 		Addrs:        strings.Split(u.Host, ","),
@@ -58,64 +88,126 @@ func Options(raw string) (*goredis.UniversalOptions, error) {
 		// A retry would double the time to a 503; the caller retries instead.
 		MaxRetries: -1,
 	}
+	c := Config{Client: o, ReplicaTimeout: DefaultReplicaTimeout}
 	if u.User != nil {
 		o.Username = u.User.Username()
 		o.Password, _ = u.User.Password()
 	}
+	q := u.Query()
 	path := strings.Trim(u.Path, "/")
 	switch scheme {
 	case "redis", "rediss":
 		if len(o.Addrs) != 1 {
-			return nil, fmt.Errorf("redis URL: %s:// takes one host; use redis+cluster:// or redis+sentinel:// for several", scheme)
+			return Config{}, fmt.Errorf("redis URL: %s:// takes one host; use redis+cluster:// or redis+sentinel:// for several", scheme)
 		}
 		if path != "" {
 			if o.DB, err = strconv.Atoi(path); err != nil {
-				return nil, fmt.Errorf("redis URL: database %q is not a number", path)
+				return Config{}, fmt.Errorf("redis URL: database %q is not a number", path)
 			}
 		}
 		if scheme == "rediss" {
-			full, err := goredis.ParseURL(raw)
+			// go-redis reads the TLS settings; it is given only the parameters it knows.
+			tlsURL := *u
+			tlsURL.Scheme, tlsURL.RawQuery = "rediss", ""
+			if v, ok := q["skip_verify"]; ok {
+				tlsURL.RawQuery = url.Values{"skip_verify": v}.Encode()
+			}
+			full, err := goredis.ParseURL(tlsURL.String())
 			if err != nil {
-				return nil, err
+				return Config{}, fmt.Errorf("redis URL: %w", err)
 			}
 			o.TLSConfig = full.TLSConfig
+		} else if q.Has("skip_verify") {
+			return Config{}, errors.New("redis URL: skip_verify: only rediss:// has a certificate to verify")
 		}
 	case "redis+sentinel":
 		if path == "" {
-			return nil, errors.New("redis URL: redis+sentinel:// needs the master name as its path")
+			return Config{}, errors.New("redis URL: redis+sentinel:// needs the master name as its path")
 		}
 		o.MasterName = path
+		c.MinReplicas = 1
 	case "redis+cluster":
 		o.IsClusterMode = true
+		c.MinReplicas = 1
 	default:
-		return nil, fmt.Errorf("redis URL: unknown scheme %q", scheme)
+		return Config{}, fmt.Errorf("redis URL: unknown scheme %q", scheme)
 	}
-	q := u.Query()
-	for name, dst := range map[string]*time.Duration{"dial_timeout": &o.DialTimeout, "read_timeout": &o.ReadTimeout,
-		"write_timeout": &o.WriteTimeout, "pool_timeout": &o.PoolTimeout} {
-		if v := q.Get(name); v != "" {
-			if *dst, err = time.ParseDuration(v); err != nil {
-				return nil, fmt.Errorf("redis URL: %s: %w", name, err)
+	if err := c.query(q); err != nil {
+		return Config{}, fmt.Errorf("redis URL: %w", err)
+	}
+	if o.IsClusterMode && o.DB != 0 {
+		return Config{}, errors.New("redis URL: db: Redis Cluster has only database 0")
+	}
+	if c.MinReplicas > 0 {
+		// WAIT holds a write's answer for up to replica_timeout: its read may take that long
+		// beyond read_timeout.
+		o.ReadTimeout += c.ReplicaTimeout
+	}
+	return c, nil
+}
+
+// Bounds of the URL's parameters: past them a setting is a typo (pool_size=-5 would panic in
+// go-redis, pool_size=1000000000 exhaust memory), not a choice.
+var (
+	durationParams = map[string]struct{ min, max time.Duration }{
+		"dial_timeout": {time.Millisecond, time.Minute}, "read_timeout": {time.Millisecond, time.Minute},
+		"write_timeout": {time.Millisecond, time.Minute}, "pool_timeout": {time.Millisecond, time.Minute},
+		"replica_timeout": {10 * time.Millisecond, 10 * time.Second},
+	}
+	intParams = map[string]struct{ min, max int }{
+		"pool_size": {1, 10000}, "max_retries": {-1, 10}, "db": {0, 10000}, "min_replicas": {0, 10},
+	}
+)
+
+// query applies the URL's parameters to c, refusing unknown ones and values out of bounds.
+func (c *Config) query(q url.Values) error {
+	o := c.Client
+	durations := map[string]*time.Duration{"dial_timeout": &o.DialTimeout, "read_timeout": &o.ReadTimeout,
+		"write_timeout": &o.WriteTimeout, "pool_timeout": &o.PoolTimeout, "replica_timeout": &c.ReplicaTimeout}
+	ints := map[string]*int{"pool_size": &o.PoolSize, "max_retries": &o.MaxRetries, "db": &o.DB, "min_replicas": &c.MinReplicas}
+	names := make([]string, 0, len(q))
+	for name := range q {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		v := q.Get(name)
+		if len(q[name]) > 1 {
+			return fmt.Errorf("%s: given %d times", name, len(q[name]))
+		}
+		if dst, ok := durations[name]; ok {
+			b := durationParams[name]
+			d, err := time.ParseDuration(v)
+			if err != nil || d < b.min || d > b.max {
+				return fmt.Errorf("%s: %q is not a duration from %v to %v", name, v, b.min, b.max)
 			}
+			*dst = d
+			continue
+		}
+		if dst, ok := ints[name]; ok {
+			b := intParams[name]
+			n, err := strconv.Atoi(v)
+			if err != nil || n < b.min || n > b.max {
+				return fmt.Errorf("%s: %q is not a whole number from %d to %d", name, v, b.min, b.max)
+			}
+			*dst = n
+			continue
+		}
+		if name != "skip_verify" {
+			return fmt.Errorf("unknown parameter %q (known: db, dial_timeout, max_retries, min_replicas, pool_size, pool_timeout, read_timeout, replica_timeout, skip_verify, write_timeout)", name)
 		}
 	}
-	for name, dst := range map[string]*int{"pool_size": &o.PoolSize, "max_retries": &o.MaxRetries, "db": &o.DB} {
-		if v := q.Get(name); v != "" {
-			if *dst, err = strconv.Atoi(v); err != nil {
-				return nil, fmt.Errorf("redis URL: %s: %w", name, err)
-			}
-		}
-	}
-	return o, nil
+	return nil
 }
 
 // Open connects to the Redis named by a storage URL and checks that it answers.
 func Open(ctx context.Context, raw string) (*Store, error) {
-	o, err := Options(raw)
+	c, err := Parse(raw)
 	if err != nil {
 		return nil, err
 	}
-	s := New(goredis.NewUniversalClient(o))
+	s := New(goredis.NewUniversalClient(c.Client))
+	s.minReplicas, s.replicaTimeout = c.MinReplicas, c.ReplicaTimeout
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -190,7 +282,7 @@ func fail(err error) error {
 		return nil
 	case errors.Is(err, goredis.Nil):
 		return storage.ErrNotFound
-	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrAlreadyExists):
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrAlreadyExists), errors.Is(err, storage.ErrUnavailable):
 		return err
 	default:
 		return fmt.Errorf("%w: %v", storage.ErrUnavailable, err)

@@ -177,7 +177,9 @@ return 1`)
 
 // rotate is storage.Rotation. KEYS: old token, family, next token.
 // ARGV: client, now_ms, grace_ms, sealed, next_exp_ms, next_data (” = nothing to store),
-// next_family_exp_ms.
+// next_family_exp_ms. A grace answer marks the old token 'graced': the successor it hands out
+// must not be taken back (unrotate), and the mark is a write, so the WAIT behind it also
+// covers the rotation it answers, which another connection wrote.
 var rotate = goredis.NewScript(`
 local now = tonumber(ARGV[2])
 local old = redis.call('HMGET', KEYS[1], 'client', 'exp', 'used', 'succ')
@@ -187,7 +189,10 @@ if not fam[2] then return {'notfound'} end
 if fam[1] == '1' then return {'revoked'} end
 if old[3] then
   local grace = tonumber(ARGV[3])
-  if grace > 0 and now - tonumber(old[3]) <= grace and old[4] then return {'grace', old[4]} end
+  if grace > 0 and now - tonumber(old[3]) <= grace and old[4] then
+    redis.call('HSET', KEYS[1], 'graced', '1')
+    return {'grace', old[4]}
+  end
   redis.call('HSET', KEYS[2], 'revoked', '1')
   return {'replay'}
 end
@@ -202,6 +207,16 @@ if fexp > tonumber(fam[2]) then
   redis.call('PEXPIRE', KEYS[2], math.max(fexp - now, 1))
 end
 return {'fresh', ARGV[4]}`)
+
+// unrotate takes back a rotation whose answer was not given (too few replicas confirmed it),
+// unless a grace answer has handed its successor out since. KEYS: old token, next token.
+// ARGV: the sealed successor the rotation stored.
+var unrotate = goredis.NewScript(`
+local old = redis.call('HMGET', KEYS[1], 'succ', 'graced')
+if old[1] ~= ARGV[1] or old[2] then return 0 end
+redis.call('HDEL', KEYS[1], 'used', 'succ')
+redis.call('DEL', KEYS[2])
+return 1`)
 
 // revokeFamily marks a live family revoked. KEYS: family. ARGV: now_ms.
 // Answers {client, exp_ms}, or {} when there is no live family.
@@ -314,5 +329,6 @@ return 1`)
 var allScripts = []*goredis.Script{
 	swapField, createClient, deleteClient, createUser, userByName, deleteUser, login, loginFailed,
 	createPAT, listPATs, deletePAT, touchPATs,
-	ensureKey, readKeys, writeKeys, createRefresh, rotate, revokeFamily, revokeAccess, heartbeat, replicas, admit, settle,
+	ensureKey, readKeys, writeKeys, createRefresh, rotate, unrotate, revokeFamily, revokeAccess, heartbeat, replicas, admit, settle,
+	createSession,
 }

@@ -26,14 +26,16 @@ return 'ok'`)
 // refuses.
 func ttl(now, end time.Time) time.Duration { return max(end.Sub(now), time.Millisecond) }
 
-// CreateSession implements storage.Storage.
+// CreateSession implements storage.Storage. An unconfirmed sign-in is undone; the user signs
+// in again.
 func (s *Store) CreateSession(ctx context.Context, sess storage.Session, now time.Time) error {
 	b, err := json.Marshal(sess)
 	if err != nil {
 		return err
 	}
-	return created(createSession.Run(ctx, s.rdb, []string{usersByID, sessionKey(sess.IDHash)},
-		sess.UserID, b, ttl(now, sess.End()).Milliseconds()).Text())
+	key := sessionKey(sess.IDHash)
+	return s.created(ctx, createSession, []string{usersByID, key}, []any{sess.UserID, b, ttl(now, sess.End()).Milliseconds()},
+		func(ctx context.Context) error { return s.rdb.Del(ctx, key).Err() })
 }
 
 // GetSession implements storage.Storage.
@@ -54,7 +56,8 @@ func (s *Store) GetSession(ctx context.Context, idHash string, now time.Time) (s
 
 // TouchSession implements storage.Storage: read, then SET XX, so a session deleted in between
 // (signed out on another replica) is not brought back. Two touches racing both write an idle
-// expiry of about now + the idle timeout, so either may win.
+// expiry of about now + the idle timeout, so either may win. It does not wait for replicas: a
+// touch lost in a failover only ends the session sooner.
 func (s *Store) TouchSession(ctx context.Context, idHash string, idleUntil, now time.Time) error {
 	sess, err := s.GetSession(ctx, idHash, now)
 	if err != nil {
@@ -76,14 +79,21 @@ func (s *Store) TouchSession(ctx context.Context, idHash string, idleUntil, now 
 	return fail(err)
 }
 
-// DeleteSession implements storage.Storage.
+// DeleteSession implements storage.Storage. An unconfirmed sign-out is left in place;
+// retried, it finds the session gone.
 func (s *Store) DeleteSession(ctx context.Context, idHash string) error {
-	n, err := s.rdb.Del(ctx, sessionKey(idHash)).Result()
-	if err != nil {
-		return fail(err)
+	key := sessionKey(idHash)
+	var del *goredis.IntCmd
+	err := s.exec(ctx, nil, durable(key, func(p goredis.Pipeliner) { del = p.Del(ctx, key) }))
+	if err != nil && !errors.Is(err, storage.ErrUnconfirmed) {
+		return err
+	}
+	n, derr := del.Result()
+	if derr != nil {
+		return fail(derr)
 	}
 	if n == 0 {
 		return storage.ErrNotFound
 	}
-	return nil
+	return err
 }

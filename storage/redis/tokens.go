@@ -45,21 +45,22 @@ func refreshData(t storage.RefreshToken) ([]byte, error) {
 	return json.Marshal(t)
 }
 
-// CreateRefreshToken implements storage.Storage.
+// CreateRefreshToken implements storage.Storage. An unconfirmed family is left in place: its
+// token was never answered, so nobody can use it, and it expires.
 func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) error {
 	data, err := refreshData(t)
 	if err != nil {
 		return err
 	}
-	n, err := createRefresh.Run(ctx, s.rdb, []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)},
-		t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry())).Int()
-	if err != nil {
-		return fail(err)
+	cmd, err := s.run(ctx, createRefresh, []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)},
+		t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()))
+	if cmd == nil {
+		return err
 	}
-	if n == 0 {
+	if n, _ := cmd.Int(); n == 0 {
 		return storage.ErrAlreadyExists
 	}
-	return nil
+	return err
 }
 
 // GetRefreshToken implements storage.Storage.
@@ -87,7 +88,9 @@ func (s *Store) GetRefreshToken(ctx context.Context, familyID, hash string) (sto
 // RotateRefreshToken implements storage.Storage. The family's keys share a slot, so the
 // rotation itself is one script; whether the user still exists lives in another slot and is
 // read in the same pipeline. A rotation whose user is gone is undone by revoking the family
-// before anything is answered.
+// before anything is answered. A fresh rotation too few replicas confirmed is taken back
+// (unrotate), so the client's retry with the same refresh token rotates it again rather than
+// finding it used; a replay's revocation is confirmed by the RevokeFamily that follows it.
 func (s *Store) RotateRefreshToken(ctx context.Context, r storage.Rotation) (storage.Rotated, error) {
 	var data []byte
 	if r.Next.Hash != "" {
@@ -98,16 +101,17 @@ func (s *Store) RotateRefreshToken(ctx context.Context, r storage.Rotation) (sto
 	}
 	var rot *goredis.Cmd
 	var user *goredis.StringCmd
-	_, err := s.pipelined(ctx, []*goredis.Script{rotate}, func(p goredis.Pipeliner) {
+	steps := []step{durable(familyKey(r.FamilyID), func(p goredis.Pipeliner) {
 		rot = rotate.EvalSha(ctx, p,
 			[]string{refreshKey(r.FamilyID, r.Hash), familyKey(r.FamilyID), refreshKey(r.FamilyID, r.Next.Hash)},
 			r.ClientID, ms(r.Now), r.Grace.Milliseconds(), r.Sealed, ms(r.Next.ExpiresAt), data, ms(r.Next.FamilyExpiry()))
-		if r.UserID != "" {
-			user = p.HGet(ctx, usersByID, r.UserID)
-		}
-	})
-	if err != nil {
-		return storage.Rotated{}, err
+	})}
+	if r.UserID != "" {
+		steps = append(steps, plain(usersByID, func(p goredis.Pipeliner) { user = p.HGet(ctx, usersByID, r.UserID) }))
+	}
+	unconfirmed := s.exec(ctx, []*goredis.Script{rotate}, steps...)
+	if unconfirmed != nil && !errors.Is(unconfirmed, storage.ErrUnconfirmed) {
+		return storage.Rotated{}, unconfirmed
 	}
 	res, err := rot.StringSlice()
 	if err != nil {
@@ -132,8 +136,16 @@ func (s *Store) RotateRefreshToken(ctx context.Context, r storage.Rotation) (sto
 	}
 	switch res[0] {
 	case "fresh":
+		if unconfirmed != nil {
+			return storage.Rotated{}, s.undo(ctx, unconfirmed, func(ctx context.Context) error {
+				return unrotate.Run(ctx, s.rdb, []string{refreshKey(r.FamilyID, r.Hash), refreshKey(r.FamilyID, r.Next.Hash)}, r.Sealed).Err()
+			})
+		}
 		return storage.Rotated{Fresh: true, Sealed: []byte(res[1])}, nil
 	case "grace":
+		if unconfirmed != nil {
+			return storage.Rotated{}, unconfirmed
+		}
 		return storage.Rotated{Sealed: []byte(res[1])}, nil
 	case "revoked":
 		return storage.Rotated{}, storage.ErrRevoked
@@ -148,28 +160,45 @@ func (s *Store) RotateRefreshToken(ctx context.Context, r storage.Rotation) (sto
 	}
 }
 
-// RevokeFamily implements storage.Storage in two steps, each atomic: the family is marked in
-// its own slot, then in its client's slot, where reuse pools and TokenState look. A failure
-// between them is answered as an error; the call is idempotent, so the caller's retry (an
-// RFC 7009 client retries a failed revocation) completes it.
+// RevokeFamily implements storage.Storage in two steps, each atomic and each confirmed by the
+// replicas: the family is marked in its own slot, then in its client's slot, where reuse pools
+// and TokenState look. A failure between them is answered as an error; the call is
+// idempotent, so the caller's retry (an RFC 7009 client retries a failed revocation) completes
+// it. An unconfirmed first step still takes the second (without waiting for replicas again),
+// so the revocation is as complete as it can be before the error is answered.
 func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time) error {
-	res, err := revokeFamily.Run(ctx, s.rdb, []string{familyKey(familyID)}, ms(now)).StringSlice()
-	if err != nil {
-		return fail(err)
+	cmd, unconfirmed := s.run(ctx, revokeFamily, []string{familyKey(familyID)}, ms(now))
+	if cmd == nil {
+		return unconfirmed
 	}
+	res, _ := cmd.StringSlice()
 	if len(res) < 2 {
 		return storage.ErrNotFound
 	}
 	exp, _ := strconv.ParseInt(res[1], 10, 64)
 	ttl := time.Duration(max(exp-ms(now), 1)) * time.Millisecond
-	return fail(s.rdb.Set(ctx, revokedFamilyKey(res[0], familyID), "1", ttl).Err())
+	key := revokedFamilyKey(res[0], familyID)
+	var set *goredis.StatusCmd
+	mark := step{key: key, durable: unconfirmed == nil, queue: func(p goredis.Pipeliner) { set = p.Set(ctx, key, "1", ttl) }}
+	err := s.exec(ctx, nil, mark)
+	if err == nil || errors.Is(err, storage.ErrUnconfirmed) {
+		if serr := set.Err(); serr != nil {
+			err = fail(serr)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return unconfirmed
 }
 
 // RevokeAccessToken implements storage.Storage: deny-list entry and pool removal share the
-// client's slot, so this is one script.
+// client's slot, so this is one script. An unconfirmed revocation is left in place; retried,
+// it is the same revocation.
 func (s *Store) RevokeAccessToken(ctx context.Context, r storage.AccessRevocation) error {
 	ttl := max(ms(r.ExpiresAt)-ms(r.Now), 1)
-	return fail(revokeAccess.Run(ctx, s.rdb, []string{revokedJTIKey(r.Pool.ClientID, r.JTI), poolKey(r.Pool)}, ttl, r.JTI).Err())
+	_, err := s.run(ctx, revokeAccess, []string{revokedJTIKey(r.Pool.ClientID, r.JTI), poolKey(r.Pool)}, ttl, r.JTI)
+	return err
 }
 
 // TokenState implements storage.Storage: one pipeline of reads.

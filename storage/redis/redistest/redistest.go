@@ -1,5 +1,5 @@
 // Package redistest starts throwaway redis-server processes on free loopback ports for tests:
-// one node, or a Redis Cluster. It is the one place tests get Redis from. Without redis-server
+// one node, a replica, a Sentinel set or a Redis Cluster, and freezes, kills and restarts them. It is the one place tests get Redis from. Without redis-server
 // on the PATH a test is skipped, unless TOKENSMITH_REQUIRE_REDIS=1 (as in CI), where it fails.
 package redistest
 
@@ -10,8 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,8 +69,10 @@ func Start(t testing.TB, extra ...string) *Server {
 	bin := binary(t)
 	port := freePort(t)
 	s := &Server{t: t, Addr: "127.0.0.1:" + strconv.Itoa(port), dir: t.TempDir()}
+	// A replica's full sync starts at once, not after the default 5 s wait for more replicas.
 	s.args = append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--logfile", filepath.Join(s.dir, "redis.log")}, extra...)
+		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--repl-diskless-sync-delay", "0",
+		"--logfile", filepath.Join(s.dir, "redis.log")}, extra...)
 	s.cmd = exec.Command(bin, s.args...)
 	s.start()
 	t.Cleanup(s.Stop)
@@ -109,53 +113,155 @@ func (s *Server) Stop() {
 // Restart starts the server again on the same port (empty, without persistence).
 func (s *Server) Restart() { s.start() }
 
+// RestartAsReplicaOf starts a stopped server again on the same port as a replica of master (as
+// a failed master comes back after a failover) and waits until it has synchronised.
+func (s *Server) RestartAsReplicaOf(master *Server) {
+	s.t.Helper()
+	host, port, _ := strings.Cut(master.Addr, ":")
+	args := s.args
+	s.args = append(slices.Clone(args), "--replicaof", host, port)
+	s.start()
+	s.args = args
+	s.waitInfo("replication", "master_link_status:up")
+}
+
 // URL is the storage URL of the server.
 func (s *Server) URL() string { return "redis://" + s.Addr }
 
-// StartCluster starts n masters with cluster-enabled, joins them with redis-cli --cluster
-// create, and waits for cluster_state:ok. It returns the redis+cluster:// URL.
-func StartCluster(t testing.TB, n int) string {
+// Freeze stops the process with SIGSTOP, as a partition would cut it off: it keeps its
+// connections but answers nothing, and replicates nothing.
+func (s *Server) Freeze() { s.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen process (SIGCONT).
+func (s *Server) Thaw() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redis-server on %s: %v", s.Addr, err)
+	}
+}
+
+// Log is what the server has logged so far.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+	return string(b)
+}
+
+// Client is a go-redis client of this server alone.
+func (s *Server) Client() *goredis.Client {
+	return goredis.NewClient(&goredis.Options{Addr: s.Addr, MaxRetries: -1})
+}
+
+// StartReplica starts a server replicating master and waits until it has synchronised.
+func StartReplica(t testing.TB, master *Server, extra ...string) *Server {
+	t.Helper()
+	host, port, _ := strings.Cut(master.Addr, ":")
+	r := Start(t, append([]string{"--replicaof", host, port}, extra...)...)
+	r.waitInfo("replication", "master_link_status:up")
+	return r
+}
+
+// waitInfo waits up to 20 s until INFO section (CLUSTER INFO for "cluster") contains want.
+func (s *Server) waitInfo(section, want string) {
+	s.t.Helper()
+	rdb := s.Client()
+	defer rdb.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var info string
+		if section == "cluster" {
+			info, _ = rdb.ClusterInfo(context.Background()).Result()
+		} else {
+			info, _ = rdb.Info(context.Background(), section).Result()
+		}
+		if strings.Contains(info, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redis-server on %s: no %q in INFO %s:\n%s", s.Addr, want, section, info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Cluster is a Redis Cluster's processes, masters and replicas.
+type Cluster struct {
+	Nodes []*Server
+	// URL is the redis+cluster:// storage URL (its default min_replicas=1 the replicas meet).
+	URL string
+}
+
+// Node is the process listening on addr.
+func (c *Cluster) Node(addr string) *Server {
+	for _, s := range c.Nodes {
+		if s.Addr == addr {
+			return s
+		}
+	}
+	return nil
+}
+
+// StartCluster starts a Redis Cluster (NewCluster) and returns its storage URL.
+func StartCluster(t testing.TB, n int) string { return NewCluster(t, n).URL }
+
+// NewCluster starts a Redis Cluster of n masters (at least 3), each with one replica, joined
+// with redis-cli --cluster create, and waits until the cluster is ok and every master has its
+// replica.
+func NewCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
 	var addrs []string
-	for range n {
+	var nodes []*Server
+	for range 2 * n {
 		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
 		addrs = append(addrs, s.Addr)
+		nodes = append(nodes, s)
 	}
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
 		t.Fatalf("redis-cli: %v", err)
 	}
-	out, err := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
+	out, err := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "1", "--cluster-yes")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for _, a := range addrs {
-		rdb := goredis.NewClient(&goredis.Options{Addr: a})
-		for {
-			info, _ := rdb.ClusterInfo(context.Background()).Result()
-			if strings.Contains(info, "cluster_state:ok") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("cluster not ok on %s: %s", a, info)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		rdb.Close()
+	for _, s := range nodes {
+		s.waitInfo("cluster", "cluster_state:ok")
 	}
-	return fmt.Sprintf("redis+cluster://%s", strings.Join(addrs, ","))
+	for _, s := range nodes {
+		rdb := s.Client()
+		info, _ := rdb.Info(context.Background(), "replication").Result()
+		rdb.Close()
+		if strings.Contains(info, "role:master") {
+			s.waitInfo("replication", "state=online")
+		} else {
+			s.waitInfo("replication", "master_link_status:up")
+		}
+	}
+	return &Cluster{Nodes: nodes, URL: "redis+cluster://" + strings.Join(addrs, ",")}
 }
 
-// StartSentinel starts a master and one Sentinel monitoring it as "tokensmith", and returns
-// the redis+sentinel:// URL.
-func StartSentinel(t testing.TB) string {
+// Sentinel is a master, its replica and one Sentinel monitoring them as "tokensmith", which
+// notices a master down after a second and then promotes the replica.
+type Sentinel struct {
+	Master, Replica, Sentinel *Server
+	// URL is the redis+sentinel:// storage URL (its default min_replicas=1 the replica meets).
+	URL string
+}
+
+// StartSentinel starts a Sentinel set (NewSentinel) and returns its storage URL.
+func StartSentinel(t testing.TB) string { return NewSentinel(t).URL }
+
+// NewSentinel starts a master, a replica of it and a Sentinel that knows both.
+func NewSentinel(t testing.TB) *Sentinel {
 	t.Helper()
 	master := Start(t)
+	replica := StartReplica(t, master)
 	port := freePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "sentinel.conf")
-	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor tokensmith %s 1\nsentinel down-after-milliseconds tokensmith 2000\n",
+	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor tokensmith %s 1\n"+
+		"sentinel down-after-milliseconds tokensmith 1000\nsentinel failover-timeout tokensmith 5000\n",
 		port, dir, strings.Replace(master.Addr, ":", " ", 1))
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -165,19 +271,38 @@ func StartSentinel(t testing.TB) string {
 	s.cmd = exec.Command(binary(t))
 	s.start()
 	t.Cleanup(s.Stop)
-	// Wait until the Sentinel knows the master.
+	set := &Sentinel{Master: master, Replica: replica, Sentinel: s, URL: "redis+sentinel://" + s.Addr + "/tokensmith"}
+	set.WaitMaster(master.Addr, 10*time.Second)
+	// Wait until the Sentinel knows the replica too, or it could not promote it.
 	rdb := goredis.NewSentinelClient(&goredis.Options{Addr: s.Addr})
 	defer rdb.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		addr, err := rdb.GetMasterAddrByName(context.Background(), "tokensmith").Result()
-		if err == nil && len(addr) == 2 {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		replicas, err := rdb.Replicas(context.Background(), "tokensmith").Result()
+		if err == nil && len(replicas) == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sentinel does not know the master: %v", err)
+			t.Fatalf("sentinel does not know the replica: %v", err)
+		}
+	}
+	return set
+}
+
+// WaitMaster waits until the Sentinel names addr as the master, and reports how long that took.
+func (s *Sentinel) WaitMaster(addr string, timeout time.Duration) time.Duration {
+	s.Sentinel.t.Helper()
+	rdb := goredis.NewSentinelClient(&goredis.Options{Addr: s.Sentinel.Addr})
+	defer rdb.Close()
+	start := time.Now()
+	for {
+		got, err := rdb.GetMasterAddrByName(context.Background(), "tokensmith").Result()
+		if err == nil && len(got) == 2 && got[0]+":"+got[1] == addr {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			log, _ := os.ReadFile(filepath.Join(s.Sentinel.dir, "redis.log"))
+			s.Sentinel.t.Fatalf("sentinel does not name %s the master after %v (it says %v, %v):\n%s", addr, timeout, got, err, log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return "redis+sentinel://" + s.Addr + "/tokensmith"
 }

@@ -1,8 +1,8 @@
-// Package refdoc writes the configuration reference (docs/configuration.md) from config.Config
+// Package configref writes the configuration reference (docs/configuration.md) from config.Config
 // itself: the YAML keys and environment variables from the struct tags, the defaults from
 // config.Default, the meanings from the fields' doc comments. The page cannot drift from the
-// code because a test in package config renders it again and compares.
-package refdoc
+// code because a test here renders it again and compares (go generate ./config writes it).
+package configref
 
 import (
 	"bytes"

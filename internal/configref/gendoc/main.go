@@ -1,5 +1,5 @@
 // Command gendoc writes the configuration reference, docs/configuration.md, from config.Config.
-// It is run by `go generate ./config`, in the config directory.
+// It is run by `go generate ./config`, in the config directory (hence its default paths).
 package main
 
 import (
@@ -7,14 +7,14 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/tokensmith/tokensmith/config/internal/refdoc"
+	"github.com/tokensmith/tokensmith/internal/configref"
 )
 
 func main() {
 	src := flag.String("src", ".", "the config package's source directory")
 	out := flag.String("o", "../docs/configuration.md", "the page to write")
 	flag.Parse()
-	page, err := refdoc.Render(*src)
+	page, err := configref.Render(*src)
 	if err == nil {
 		err = os.WriteFile(*out, page, 0o644)
 	}

@@ -1,4 +1,4 @@
-package refdoc
+package configref
 
 import (
 	"reflect"
@@ -54,7 +54,7 @@ func TestValue(t *testing.T) {
 // rather than leaving a row nobody can read.
 func TestSectionsNeedDocComments(t *testing.T) {
 	t.Parallel()
-	docs, err := fieldDocs("../..")
+	docs, err := fieldDocs("../../config")
 	if err != nil {
 		t.Fatal(err)
 	}
