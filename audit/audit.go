@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tokensmith/tokensmith/logging"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Event kinds.
@@ -40,6 +41,9 @@ type Event struct {
 	// (logging.Request) when the emitter leaves them empty.
 	RequestID string `json:"request_id,omitempty"`
 	Remote    string `json:"remote,omitempty"`
+	// TraceID is the request's OpenTelemetry trace id when tracing is on, so an event leads to
+	// the trace of its request; the Writer fills it from the context too.
+	TraceID string `json:"trace_id,omitempty"`
 	// Endpoint is token, revoke or introspect for refusals.
 	Endpoint string `json:"endpoint,omitempty"`
 	ClientID string `json:"client_id,omitempty"`
@@ -161,8 +165,9 @@ func NewWriter(sink Sink, o Options) *Writer {
 	return &Writer{sink: sink, events: make(chan Event, o.Buffer), maxBatch: o.MaxBatch, log: o.Log, hooks: o.Hooks}
 }
 
-// Record queues e for the sink, stamped with the time and, unless set, the request id and
-// caller address of ctx. It never blocks: with the buffer full, e is dropped and counted.
+// Record queues e for the sink, stamped with the time and, unless set, the request id, caller
+// address and trace id of ctx. It never blocks: with the buffer full, e is dropped and
+// counted.
 func (w *Writer) Record(ctx context.Context, e Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
@@ -173,6 +178,11 @@ func (w *Writer) Record(ctx context.Context, e Event) {
 		}
 		if e.Remote == "" {
 			e.Remote = req.Remote
+		}
+	}
+	if e.TraceID == "" {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			e.TraceID = sc.TraceID().String()
 		}
 	}
 	select {

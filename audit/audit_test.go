@@ -20,6 +20,7 @@ import (
 	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/storage/redis/redistest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // memorySink keeps what it is given; failures, while positive, makes that many writes fail.
@@ -72,6 +73,8 @@ func TestWriterDeliversInOrderWithTheRequestsContext(t *testing.T) {
 	w := audit.NewWriter(sink, audit.Options{Log: quiet, Hooks: audit.Hooks{Written: func(n int) { written.Add(int64(n)) }}})
 	stop := run(t, w)
 	ctx := logging.WithRequest(context.Background(), logging.Request{ID: "req-1", Remote: "192.0.2.7"})
+	tid := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+	ctx = trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: trace.SpanID{1}}))
 	for i := range 1000 {
 		w.Record(ctx, audit.Event{Kind: audit.TokenIssued, JTI: string(rune('a' + i%26))})
 	}
@@ -82,11 +85,12 @@ func TestWriterDeliversInOrderWithTheRequestsContext(t *testing.T) {
 		t.Fatalf("%d events written (hook %d), closed %v; want 1001, closed", len(got), written.Load(), sink.closed)
 	}
 	for i, e := range got[:1000] {
-		if e.JTI != string(rune('a'+i%26)) || e.RequestID != "req-1" || e.Remote != "192.0.2.7" || e.Time.IsZero() {
+		if e.JTI != string(rune('a'+i%26)) || e.RequestID != "req-1" || e.Remote != "192.0.2.7" || e.Time.IsZero() ||
+			e.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" {
 			t.Fatalf("event %d: %+v", i, e)
 		}
 	}
-	if last := got[1000]; last.RequestID != "own" || last.Remote != "own" {
+	if last := got[1000]; last.RequestID != "own" || last.Remote != "own" || last.TraceID != "" {
 		t.Fatalf("the emitter's own request id and address were replaced: %+v", last)
 	}
 }
@@ -174,7 +178,7 @@ func TestLogSink(t *testing.T) {
 	log := logging.New(&buf, "json", "info")
 	at := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
 	err := audit.LogSink{Log: log}.Write(context.Background(), []audit.Event{
-		{Time: at, Kind: audit.TokenRefused, ClientID: "c1", Error: "invalid_client", TokenType: "access_token"},
+		{Time: at, Kind: audit.TokenRefused, ClientID: "c1", Error: "invalid_client", TokenType: "access_token", TraceID: "4bf92f3577b34da6a3ce929d0e0e4736"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +188,7 @@ func TestLogSink(t *testing.T) {
 		t.Fatalf("%s: %v", buf.String(), err)
 	}
 	if m["msg"] != "audit" || m["event"] != audit.TokenRefused || m["client_id"] != "c1" || m["error"] != "invalid_client" ||
-		m["token_type"] != "access_token" || m["time"] != "2026-11-25T03:00:00Z" {
+		m["token_type"] != "access_token" || m["time"] != "2026-11-25T03:00:00Z" || m["trace_id"] != "4bf92f3577b34da6a3ce929d0e0e4736" {
 		t.Fatalf("log line %s", buf.String())
 	}
 }

@@ -45,6 +45,7 @@ func (e Event) attrs() []slog.Attr {
 	add("event", e.Kind)
 	add("request_id", e.RequestID)
 	add("remote", e.Remote)
+	add("trace_id", e.TraceID)
 	add("endpoint", e.Endpoint)
 	add("client_id", e.ClientID)
 	add("sub", e.Subject)

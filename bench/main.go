@@ -30,17 +30,24 @@ import (
 	"time"
 )
 
-// variant is one way of running the server: its build, its store, its audit sink.
+// variant is one way of running the server: its build, its store, its audit sink, and
+// whether it traces.
 type variant struct {
 	build string // "go" or "openssl"
 	store string // storeEmbedded or storeRedis
 	audit string // "" for the server's default, else a TOKENSMITH_AUDIT choice
+	// tracing: every request is traced and its spans exported over OTLP/HTTP to the
+	// benchmark's own receiver (startOTLPSink); otherwise no OTEL_* variable is set.
+	tracing bool
 }
 
 func (v variant) String() string {
 	s := v.build + "/" + v.store
 	if v.audit != "" {
 		s += "/audit=" + v.audit
+	}
+	if v.tracing {
+		s += "/tracing"
 	}
 	return s
 }
@@ -75,6 +82,7 @@ func benchmain() error {
 		only       = flag.String("scenarios", "", "comma-separated scenarios (default all): "+scenarioNames())
 		openssl    = flag.String("openssl", "auto", "also build with -tags openssl and run fresh issuance on it: auto (when cgo and the headers work), on, off")
 		audits     = flag.Bool("audit", true, "also run fresh issuance with audit off and with the audit sink of each store (file, Redis stream)")
+		tracing    = flag.Bool("tracing", true, "also run fresh issuance with OpenTelemetry tracing on, every request traced and exported over OTLP/HTTP to a receiver in this process that discards the spans")
 		baseline   = flag.String("baseline", "", "also build the server at this git commit and run the selected scenarios on it, for a before/after in one run")
 		idle       = flag.Float64("idle", 0.15, "before each scenario, wait until other processes use less than this share of the CPUs (0 turns waiting off)")
 		idleWait   = flag.Duration("idle-wait", 10*time.Minute, "longest wait for the machine to become idle before a scenario; past it the scenario runs anyway")
@@ -187,6 +195,17 @@ func benchmain() error {
 
 	ses := &session{c: *c, warm: *warm, d: *d, tmp: tmp, say: say,
 		quiet: quiet{share: *idle, wait: *idleWait, say: say}, out: outputs{profiles: *profDir, traces: *traceDir}}
+	if *tracing {
+		sink, err := startOTLPSink()
+		if err != nil {
+			return err
+		}
+		defer sink.Close()
+		defer func() {
+			say("OTLP receiver: %d export requests, %.1f MiB of spans", sink.requests.Load(), float64(sink.bytes.Load())/(1<<20))
+		}()
+		ses.otlp = sink.URL
+	}
 	if isTerminal(progress) {
 		ses.tty = progress
 	}
@@ -208,6 +227,9 @@ func benchmain() error {
 				sink = auditRedis
 			}
 			compared = append(compared, variant{build: "go", store: store, audit: auditOff}, variant{build: "go", store: store, audit: sink})
+		}
+		if *tracing {
+			compared = append(compared, variant{build: "go", store: store, tracing: true})
 		}
 		if bins["openssl"] != "" {
 			compared = append(compared, variant{build: "openssl", store: store})
@@ -358,6 +380,7 @@ type session struct {
 	c       int
 	warm, d time.Duration
 	tmp     string
+	otlp    string // the URL of the span receiver of the variants that trace
 	quiet   quiet
 	out     outputs
 	tty     *os.File
@@ -373,7 +396,7 @@ type running struct {
 }
 
 func (ses *session) start(bin string, v variant) (*running, error) {
-	s, err := startServer(bin, filepath.Join(ses.tmp, strings.NewReplacer("/", "-", "@", "-", "=", "-").Replace(v.String())), v)
+	s, err := startServer(bin, filepath.Join(ses.tmp, strings.NewReplacer("/", "-", "@", "-", "=", "-").Replace(v.String())), v, ses.otlp)
 	if err != nil {
 		return nil, err
 	}

@@ -8,12 +8,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -219,8 +222,8 @@ const benchAdminToken = "tsa_bench-admin-token-not-a-secret"
 
 // startServer runs bin serve for v in its own data directory and waits until it is ready.
 // Its log goes to a file, as a deployed server's would go somewhere: writing it is part of
-// the cost measured.
-func startServer(bin, dir string, v variant) (*server, error) {
+// the cost measured. A variant that traces exports its spans to otlp.
+func startServer(bin, dir string, v variant, otlp string) (*server, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -233,7 +236,13 @@ func startServer(bin, dir string, v variant) (*server, error) {
 		return nil, err
 	}
 	s := &server{variant: v, url: "http://" + pub, adminURL: "http://" + adm, token: benchAdminToken}
-	env := append(os.Environ(),
+	// Only the variants that trace do: OTEL_* variables of the benchmark's own environment
+	// would turn tracing on in every server.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "OTEL_") })
+	if v.tracing {
+		env = append(env, "OTEL_EXPORTER_OTLP_ENDPOINT="+otlp)
+	}
+	env = append(env,
 		"TOKENSMITH_LISTEN="+pub, "TOKENSMITH_ADMIN_LISTEN="+adm, "TOKENSMITH_ISSUER="+s.url,
 		"TOKENSMITH_ADMIN_TOKEN="+benchAdminToken, "TOKENSMITH_DATA_DIR="+dir)
 	switch v.store {
@@ -291,6 +300,32 @@ func startServer(bin, dir string, v variant) (*server, error) {
 	s.stop()
 	log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
 	return nil, fmt.Errorf("%s did not become ready; its log:\n%s", v, log)
+}
+
+// otlpSink is the receiver the tracing servers export their spans to: OTLP/HTTP on loopback,
+// which reads every export request whole and answers it as a collector does (an empty
+// ExportTraceServiceResponse is an empty protobuf message), keeping nothing but a count. A
+// real collector's work to store the spans is not the server's cost.
+type otlpSink struct {
+	*httptest.Server
+	requests, bytes atomic.Int64
+}
+
+func startOTLPSink() (*otlpSink, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &otlpSink{}
+	s.Server = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		s.requests.Add(1)
+		s.bytes.Add(n)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+	})}}
+	s.Start()
+	return s, nil
 }
 
 func (s *server) stop() {

@@ -28,6 +28,7 @@ import (
 	"github.com/tokensmith/tokensmith/server"
 	"github.com/tokensmith/tokensmith/storage"
 	redisstore "github.com/tokensmith/tokensmith/storage/redis"
+	"github.com/tokensmith/tokensmith/tracing"
 )
 
 func serveCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -119,12 +120,25 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 		return err
 	}
 
+	// Tracing is stopped after everything that makes spans: the spans of the last requests
+	// are exported before the process exits.
+	tr, err := tracing.Open(ctx, Version, log)
+	if err != nil {
+		return err
+	}
+	a.onStop(func() { stopTracing(tr, log) })
+
 	quiet := &storeQuiet{}
 	store, err := openStore(ctx, cfg, log, quiet)
 	if err != nil {
 		return err
 	}
 	a.onStop(func() { _ = store.Close() })
+	if rs, ok := store.(*redisstore.Store); ok && tr.Enabled() {
+		if err := tracing.InstrumentRedis(rs.Client(), tr.Provider); err != nil {
+			return err
+		}
+	}
 	bus := replica.NewBus(store, log)
 	km, firstStart, err := keys.Open(ctx, store, keyOptions(cfg, store, bus), log)
 	if err != nil {
@@ -167,7 +181,7 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 		grants.WithLogger(log), grants.WithReplicas(replicas.Live), grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
 		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }),
 		grants.WithQuotaHook(func(e grants.QuotaEvent) { m.Quota(e.ClientID, e.Window, e.Shadow) }),
-		grants.WithAuditor(auditor), grants.WithStoreObserver(m.ObserveStore))
+		grants.WithAuditor(auditor), grants.WithStoreObserver(m.ObserveStore), grants.WithTracerProvider(tr.Provider))
 	bus.Handle(gh.Forget)
 	bus.Handle(func(c storage.Change) {
 		if c.Kind == storage.ChangeSigningKeys || c.Kind == "" {
@@ -189,7 +203,7 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 	a.start(outages.Run)
 
 	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: readiness(store), Metrics: m, Log: log,
-		TrustedProxies: cfg.TrustedProxies, Outages: outages, Profiles: endpoints}
+		TrustedProxies: cfg.TrustedProxies, Outages: outages, Profiles: endpoints, Tracer: tr.Provider}
 	if cfg.Console.Enabled {
 		pub.Console = console.New(console.Options{
 			Passwords: gh, Registry: reg, Store: store, Issuer: cfg.Issuer,
@@ -201,7 +215,8 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 		})
 	}
 	adm := &server.Admin{TokenHash: secret.Hash(adminToken), Registry: reg, Tokens: gh, Keys: keyset, KeyManager: km, Store: store,
-		Metrics: m, Log: log, Version: Version, TrustedProxies: cfg.TrustedProxies, Outages: outages, Audit: auditor}
+		Metrics: m, Log: log, Version: Version, TrustedProxies: cfg.TrustedProxies, Outages: outages, Audit: auditor,
+		Tracer: tr.Provider}
 
 	if firstStart {
 		if err := printWelcome(ctx, stdout, reg, cfg.Issuer, devCert, adminTokenPath, cfg.Console.Enabled); err != nil {
@@ -224,7 +239,7 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 	log.Info("tokensmith started", "version", Version, "issuer", cfg.Issuer, "listen", pubLn.Addr().String(), "tls", pubTLS != nil,
 		"admin_listen", admLn.Addr().String(), "admin_tls", admTLS != nil, "storage", storageLabel(cfg.Storage), "kid", keyset.ActiveID(),
 		"signer", keys.SignerName, "signer_version", keys.SignerVersion(),
-		"replica", replicas.ID(), "live_replicas", replicas.Live(), "audit", auditLabel(cfg))
+		"replica", replicas.ID(), "live_replicas", replicas.Live(), "audit", auditLabel(cfg), "tracing", tr.Summary)
 	for _, ep := range endpoints {
 		log.Info("seed API profile on", "profile", ep.Profile, "api", ep.Seed,
 			"route", strings.Join(ep.Route.HTTPMethods(), ",")+" "+ep.Path)

@@ -16,6 +16,7 @@ import (
 	"github.com/tokensmith/tokensmith/replica"
 	"github.com/tokensmith/tokensmith/storage"
 	redisstore "github.com/tokensmith/tokensmith/storage/redis"
+	"github.com/tokensmith/tokensmith/tracing"
 )
 
 // keyOptions is the signing-key lifecycle of cfg. A retired key stays published as long as the
@@ -131,6 +132,19 @@ func flushUsage(ctx context.Context, gh *grants.Service, log *slog.Logger) {
 		if err := gh.FlushUsage(ctx); err != nil {
 			log.Warn("writing personal token last-use times failed; kept for the next try", "error", err)
 		}
+	}
+}
+
+// tracingShutdownGrace bounds the export of the last spans when the server stops.
+const tracingShutdownGrace = 3 * time.Second
+
+// stopTracing exports the spans still queued, within tracingShutdownGrace: a collector that
+// does not answer delays the stop by that much at most.
+func stopTracing(tr *tracing.Tracing, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), tracingShutdownGrace)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err != nil {
+		log.Warn("tracing: the last spans were not exported", "error", err)
 	}
 }
 

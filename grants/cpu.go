@@ -6,6 +6,7 @@ import (
 	"runtime"
 
 	"github.com/tokensmith/tokensmith/protocol"
+	"go.opentelemetry.io/otel/codes"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -19,7 +20,12 @@ import (
 //
 // The gate is here, around the calls, rather than in keys: it bounds bcrypt as well as
 // signing, and both share the same cores.
-type cpuGate struct{ sem *semaphore.Weighted }
+type cpuGate struct {
+	sem *semaphore.Weighted
+	// spans records the wait and the work as two spans, so a trace tells a saturated server
+	// (a long wait) from a slow signer.
+	spans spans
+}
 
 func newCPUGate(n int) *cpuGate {
 	if n < 1 {
@@ -30,10 +36,13 @@ func newCPUGate(n int) *cpuGate {
 	return &cpuGate{sem: semaphore.NewWeighted(int64(n))}
 }
 
-// do runs fn once a slot is free. It fails only when ctx ends while waiting (the caller gave
-// up), and then fn does not run.
-func (g *cpuGate) do(ctx context.Context, fn func()) error {
+// do runs fn, the step named op (a span name), once a slot is free. It fails only when ctx ends
+// while waiting (the caller gave up), and then fn does not run.
+func (g *cpuGate) do(ctx context.Context, op string, fn func()) error {
+	_, wait := g.spans.start(ctx, spanGate)
 	if err := g.sem.Acquire(ctx, 1); err != nil {
+		wait.SetStatus(codes.Error, "gave up waiting")
+		wait.End()
 		return protocol.Wrap(protocol.TemporarilyUnavailable, "the server is busy, retry shortly", fmt.Errorf("%w: %w", ErrBusy, err))
 	}
 	defer g.sem.Release(1)
@@ -43,6 +52,9 @@ func (g *cpuGate) do(ctx context.Context, fn func()) error {
 	// not be the arrival order. Yielding once puts this goroutine behind them: they parse
 	// their request and queue here, in the order they came.
 	runtime.Gosched()
+	wait.End()
+	_, work := g.spans.start(ctx, op)
 	fn()
+	work.End()
 	return nil
 }

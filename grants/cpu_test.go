@@ -17,7 +17,7 @@ func TestCPUGateBoundsConcurrency(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 64 {
 			wg.Go(func() {
-				err := g.do(context.Background(), func() {
+				err := g.do(context.Background(), spanSign, func() {
 					n := running.Add(1)
 					for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 					}
@@ -42,19 +42,19 @@ func TestCPUGateGivesUpWithItsCaller(t *testing.T) {
 	g := newCPUGate(1)
 	hold := make(chan struct{})
 	held := make(chan struct{})
-	go func() { _ = g.do(context.Background(), func() { close(held); <-hold }) }()
+	go func() { _ = g.do(context.Background(), spanSign, func() { close(held); <-hold }) }()
 	<-held
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	ran := false
-	err := g.do(ctx, func() { ran = true })
+	err := g.do(ctx, spanSign, func() { ran = true })
 	// ErrBusy: the HTTP layer must not take a caller that gave up here for a store outage.
 	if ran || !errors.Is(err, &protocol.Error{Code: protocol.TemporarilyUnavailable}) || !errors.Is(err, context.Canceled) ||
 		!errors.Is(err, ErrBusy) {
 		t.Fatalf("cancelled waiter: ran %v, err %v; want temporarily_unavailable wrapping ErrBusy and context.Canceled", ran, err)
 	}
 	close(hold)
-	if err := g.do(context.Background(), func() { ran = true }); err != nil || !ran {
+	if err := g.do(context.Background(), spanSign, func() { ran = true }); err != nil || !ran {
 		t.Fatalf("after the holder left: ran %v, err %v", ran, err)
 	}
 }

@@ -103,7 +103,7 @@ func (c *core) mint(ctx context.Context, grant string, a access, now time.Time) 
 	}
 	var tok string
 	var err error
-	if gerr := c.cpu.do(ctx, func() { tok, err = c.keys.Sign(claims) }); gerr != nil {
+	if gerr := c.cpu.do(ctx, spanSign, func() { tok, err = c.keys.Sign(claims) }); gerr != nil {
 		return minted{}, gerr
 	}
 	if err != nil {

@@ -145,7 +145,7 @@ func (g *password) checkPassword(ctx context.Context, username, pw, remote strin
 	// bcrypt compares only the first 72 bytes; no stored password is longer, so a longer one
 	// is wrong (and still costs the comparison).
 	var match bool
-	if err := g.cpu.do(ctx, func() { match = bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil }); err != nil {
+	if err := g.cpu.do(ctx, spanPassword, func() { match = bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil }); err != nil {
 		return nil, err
 	}
 	match = match && len(pw) <= maxPasswordLen

@@ -48,6 +48,8 @@ type core struct {
 	audit Auditor
 	// observe, when set, measures every store call.
 	observe StoreObserver
+	// spans records the steps of a request when tracing is on.
+	spans spans
 }
 
 // Auditor takes audit events (audit.Writer implements it); it must not block.
@@ -94,9 +96,10 @@ func NewService(store Store, k Keys, p Policy, opts ...Option) *Service {
 	for _, o := range opts {
 		o(c)
 	}
-	if p.StoreTimeout > 0 || c.observe != nil {
-		c.store = guardedStore{next: store, timeout: p.StoreTimeout, observe: c.observe}
+	if p.StoreTimeout > 0 || c.observe != nil || c.spans.tracer != nil {
+		c.store = guardedStore{next: store, timeout: p.StoreTimeout, observe: c.observe, spans: c.spans}
 	}
+	c.cpu.spans = c.spans
 	c.clients = newCache[storage.Client](p.ClientCacheTTL, c.now, c.trusted)
 	c.pats = newCache[storage.PersonalToken](p.ClientCacheTTL, c.now, c.trusted)
 	c.usage = newUsage()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tokensmith/tokensmith/storage"
+	"go.opentelemetry.io/otel/codes"
 )
 
 // Store is what the token path reads and writes. It is declared here, where it is used, so the
@@ -38,20 +39,27 @@ type StoreObserver func(op string, took time.Duration, failed bool)
 func WithStoreObserver(o StoreObserver) Option { return func(c *core) { c.observe = o } }
 
 // guardedStore puts every call of next through call: bounded by timeout (when set), so an
-// unreachable or stalled store turns into ErrUnavailable (503) quickly, and measured by observe
-// (when set). The bound is per call, not per request: CPU work between calls (a bcrypt check,
-// an RSA signature) must not eat the store's budget.
+// unreachable or stalled store turns into ErrUnavailable (503) quickly, measured by observe
+// (when set), and traced as a span of its own (when tracing is on). The bound is per call, not
+// per request: CPU work between calls (a bcrypt check, an RSA signature) must not eat the
+// store's budget.
 type guardedStore struct {
 	next    Store
 	timeout time.Duration
 	observe StoreObserver
+	spans   spans
 }
 
 var _ Store = guardedStore{}
 
 // call runs one store call under the deadline and measures it, deadline included, so a call
-// that timed out is measured as the failure it is.
+// that timed out is measured as the failure it is. Its span ends with an error status for a
+// failure only: "not found" is an answer.
 func call[T any](s guardedStore, ctx context.Context, op string, f func(context.Context) (T, error)) (T, error) {
+	span := noSpan
+	if s.spans.tracer != nil { // not s.spans.start: the name would be built for nothing
+		ctx, span = s.spans.tracer.Start(ctx, spanStore+op)
+	}
 	if s.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.timeout)
@@ -59,9 +67,14 @@ func call[T any](s guardedStore, ctx context.Context, op string, f func(context.
 	}
 	start := time.Now()
 	v, err := f(ctx)
+	bad := failed(err)
 	if s.observe != nil {
-		s.observe(op, time.Since(start), failed(err))
+		s.observe(op, time.Since(start), bad)
 	}
+	if bad {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 	return v, err
 }
 

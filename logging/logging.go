@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // New returns a logger writing format ("text" or "json") at level ("debug", "info", "warn",
@@ -108,13 +110,17 @@ func NewRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// contextHandler adds the request id of the context a record is logged with, so every line of
-// a request carries it whichever package logs it (LogAttrs, InfoContext, …).
+// contextHandler adds the request id of the context a record is logged with, and its trace
+// and span ids when tracing is on, so every line of a request carries them whichever package
+// logs it (LogAttrs, InfoContext, …), and a line leads to the request's trace.
 type contextHandler struct{ slog.Handler }
 
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
 	if req, ok := RequestFrom(ctx); ok && req.ID != "" {
 		r.AddAttrs(slog.String("request_id", req.ID))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
 }

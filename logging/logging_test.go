@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 func TestSensitiveNames(t *testing.T) {
@@ -45,6 +47,8 @@ func TestLoggerMasksSecretsAndAddsTheRequestID(t *testing.T) {
 			var buf bytes.Buffer
 			log := New(&buf, format, "info")
 			ctx := WithRequest(context.Background(), Request{ID: "req-42", Remote: "192.0.2.1"})
+			ctx = trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+				TraceID: trace.TraceID{0x4b, 0xf9, 15: 0x36}, SpanID: trace.SpanID{0x00, 0xf0, 7: 0xb7}}))
 			log.InfoContext(ctx, "hello", "client_secret", "s3cr3t-value", "password", "hunter2-value", "client_id", "abc")
 			log.With("authorization", "Basic Zm9vOmJhcg==").Info("no context")
 			log.Debug("below the level", "x", 1)
@@ -58,15 +62,17 @@ func TestLoggerMasksSecretsAndAddsTheRequestID(t *testing.T) {
 			if len(lines) != 2 {
 				t.Fatalf("%d lines, want 2:\n%s", len(lines), out)
 			}
-			if !strings.Contains(lines[0], "req-42") || !strings.Contains(lines[0], "abc") || !strings.Contains(lines[0], Redacted) {
-				t.Errorf("first line lacks the request id, the client id or the mask: %s", lines[0])
+			if !strings.Contains(lines[0], "req-42") || !strings.Contains(lines[0], "abc") || !strings.Contains(lines[0], Redacted) ||
+				!strings.Contains(lines[0], "4bf90000000000000000000000000036") || !strings.Contains(lines[0], "00f00000000000b7") {
+				t.Errorf("first line lacks the request id, the trace and span ids, the client id or the mask: %s", lines[0])
 			}
-			if strings.Contains(lines[1], "request_id") {
-				t.Errorf("a line without a request context has a request id: %s", lines[1])
+			if strings.Contains(lines[1], "request_id") || strings.Contains(lines[1], "trace_id") {
+				t.Errorf("a line without a request context has a request or trace id: %s", lines[1])
 			}
 			if format == "json" {
 				var m map[string]any
-				if err := json.Unmarshal([]byte(lines[0]), &m); err != nil || m["request_id"] != "req-42" {
+				if err := json.Unmarshal([]byte(lines[0]), &m); err != nil || m["request_id"] != "req-42" ||
+					m["trace_id"] != "4bf90000000000000000000000000036" || m["span_id"] != "00f00000000000b7" {
 					t.Errorf("JSON line %s: %v, request_id %v", lines[0], err, m["request_id"])
 				}
 			}

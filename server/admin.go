@@ -24,6 +24,7 @@ import (
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/secret"
 	"github.com/tokensmith/tokensmith/storage"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ReplicaLister lists the live replicas.
@@ -63,6 +64,8 @@ type Admin struct {
 	// Audit records the changes the admin API makes itself (a key rotation); the registry
 	// records the rest. Nil records nothing.
 	Audit audit.Recorder
+	// Tracer is as for Public.
+	Tracer trace.TracerProvider
 
 	guard *authGuard
 }
@@ -73,7 +76,7 @@ func (a *Admin) Handler() http.Handler {
 		a.Now = time.Now
 	}
 	a.guard = newAuthGuard()
-	r := newEngine(a.Log, engineOptions{trustedProxies: a.TrustedProxies, outages: a.Outages})
+	r := newEngine(a.Log, engineOptions{trustedProxies: a.TrustedProxies, outages: a.Outages, tracer: a.Tracer})
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.Metrics.Registry, promhttp.HandlerOpts{})))
 

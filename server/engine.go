@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // engineOptions are what both listeners share about the network in front of them and the
@@ -15,6 +16,8 @@ import (
 type engineOptions struct {
 	trustedProxies []string
 	outages        OutageReporter
+	// tracer, when set, records a span per request.
+	tracer trace.TracerProvider
 }
 
 // newEngine is the engine of one listener, with the middleware and error answers both share.
@@ -39,7 +42,13 @@ func newEngine(log *slog.Logger, o engineOptions) engine {
 	// inside one path parameter.
 	r.UseRawPath = true
 	r.UnescapePathValues = true
-	r.Use(headMethod, requestContext, recovery(log), accessLog(log, px))
+	r.Use(headMethod, requestContext)
+	if o.tracer != nil {
+		// Inside requestContext (its span carries the caller's address), around everything
+		// else: the access line and a recovered panic belong to the request's span.
+		r.Use(traceRequests(o.tracer, px))
+	}
+	r.Use(recovery(log), accessLog(log, px))
 	if o.outages != nil {
 		r.Use(reportOutages(o.outages))
 	}

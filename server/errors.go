@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/tokensmith/tokensmith/protocol"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // writeError renders any error as an RFC 6749 §5.2 JSON answer.
@@ -34,6 +35,9 @@ func writeErrorAs(c *gin.Context, log *slog.Logger, err error, render func(*prot
 	case status >= 500:
 		// The cause may name the backend's failure; it never holds request secrets.
 		log.ErrorContext(c.Request.Context(), "request failed", "path", c.Request.URL.Path, "error", pe.Code, "cause", pe.Unwrap())
+	}
+	if span := recording(c); span != nil {
+		span.SetAttributes(attribute.String("oauth2.error", pe.Code))
 	}
 	h := c.Writer.Header()
 	h.Set("Cache-Control", "no-store")

@@ -28,6 +28,7 @@ import (
 	"github.com/tokensmith/tokensmith/server"
 	"github.com/tokensmith/tokensmith/storage"
 	"github.com/tokensmith/tokensmith/storage/embedded"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const testAdminToken = "test-admin-token-0123456789"
@@ -58,6 +59,8 @@ type serverOptions struct {
 	logs      io.Writer
 	logFormat string
 	profiles  map[string]map[string]string
+	// tracer records spans of both listeners and of grants.
+	tracer trace.TracerProvider
 }
 
 type serverOption func(*serverOptions)
@@ -73,6 +76,11 @@ func withLogs(w io.Writer) serverOption {
 // withProfiles turns seed API profiles on: name → route → path ("" or absent: the default).
 func withProfiles(p map[string]map[string]string) serverOption {
 	return func(o *serverOptions) { o.profiles = p }
+}
+
+// withTracer records the spans of requests with tp, as serve does with tracing on.
+func withTracer(tp trace.TracerProvider) serverOption {
+	return func(o *serverOptions) { o.tracer = tp }
 }
 
 // withJSONLog sends the server's log, JSON lines down to debug, to w.
@@ -142,7 +150,7 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
 		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }),
 		grants.WithQuotaHook(func(e grants.QuotaEvent) { ts.Metrics.Quota(e.ClientID, e.Window, e.Shadow) }),
-		grants.WithAuditor(auditor), grants.WithStoreObserver(m.ObserveStore))
+		grants.WithAuditor(auditor), grants.WithStoreObserver(m.ObserveStore), grants.WithTracerProvider(o.tracer))
 	m.Gauges(func() int { return o.replicas }, func() time.Duration { return time.Since(ks.ActiveAt(time.Now()).CreatedAt) })
 	bus.Handle(gh.Forget)
 	ts.Grants = gh
@@ -151,10 +159,11 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		t.Fatal(err)
 	}
 	pub := &server.Public{Issuer: ts.URL, Grants: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Now: ts.Clock.Now,
-		TrustedProxies: o.trusted, Profiles: endpoints}
+		TrustedProxies: o.trusted, Profiles: endpoints, Tracer: o.tracer}
 	pubSrv.Config.Handler = pub.Handler()
 	adm := &server.Admin{TokenHash: secret.Hash(testAdminToken), Registry: ts.Registry, Tokens: gh, Keys: ks, KeyManager: km, Store: store,
-		Metrics: ts.Metrics, Log: log, Version: "test", Now: ts.Clock.Now, TrustedProxies: o.trusted, Audit: auditor}
+		Metrics: ts.Metrics, Log: log, Version: "test", Now: ts.Clock.Now, TrustedProxies: o.trusted, Audit: auditor,
+		Tracer: o.tracer}
 	admSrv := httptest.NewServer(adm.Handler())
 	t.Cleanup(admSrv.Close)
 	ts.AdminURL = admSrv.URL

@@ -17,6 +17,8 @@ import (
 	"github.com/tokensmith/tokensmith/profiles"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/storage"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Pinger reports whether the store is ready (readiness): reachable, and on Redis with
@@ -44,6 +46,9 @@ type Public struct {
 	Console Mounter
 	// Profiles are the seed API routes turned on (ProfileEndpoints).
 	Profiles []profiles.Endpoint
+	// Tracer, if set, records a span for every request (tracing.Open), a child of the
+	// caller's when the request carries a W3C traceparent.
+	Tracer trace.TracerProvider
 }
 
 // Mounter adds its own routes to a group of the public listener (console.Console). The group
@@ -61,7 +66,7 @@ func (p *Public) Handler() http.Handler {
 		p.Now = time.Now
 	}
 
-	r := newEngine(p.Log, engineOptions{trustedProxies: p.TrustedProxies, outages: p.Outages})
+	r := newEngine(p.Log, engineOptions{trustedProxies: p.TrustedProxies, outages: p.Outages, tracer: p.Tracer})
 	r.POST("/oauth2/token", p.token)
 	r.POST("/oauth2/revoke", p.revoke)
 	r.POST("/oauth2/introspect", p.introspect)
@@ -115,6 +120,9 @@ func (p *Public) issue(c *gin.Context, parse func(*http.Request) (*grants.Reques
 		p.Grants.Refused(c.Request.Context(), grants.EndpointToken, err)
 	} else {
 		req.Remote = remote(c)
+		if span := recording(c); span != nil {
+			span.SetAttributes(attribute.String("oauth2.grant_type", req.GrantType), attribute.String("oauth2.client_id", req.ClientID))
+		}
 		// Only served grants become metric labels, so label values stay bounded.
 		if p.Grants.Serves(req.GrantType) {
 			grant = req.GrantType

@@ -25,6 +25,8 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 		{"port out of range", Options{Set: []string{"service.port=70000"}}, "port"},
 		{"redis URL scheme", Options{Set: []string{"storage.type=redis", "storage.redis.url=http://redis:6379"}}, "url"},
 		{"misspelt nested key", Options{Set: []string{"autoscaling.maxReplica=5"}}, "maxReplica"},
+		// The server refuses to start with it: the Go exporter has no OTLP/JSON.
+		{"OTLP over JSON", Options{Set: []string{"otel.enabled=true", "otel.protocol=http/json"}}, "protocol"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
