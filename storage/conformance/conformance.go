@@ -58,6 +58,9 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"PersonalTokensGoWithTheirUser", testPersonalTokensOfDeletedUser},
 		{"KeyRotation", testKeyRotation},
 		{"KeyRestore", testKeyRestore},
+		{"SigningKeysPerAlgorithm", testSigningKeysPerAlgorithm},
+		{"SigningKeysPerAlgorithmRace", testSigningKeysPerAlgorithmRace},
+		{"KeyRotationPerAlgorithm", testKeyRotationPerAlgorithm},
 		{"Sessions", testSessions},
 		{"SessionsExpireInTheStore", testSessionsExpireInTheStore},
 	}
