@@ -8,6 +8,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/secret"
 	"github.com/tokensmith/tokensmith/storage"
 )
@@ -126,17 +127,26 @@ func (c *core) ownerOf(ctx context.Context, id string, issued time.Time) (*Clien
 	return cl, nil
 }
 
-// verify checks an access token the way a resource server would (RS256 only, one of our keys,
-// typ at+jwt, our issuer, not expired at now) and returns its claims.
+// verifiedAlgorithms are the algorithms our keys sign with; which one a token may use is
+// decided by its key.
+var verifiedAlgorithms = protocol.SigningAlgorithms()
+
+// verify checks an access token the way a resource server would (one of our keys, with the
+// algorithm that key is for, typ at+jwt, our issuer, not expired at now) and returns its claims.
 func (c *core) verify(raw string, now time.Time) (*AccessClaims, bool) {
 	var claims AccessClaims
 	tok, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
-		if pub, ok := c.keys.PublicKey(kid); ok {
-			return pub, nil
+		pub, alg, ok := c.keys.PublicKey(kid)
+		if !ok {
+			return nil, errors.New("unknown kid")
 		}
-		return nil, errors.New("unknown kid")
-	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(c.policy.Issuer),
+		if t.Method.Alg() != alg {
+			// A key verifies only the algorithm it was made for (RFC 7517 §4.4).
+			return nil, errors.New("the token's alg is not its key's")
+		}
+		return pub, nil
+	}, jwt.WithValidMethods(verifiedAlgorithms), jwt.WithIssuer(c.policy.Issuer),
 		jwt.WithExpirationRequired(), jwt.WithTimeFunc(func() time.Time { return now }))
 	if err != nil || tok.Header["typ"] != keys.TokenType || claims.ID == "" || claims.ClientID == "" {
 		return nil, false
