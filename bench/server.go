@@ -144,7 +144,8 @@ const benchAdminToken = "tsa_bench-admin-token-not-a-secret"
 // startServer runs bin serve for v in its own data directory and waits until it is ready.
 // Its log goes to a file, as a deployed server's would go somewhere: writing it is part of
 // the cost measured.
-func startServer(bin, dir string, v variant) (*server, error) {
+// startServer starts bin serving v; algorithms, when not empty, is its keys.algorithms.
+func startServer(bin, dir string, v variant, algorithms string) (*server, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -168,6 +169,9 @@ func startServer(bin, dir string, v variant) (*server, error) {
 			return nil, fmt.Errorf("redis: %w", err)
 		}
 		env = append(env, "TOKENSMITH_STORAGE=redis://"+s.redis.addr)
+	}
+	if algorithms != "" {
+		env = append(env, "TOKENSMITH_KEYS_ALGORITHMS="+algorithms)
 	}
 	switch v.audit {
 	case auditOff:
