@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -229,8 +230,14 @@ func (s *Set) replace(stored []storage.SigningKey, now time.Time) error {
 	for _, ks := range st.signing {
 		slices.SortStableFunc(ks, func(a, b *Key) int { return b.ActivatesAt.Compare(a.ActivatesAt) })
 	}
-	// Newest first, for the JWKS and the admin listing; stores return keys in any order.
-	slices.SortStableFunc(st.all, func(a, b *Key) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	// Newest first, for the JWKS and the admin listing; stores return keys in any order, so
+	// keys made at the same moment go by kid.
+	slices.SortFunc(st.all, func(a, b *Key) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	jwks, err := renderJWKS(st.all)
 	if err != nil {
 		closeKeys(opened)

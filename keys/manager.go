@@ -106,12 +106,17 @@ func Open(ctx context.Context, store Store, opts Options, log *slog.Logger) (m *
 		if storage.Live(stored, alg) {
 			continue
 		}
-		candidate, err := Generate(alg, now)
+		// Each key is dated when it is made, so the listing shows them newest first in a
+		// stable order.
+		candidate, err := Generate(alg, m.now())
 		if err != nil {
 			return nil, false, err
 		}
-		if ahead > 0 {
-			candidate.ActivatesAt = now.Add(ahead).UTC()
+		candidate.ActivatesAt = now.Add(ahead).UTC()
+		if ahead == 0 {
+			// Signing at once: from the start of this second, since a token's iat has whole
+			// seconds, so that its first tokens are not signed with another algorithm's key.
+			candidate.ActivatesAt = now.Truncate(time.Second).UTC()
 		}
 		var made bool
 		if stored, made, err = store.EnsureSigningKey(ctx, candidate); err != nil {
