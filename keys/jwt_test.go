@@ -287,3 +287,22 @@ func BenchmarkKeySign(b *testing.B) {
 		})
 	}
 }
+
+// A key stored before keys had an algorithm (no alg in the record) is an RS256 key: it signs
+// RS256 and is published as one.
+func TestKeyStoredWithoutAlgorithmIsRS256(t *testing.T) {
+	sk := storedKey(t, testKeys()[0], time.Now().Add(-time.Hour), time.Time{})
+	sk.Algorithm = ""
+	s := newSet(t, sk)
+	tok, err := s.Sign(RS256, jwt.MapClaims{"sub": "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jwt.Parse(tok, func(*jwt.Token) (any, error) { return &testKeys()[0].PublicKey, nil },
+		jwt.WithValidMethods([]string{RS256})); err != nil {
+		t.Fatalf("the token of a key stored without alg: %v", err)
+	}
+	if !strings.Contains(string(s.JWKS()), `"alg":"RS256"`) {
+		t.Fatalf("JWKS %s", s.JWKS())
+	}
+}

@@ -15,6 +15,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/tokensmith/tokensmith/storage"
 	"github.com/tokensmith/tokensmith/storage/embedded"
+	redisstore "github.com/tokensmith/tokensmith/storage/redis"
+	"github.com/tokensmith/tokensmith/storage/redis/redistest"
 )
 
 type fakeClock struct {
@@ -267,7 +269,24 @@ func activeKids(t *testing.T, s *Set, t0 time.Time, algs ...string) map[string]s
 // and leaves every other algorithm's key signing and published as before, on this replica
 // and on another that follows the store; scheduled rotation is per algorithm too.
 func TestRotationPerAlgorithm(t *testing.T) {
-	store := memStore(t)
+	for name, open := range map[string]func(*testing.T) Store{"embedded": memStore, "redis": redisStore} {
+		t.Run(name, func(t *testing.T) { testRotationPerAlgorithm(t, open(t)) })
+	}
+}
+
+// redisStore is a Redis store on a redis-server of its own.
+func redisStore(t *testing.T) Store {
+	t.Helper()
+	srv := redistest.Start(t)
+	store, err := redisstore.Open(context.Background(), srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+func testRotationPerAlgorithm(t *testing.T, store Store) {
 	clk := &fakeClock{t: time.Now().UTC().Add(time.Second).Truncate(time.Second)}
 	start := clk.now()
 	all := []string{RS256, PS256, ES256, EdDSA}
