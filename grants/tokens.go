@@ -17,7 +17,10 @@ import (
 // to what it is: an access token's verified claims, a refresh token's record or a personal
 // token's record, with its client (none for a personal token) and user.
 type presented struct {
-	access   *AccessClaims
+	access *AccessClaims
+	// alg is the access token's signing algorithm: the reuse pool it may be in is that
+	// algorithm's, whatever the client's is now.
+	alg      string
 	refresh  *storage.RefreshToken
 	personal *storage.PersonalToken
 	// refreshHash is the store hash of a refresh token.
@@ -97,7 +100,7 @@ func (c *core) findRefresh(ctx context.Context, raw string, now time.Time) (*pre
 }
 
 func (c *core) findAccess(ctx context.Context, raw string, now time.Time) (*presented, error) {
-	claims, ok := c.verify(raw, now)
+	claims, alg, ok := c.verify(raw, now)
 	if !ok {
 		return nil, nil
 	}
@@ -109,7 +112,7 @@ func (c *core) findAccess(ctx context.Context, raw string, now time.Time) (*pres
 	}
 	fam, _ := FamilyOf(claims.ID)
 	pat, _ := PersonalOf(claims.ID)
-	return &presented{access: claims, family: fam, pat: pat, client: cl}, nil
+	return &presented{access: claims, alg: alg, family: fam, pat: pat, client: cl}, nil
 }
 
 // ownerOf is the client a token was issued to, or nil when it is gone: deleted, or replaced by
@@ -132,8 +135,9 @@ func (c *core) ownerOf(ctx context.Context, id string, issued time.Time) (*Clien
 var verifiedAlgorithms = protocol.SigningAlgorithms()
 
 // verify checks an access token the way a resource server would (one of our keys, with the
-// algorithm that key is for, typ at+jwt, our issuer, not expired at now) and returns its claims.
-func (c *core) verify(raw string, now time.Time) (*AccessClaims, bool) {
+// algorithm that key is for, typ at+jwt, our issuer, not expired at now) and returns its claims
+// and algorithm.
+func (c *core) verify(raw string, now time.Time) (*AccessClaims, string, bool) {
 	var claims AccessClaims
 	tok, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
@@ -149,9 +153,9 @@ func (c *core) verify(raw string, now time.Time) (*AccessClaims, bool) {
 	}, jwt.WithValidMethods(verifiedAlgorithms), jwt.WithIssuer(c.policy.Issuer),
 		jwt.WithExpirationRequired(), jwt.WithTimeFunc(func() time.Time { return now }))
 	if err != nil || tok.Header["typ"] != keys.TokenType || claims.ID == "" || claims.ClientID == "" {
-		return nil, false
+		return nil, "", false
 	}
-	return &claims, true
+	return &claims, tok.Method.Alg(), true
 }
 
 func unix(sec int64) time.Time { return time.Unix(sec, 0) }
