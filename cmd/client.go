@@ -26,9 +26,9 @@ func clientCmd(g *globals) *cobra.Command {
 func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
 	var (
 		id, name, attl, rttl, grace, reuseMin, auth, owner, alg string
-		grants, scopes, aud                                []string
-		reuse, resourceServer, dailyShadow, hourlyShadow   bool
-		limit, hourly                                      int
+		grants, scopes, aud                                     []string
+		reuse, resourceServer, dailyShadow, hourlyShadow        bool
+		limit, hourly                                           int
 	)
 	if withID {
 		fs.StringVar(&id, "id", "", "client id (generated when empty)")
