@@ -310,8 +310,8 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
-func (m *Manager) tick(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, m.opts.Refresh)
+func (m *Manager) tick(parent context.Context) error {
+	ctx, cancel := context.WithTimeout(parent, m.opts.Refresh)
 	defer cancel()
 	stored, err := m.store.ListSigningKeys(ctx)
 	if err != nil {
@@ -327,7 +327,12 @@ func (m *Manager) tick(ctx context.Context) error {
 			if storage.Pending(stored, alg, now) || !m.due(stored, alg, now) {
 				continue
 			}
-			if _, err := m.Rotate(ctx, alg, -1); err != nil && !errors.Is(err, ErrRotationPending) {
+			// Each rotation has a Refresh of its own: generating an RSA key takes a good part
+			// of it on a busy machine. A rotation that fails is tried again at the next tick.
+			rctx, cancel := context.WithTimeout(parent, m.opts.Refresh)
+			_, err := m.Rotate(rctx, alg, -1)
+			cancel()
+			if err != nil && !errors.Is(err, ErrRotationPending) {
 				return err
 			}
 			rotated = true

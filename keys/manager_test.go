@@ -339,7 +339,9 @@ func testRotationPerAlgorithm(t *testing.T, store Store) {
 
 	// Scheduled: each algorithm rotates when its own key is due.
 	clk = &fakeClock{t: time.Now().UTC().Add(time.Second)}
-	sched := openManager(t, memStore(t), clk, Options{Algorithms: []string{RS256, EdDSA}, PublishAhead: time.Minute, RotateEvery: 24 * time.Hour})
+	// A Refresh long enough for RSA key generation under the race detector on a busy machine.
+	sched := openManager(t, memStore(t), clk, Options{Algorithms: []string{RS256, EdDSA}, PublishAhead: time.Minute,
+		RotateEvery: 24 * time.Hour, Refresh: time.Minute})
 	first := activeKids(t, sched.Set, clk.now(), RS256, EdDSA)
 	clk.advance(24 * time.Hour)
 	if err := sched.tick(context.Background()); err != nil {
