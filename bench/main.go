@@ -5,10 +5,13 @@
 // errors, the server's CPU time per request (from /proc/<pid>/stat) and its peak resident set
 // (VmHWM). In the same run it times one RS256 signature on one core, and, when cgo and the
 // OpenSSL headers are available, builds the server with -tags openssl too and runs fresh
-// issuance on both builds.
+// issuance on both builds. Fresh issuance is also run per signing algorithm (PS256, ES256,
+// EdDSA; "fresh" itself is RS256) on the pure-Go build, whose servers then publish keys of all
+// four.
 //
 //	go run ./bench                      # everything, c=16, 10 s per scenario
 //	go run ./bench -d 5s -stores embedded -scenarios fresh,reused
+//	go run ./bench -scenarios fresh,reused,fresh-ps256,fresh-es256,fresh-eddsa -audit=false
 //	go run ./bench -json new.json -compare old.json
 //	go run ./bench -stores sentinel,sentinel-nowait -scenarios limited,revoke,password,refresh -audit=false -openssl=off
 //
@@ -211,6 +214,11 @@ func benchmain() error {
 	}
 	haveFresh := slices.ContainsFunc(selected, func(s scenario) bool { return s.name == "fresh" })
 	haveReused := haveFresh && slices.ContainsFunc(selected, func(s scenario) bool { return s.name == "reused" })
+	// Servers publish keys of every algorithm only when a scenario signs with one of the
+	// others, so that the other rows (the JWKS above all) stay comparable with earlier runs.
+	if slices.ContainsFunc(selected, func(s scenario) bool { return s.name != "fresh" && algorithmScenario(s.name) != "" }) {
+		ses.algorithms = benchAlgorithms
+	}
 	for _, store := range storeList {
 		main := variant{build: "go", store: store}
 		// Full runs: every selected scenario on this build, and on the baseline's.
@@ -256,9 +264,14 @@ func benchmain() error {
 				sc string
 			}
 			runs := map[key][]row{}
+			// The other algorithms' fresh issuance runs on the main build only (an older one
+			// may not know them), in the rounds beside RS256's and reuse, whose ratios are
+			// their targets.
+			otherAlg := func(sc string) bool { return sc != "fresh" && algorithmScenario(sc) != "" }
 			inRounds := func(v variant, sc string) bool {
 				return (sc == "fresh" && slices.Contains(compared, v) && (len(compared) > 1 || haveReused)) ||
-					(sc == "reused" && slices.Contains(full, v) && haveReused)
+					(sc == "reused" && slices.Contains(full, v) && haveReused) ||
+					(otherAlg(sc) && v == main)
 			}
 			// Rows in scenario order; a row of a pair run in rounds is a place its median fills.
 			type slot struct {
@@ -270,6 +283,9 @@ func benchmain() error {
 			// before/after pair is measured minutes apart at most.
 			for _, sc := range selected {
 				for _, v := range full {
+					if otherAlg(sc.name) && v != main {
+						continue
+					}
 					r, err := ses.measure(servers[v], sc)
 					if err != nil {
 						return err
@@ -295,6 +311,11 @@ func benchmain() error {
 			for _, v := range full {
 				if inRounds(v, "reused") {
 					pairs = append(pairs, key{v, "reused"})
+				}
+			}
+			for _, sc := range selected {
+				if otherAlg(sc.name) {
+					pairs = append(pairs, key{main, sc.name})
 				}
 			}
 			if len(pairs) > 0 {
@@ -385,6 +406,8 @@ type session struct {
 	out     outputs
 	tty     *os.File
 	say     func(string, ...any)
+	// algorithms is keys.algorithms of the servers of the main build ("": the default).
+	algorithms string
 }
 
 // running is a started server with the scenarios prepared on it so far.
@@ -396,7 +419,11 @@ type running struct {
 }
 
 func (ses *session) start(bin string, v variant) (*running, error) {
-	s, err := startServer(bin, filepath.Join(ses.tmp, strings.NewReplacer("/", "-", "@", "-", "=", "-").Replace(v.String())), v, ses.otlp)
+	algs := ses.algorithms
+	if v.build != "go" && v.build != "openssl" {
+		algs = "" // a baseline build may not know the setting
+	}
+	s, err := startServer(bin, filepath.Join(ses.tmp, strings.NewReplacer("/", "-", "@", "-", "=", "-").Replace(v.String())), v, ses.otlp, algs)
 	if err != nil {
 		return nil, err
 	}

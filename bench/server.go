@@ -222,8 +222,9 @@ const benchAdminToken = "tsa_bench-admin-token-not-a-secret"
 
 // startServer runs bin serve for v in its own data directory and waits until it is ready.
 // Its log goes to a file, as a deployed server's would go somewhere: writing it is part of
-// the cost measured. A variant that traces exports its spans to otlp.
-func startServer(bin, dir string, v variant, otlp string) (*server, error) {
+// the cost measured. A variant that traces exports its spans to otlp; algorithms, when not
+// empty, is its keys.algorithms.
+func startServer(bin, dir string, v variant, otlp, algorithms string) (*server, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -264,6 +265,9 @@ func startServer(bin, dir string, v variant, otlp string) (*server, error) {
 			wait = 0
 		}
 		env = append(env, fmt.Sprintf("TOKENSMITH_STORAGE=redis+sentinel://%s/tokensmith?min_replicas=%d", s.sentinel.sentinel.addr, wait))
+	}
+	if algorithms != "" {
+		env = append(env, "TOKENSMITH_KEYS_ALGORITHMS="+algorithms)
 	}
 	switch v.audit {
 	case auditOff:

@@ -25,10 +25,10 @@ func clientCmd(g *globals) *cobra.Command {
 // ClientInput from the flags that were set (so update changes only what was given).
 func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
 	var (
-		id, name, attl, rttl, grace, reuseMin, auth, owner string
-		grants, scopes, aud                                []string
-		reuse, resourceServer, dailyShadow, hourlyShadow   bool
-		limit, hourly                                      int
+		id, name, attl, rttl, grace, reuseMin, auth, owner, alg string
+		grants, scopes, aud                                     []string
+		reuse, resourceServer, dailyShadow, hourlyShadow        bool
+		limit, hourly                                           int
 	)
 	if withID {
 		fs.StringVar(&id, "id", "", "client id (generated when empty)")
@@ -48,6 +48,7 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
 	fs.BoolVar(&hourlyShadow, "hourly-limit-shadow", false, "count the hourly limit and report who passes it, without refusing")
 	fs.StringVar(&auth, "auth-method", "", "client_secret_basic, client_secret_post (empty: both), or none: a public client without a secret, password and refresh_token grants only")
 	fs.StringVar(&owner, "owner", "", "id of the user who manages this client")
+	fs.StringVar(&alg, "signing-alg", "", "algorithm of the client's access tokens: one of the server's keys.algorithms (RS256, PS256, ES256, EdDSA); empty: the first of them")
 	fs.BoolVar(&resourceServer, "resource-server", false, "may introspect every client's tokens (an API checking what integrators send it)")
 	return func() registry.ClientInput {
 		var in registry.ClientInput
@@ -80,6 +81,7 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
 		set("auth-method", func() { in.TokenEndpointAuthMethod = &auth })
 		set("owner", func() { in.Owner = &owner })
 		set("resource-server", func() { in.ResourceServer = &resourceServer })
+		set("signing-alg", func() { in.AccessTokenSigningAlg = &alg })
 		return in
 	}
 }
@@ -263,6 +265,7 @@ func printClient(g *globals, v registry.ClientView) {
 	row("daily_limit", limit(v.DailyLimit, v.DailyLimitShadow))
 	row("hourly_limit", limit(v.HourlyLimit, v.HourlyLimitShadow))
 	row("auth_method", orValue(v.TokenEndpointAuthMethod, "client_secret_basic or client_secret_post"))
+	row("signing_alg", v.AccessTokenSigningAlg)
 	row("owner", dash(v.Owner))
 	row("resource_server", fmt.Sprint(v.ResourceServer))
 	if !v.SecretGraceUntil.IsZero() {

@@ -25,7 +25,7 @@ func (b buildInfo) signer() string {
 }
 
 func versionCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "version", Short: "Print the CLI version and, if reachable, the server's, each with the RS256 signer it was built with", Args: cobra.NoArgs,
+	return &cobra.Command{Use: "version", Short: "Print the CLI version and, if reachable, the server's, each with the RSA signer (RS256, PS256) it was built with", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			cli := buildInfo{Version: Version, Signer: keys.SignerName, SignerVersion: keys.SignerVersion()}
 			var server buildInfo

@@ -25,6 +25,7 @@ import (
 // back.
 func keyOptions(cfg config.Config, store storage.Storage, bus *replica.Bus) keys.Options {
 	opts := keys.Options{
+		Algorithms:   cfg.Keys.Algorithms,
 		PublishAhead: cfg.Keys.PublishAhead.D(),
 		RotateEvery:  cfg.Keys.RotateEvery.D(),
 		Refresh:      keyRefresh,
@@ -96,18 +97,23 @@ func openAudit(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (audit.R
 	return audit.Tee(m, w), w.Run, nil
 }
 
-// signingKeyAge is how long the key that signs now has been signing.
+// signingKeyAge is how long the longest-serving of the keys that sign now (one per
+// algorithm) has been signing: the one a rotation alert is about.
 func signingKeyAge(ks *keys.Set, now time.Time) time.Duration {
-	k := ks.ActiveAt(now)
-	if k == nil {
-		return 0
+	var oldest time.Duration
+	for _, alg := range ks.Algorithms() {
+		k := ks.ActiveAt(alg, now)
+		if k == nil || k.Algorithm != alg {
+			continue // its first key is still published ahead
+		}
+		// A key published ahead starts signing at its activation.
+		since := k.CreatedAt
+		if k.ActivatesAt.After(since) {
+			since = k.ActivatesAt
+		}
+		oldest = max(oldest, now.Sub(since))
 	}
-	// A key published ahead starts signing at its activation.
-	since := k.CreatedAt
-	if k.ActivatesAt.After(since) {
-		since = k.ActivatesAt
-	}
-	return now.Sub(since)
+	return oldest
 }
 
 // usageFlushEvery is how often last-used times of personal tokens are written.

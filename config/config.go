@@ -83,11 +83,17 @@ type Config struct {
 
 // Keys is the signing-key lifecycle.
 type Keys struct {
+	// Algorithms are the algorithms access tokens can be signed with, each with its own key
+	// in the JWKS: RS256, PS256, ES256 (P-256) and EdDSA (Ed25519); in the environment,
+	// comma-separated. The first is the default of clients created without
+	// access_token_signing_alg. An algorithm added later publishes its first key
+	// PublishAhead before it signs.
+	Algorithms []string `yaml:"algorithms" env:"ALGORITHMS" envSeparator:","`
 	// PublishAhead is how long a new key is in the JWKS before it signs, so resource servers
 	// holding a cached JWKS (the JWKS says max-age 5 min) have it by then (at most 24h).
 	PublishAhead duration.Duration `yaml:"publish_ahead" env:"PUBLISH_AHEAD"`
-	// RotateEvery rotates the signing key on a schedule; 0 turns it off. At least 1h and longer
-	// than PublishAhead.
+	// RotateEvery rotates each algorithm's signing key on a schedule; 0 turns it off. At least
+	// 1h and longer than PublishAhead.
 	RotateEvery duration.Duration `yaml:"rotate_every" env:"ROTATE_EVERY"`
 }
 

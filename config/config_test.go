@@ -3,6 +3,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +126,11 @@ func TestValidationNamesEveryBadField(t *testing.T) {
 		{"audit in the store's Redis without one", []string{"TOKENSMITH_AUDIT=redis", "TOKENSMITH_STORAGE=memory:"}, "", "audit.sink:"},
 		{"audit buffer", []string{"TOKENSMITH_AUDIT_BUFFER=0"}, "", "audit.buffer:"},
 		{"audit stream length", nil, "audit:\n  max_len: 10\n", "audit.max_len:"},
+		{"symmetric signing algorithm", []string{"TOKENSMITH_KEYS_ALGORITHMS=RS256,HS256"}, "", "keys.algorithms: HS256 is symmetric"},
+		{"unsigned tokens", nil, "keys:\n  algorithms: [none]\n", "keys.algorithms: \"none\" means an unsigned token"},
+		{"unknown algorithm", []string{"TOKENSMITH_KEYS_ALGORITHMS=ES384"}, "", "keys.algorithms: \"ES384\" is not one of"},
+		{"no algorithm", nil, "keys:\n  algorithms: []\n", "keys.algorithms: must name"},
+		{"an algorithm twice", []string{"TOKENSMITH_KEYS_ALGORITHMS=ES256,RS256,ES256"}, "", "keys.algorithms: ES256 is named twice"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -233,6 +239,35 @@ func TestTrustedProxiesFromEnvironment(t *testing.T) {
 	}
 	if len(c.TrustedProxies) != 3 || c.TrustedProxies[1] != "192.0.2.7" {
 		t.Fatalf("trusted proxies = %v", c.TrustedProxies)
+	}
+}
+
+func TestKeyAlgorithms(t *testing.T) {
+	tests := []struct {
+		name string
+		env  []string
+		yaml string
+		want []string
+	}{
+		{"default", nil, "", []string{"RS256"}},
+		{"environment, spaces allowed", []string{"TOKENSMITH_KEYS_ALGORITHMS=EdDSA, RS256 ,PS256"}, "", []string{"EdDSA", "RS256", "PS256"}},
+		{"YAML", nil, "keys:\n  algorithms: [ES256, RS256]\n", []string{"ES256", "RS256"}},
+		{"environment over YAML", []string{"TOKENSMITH_KEYS_ALGORITHMS=PS256"}, "keys:\n  algorithms: [ES256]\n", []string{"PS256"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := ""
+			if tc.yaml != "" {
+				path = writeYAML(t, tc.yaml)
+			}
+			c, err := config.Load(path, tc.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.Keys.Algorithms, tc.want) {
+				t.Fatalf("keys.algorithms = %q, want %q", c.Keys.Algorithms, tc.want)
+			}
+		})
 	}
 }
 

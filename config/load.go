@@ -32,7 +32,7 @@ func Default() Config {
 		ReplicaTimeout: duration.Duration(15 * time.Second),
 		StoreTimeout:   duration.Duration(500 * time.Millisecond),
 		ClientCacheTTL: duration.Duration(time.Second),
-		Keys:           Keys{PublishAhead: duration.Duration(10 * time.Minute)},
+		Keys:           Keys{Algorithms: []string{"RS256"}, PublishAhead: duration.Duration(10 * time.Minute)},
 		Console: Console{
 			Enabled:         true,
 			IdleTimeout:     duration.Duration(30 * time.Minute),
@@ -82,6 +82,9 @@ func Load(path string, environ []string) (Config, error) {
 	}
 	if c.Storage == "" {
 		c.Storage = "file:" + filepath.Join(c.DataDir, "tokensmith.db")
+	}
+	for i, a := range c.Keys.Algorithms {
+		c.Keys.Algorithms[i] = strings.TrimSpace(a) // "RS256, ES256" in the environment
 	}
 	c.Issuer = strings.TrimRight(c.Issuer, "/")
 	if c.Issuer == "" {

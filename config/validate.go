@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/tokensmith/tokensmith/duration"
+	"github.com/tokensmith/tokensmith/protocol"
 	passwordvalidator "github.com/wagslane/go-password-validator"
 )
 
@@ -102,6 +104,16 @@ func (c Config) Validate() error {
 	}
 	if t.FailedLoginLimit < 1 {
 		bad("tokens.failed_login_limit", "must be at least 1")
+	}
+	if len(c.Keys.Algorithms) == 0 {
+		bad("keys.algorithms", "must name at least one algorithm (RS256 is what every integration verifies)")
+	}
+	for i, a := range c.Keys.Algorithms {
+		if err := protocol.CheckSigningAlgorithm(a); err != nil {
+			bad("keys.algorithms", "%v", err)
+		} else if slices.Contains(c.Keys.Algorithms[:i], a) {
+			bad("keys.algorithms", "%s is named twice", a)
+		}
 	}
 	if c.Keys.PublishAhead < 0 || c.Keys.PublishAhead.D() > 24*time.Hour {
 		bad("keys.publish_ahead", "must be between 0s and 24h")

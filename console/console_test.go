@@ -147,6 +147,10 @@ func TestOwnership(t *testing.T) {
 	if !strings.Contains(home.Body, lenaClient) || strings.Contains(home.Body, markClient) || strings.Contains(home.Body, "Mark") {
 		t.Fatalf("Integration page must list lena's client and not mark's:\n%s", home.Body)
 	}
+	// The algorithm her API verifies the client's tokens with.
+	if !strings.Contains(home.Body, `<code id="client-0-alg">RS256</code>`) {
+		t.Fatalf("Integration page does not show the client's token signing algorithm:\n%s", home.Body)
+	}
 
 	missing := b.get("/console/rotate?client=no-such-client")
 	if missing.Status != http.StatusNotFound {

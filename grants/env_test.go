@@ -24,14 +24,16 @@ import (
 // The tests here drive the Service directly, as the server does, over the real memory store,
 // with a settable clock and no HTTP.
 
-// testKeys is one signing key set for every test: generating an RSA key is the slowest step
-// of a Service, and the Service needs only Keys from it, not its store.
+// testKeys is one signing key set for every test, with a key of every algorithm (RS256 the
+// default): generating RSA keys is the slowest step of a Service, and the Service needs only
+// Keys from it, not its store.
 var testKeys = sync.OnceValues(func() (*keys.Set, error) {
 	st, err := embedded.OpenMemory()
 	if err != nil {
 		return nil, err
 	}
-	km, _, err := keys.Open(context.Background(), st, keys.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	km, _, err := keys.Open(context.Background(), st, keys.Options{Algorithms: protocol.SigningAlgorithms()},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return nil, err
 	}
@@ -285,20 +287,26 @@ func refreshReq(id, sec, rt string, kv ...string) *Request {
 	return req(id, sec, protocol.GrantRefreshToken, append([]string{protocol.ParamRefreshToken, rt}, kv...)...)
 }
 
-// claimsOf verifies an access token against the test keys at the test clock's time, as a
-// resource server would, and returns its claims.
+// claimsOf verifies an RS256 access token against the test keys at the test clock's time, as
+// a resource server would, and returns its claims.
 func (e *testEnv) claimsOf(t testing.TB, raw string) AccessClaims {
+	t.Helper()
+	return e.claimsOfAlg(t, raw, keys.RS256)
+}
+
+// claimsOfAlg is claimsOf for a token of alg, checked with golang-jwt and the key of its kid.
+func (e *testEnv) claimsOfAlg(t testing.TB, raw, alg string) AccessClaims {
 	t.Helper()
 	ks, _ := testKeys()
 	var c AccessClaims
 	tok, err := jwt.ParseWithClaims(raw, &c, func(tok *jwt.Token) (any, error) {
 		kid, _ := tok.Header["kid"].(string)
-		pub, ok := ks.PublicKey(kid)
-		if !ok {
+		pub, keyAlg, ok := ks.PublicKey(kid)
+		if !ok || keyAlg != alg {
 			return nil, io.EOF
 		}
 		return pub, nil
-	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(testIssuer), jwt.WithTimeFunc(e.clock.Now))
+	}, jwt.WithValidMethods([]string{alg}), jwt.WithIssuer(testIssuer), jwt.WithTimeFunc(e.clock.Now))
 	if err != nil || tok.Header["typ"] != keys.TokenType {
 		t.Fatalf("access token does not verify: %v (typ %v)", err, tok.Header["typ"])
 	}

@@ -2,7 +2,7 @@ package grants
 
 import (
 	"context"
-	"crypto/rsa"
+	"crypto"
 	"errors"
 	"time"
 
@@ -78,11 +78,12 @@ type Grant interface {
 	Handle(ctx context.Context, c *Client, r *Request) (*Token, error)
 }
 
-// Keys signs new access tokens and finds the public key of a kid, to verify tokens presented
-// for introspection and revocation. keys.Set implements it.
+// Keys signs new access tokens with a client's algorithm and finds the public key of a kid and
+// the algorithm it is for, to verify tokens presented for introspection and revocation.
+// keys.Set implements it.
 type Keys interface {
-	Sign(claims jwt.Claims) (string, error)
-	PublicKey(kid string) (*rsa.PublicKey, bool)
+	Sign(alg string, claims jwt.Claims) (string, error)
+	PublicKey(kid string) (pub crypto.PublicKey, alg string, ok bool)
 }
 
 // ErrBusy is the cause of a 503 that comes from this server's own load, not from the store: a

@@ -157,11 +157,12 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 }
 
 // poolOf names the reuse pool (and daily count) of a token. The incarnation is the client's
-// creation time, so a client deleted and created again under the same id starts afresh.
+// creation time, so a client deleted and created again under the same id starts afresh; the
+// algorithm is the client's, so a client moved to another one gets no token of the old.
 func poolOf(cl *Client, subject, scope string, audience []string) storage.Pool {
 	return storage.Pool{
 		ClientID: cl.ID, Incarnation: strconv.FormatInt(cl.CreatedAt.UnixNano(), 36),
-		Subject: subject, Scope: scope, Audience: strings.Join(audience, " "),
+		Subject: subject, Scope: scope, Audience: strings.Join(audience, " "), Alg: cl.SigningAlg(),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/golang-jwt/jwt/v5"
 	"strings"
 	"sync"
 	"testing"
@@ -108,6 +109,47 @@ func TestReuseSkipsRevokedTokens(t *testing.T) {
 	if e.token(t, loginReq(id, sec, "dave")).AccessToken == one.AccessToken {
 		t.Error("reuse handed out an access token of a revoked login")
 	}
+}
+
+// TestReuseFollowsTheSigningAlgorithm: a client moved to another algorithm is not handed the
+// pooled token of its old one, and one moved back is; revoking a token of the old algorithm
+// takes it out of that algorithm's pool, and the daily count is one for all algorithms.
+func TestReuseFollowsTheSigningAlgorithm(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	id, sec := e.client(t, storage.Client{Reuse: true, DailyLimit: 3})
+	ctx := context.Background()
+	algOf := func(tok string) string {
+		parsed, _, err := jwt.NewParser().ParseUnverified(tok, jwt.MapClaims{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return parsed.Header["alg"].(string)
+	}
+	rs := e.token(t, req(id, sec, protocol.GrantClientCredentials)).AccessToken
+	if again := e.token(t, req(id, sec, protocol.GrantClientCredentials)).AccessToken; again != rs || algOf(rs) != "RS256" {
+		t.Fatalf("RS256 reuse: %s then %s", rs, again)
+	}
+	e.update(t, id, func(c *storage.Client) { c.AccessTokenSigningAlg = "ES256" })
+	es := e.token(t, req(id, sec, protocol.GrantClientCredentials)).AccessToken
+	if es == rs || algOf(es) != "ES256" {
+		t.Fatalf("after the move to ES256: a %s token (the RS256 one: %v)", algOf(es), es == rs)
+	}
+	if again := e.token(t, req(id, sec, protocol.GrantClientCredentials)).AccessToken; again != es {
+		t.Fatal("the ES256 token is not reused")
+	}
+	// Revoked while the client is on ES256: the RS256 token leaves the RS256 pool.
+	if err := e.svc.Revoke(ctx, req(id, sec, "", "token", rs)); err != nil {
+		t.Fatal(err)
+	}
+	e.update(t, id, func(c *storage.Client) { c.AccessTokenSigningAlg = "RS256" })
+	back := e.token(t, req(id, sec, protocol.GrantClientCredentials)).AccessToken
+	if back == rs || algOf(back) != "RS256" {
+		t.Fatalf("back on RS256: reused the revoked token: %v", back == rs)
+	}
+	// Three new tokens in all: the daily limit of 3 is reached whatever the algorithm.
+	e.update(t, id, func(c *storage.Client) { c.AccessTokenSigningAlg = "EdDSA" })
+	e.refused(t, req(id, sec, protocol.GrantClientCredentials), protocol.RateLimited)
 }
 
 // TestDailyLimit: the day is the policy zone's calendar day; each subject counts on its own;

@@ -61,6 +61,8 @@ func (c AccessClaims) GetAudience() (jwt.ClaimStrings, error) {
 // access describes one access token to mint.
 type access struct {
 	clientID string
+	// alg is the client's access_token_signing_alg.
+	alg      string
 	subject  string
 	scope    string
 	audience []string
@@ -103,7 +105,7 @@ func (c *core) mint(ctx context.Context, grant string, a access, now time.Time) 
 	}
 	var tok string
 	var err error
-	if gerr := c.cpu.do(ctx, spanSign, func() { tok, err = c.keys.Sign(claims) }); gerr != nil {
+	if gerr := c.cpu.do(ctx, spanSign, func() { tok, err = c.keys.Sign(a.alg, claims) }); gerr != nil {
 		return minted{}, gerr
 	}
 	if err != nil {

@@ -66,7 +66,7 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 	// The lifetime starts now, after the deliberately slow password check.
 	now := g.now()
 	a := access{
-		clientID: c.ID, subject: u.ID, scope: scope, audience: aud,
+		clientID: c.ID, alg: c.SigningAlg(), subject: u.ID, scope: scope, audience: aud,
 		ttl: orDefault(c.AccessTokenTTL, g.policy.PasswordTTL),
 	}
 	withRefresh := slices.Contains(c.GrantTypes, protocol.GrantRefreshToken)

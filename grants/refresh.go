@@ -161,7 +161,7 @@ func (c *core) readRefresh(ctx context.Context, raw string) (storage.RefreshToke
 // the access token gets the (possibly narrowed) requested scope, as RFC 6749 §6 allows.
 func (g *refresh) successor(ctx context.Context, c *Client, old storage.RefreshToken, scope string, now time.Time) (*Token, error) {
 	m, err := g.mint(ctx, protocol.GrantRefreshToken, access{
-		clientID: c.ID, subject: old.Subject, scope: scope, audience: old.Audience,
+		clientID: c.ID, alg: c.SigningAlg(), subject: old.Subject, scope: scope, audience: old.Audience,
 		ttl: orDefault(old.AccessTTL, g.policy.PasswordTTL), family: old.FamilyID,
 	}, now)
 	if err != nil {

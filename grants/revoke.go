@@ -62,10 +62,9 @@ func (h *Service) revoke(ctx context.Context, requester *Client, raw string) (bo
 		return false, protocol.Errorf(protocol.UnauthorizedClient, "the token was not issued to this client")
 	}
 	if a := p.access; a != nil {
-		err = c.store.RevokeAccessToken(ctx, storage.AccessRevocation{
-			Pool: poolOf(p.client, a.Subject, a.Scope, a.Audience), JTI: a.ID,
-			ExpiresAt: unix(a.ExpiresAt), Now: now,
-		})
+		pool := poolOf(p.client, a.Subject, a.Scope, a.Audience)
+		pool.Alg = p.alg
+		err = c.store.RevokeAccessToken(ctx, storage.AccessRevocation{Pool: pool, JTI: a.ID, ExpiresAt: unix(a.ExpiresAt), Now: now})
 	} else {
 		err = c.store.RevokeFamily(ctx, p.family, now)
 	}

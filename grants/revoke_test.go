@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/tokensmith/tokensmith/audit"
+	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/storage"
 )
@@ -299,5 +301,71 @@ func TestRevokeAny(t *testing.T) {
 	}
 	if ev, ok := e.audit.find(audit.TokenRevoked, func(ev audit.Event) bool { return ev.ClientID == s.otherID }); !ok || ev.Who != "admin" {
 		t.Errorf("audit of the operator's revocation: %+v, %v", ev, ok)
+	}
+}
+
+// TestSigningAlgorithms: each client's tokens are signed with its access_token_signing_alg
+// (a client stored without one gets RS256) on every grant, verify with that algorithm's key,
+// and are introspected and revoked alike; a token whose header names another algorithm than
+// its key's is no token of ours.
+func TestSigningAlgorithms(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.user(t, "alice", "alice-password", "orders:read")
+	resourceID, resourceSec := e.client(t, storage.Client{ResourceServer: true})
+	for _, alg := range append([]string{""}, protocol.SigningAlgorithms()...) {
+		want := alg
+		if want == "" {
+			want = keys.RS256
+		}
+		t.Run(want+"/"+alg, func(t *testing.T) {
+			id, sec := e.client(t, storage.Client{AccessTokenSigningAlg: alg, Scopes: []string{"orders:read"},
+				GrantTypes: []string{protocol.GrantClientCredentials, protocol.GrantPassword, protocol.GrantRefreshToken}})
+			login := e.token(t, loginReq(id, sec, "alice"))
+			for name, tok := range map[string]string{
+				"client_credentials": e.token(t, req(id, sec, protocol.GrantClientCredentials)).AccessToken,
+				"password":           login.AccessToken,
+				"refresh_token":      e.token(t, refreshReq(id, sec, login.RefreshToken)).AccessToken,
+			} {
+				if c := e.claimsOfAlg(t, tok, want); c.ClientID != id {
+					t.Fatalf("%s: client_id %s", name, c.ClientID)
+				}
+				if got := e.introspect(t, resourceID, resourceSec, tok); !got.Active || got.ClientID != id {
+					t.Fatalf("%s: introspection of a %s token: %+v", name, want, got)
+				}
+			}
+			tok := e.token(t, req(id, sec, protocol.GrantClientCredentials)).AccessToken
+			if err := e.svc.Revoke(context.Background(), req(id, sec, "", protocol.ParamToken, tok)); err != nil {
+				t.Fatal(err)
+			}
+			if got := e.introspect(t, resourceID, resourceSec, tok); got.Active {
+				t.Fatalf("a revoked %s token is active", want)
+			}
+		})
+	}
+
+	// Signed by our PS256 key, with its kid, but labelled RS256 (RSASSA-PKCS1-v1_5 with that
+	// same RSA key): a valid RS256 signature that our keys never make.
+	ks, _ := testKeys()
+	ps := ks.ActiveAt(keys.PS256, e.clock.Now())
+	id, sec := e.client(t, storage.Client{})
+	c := e.claimsOf(t, e.token(t, req(id, sec, protocol.GrantClientCredentials)).AccessToken)
+	forged := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
+	forged.Header["typ"], forged.Header["kid"] = keys.TokenType, ps.ID
+	raw, err := forged.SignedString(ps.Private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.introspect(t, resourceID, resourceSec, raw); got.Active {
+		t.Fatalf("a token whose alg is not its key's is active: %+v", got)
+	}
+	relabelled := forged
+	relabelled.Method = jwt.SigningMethodPS256
+	relabelled.Header["alg"] = "PS256"
+	if raw, err = relabelled.SignedString(ps.Private); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.introspect(t, resourceID, resourceSec, raw); !got.Active {
+		t.Fatalf("the same claims signed as PS256 with the PS256 key are refused: %+v", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/tokensmith/tokensmith/keys"
+	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/secret"
 	"github.com/tokensmith/tokensmith/storage"
 )
@@ -16,7 +17,10 @@ import (
 // to what it is: an access token's verified claims, a refresh token's record or a personal
 // token's record, with its client (none for a personal token) and user.
 type presented struct {
-	access   *AccessClaims
+	access *AccessClaims
+	// alg is the access token's signing algorithm: the reuse pool it may be in is that
+	// algorithm's, whatever the client's is now.
+	alg      string
 	refresh  *storage.RefreshToken
 	personal *storage.PersonalToken
 	// refreshHash is the store hash of a refresh token.
@@ -96,7 +100,7 @@ func (c *core) findRefresh(ctx context.Context, raw string, now time.Time) (*pre
 }
 
 func (c *core) findAccess(ctx context.Context, raw string, now time.Time) (*presented, error) {
-	claims, ok := c.verify(raw, now)
+	claims, alg, ok := c.verify(raw, now)
 	if !ok {
 		return nil, nil
 	}
@@ -108,7 +112,7 @@ func (c *core) findAccess(ctx context.Context, raw string, now time.Time) (*pres
 	}
 	fam, _ := FamilyOf(claims.ID)
 	pat, _ := PersonalOf(claims.ID)
-	return &presented{access: claims, family: fam, pat: pat, client: cl}, nil
+	return &presented{access: claims, alg: alg, family: fam, pat: pat, client: cl}, nil
 }
 
 // ownerOf is the client a token was issued to, or nil when it is gone: deleted, or replaced by
@@ -126,22 +130,32 @@ func (c *core) ownerOf(ctx context.Context, id string, issued time.Time) (*Clien
 	return cl, nil
 }
 
-// verify checks an access token the way a resource server would (RS256 only, one of our keys,
-// typ at+jwt, our issuer, not expired at now) and returns its claims.
-func (c *core) verify(raw string, now time.Time) (*AccessClaims, bool) {
+// verifiedAlgorithms are the algorithms our keys sign with; which one a token may use is
+// decided by its key.
+var verifiedAlgorithms = protocol.SigningAlgorithms()
+
+// verify checks an access token the way a resource server would (one of our keys, with the
+// algorithm that key is for, typ at+jwt, our issuer, not expired at now) and returns its claims
+// and algorithm.
+func (c *core) verify(raw string, now time.Time) (*AccessClaims, string, bool) {
 	var claims AccessClaims
 	tok, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
-		if pub, ok := c.keys.PublicKey(kid); ok {
-			return pub, nil
+		pub, alg, ok := c.keys.PublicKey(kid)
+		if !ok {
+			return nil, errors.New("unknown kid")
 		}
-		return nil, errors.New("unknown kid")
-	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(c.policy.Issuer),
+		if t.Method.Alg() != alg {
+			// A key verifies only the algorithm it was made for (RFC 7517 §4.4).
+			return nil, errors.New("the token's alg is not its key's")
+		}
+		return pub, nil
+	}, jwt.WithValidMethods(verifiedAlgorithms), jwt.WithIssuer(c.policy.Issuer),
 		jwt.WithExpirationRequired(), jwt.WithTimeFunc(func() time.Time { return now }))
 	if err != nil || tok.Header["typ"] != keys.TokenType || claims.ID == "" || claims.ClientID == "" {
-		return nil, false
+		return nil, "", false
 	}
-	return &claims, true
+	return &claims, tok.Method.Alg(), true
 }
 
 func unix(sec int64) time.Time { return time.Unix(sec, 0) }

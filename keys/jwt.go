@@ -17,19 +17,19 @@ var b64url = base64.RawURLEncoding
 
 // encodeHeader returns the encoded JOSE header (RFC 7515 §4, RFC 9068 §2.1) and the dot
 // that ends it.
-func encodeHeader(kid string) ([]byte, error) {
+func encodeHeader(alg, kid string) ([]byte, error) {
 	h, err := json.Marshal(struct {
 		Alg string `json:"alg"`
 		Kid string `json:"kid"`
 		Typ string `json:"typ"`
-	}{"RS256", kid, TokenType})
+	}{alg, kid, TokenType})
 	if err != nil {
 		return nil, err
 	}
 	return append(b64url.AppendEncode(nil, h), '.'), nil
 }
 
-// sign returns claims as a compact JWS (RFC 7515 §7.1) signed with RS256 by k.
+// sign returns claims as a compact JWS (RFC 7515 §7.1) signed by k with its algorithm.
 func (k *Key) sign(claims jwt.Claims) (string, error) {
 	if k.signer == nil {
 		return "", fmt.Errorf("keys: key %s is retired", k.ID)
@@ -38,10 +38,10 @@ func (k *Key) sign(claims jwt.Claims) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("keys: encode claims: %w", err)
 	}
-	tok := make([]byte, 0, len(k.header)+b64url.EncodedLen(len(payload))+1+b64url.EncodedLen(k.Private.Size()))
+	tok := make([]byte, 0, len(k.header)+b64url.EncodedLen(len(payload))+1+b64url.EncodedLen(k.sigSize))
 	tok = append(tok, k.header...)
 	tok = b64url.AppendEncode(tok, payload)
-	sig, err := k.signer.signRS256(tok)
+	sig, err := k.signer.sign(tok)
 	if err != nil {
 		return "", err
 	}

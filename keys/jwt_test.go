@@ -1,8 +1,10 @@
 package keys
 
 import (
+	"crypto"
 	"crypto/rsa"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,10 +14,16 @@ import (
 	"github.com/tokensmith/tokensmith/storage"
 )
 
-// storedKey is priv as the store keeps it.
+// storedKey is priv as the store keeps it, an RS256 key.
 func storedKey(tb testing.TB, priv *rsa.PrivateKey, created, retired time.Time) storage.SigningKey {
 	tb.Helper()
-	sk, err := encode(priv, created)
+	return storedAlgKey(tb, RS256, priv, created, retired)
+}
+
+// storedAlgKey is priv as the store keeps it, a key of alg.
+func storedAlgKey(tb testing.TB, alg string, priv crypto.Signer, created, retired time.Time) storage.SigningKey {
+	tb.Helper()
+	sk, err := encode(alg, priv, created)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -23,10 +31,11 @@ func storedKey(tb testing.TB, priv *rsa.PrivateKey, created, retired time.Time) 
 	return sk
 }
 
-// golangJWT is the token golang-jwt makes of the same claims: the reference for the bytes.
-func golangJWT(tb testing.TB, priv *rsa.PrivateKey, kid string, claims jwt.Claims) string {
+// golangJWT is the token golang-jwt makes of the same claims with alg: the reference for
+// the bytes.
+func golangJWT(tb testing.TB, alg string, priv crypto.Signer, kid string, claims jwt.Claims) string {
 	tb.Helper()
-	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	t := jwt.NewWithClaims(jwt.GetSigningMethod(alg), claims)
 	t.Header["typ"] = TokenType
 	t.Header["kid"] = kid
 	s, err := t.SignedString(priv)
@@ -35,6 +44,19 @@ func golangJWT(tb testing.TB, priv *rsa.PrivateKey, kid string, claims jwt.Claim
 	}
 	return s
 }
+
+// algKeys are one key per algorithm, made once per test binary.
+var algKeys = sync.OnceValue(func() map[string]crypto.Signer {
+	out := map[string]crypto.Signer{RS256: testKeys()[0], PS256: testKeys()[1]}
+	for _, alg := range []string{ES256, EdDSA} {
+		k, err := generateKey(alg)
+		if err != nil {
+			panic(err)
+		}
+		out[alg] = k
+	}
+	return out
+})
 
 // accessClaims are claims like those grants mints; grants.AccessClaims itself is tested from
 // package keys_test, since grants imports keys.
@@ -74,8 +96,32 @@ func TestKeySignIsGolangJWTsToken(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s, key %d, %s: %v", impl.name, ki, tc.name, err)
 				}
-				if want := golangJWT(t, priv, k.ID, tc.claims); got != want {
+				if want := golangJWT(t, RS256, priv, k.ID, tc.claims); got != want {
 					t.Fatalf("%s, key %d, %s:\n got %s\nwant %s", impl.name, ki, tc.name, got, want)
+				}
+			}
+		}
+		// The randomized algorithms: the same header and claims as golang-jwt's, and a
+		// signature golang-jwt verifies with the key's public half.
+		for _, alg := range []string{PS256, ES256, EdDSA} {
+			priv := algKeys()[alg]
+			k, err := parse(storedAlgKey(t, alg, priv, now, time.Time{}), impl.new)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(k.close)
+			for _, tc := range tests {
+				got, err := k.sign(tc.claims)
+				if err != nil {
+					t.Fatalf("%s, %s, %s: %v", impl.name, alg, tc.name, err)
+				}
+				want := golangJWT(t, alg, priv, k.ID, tc.claims)
+				if input := got[:strings.LastIndexByte(got, '.')]; input != want[:strings.LastIndexByte(want, '.')] {
+					t.Fatalf("%s, %s, %s: signing input\n got %s\nwant %s", impl.name, alg, tc.name, got, want)
+				}
+				if _, err := jwt.Parse(got, func(*jwt.Token) (any, error) { return priv.Public(), nil },
+					jwt.WithValidMethods([]string{alg}), jwt.WithoutClaimsValidation()); err != nil {
+					t.Fatalf("%s, %s, %s: golang-jwt rejects the token: %v", impl.name, alg, tc.name, err)
 				}
 			}
 		}
@@ -124,7 +170,7 @@ func TestReplaceOpensAndClosesSigners(t *testing.T) {
 	if s.ActiveID() != bActive.ID || keyByID(s, aActive.ID) != first {
 		t.Fatalf("after adding a newer key: active %s, old key reloaded %v; want %s and the same Key", s.ActiveID(), keyByID(s, aActive.ID) != first, bActive.ID)
 	}
-	if _, err := first.signer.signRS256([]byte("still open")); err != nil {
+	if _, err := first.signer.sign([]byte("still open")); err != nil {
 		t.Fatalf("an unchanged key's signer was closed: %v", err)
 	}
 
@@ -134,10 +180,10 @@ func TestReplaceOpensAndClosesSigners(t *testing.T) {
 	if k := keyByID(s, aActive.ID); k == first || k.signer != nil || k.RetiredAt.IsZero() {
 		t.Fatalf("retired key: same Key %v, signer %v, retired %v", k == first, k.signer, k.RetiredAt)
 	}
-	if _, err := first.signer.signRS256([]byte("retired")); !errors.Is(err, errSignerClosed) {
+	if _, err := first.signer.sign([]byte("retired")); !errors.Is(err, errSignerClosed) {
 		t.Fatalf("retired key's old signer: err = %v, want errSignerClosed", err)
 	}
-	if _, ok := s.PublicKey(aActive.ID); !ok {
+	if _, _, ok := s.PublicKey(aActive.ID); !ok {
 		t.Fatal("a retired key must stay published")
 	}
 
@@ -145,19 +191,19 @@ func TestReplaceOpensAndClosesSigners(t *testing.T) {
 	if err := s.replace([]storage.SigningKey{bActive}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := s.PublicKey(aActive.ID); ok || keyByID(s, bActive.ID) != active {
+	if _, _, ok := s.PublicKey(aActive.ID); ok || keyByID(s, bActive.ID) != active {
 		t.Fatal("dropping a key must remove it and keep the others")
 	}
 
 	if err := s.replace([]storage.SigningKey{aRetired}, time.Now()); err == nil {
 		t.Fatal("a set with no active key was accepted")
 	}
-	if _, err := s.Sign(jwt.MapClaims{"sub": "x"}); err != nil {
+	if _, err := s.Sign(RS256, jwt.MapClaims{"sub": "x"}); err != nil {
 		t.Fatalf("a refused replace must leave the set signing: %v", err)
 	}
 
 	s.Close()
-	if _, err := s.Sign(jwt.MapClaims{"sub": "x"}); !errors.Is(err, errSignerClosed) {
+	if _, err := s.Sign(RS256, jwt.MapClaims{"sub": "x"}); !errors.Is(err, errSignerClosed) {
 		t.Fatalf("Sign after Close: err = %v, want errSignerClosed", err)
 	}
 }
@@ -182,13 +228,13 @@ func TestSignAcrossRotations(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for !stop.Load() {
-				tok, err := s.Sign(jwt.MapClaims{"sub": "x"})
+				tok, err := s.Sign(RS256, jwt.MapClaims{"sub": "x"})
 				if err != nil {
 					t.Errorf("Sign during rotation: %v", err)
 					return
 				}
 				if _, err := jwt.Parse(tok, func(tk *jwt.Token) (any, error) {
-					pub, ok := s.PublicKey(tk.Header["kid"].(string))
+					pub, _, ok := s.PublicKey(tk.Header["kid"].(string))
 					if !ok {
 						return nil, errors.New("unknown kid")
 					}
@@ -239,5 +285,24 @@ func BenchmarkKeySign(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A key stored before keys had an algorithm (no alg in the record) is an RS256 key: it signs
+// RS256 and is published as one.
+func TestKeyStoredWithoutAlgorithmIsRS256(t *testing.T) {
+	sk := storedKey(t, testKeys()[0], time.Now().Add(-time.Hour), time.Time{})
+	sk.Algorithm = ""
+	s := newSet(t, sk)
+	tok, err := s.Sign(RS256, jwt.MapClaims{"sub": "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jwt.Parse(tok, func(*jwt.Token) (any, error) { return &testKeys()[0].PublicKey, nil },
+		jwt.WithValidMethods([]string{RS256})); err != nil {
+		t.Fatalf("the token of a key stored without alg: %v", err)
+	}
+	if !strings.Contains(string(s.JWKS()), `"alg":"RS256"`) {
+		t.Fatalf("JWKS %s", s.JWKS())
 	}
 }

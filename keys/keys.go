@@ -1,26 +1,29 @@
-// Package keys owns the signing keys: it generates the first RSA-2048 key, keeps every key in
-// the store (so all replicas sign with the same set), holds the parsed private key in memory
-// so a token never pays for PEM parsing, signs access tokens, and renders the JWKS that
-// resource servers verify them with (RFC 7517, kid = RFC 7638 thumbprint).
+// Package keys owns the signing keys: it generates one key per configured algorithm (RS256,
+// PS256, ES256, EdDSA), keeps every key in the store (so all replicas sign with the same set),
+// holds the parsed private keys in memory so a token never pays for PEM parsing, signs access
+// tokens with the algorithm each client chose, and renders the JWKS that resource servers
+// verify them with (RFC 7517, every kid the key's RFC 7638 thumbprint).
 //
-// The RSA signature itself comes from crypto/rsa by default, or from OpenSSL 3's libcrypto
-// through cgo in a binary built with -tags openssl (about four times faster). Both give the
-// same bytes: RSASSA-PKCS1-v1_5 is deterministic.
+// The RSA signatures (RS256, PS256) come from crypto/rsa by default, or from OpenSSL 3's
+// libcrypto through cgo in a binary built with -tags openssl (about four times faster). RS256
+// gives the same bytes either way (RSASSA-PKCS1-v1_5 is deterministic); PS256 is randomized,
+// so the two agree on what verifies. ES256 and EdDSA use the Go standard library in every
+// build: their signatures cost a few hundredths of an RSA-2048 one.
 package keys
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,10 +38,10 @@ const Bits = 2048
 // TokenType is the JWT typ header of access tokens (RFC 9068 §2.1).
 const TokenType = "at+jwt"
 
-// Signer signs access-token claims. It is what grants depend on; which RSA implementation
-// makes the signature (SignerName) is decided inside this package, per build.
+// Signer signs access-token claims with an algorithm. It is what grants depend on; which
+// implementation makes the signature (SignerName) is decided inside this package, per build.
 type Signer interface {
-	Sign(claims jwt.Claims) (string, error)
+	Sign(alg string, claims jwt.Claims) (string, error)
 }
 
 // Store is where the keys live; declared here with the methods keys calls.
@@ -47,14 +50,18 @@ type Store interface {
 	RestoreSigningKeys(ctx context.Context, keys []storage.SigningKey) (bool, error)
 	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
 	RotateSigningKey(ctx context.Context, next storage.SigningKey, now time.Time, lifetime time.Duration) ([]storage.SigningKey, error)
+	RetireSigningKeys(ctx context.Context, alg string, at time.Time, lifetime time.Duration) ([]storage.SigningKey, error)
 	RemoveSigningKeys(ctx context.Context, now time.Time) ([]storage.SigningKey, error)
 }
 
-// Key is a parsed signing key. It signs tokens issued from ActivatesAt until RetiredAt (zero:
-// no successor yet) and is published until RemoveAt.
+// Key is a parsed signing key. It signs tokens of its Algorithm issued from ActivatesAt until
+// RetiredAt (zero: no successor yet) and is published until RemoveAt.
 type Key struct {
-	ID          string
-	Private     *rsa.PrivateKey
+	ID        string
+	Algorithm string
+	// Private is an *rsa.PrivateKey (RS256, PS256), an *ecdsa.PrivateKey (ES256) or an
+	// ed25519.PrivateKey (EdDSA).
+	Private     crypto.Signer
 	CreatedAt   time.Time
 	ActivatesAt time.Time
 	RetiredAt   time.Time
@@ -62,37 +69,82 @@ type Key struct {
 
 	// stored is the key as the store holds it, to write it back if the store loses it.
 	stored storage.SigningKey
-	// signer signs with this key; nil once the key is retired, when it only verifies.
-	signer rsaSigner
+	// signer signs with this key; nil once the key is retired, or when its algorithm is not
+	// one this replica signs with: then it only verifies.
+	signer signer
 	// header is the encoded JOSE header and the dot after it: the same for every token the
 	// key signs, so it is encoded once.
 	header []byte
+	// sigSize is the length of the key's signatures in bytes.
+	sigSize int
 }
 
-// Set is the loaded key set: the active key signs; all keys are published.
+// Public is the key's public half.
+func (k *Key) Public() crypto.PublicKey { return k.Private.Public() }
+
+// Set is the loaded key set: every key is published; the keys of the configured algorithms
+// sign, each algorithm with its own active key.
 type Set struct {
+	// algs are the algorithms this replica signs with, the default first (Options.Algorithms).
+	algs []string
+	log  *slog.Logger
+	// warned holds, per algorithm asked for and not configured, when that was last logged.
+	warned sync.Map
+
 	state atomic.Pointer[state]
 	// mu serialises replace and Close, which open and close signers.
 	mu sync.Mutex
 }
 
 type state struct {
-	// signing are the keys that can sign, latest activation first.
-	signing []*Key
+	algs []string
+	// signing are, per configured algorithm, the keys that can sign, latest activation first.
+	signing map[string][]*Key
 	all     []*Key
 	jwks    []byte
 }
 
-// signingAt is the key that signs a token issued at t: the one activated last at or before t.
-// Every replica reads the same activation times, so all switch at the same moment. Before the
-// first activation (a clock far behind) the earliest key signs.
-func (st *state) signingAt(t time.Time) *Key {
-	for _, k := range st.signing {
+// algorithms are the configured algorithms; RS256 alone for a Set made without any.
+func (s *Set) algorithms() []string {
+	if len(s.algs) == 0 {
+		return []string{RS256}
+	}
+	return s.algs
+}
+
+// keyAt is the key of alg that signs a token issued at t: the one activated last at or before
+// t and not retired by then; nil when alg has none (not configured here, or its first key
+// still waiting out its pre-publication). Every replica reads the same activation times, so
+// all switch at the same moment.
+func (st *state) keyAt(alg string, t time.Time) *Key {
+	for _, k := range st.signing[alg] {
 		if !k.ActivatesAt.After(t) && (k.RetiredAt.IsZero() || t.Before(k.RetiredAt)) {
 			return k
 		}
 	}
-	return st.signing[len(st.signing)-1]
+	return nil
+}
+
+// signerFor is the key that signs a token of alg issued at t. An algorithm without a key
+// that signs at t falls back to the configured algorithms in order: its first key may still be
+// published ahead of signing, or alg may have been dropped from this replica's configuration
+// while clients still ask for it. Before every activation (a clock far behind) the earliest
+// key of alg, or else of the default algorithm, signs.
+func (st *state) signerFor(alg string, t time.Time) *Key {
+	if k := st.keyAt(alg, t); k != nil {
+		return k
+	}
+	for _, a := range st.algs {
+		if k := st.keyAt(a, t); k != nil {
+			return k
+		}
+	}
+	for _, a := range append([]string{alg}, st.algs...) {
+		if ks := st.signing[a]; len(ks) > 0 {
+			return ks[len(ks)-1]
+		}
+	}
+	return nil
 }
 
 // signerGrace keeps a retired key's signer open a little after it retires, for tokens whose
@@ -101,23 +153,28 @@ const signerGrace = time.Minute
 
 var _ Signer = (*Set)(nil)
 
-// Generate creates a new RSA key in its stored form.
-func Generate(now time.Time) (storage.SigningKey, error) {
-	priv, err := rsa.GenerateKey(rand.Reader, Bits)
+// Generate creates a new key for alg in its stored form.
+func Generate(alg string, now time.Time) (storage.SigningKey, error) {
+	priv, err := generateKey(alg)
 	if err != nil {
-		return storage.SigningKey{}, fmt.Errorf("keys: generate: %w", err)
+		return storage.SigningKey{}, fmt.Errorf("keys: generate %s: %w", alg, err)
 	}
-	return encode(priv, now)
+	return encode(alg, priv, now)
 }
 
 // encode returns priv in its stored form: PKCS #8 PEM, with its thumbprint as id.
-func encode(priv *rsa.PrivateKey, now time.Time) (storage.SigningKey, error) {
+func encode(alg string, priv crypto.Signer, now time.Time) (storage.SigningKey, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
 		return storage.SigningKey{}, err
 	}
+	kid, err := Thumbprint(priv.Public())
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
 	return storage.SigningKey{
-		ID:         Thumbprint(&priv.PublicKey),
+		ID:         kid,
+		Algorithm:  alg,
 		PrivatePEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
 		CreatedAt:  now.UTC(),
 	}, nil
@@ -125,9 +182,10 @@ func encode(priv *rsa.PrivateKey, now time.Time) (storage.SigningKey, error) {
 
 // replace installs the keys now in the store, as of now. A key that is loaded already and
 // unchanged keeps its signer (importing a key into OpenSSL is not free, and a signature in
-// progress may be using it); a key retired more than signerGrace ago gets none. The signers
-// of keys that left the set or stopped signing are closed once the new set is in place, so a
-// Sign that started on the old set retries on the new one.
+// progress may be using it); a key retired more than signerGrace ago, or of an algorithm this
+// replica does not sign with, gets none. The signers of keys that left the set or stopped
+// signing are closed once the new set is in place, so a Sign that started on the old set
+// retries on the new one.
 func (s *Set) replace(stored []storage.SigningKey, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -138,13 +196,14 @@ func (s *Set) replace(stored []storage.SigningKey, now time.Time) error {
 			loaded[k.ID] = k
 		}
 	}
-	st := &state{}
+	st := &state{algs: s.algorithms(), signing: map[string][]*Key{}}
 	var opened []*Key
+	signers := 0
 	for _, sk := range stored {
 		if !sk.RemoveAt.IsZero() && !now.Before(sk.RemoveAt) {
 			continue // its tokens have expired; the store drops it at its next clean-up
 		}
-		signs := sk.RetiredAt.IsZero() || now.Before(sk.RetiredAt.Add(signerGrace))
+		signs := slices.Contains(st.algs, sk.Alg()) && (sk.RetiredAt.IsZero() || now.Before(sk.RetiredAt.Add(signerGrace)))
 		k := loaded[sk.ID]
 		if k == nil || !sameSchedule(k.stored, sk) || (k.signer != nil) != signs {
 			var err error
@@ -160,16 +219,25 @@ func (s *Set) replace(stored []storage.SigningKey, now time.Time) error {
 		}
 		st.all = append(st.all, k)
 		if k.signer != nil {
-			st.signing = append(st.signing, k)
+			st.signing[k.Algorithm] = append(st.signing[k.Algorithm], k)
+			signers++
 		}
 	}
-	if len(st.signing) == 0 {
+	if signers == 0 {
 		closeKeys(opened)
-		return errors.New("keys: the store holds no signing key that may sign")
+		return fmt.Errorf("keys: the store holds no key of %v that may sign", st.algs)
 	}
-	slices.SortStableFunc(st.signing, func(a, b *Key) int { return b.ActivatesAt.Compare(a.ActivatesAt) })
-	// Newest first, for the JWKS and the admin listing; stores return keys in any order.
-	slices.SortStableFunc(st.all, func(a, b *Key) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	for _, ks := range st.signing {
+		slices.SortStableFunc(ks, func(a, b *Key) int { return b.ActivatesAt.Compare(a.ActivatesAt) })
+	}
+	// Newest first, for the JWKS and the admin listing; stores return keys in any order, so
+	// keys made at the same moment go by kid.
+	slices.SortFunc(st.all, func(a, b *Key) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	jwks, err := renderJWKS(st.all)
 	if err != nil {
 		closeKeys(opened)
@@ -208,7 +276,7 @@ func sameSchedule(a, b storage.SigningKey) bool {
 
 // parse turns a stored key into a Key, with a signer made by open (nil: a key that only
 // verifies). open is this build's newSigner; tests pass each implementation in turn.
-func parse(sk storage.SigningKey, open func(*rsa.PrivateKey) (rsaSigner, error)) (*Key, error) {
+func parse(sk storage.SigningKey, open func(string, crypto.Signer) (signer, error)) (*Key, error) {
 	block, _ := pem.Decode(sk.PrivatePEM)
 	if block == nil {
 		return nil, fmt.Errorf("keys: key %s: no PEM block", sk.ID)
@@ -217,22 +285,28 @@ func parse(sk storage.SigningKey, open func(*rsa.PrivateKey) (rsaSigner, error))
 	if err != nil {
 		return nil, fmt.Errorf("keys: key %s: %w", sk.ID, err)
 	}
-	priv, ok := raw.(*rsa.PrivateKey)
+	priv, ok := raw.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("keys: key %s is not RSA", sk.ID)
+		return nil, fmt.Errorf("keys: key %s: a %T cannot sign", sk.ID, raw)
 	}
-	if kid := Thumbprint(&priv.PublicKey); kid != sk.ID {
+	alg := sk.Alg()
+	if err := checkKey(alg, priv); err != nil {
+		return nil, fmt.Errorf("keys: key %s: %w", sk.ID, err)
+	}
+	if kid, err := Thumbprint(priv.Public()); err != nil || kid != sk.ID {
 		return nil, fmt.Errorf("keys: key %s: stored id does not match its thumbprint %s", sk.ID, kid)
 	}
-	priv.Precompute()
-	header, err := encodeHeader(sk.ID)
+	if r, ok := priv.(*rsa.PrivateKey); ok {
+		r.Precompute()
+	}
+	header, err := encodeHeader(alg, sk.ID)
 	if err != nil {
 		return nil, fmt.Errorf("keys: key %s: %w", sk.ID, err)
 	}
-	k := &Key{ID: sk.ID, Private: priv, CreatedAt: sk.CreatedAt, ActivatesAt: sk.Activation(), RetiredAt: sk.RetiredAt,
-		RemoveAt: sk.RemoveAt, stored: sk, header: header}
+	k := &Key{ID: sk.ID, Algorithm: alg, Private: priv, CreatedAt: sk.CreatedAt, ActivatesAt: sk.Activation(),
+		RetiredAt: sk.RetiredAt, RemoveAt: sk.RemoveAt, stored: sk, header: header, sigSize: signatureSize(priv.Public())}
 	if open != nil {
-		if k.signer, err = open(priv); err != nil {
+		if k.signer, err = open(alg, priv); err != nil {
 			return nil, fmt.Errorf("keys: key %s: %w", sk.ID, err)
 		}
 	}
@@ -245,16 +319,26 @@ func (k *Key) close() {
 	}
 }
 
-// Sign signs claims as an RS256 JWT with typ at+jwt, with the key that signs at the token's
-// iat (now when it has none) and that key's kid.
-func (s *Set) Sign(claims jwt.Claims) (string, error) {
+// fallbackLogEvery bounds how often one algorithm's fallback is logged.
+const fallbackLogEvery = time.Minute
+
+// Sign signs claims as a JWT with typ at+jwt, with the key of alg that signs at the token's
+// iat (now when it has none) and that key's kid. An algorithm this replica does not sign
+// with (it was dropped from keys.algorithms while clients still ask for it) falls back to the
+// configured ones in order, logged at most once a minute per algorithm; so does one whose
+// first key is still published ahead of signing, silently: that is the pre-publication rule.
+func (s *Set) Sign(alg string, claims jwt.Claims) (string, error) {
 	at := time.Now()
 	if iat, err := claims.GetIssuedAt(); err == nil && iat != nil {
 		at = iat.Time
 	}
 	for {
 		st := s.state.Load()
-		tok, err := st.signingAt(at).sign(claims)
+		k := st.signerFor(alg, at)
+		if k.Algorithm != alg && !slices.Contains(st.algs, alg) {
+			s.fellBack(alg, k.Algorithm, at)
+		}
+		tok, err := k.sign(claims)
 		if errors.Is(err, errSignerClosed) && s.state.Load() != st {
 			// The key stopped signing while this token was being signed: sign again with the
 			// set that replaced it.
@@ -264,11 +348,53 @@ func (s *Set) Sign(claims jwt.Claims) (string, error) {
 	}
 }
 
-// ActiveID is the kid of the key that signs tokens issued now.
-func (s *Set) ActiveID() string { return s.ActiveAt(time.Now()).ID }
+func (s *Set) fellBack(asked, used string, now time.Time) {
+	if s.log == nil {
+		return
+	}
+	v, _ := s.warned.LoadOrStore(asked, new(atomic.Int64))
+	last := v.(*atomic.Int64)
+	prev := last.Load()
+	if now.Unix()-prev < int64(fallbackLogEvery/time.Second) || !last.CompareAndSwap(prev, now.Unix()) {
+		return
+	}
+	s.log.Warn("a client's access_token_signing_alg is not in keys.algorithms on this replica; its tokens are signed with another algorithm",
+		"asked", asked, "signed_with", used, "keys.algorithms", s.algorithms())
+}
 
-// ActiveAt is the key that signs tokens issued at t.
-func (s *Set) ActiveAt(t time.Time) *Key { return s.state.Load().signingAt(t) }
+// Algorithms lists the algorithms this replica signs with, the default first.
+func (s *Set) Algorithms() []string { return slices.Clone(s.algorithms()) }
+
+// DefaultAlgorithm is the algorithm of clients that choose none: the first configured.
+func (s *Set) DefaultAlgorithm() string { return s.algorithms()[0] }
+
+// SignsFrom reports whether alg is one this replica signs with and, if so, from when: now
+// when a key of alg signs at now, or the activation of its first key still published ahead.
+func (s *Set) SignsFrom(alg string, now time.Time) (time.Time, bool) {
+	st := s.state.Load()
+	if !slices.Contains(st.algs, alg) {
+		return time.Time{}, false
+	}
+	if st.keyAt(alg, now) != nil {
+		return now, true
+	}
+	ks := st.signing[alg]
+	if len(ks) == 0 {
+		return time.Time{}, false
+	}
+	return ks[len(ks)-1].ActivatesAt, true
+}
+
+// ActiveID is the kid of the key that signs tokens of the default algorithm issued now.
+func (s *Set) ActiveID() string {
+	if k := s.ActiveAt(s.DefaultAlgorithm(), time.Now()); k != nil {
+		return k.ID
+	}
+	return ""
+}
+
+// ActiveAt is the key that signs tokens of alg issued at t (after any fallback).
+func (s *Set) ActiveAt(alg string, t time.Time) *Key { return s.state.Load().signerFor(alg, t) }
 
 // stored returns the keys in their stored form, to write them back to a store that lost them.
 func (s *Set) stored() []storage.SigningKey {
@@ -279,14 +405,16 @@ func (s *Set) stored() []storage.SigningKey {
 	return out
 }
 
-// PublicKey returns the public key for kid, for verifying our own tokens (introspection).
-func (s *Set) PublicKey(kid string) (*rsa.PublicKey, bool) {
+// PublicKey returns the public key for kid and the algorithm it verifies, for checking our own
+// tokens (introspection, revocation): a token is genuine only if its header names that
+// algorithm.
+func (s *Set) PublicKey(kid string) (crypto.PublicKey, string, bool) {
 	for _, k := range s.state.Load().all {
 		if k.ID == kid {
-			return &k.Private.PublicKey, true
+			return k.Public(), k.Algorithm, true
 		}
 	}
-	return nil, false
+	return nil, "", false
 }
 
 // Keys lists the loaded keys, newest first.
@@ -296,36 +424,19 @@ func (s *Set) Keys() []*Key { return s.state.Load().all }
 // while the store is down.
 func (s *Set) JWKS() []byte { return s.state.Load().jwks }
 
-// JWK is the public half of a signing key as RFC 7517 publishes it.
-type JWK struct {
-	Kty string `json:"kty"`
-	Use string `json:"use"`
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
-	N   string `json:"n"`
-	E   string `json:"e"`
-}
-
 func renderJWKS(all []*Key) ([]byte, error) {
 	set := struct {
 		Keys []JWK `json:"keys"`
 	}{Keys: []JWK{}}
 	for _, k := range all {
-		pub := &k.Private.PublicKey
-		set.Keys = append(set.Keys, JWK{
-			Kty: "RSA", Use: "sig", Alg: "RS256", Kid: k.ID,
-			N: b64(pub.N.Bytes()), E: b64(big.NewInt(int64(pub.E)).Bytes()),
-		})
+		j, err := publicJWK(k.Public())
+		if err != nil {
+			return nil, err
+		}
+		j.Use, j.Alg, j.Kid = "sig", k.Algorithm, k.ID
+		set.Keys = append(set.Keys, j)
 	}
 	return json.Marshal(set)
-}
-
-// Thumbprint is the RFC 7638 SHA-256 thumbprint of an RSA public key, base64url without
-// padding: the hash of the required members in lexicographic order with no white space.
-func Thumbprint(pub *rsa.PublicKey) string {
-	canon := `{"e":"` + b64(big.NewInt(int64(pub.E)).Bytes()) + `","kty":"RSA","n":"` + b64(pub.N.Bytes()) + `"}`
-	sum := sha256.Sum256([]byte(canon))
-	return b64(sum[:])
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

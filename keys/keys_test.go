@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -61,7 +62,7 @@ func TestOpenGeneratesOnceAndSignsVerifiably(t *testing.T) {
 		t.Fatalf("use=%q alg=%q, want sig RS256", jwk.Use, jwk.Algorithm)
 	}
 
-	tok, err := set.Sign(jwt.MapClaims{"sub": "x", "exp": time.Now().Add(time.Minute).Unix()})
+	tok, err := set.Sign(keys.RS256, jwt.MapClaims{"sub": "x", "exp": time.Now().Add(time.Minute).Unix()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +76,73 @@ func TestOpenGeneratesOnceAndSignsVerifiably(t *testing.T) {
 	}
 	if _, err := sig.Verify(jwk.Key); err != nil {
 		t.Fatalf("go-jose could not verify our signature with our JWKS: %v", err)
+	}
+}
+
+// Every algorithm's key is published with its alg and its RFC 7638 thumbprint as kid, and
+// every algorithm's token verifies with go-jose against the JWKS alone, with the key its kid
+// names, and with no other algorithm allowed.
+func TestEveryAlgorithmVerifiesWithGoJose(t *testing.T) {
+	store, err := embedded.OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	algs := []string{keys.ES256, keys.RS256, keys.PS256, keys.EdDSA}
+	m, created, err := keys.Open(context.Background(), store, keys.Options{Algorithms: algs, PublishAhead: time.Hour}, quiet)
+	if err != nil || !created {
+		t.Fatalf("Open: created=%v err=%v", created, err)
+	}
+	defer m.Set.Close()
+	var jwks jose.JSONWebKeySet
+	if err := json.Unmarshal(m.Set.JWKS(), &jwks); err != nil {
+		t.Fatal(err)
+	}
+	if len(jwks.Keys) != len(algs) {
+		t.Fatalf("JWKS has %d keys, want one per algorithm: %s", len(jwks.Keys), m.Set.JWKS())
+	}
+	byAlg := map[string]jose.JSONWebKey{}
+	for _, jwk := range jwks.Keys {
+		tp, err := jwk.Thumbprint(crypto.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := jwk.KeyID, base64.RawURLEncoding.EncodeToString(tp); got != want || jwk.Use != "sig" || !jwk.Valid() {
+			t.Fatalf("%s key: kid %s, thumbprint %s, use %q", jwk.Algorithm, got, want, jwk.Use)
+		}
+		byAlg[jwk.Algorithm] = jwk
+	}
+	kty := map[string]string{keys.RS256: "*rsa.PublicKey", keys.PS256: "*rsa.PublicKey", keys.ES256: "*ecdsa.PublicKey", keys.EdDSA: "ed25519.PublicKey"}
+	for _, alg := range algs {
+		t.Run(alg, func(t *testing.T) {
+			jwk, ok := byAlg[alg]
+			if !ok || fmt.Sprintf("%T", jwk.Key) != kty[alg] {
+				t.Fatalf("no %s key of type %s in the JWKS: %s", alg, kty[alg], m.Set.JWKS())
+			}
+			// The very first keys sign at once, whatever PublishAhead says: nothing had them cached.
+			tok, err := m.Set.Sign(alg, typicalClaims(time.Now()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := sig.Signatures[0].Header
+			if h.KeyID != jwk.KeyID || h.Algorithm != alg || h.ExtraHeaders["typ"] != keys.TokenType {
+				t.Fatalf("header kid=%s alg=%s typ=%v, want kid %s", h.KeyID, h.Algorithm, h.ExtraHeaders["typ"], jwk.KeyID)
+			}
+			if _, err := sig.Verify(jwk.Key); err != nil {
+				t.Fatalf("go-jose rejects our %s token with our JWKS: %v", alg, err)
+			}
+			for other, k := range byAlg {
+				if other != alg && fmt.Sprintf("%T", k.Key) == kty[alg] {
+					if _, err := sig.Verify(k.Key); err == nil {
+						t.Fatalf("the %s token verifies with the %s key", alg, other)
+					}
+				}
+			}
+		})
 	}
 }
 
@@ -121,7 +189,7 @@ func TestSignMatchesGolangJWT(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := set.Sign(tc.claims)
+			got, err := set.Sign(keys.RS256, tc.claims)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,7 +215,7 @@ func BenchmarkSetSign(b *testing.B) {
 	b.Run(keys.SignerName, func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := set.Sign(claims); err != nil {
+			if _, err := set.Sign(keys.RS256, claims); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -23,16 +23,21 @@ func TestOpenSSLErrorsAreGoErrors(t *testing.T) {
 		run  func() error
 		want string // in the error text
 	}{
-		{"garbage DER", func() error { _, err := importKey([]byte("not a key")); return err }, "d2i_PrivateKey"},
-		{"empty DER", func() error { _, err := importKey(nil); return err }, "d2i_PrivateKey"},
+		{"garbage DER", func() error { _, err := importKey([]byte("not a key"), false); return err }, "d2i_PrivateKey"},
+		{"empty DER", func() error { _, err := importKey(nil, true); return err }, "d2i_PrivateKey"},
 		{"short digest", func() error {
 			s, _ := opensslImplementation()
-			_, err := mustSigner(t, s, testKeys()[0]).(*opensslSigner).key.signDigest(make([]byte, sha256.Size-1))
+			_, err := mustSigner(t, s, RS256, testKeys()[0]).(*opensslSigner).key.signDigest(make([]byte, sha256.Size-1))
 			return err
 		}, "invalid digest length"},
 		{"no digest", func() error {
 			s, _ := opensslImplementation()
-			_, err := mustSigner(t, s, testKeys()[0]).(*opensslSigner).key.signDigest(nil)
+			_, err := mustSigner(t, s, RS256, testKeys()[0]).(*opensslSigner).key.signDigest(nil)
+			return err
+		}, "EVP_PKEY_sign"},
+		{"short PSS digest", func() error {
+			s, _ := opensslImplementation()
+			_, err := mustSigner(t, s, PS256, testKeys()[0]).(*opensslSigner).key.signDigest(make([]byte, sha256.Size+1))
 			return err
 		}, "EVP_PKEY_sign"},
 	}

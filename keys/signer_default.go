@@ -3,7 +3,7 @@
 package keys
 
 import (
-	"crypto/rsa"
+	"crypto"
 	"runtime"
 )
 
@@ -11,4 +11,10 @@ const signerName = "go"
 
 func signerVersion() string { return runtime.Version() }
 
-func newSigner(priv *rsa.PrivateKey) (rsaSigner, error) { return newGoSigner(priv), nil }
+func newSigner(alg string, priv crypto.Signer) (signer, error) {
+	s, err := newGoSigner(alg, priv)
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return s, nil
+}

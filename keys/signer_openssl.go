@@ -43,16 +43,19 @@ static EVP_PKEY *ts_import(const unsigned char *der, long len, unsigned long *er
 	return k;
 }
 
-// ts_new_ctx returns a context ready for EVP_PKEY_sign with RSASSA-PKCS1-v1_5 and SHA-256.
-// OpenSSL lets one initialised context sign any number of digests with the same parameters,
-// so contexts are made once per key, not per signature (which costs a few microseconds of
-// provider look-ups).
-static EVP_PKEY_CTX *ts_new_ctx(EVP_PKEY *k, unsigned long *err) {
+// ts_new_ctx returns a context ready for EVP_PKEY_sign with SHA-256 and either
+// RSASSA-PKCS1-v1_5 (pss 0, RS256) or RSASSA-PSS with MGF1-SHA-256 and a salt as long as the
+// digest (pss 1, PS256: RFC 7518 §3.5). OpenSSL lets one initialised context sign any number of
+// digests with the same parameters (PSS draws a fresh salt each time), so contexts are made
+// once per key, not per signature (which costs a few microseconds of provider look-ups).
+static EVP_PKEY_CTX *ts_new_ctx(EVP_PKEY *k, int pss, unsigned long *err) {
 	ERR_clear_error();
 	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
 	if (c == NULL || EVP_PKEY_sign_init(c) <= 0
-		|| EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) <= 0
-		|| EVP_PKEY_CTX_set_signature_md(c, EVP_sha256()) <= 0) {
+		|| EVP_PKEY_CTX_set_rsa_padding(c, pss ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING) <= 0
+		|| EVP_PKEY_CTX_set_signature_md(c, EVP_sha256()) <= 0
+		|| (pss && (EVP_PKEY_CTX_set_rsa_pss_saltlen(c, RSA_PSS_SALTLEN_DIGEST) <= 0
+			|| EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha256()) <= 0))) {
 		*err = ts_take_error();
 		EVP_PKEY_CTX_free(c);
 		return NULL;
@@ -75,6 +78,7 @@ static const char *ts_version(void) { return OpenSSL_version(OPENSSL_VERSION); }
 import "C"
 
 import (
+	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -88,8 +92,17 @@ const signerName = "openssl"
 
 func signerVersion() string { return C.GoString(C.ts_version()) }
 
-func newSigner(priv *rsa.PrivateKey) (rsaSigner, error) {
-	s, err := newOpenSSLSigner(priv)
+// newSigner signs RS256 and PS256 with OpenSSL; ES256 and EdDSA with the standard library,
+// whose P-256 and Ed25519 are already fast.
+func newSigner(alg string, priv crypto.Signer) (signer, error) {
+	if err := checkKey(alg, priv); err != nil {
+		return nil, err
+	}
+	rsaKey, ok := priv.(*rsa.PrivateKey)
+	if !ok {
+		return newGoSigner(alg, priv)
+	}
+	s, err := newOpenSSLSigner(rsaKey, alg == PS256)
 	if err != nil {
 		return nil, err // not a typed nil inside the interface
 	}
@@ -117,12 +130,13 @@ type evpKey struct {
 	ctxs chan *C.EVP_PKEY_CTX
 }
 
-// newOpenSSLSigner imports priv into an EVP_PKEY once. The signer must be closed when its
-// key stops signing; a cleanup frees it if that is forgotten.
-func newOpenSSLSigner(priv *rsa.PrivateKey) (*opensslSigner, error) {
+// newOpenSSLSigner imports priv into an EVP_PKEY once, to sign PS256 when pss is set and
+// RS256 otherwise. The signer must be closed when its key stops signing; a cleanup frees it
+// if that is forgotten.
+func newOpenSSLSigner(priv *rsa.PrivateKey, pss bool) (*opensslSigner, error) {
 	der := x509.MarshalPKCS1PrivateKey(priv)
 	defer clear(der)
-	k, err := importKey(der)
+	k, err := importKey(der, pss)
 	if err != nil {
 		return nil, err
 	}
@@ -131,8 +145,9 @@ func newOpenSSLSigner(priv *rsa.PrivateKey) (*opensslSigner, error) {
 	return s, nil
 }
 
-// importKey imports a PKCS #1 RSAPrivateKey and prepares its signing contexts.
-func importKey(der []byte) (*evpKey, error) {
+// importKey imports a PKCS #1 RSAPrivateKey and prepares its signing contexts (PSS ones when
+// pss is set).
+func importKey(der []byte, pss bool) (*evpKey, error) {
 	var code C.ulong
 	pkey := C.ts_import((*C.uchar)(unsafe.Pointer(unsafe.SliceData(der))), C.long(len(der)), &code)
 	if pkey == nil {
@@ -140,8 +155,12 @@ func importKey(der []byte) (*evpKey, error) {
 	}
 	n := max(runtime.GOMAXPROCS(0), 1)
 	k := &evpKey{pkey: pkey, size: int(C.EVP_PKEY_get_size(pkey)), ctxs: make(chan *C.EVP_PKEY_CTX, n)}
+	var mode C.int
+	if pss {
+		mode = 1
+	}
 	for range n {
-		ctx := C.ts_new_ctx(pkey, &code)
+		ctx := C.ts_new_ctx(pkey, mode, &code)
 		if ctx == nil {
 			k.free()
 			return nil, opensslError("EVP_PKEY_sign_init", code)
@@ -151,7 +170,7 @@ func importKey(der []byte) (*evpKey, error) {
 	return k, nil
 }
 
-func (s *opensslSigner) signRS256(message []byte) ([]byte, error) {
+func (s *opensslSigner) sign(message []byte) ([]byte, error) {
 	digest := sha256.Sum256(message)
 	s.mu.RLock()
 	defer s.mu.RUnlock()

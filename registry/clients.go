@@ -39,6 +39,9 @@ type ClientInput struct {
 	TokenEndpointAuthMethod *string            `json:"token_endpoint_auth_method,omitempty"`
 	Owner                   *string            `json:"owner,omitempty"`
 	ResourceServer          *bool              `json:"resource_server,omitempty"`
+	// AccessTokenSigningAlg is the algorithm of the client's access tokens: one of the
+	// server's keys.algorithms, the first of them when not given at creation (or set to "").
+	AccessTokenSigningAlg *string `json:"access_token_signing_alg,omitempty"`
 }
 
 // ClientView is a client as the admin API shows it. Durations that are empty use the server
@@ -63,6 +66,7 @@ type ClientView struct {
 	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method,omitempty"`
 	Owner                   string    `json:"owner,omitempty"`
 	ResourceServer          bool      `json:"resource_server"`
+	AccessTokenSigningAlg   string    `json:"access_token_signing_alg"`
 	SecretGraceUntil        time.Time `json:"previous_secret_valid_until,omitzero"`
 	CreatedAt               time.Time `json:"created_at"`
 	UpdatedAt               time.Time `json:"updated_at"`
@@ -76,7 +80,8 @@ func View(c storage.Client) ClientView {
 		HourlyLimit: c.HourlyLimit, DailyLimitShadow: c.DailyLimitShadow, HourlyLimitShadow: c.HourlyLimitShadow,
 		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, Owner: c.Owner, ResourceServer: c.ResourceServer,
 		AccessTokenTTL: fmtDur(c.AccessTokenTTL), RefreshTokenTTL: fmtDur(c.RefreshTokenTTL),
-		ReuseMinRemaining: fmtDur(c.ReuseMinRemaining), CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		ReuseMinRemaining: fmtDur(c.ReuseMinRemaining), AccessTokenSigningAlg: c.SigningAlg(),
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 	if c.RefreshGrace != nil {
 		v.RefreshGrace = duration.Format(*c.RefreshGrace)
@@ -122,6 +127,12 @@ func (s *Service) CreateClient(ctx context.Context, in ClientInput) (ClientView,
 	}
 	if err := s.checkOwner(ctx, in); err != nil {
 		return ClientView{}, err
+	}
+	if err := s.checkSigningAlg(&in); err != nil {
+		return ClientView{}, err
+	}
+	if in.AccessTokenSigningAlg == nil {
+		in.AccessTokenSigningAlg = new(s.algs.Algorithms()[0])
 	}
 	if in.GrantTypes == nil && in.TokenEndpointAuthMethod != nil && *in.TokenEndpointAuthMethod == protocol.AuthNone {
 		// A public client cannot have the usual default, client_credentials.
@@ -204,6 +215,9 @@ func (s *Service) UpdateClient(ctx context.Context, id string, in ClientInput) (
 	if err := s.checkOwner(ctx, in); err != nil {
 		return ClientView{}, err
 	}
+	if err := s.checkSigningAlg(&in); err != nil {
+		return ClientView{}, err
+	}
 	now := s.now().UTC()
 	var before storage.Client
 	c, err := s.store.UpdateClient(ctx, id, func(c *storage.Client) error {
@@ -230,6 +244,34 @@ func (s *Service) checkOwner(ctx context.Context, in ClientInput) error {
 			return invalid("owner: no user with id %q", *in.Owner)
 		}
 		return storeErr(err, "owner")
+	}
+	return nil
+}
+
+// checkSigningAlg refuses an access_token_signing_alg the server does not sign with (symmetric,
+// none, unknown, or not in keys.algorithms) and one whose first key is still published ahead
+// of signing, and turns "" into the default algorithm.
+func (s *Service) checkSigningAlg(in *ClientInput) error {
+	if in.AccessTokenSigningAlg == nil {
+		return nil
+	}
+	algs := s.algs.Algorithms()
+	alg := *in.AccessTokenSigningAlg
+	if alg == "" {
+		in.AccessTokenSigningAlg = &algs[0]
+		return nil
+	}
+	if err := protocol.CheckSigningAlgorithm(alg); err != nil {
+		return invalid("access_token_signing_alg: %v", err)
+	}
+	now := s.now()
+	from, ok := s.algs.SignsFrom(alg, now)
+	if !ok {
+		return invalid("access_token_signing_alg: %s is not published by this server (keys.algorithms: %s)", alg, strings.Join(algs, ", "))
+	}
+	if from.After(now) {
+		return invalid("access_token_signing_alg: the first %s key is published ahead of signing, so resource servers fetch it first; "+
+			"it signs from %s: set it then", alg, from.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
@@ -463,6 +505,9 @@ func apply(c *storage.Client, in ClientInput) error {
 	}
 	if in.ResourceServer != nil {
 		c.ResourceServer = *in.ResourceServer
+	}
+	if in.AccessTokenSigningAlg != nil {
+		c.AccessTokenSigningAlg = *in.AccessTokenSigningAlg // checked by checkSigningAlg
 	}
 	return nil
 }

@@ -3,12 +3,14 @@ package registry_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokensmith/tokensmith/audit"
+	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/secret"
@@ -34,7 +36,7 @@ func TestCreateClientDefaults(t *testing.T) {
 		"access_token_ttl": nil, "refresh_token_ttl": nil, "refresh_grace": nil, "reuse_min_remaining": nil,
 		"reuse": false, "daily_limit": 0, "hourly_limit": 0, "daily_limit_shadow": false, "hourly_limit_shadow": false,
 		"token_endpoint_auth_method": nil, "owner": nil, "resource_server": false, "previous_secret_valid_until": nil,
-		"created_at": e.clock(), "updated_at": e.clock(),
+		"access_token_signing_alg": "RS256", "created_at": e.clock(), "updated_at": e.clock(),
 	})
 	stored, err := e.store.GetClient(context.Background(), v.ClientID)
 	if err != nil {
@@ -845,5 +847,77 @@ func TestAnnouncing(t *testing.T) {
 			_, err = reg.GetClient(ctx, "svc")
 			wantError(t, err, protocol.NotFound, "client svc not found")
 		})
+	}
+}
+
+// TestClientSigningAlgorithm: access_token_signing_alg takes one of the algorithms the key set
+// signs with (the first when not given), refuses every other value with a 400 naming the
+// field and changes nothing, refuses an algorithm whose first key is still published ahead,
+// and shows RS256 for a client stored before the field existed.
+func TestClientSigningAlgorithm(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	ks, err := embedded.OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ks.Close() })
+	// ES256 and PS256 sign now (no publish-ahead asked for).
+	first, _, err := keys.Open(ctx, ks, keys.Options{Algorithms: []string{keys.ES256, keys.PS256}}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Set.Close()
+	// EdDSA added to a deployment that signs: its first key is published ten minutes ahead.
+	km, _, err := keys.Open(ctx, ks, keys.Options{Algorithms: []string{keys.ES256, keys.PS256, keys.EdDSA}, PublishAhead: 10 * time.Minute}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(km.Set.Close)
+
+	e := newEnv(t)
+	e.reg = registry.New(e.store, nil, registry.WithClock(time.Now), registry.WithSigningAlgorithms(km.Set))
+	v, err := e.reg.CreateClient(ctx, registry.ClientInput{ClientID: new("default")})
+	if err != nil || v.AccessTokenSigningAlg != keys.ES256 {
+		t.Fatalf("a client created without access_token_signing_alg: %q %v, want the first of keys.algorithms", v.AccessTokenSigningAlg, err)
+	}
+	if v, err = e.reg.CreateClient(ctx, clientInput(t, `{"client_id":"ps","access_token_signing_alg":"PS256"}`)); err != nil || v.AccessTokenSigningAlg != keys.PS256 {
+		t.Fatalf("PS256: %q %v", v.AccessTokenSigningAlg, err)
+	}
+	if stored, _ := e.store.GetClient(ctx, "ps"); stored.AccessTokenSigningAlg != keys.PS256 {
+		t.Fatalf("stored %q", stored.AccessTokenSigningAlg)
+	}
+	refusals := []struct{ alg, desc string }{
+		{"HS256", "access_token_signing_alg: HS256 is symmetric"},
+		{"hs512", "access_token_signing_alg: hs512 is symmetric"},
+		{"none", `access_token_signing_alg: "none" means an unsigned token`},
+		{"NONE", `access_token_signing_alg: "NONE" means an unsigned token`},
+		{"RS512", `access_token_signing_alg: "RS512" is not one of RS256, PS256, ES256, EdDSA`},
+		{"RS256", "access_token_signing_alg: RS256 is not published by this server (keys.algorithms: ES256, PS256, EdDSA)"},
+		{"EdDSA", "access_token_signing_alg: the first EdDSA key is published ahead of signing"},
+	}
+	for _, r := range refusals {
+		body := `{"access_token_signing_alg":"` + r.alg + `"}`
+		_, err := e.reg.CreateClient(ctx, clientInput(t, `{"client_id":"x",`+body[1:]))
+		wantError(t, err, protocol.InvalidRequest, r.desc)
+		if _, err := e.store.GetClient(ctx, "x"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("%s: a refused client was stored", r.alg)
+		}
+		_, err = e.reg.UpdateClient(ctx, "ps", clientInput(t, body))
+		wantError(t, err, protocol.InvalidRequest, r.desc)
+		if got, _ := e.reg.GetClient(ctx, "ps"); got.AccessTokenSigningAlg != keys.PS256 {
+			t.Fatalf("%s: a refused PATCH changed the algorithm to %q", r.alg, got.AccessTokenSigningAlg)
+		}
+	}
+	if v, err = e.reg.UpdateClient(ctx, "ps", clientInput(t, `{"access_token_signing_alg":""}`)); err != nil || v.AccessTokenSigningAlg != keys.ES256 {
+		t.Fatalf(`PATCH "": %q %v, want the default`, v.AccessTokenSigningAlg, err)
+	}
+	// A client stored before the field existed signs RS256, whatever keys.algorithms says.
+	if err := e.store.CreateClient(ctx, storage.Client{ID: "legacy", GrantTypes: []string{protocol.GrantClientCredentials}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.reg.GetClient(ctx, "legacy"); got.AccessTokenSigningAlg != keys.RS256 {
+		t.Fatalf("legacy client shows %q, want RS256", got.AccessTokenSigningAlg)
 	}
 }

@@ -44,17 +44,36 @@ type Announcer interface {
 	Announce(ctx context.Context, c storage.Change) error
 }
 
+// SigningAlgorithms are the algorithms a client's access_token_signing_alg may name: those
+// the server signs with. keys.Set implements it.
+type SigningAlgorithms interface {
+	// Algorithms lists them, the default first.
+	Algorithms() []string
+	// SignsFrom reports whether alg is one of them and from when its keys sign: now, or later
+	// for an algorithm whose first key is still published ahead of signing.
+	SignsFrom(alg string, now time.Time) (time.Time, bool)
+}
+
+// rs256Only is the signing algorithm of a Service given none: RS256, signing now.
+type rs256Only struct{}
+
+func (rs256Only) Algorithms() []string { return []string{protocol.AlgRS256} }
+func (rs256Only) SignsFrom(alg string, now time.Time) (time.Time, bool) {
+	return now, alg == protocol.AlgRS256
+}
+
 // Service applies admin operations to the store.
 type Service struct {
 	store    Store
 	now      func() time.Time
 	announce Announcer
 	audit    Auditor
+	algs     SigningAlgorithms
 }
 
 // New returns a Service on store. Changes are announced to a, if not nil.
 func New(store Store, a Announcer, opts ...Option) *Service {
-	s := &Service{store: store, now: time.Now, announce: a, audit: audit.Discard}
+	s := &Service{store: store, now: time.Now, announce: a, audit: audit.Discard, algs: rs256Only{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -63,6 +82,10 @@ func New(store Store, a Announcer, opts ...Option) *Service {
 
 // Option configures a Service.
 type Option func(*Service)
+
+// WithSigningAlgorithms sets what access_token_signing_alg is checked against and defaults
+// to (the first algorithm); RS256 alone without it.
+func WithSigningAlgorithms(a SigningAlgorithms) Option { return func(s *Service) { s.algs = a } }
 
 // WithClock replaces time.Now (tests share one clock between the registry and the token path).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -32,9 +33,11 @@ type ReplicaLister interface {
 	Replicas(ctx context.Context, now time.Time) ([]storage.Replica, error)
 }
 
-// KeyRotator starts a signing-key rotation.
+// KeyRotator starts a signing-key rotation of one algorithm, and retires the keys of an
+// algorithm taken out of keys.algorithms.
 type KeyRotator interface {
-	Rotate(ctx context.Context, publishAhead time.Duration) (*keys.Key, error)
+	Rotate(ctx context.Context, alg string, publishAhead time.Duration) (*keys.Key, error)
+	Retire(ctx context.Context, alg string) ([]*keys.Key, error)
 }
 
 // TokenOperator revokes and introspects any client's tokens, for the operator.
@@ -50,7 +53,8 @@ type Admin struct {
 	Registry  *registry.Service
 	Tokens    TokenOperator
 	Keys      *keys.Set
-	// KeyManager rotates the signing key; nil disables POST /admin/keys/rotate.
+	// KeyManager rotates and retires signing keys; nil disables POST /admin/keys/rotate and
+	// /admin/keys/retire.
 	KeyManager KeyRotator
 	Store      ReplicaLister
 	Metrics    *metrics.Metrics
@@ -100,6 +104,7 @@ func (a *Admin) Handler() http.Handler {
 	g.DELETE("/users/:id/tokens/:token_id", a.deletePersonalToken)
 	g.GET("/keys", a.listKeys)
 	g.POST("/keys/rotate", a.rotateKey)
+	g.POST("/keys/retire", a.retireKeys)
 	g.GET("/replicas", a.listReplicas)
 	g.POST("/tokens/revoke", a.revokeToken)
 	g.POST("/tokens/introspect", a.introspectToken)
@@ -332,19 +337,87 @@ func (a *Admin) listKeys(c *gin.Context) {
 
 // RotateKeyInput is the body of POST /admin/keys/rotate.
 type RotateKeyInput struct {
+	// Alg is the algorithm whose key is rotated; empty means the default (the first of
+	// keys.algorithms). The other algorithms' keys are left as they are.
+	Alg string `json:"alg,omitempty"`
 	// PublishAhead is how long the new key is published before it signs ("0s": at once);
 	// empty means the configured keys.publish_ahead.
 	PublishAhead string `json:"publish_ahead,omitempty"`
 }
 
-// ActionKeysRotate names a signing-key rotation in the audit trail.
-const ActionKeysRotate = "keys.rotate"
+// RetireKeysInput is the body of POST /admin/keys/retire.
+type RetireKeysInput struct {
+	// Alg is an algorithm taken out of keys.algorithms whose keys are still published.
+	Alg string `json:"alg"`
+}
+
+// Names of key changes in the audit trail.
+const (
+	ActionKeysRotate = "keys.rotate"
+	ActionKeysRetire = "keys.retire"
+)
+
+// checkAlg refuses an alg value that no key can have, naming the field.
+func checkAlg(alg string) error {
+	if err := protocol.CheckSigningAlgorithm(alg); err != nil {
+		return badRequest("alg: %v", err)
+	}
+	return nil
+}
+
+func (a *Admin) retireKeys(c *gin.Context) {
+	var in RetireKeysInput
+	if err := bindJSON(c, &in, false); err != nil {
+		a.reply(c, 0, nil, err)
+		return
+	}
+	if err := checkAlg(in.Alg); err != nil {
+		a.reply(c, 0, nil, err)
+		return
+	}
+	if a.KeyManager == nil {
+		a.reply(c, 0, nil, protocol.Errorf(protocol.NotFound, "key retirement is not available"))
+		return
+	}
+	retired, err := a.KeyManager.Retire(c.Request.Context(), in.Alg)
+	switch {
+	case errors.Is(err, keys.ErrInUse):
+		err = badRequest("alg: %s is in keys.algorithms on this server and signs tokens; take it out of every replica's keys.algorithms first", in.Alg)
+	case errors.Is(err, keys.ErrNoLiveKey):
+		err = protocol.Errorf(protocol.NotFound, "no %s key is left to retire", in.Alg)
+	case err != nil:
+		err = protocol.Unavailable(err)
+	}
+	out := []keys.View{}
+	if err == nil {
+		ids := map[string]bool{}
+		for _, k := range retired {
+			ids[k.ID] = true
+			if a.Audit != nil {
+				a.Audit.Record(c.Request.Context(), audit.Event{Kind: audit.AdminChange, Who: "admin", What: ActionKeysRetire,
+					Target: k.ID, After: map[string]any{"alg": k.Algorithm, "published_until": k.RemoveAt.UTC()}})
+			}
+		}
+		for _, v := range a.Keys.Views(time.Now()) {
+			if ids[v.Kid] {
+				out = append(out, v)
+			}
+		}
+	}
+	a.reply(c, http.StatusOK, out, err)
+}
 
 func (a *Admin) rotateKey(c *gin.Context) {
 	var in RotateKeyInput
 	if err := bindJSON(c, &in, true); err != nil {
 		a.reply(c, 0, nil, err)
 		return
+	}
+	if in.Alg != "" {
+		if err := checkAlg(in.Alg); err != nil {
+			a.reply(c, 0, nil, err)
+			return
+		}
 	}
 	ahead := time.Duration(-1)
 	if in.PublishAhead != "" {
@@ -359,15 +432,17 @@ func (a *Admin) rotateKey(c *gin.Context) {
 		a.reply(c, 0, nil, protocol.Errorf(protocol.NotFound, "key rotation is not available"))
 		return
 	}
-	k, err := a.KeyManager.Rotate(c.Request.Context(), ahead)
+	k, err := a.KeyManager.Rotate(c.Request.Context(), in.Alg, ahead)
 	switch {
 	case errors.Is(err, keys.ErrRotationPending):
 		err = protocol.Errorf(protocol.AlreadyExists, "a new key is already waiting to take over; rotate again once it signs")
+	case errors.Is(err, keys.ErrNotConfigured):
+		err = badRequest("alg: %s is not in keys.algorithms on this server (%s)", in.Alg, strings.Join(a.Keys.Algorithms(), ", "))
 	case err != nil:
 		err = protocol.Unavailable(err)
 	case a.Audit != nil:
 		a.Audit.Record(c.Request.Context(), audit.Event{Kind: audit.AdminChange, Who: "admin", What: ActionKeysRotate,
-			Target: k.ID, After: map[string]any{"signs_from": k.ActivatesAt.UTC()}})
+			Target: k.ID, After: map[string]any{"alg": k.Algorithm, "signs_from": k.ActivatesAt.UTC()}})
 	}
 	var out *keys.View
 	if err == nil {

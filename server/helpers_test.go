@@ -61,6 +61,8 @@ type serverOptions struct {
 	profiles  map[string]map[string]string
 	// tracer records spans of both listeners and of grants.
 	tracer trace.TracerProvider
+	// algs are keys.algorithms; RS256 alone when empty.
+	algs []string
 }
 
 type serverOption func(*serverOptions)
@@ -69,6 +71,7 @@ func withStore(s storage.Storage) serverOption     { return func(o *serverOption
 func withReplicas(n int) serverOption              { return func(o *serverOptions) { o.replicas = n } }
 func withClientCache(d time.Duration) serverOption { return func(o *serverOptions) { o.cacheTTL = d } }
 func withTrustedProxies(p ...string) serverOption  { return func(o *serverOptions) { o.trusted = p } }
+func withAlgorithms(algs ...string) serverOption   { return func(o *serverOptions) { o.algs = algs } }
 func withLogs(w io.Writer) serverOption {
 	return func(o *serverOptions) { o.logs, o.logFormat = w, "text" }
 }
@@ -102,7 +105,7 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		}
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	km, _, err := keys.Open(context.Background(), store, keys.Options{PublishAhead: time.Minute}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	km, _, err := keys.Open(context.Background(), store, keys.Options{Algorithms: o.algs, PublishAhead: time.Minute}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +138,8 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	stopAudit := func() { stopOnce.Do(func() { cancelAudit(); <-auditDone }) }
 	t.Cleanup(stopAudit)
 	auditor := audit.Tee(m, aw)
-	ts := &testServer{Store: store, Registry: registry.New(store, bus, registry.WithClock(clk.Now), registry.WithAuditor(auditor)),
+	ts := &testServer{Store: store, Registry: registry.New(store, bus, registry.WithClock(clk.Now), registry.WithAuditor(auditor),
+		registry.WithSigningAlgorithms(ks)),
 		Metrics: m, Clock: clk, Keys: ks, auditFile: auditFile, stopAudit: stopAudit}
 	pubSrv := httptest.NewUnstartedServer(nil)
 	pubSrv.Start()
@@ -151,7 +155,7 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }),
 		grants.WithQuotaHook(func(e grants.QuotaEvent) { ts.Metrics.Quota(e.ClientID, e.Window, e.Shadow) }),
 		grants.WithAuditor(auditor), grants.WithStoreObserver(m.ObserveStore), grants.WithTracerProvider(o.tracer))
-	m.Gauges(func() int { return o.replicas }, func() time.Duration { return time.Since(ks.ActiveAt(time.Now()).CreatedAt) })
+	m.Gauges(func() int { return o.replicas }, func() time.Duration { return time.Since(ks.ActiveAt(ks.DefaultAlgorithm(), time.Now()).CreatedAt) })
 	bus.Handle(gh.Forget)
 	ts.Grants = gh
 	endpoints, err := server.ProfileEndpoints(o.profiles)

@@ -201,7 +201,11 @@ func (p *Public) jwks(c *gin.Context) {
 // offered and response_types_supported is left out rather than listed empty: RFC 8414 calls it
 // required, but the clients that read this document (go-oidc, openid-client) check only the
 // issuer and the endpoints, and validators that insist on it (authlib's) refuse an empty list
-// just the same. No ID token is issued, so no id_token_signing_alg_values_supported.
+// just the same. No ID token is issued, so no id_token_signing_alg_values_supported; the
+// algorithms access tokens are signed with are listed under the name Gluu and Janssen use for
+// JWT access tokens, access_token_signing_alg_values_supported (RFC 8414 and RFC 9068 define
+// none). RFC 8414's *_endpoint_auth_signing_alg_values_supported are about JWTs that clients
+// sign to authenticate (private_key_jwt, client_secret_jwt), which these endpoints do not take.
 func (p *Public) discovery(c *gin.Context) {
 	c.Header("Cache-Control", "public, max-age=3600")
 	auth := []string{protocol.AuthSecretBasic, protocol.AuthSecretPost}
@@ -219,7 +223,8 @@ func (p *Public) discovery(c *gin.Context) {
 		"revocation_endpoint_auth_methods_supported":    withNone,
 		"introspection_endpoint_auth_methods_supported": auth,
 		// A subject is the same user or client id for every client that sees it.
-		"subject_types_supported": []string{"public"},
+		"subject_types_supported":                   []string{"public"},
+		"access_token_signing_alg_values_supported": p.Keys.Algorithms(),
 	})
 }
 

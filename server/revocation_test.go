@@ -77,7 +77,7 @@ func forged(t *testing.T, ts *testServer, real string) map[string]string {
 		}
 		return s
 	}
-	pub, _ := ts.Keys.PublicKey(kid)
+	pub, _, _ := ts.Keys.PublicKey(kid)
 	pubDER, _ := json.Marshal(pub)
 	sig := real[strings.LastIndexByte(real, '.')+1:]
 	flipped := []byte(sig)

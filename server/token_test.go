@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,7 +33,8 @@ type claims struct {
 func (c claims) family() string { f, _ := grants.FamilyOf(c.ID); return f }
 
 // verify checks tok the way an independent resource server would: JWKS fetched over HTTP,
-// kid lookup, RS256 only, typ at+jwt, iss and exp validated by go-jose.
+// kid lookup, an asymmetric algorithm that must be the alg of the key the kid names, typ
+// at+jwt, iss and exp validated by go-jose.
 func verify(t *testing.T, ts *testServer, tok string) claims {
 	t.Helper()
 	resp, err := http.Get(ts.URL + "/.well-known/jwks.json")
@@ -44,7 +46,7 @@ func verify(t *testing.T, ts *testServer, tok string) claims {
 	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
 		t.Fatal(err)
 	}
-	parsed, err := josejwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+	parsed, err := josejwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.EdDSA})
 	if err != nil {
 		t.Fatalf("go-jose cannot parse our token: %v", err)
 	}
@@ -55,6 +57,9 @@ func verify(t *testing.T, ts *testServer, tok string) claims {
 	keys := set.Key(h.KeyID)
 	if len(keys) != 1 {
 		t.Fatalf("kid %q is not in the JWKS", h.KeyID)
+	}
+	if keys[0].Algorithm != h.Algorithm {
+		t.Fatalf("a %s token names a key for %s", h.Algorithm, keys[0].Algorithm)
 	}
 	var c claims
 	if err := parsed.Claims(keys[0].Key, &c); err != nil {
@@ -148,12 +153,14 @@ func TestPasswordAndRefreshWithOAuth2Library(t *testing.T) {
 	}
 }
 
-// TestTokenLengthWithTenScopesOfTwenty checks ATOL's 1000-character cap for every grant. The
-// fixed part (header with the RFC 7638 kid, RSA-2048 signature, 10×20-character scopes) takes
-// 733 characters; what is left holds iss, aud and the ids. Here iss is the loopback URL
-// (22 characters) and aud a 23-character API URL, the budget docs/design.md documents.
+// TestTokenLengthWithTenScopesOfTwenty checks ATOL's 1000-character cap for every grant, with
+// both RSA algorithms (PS256's header and signature are as long as RS256's; ES256 and EdDSA
+// signatures are shorter still). The fixed part (header with the RFC 7638 kid, RSA-2048
+// signature, 10×20-character scopes) takes 733 characters; what is left holds iss, aud and the
+// ids. Here iss is the loopback URL (22 characters) and aud a 23-character API URL, the
+// budget docs/design.md documents.
 func TestTokenLengthWithTenScopesOfTwenty(t *testing.T) {
-	ts := newTestServer(t)
+	ts := newTestServer(t, withAlgorithms("RS256", "PS256"))
 	var scopes []string
 	for i := range 10 {
 		scopes = append(scopes, fmt.Sprintf("scope-%02d-%s", i, strings.Repeat("x", 11)))
@@ -161,11 +168,17 @@ func TestTokenLengthWithTenScopesOfTwenty(t *testing.T) {
 	if len(scopes[0]) != 20 || len(ts.URL) < 21 {
 		t.Fatalf("scope length %d, issuer %q", len(scopes[0]), ts.URL)
 	}
-	id, sec := ts.client(t, registry.ClientInput{
-		GrantTypes: &[]string{"client_credentials", "password", "refresh_token"}, Scopes: &scopes,
-		Audience: &protocol.Audience{"https://api.example.com"},
-	})
 	ts.user(t, "dave", "dave-password")
+	for _, alg := range []string{"RS256", "PS256"} {
+		id, sec := ts.client(t, registry.ClientInput{
+			GrantTypes: &[]string{"client_credentials", "password", "refresh_token"}, Scopes: &scopes,
+			Audience: &protocol.Audience{"https://api.example.com"}, AccessTokenSigningAlg: &alg,
+		})
+		t.Run(alg, func(t *testing.T) { checkTokenLengths(t, ts, id, sec, alg) })
+	}
+}
+
+func checkTokenLengths(t *testing.T, ts *testServer, id, sec, alg string) {
 	l := login(t, ts, id, sec)
 	for grant, values := range map[string]url.Values{
 		"client_credentials": {"grant_type": {"client_credentials"}},
@@ -177,9 +190,12 @@ func TestTokenLengthWithTenScopesOfTwenty(t *testing.T) {
 			t.Fatalf("%s: status %d: %s", grant, r.Status, r.RawBody)
 		}
 		tok := r.str("access_token")
-		t.Logf("%s token with 10×20-character scopes: %d characters", grant, len(tok))
+		t.Logf("%s %s token with 10×20-character scopes: %d characters", alg, grant, len(tok))
 		if len(tok) > 1000 {
-			t.Fatalf("%s token is %d characters, the limit is 1000", grant, len(tok))
+			t.Fatalf("%s %s token is %d characters, the limit is 1000", alg, grant, len(tok))
+		}
+		if h, _ := base64.RawURLEncoding.DecodeString(strings.SplitN(tok, ".", 2)[0]); !strings.Contains(string(h), `"alg":"`+alg+`"`) {
+			t.Fatalf("%s token header %s", alg, h)
 		}
 		if c := verify(t, ts, tok); len(strings.Fields(c.Scope)) != 10 {
 			t.Fatalf("scope claim %q", c.Scope)
@@ -400,6 +416,9 @@ func TestMetadataAndHealth(t *testing.T) {
 		if md["issuer"] != ts.URL || md["token_endpoint"] != ts.URL+"/oauth2/token" || md["jwks_uri"] != ts.URL+"/.well-known/jwks.json" ||
 			md["revocation_endpoint"] != ts.URL+"/oauth2/revoke" || md["introspection_endpoint"] != ts.URL+"/oauth2/introspect" {
 			t.Fatalf("%s = %v", path, md)
+		}
+		if algs, _ := md["access_token_signing_alg_values_supported"].([]any); len(algs) != 1 || algs[0] != "RS256" {
+			t.Errorf("%s access_token_signing_alg_values_supported = %v, want [RS256]", path, md["access_token_signing_alg_values_supported"])
 		}
 		// Only what exists: no ID tokens, no authorization endpoint and so no response types.
 		for _, absent := range []string{"id_token_signing_alg_values_supported", "authorization_endpoint", "response_types_supported", "userinfo_endpoint"} {

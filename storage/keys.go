@@ -4,14 +4,19 @@ import (
 	"time"
 )
 
-// SigningKey is an RSA key in PKCS#8 PEM. It lives in the store so every replica signs with
-// the same set. A key is published in the JWKS from the moment it is stored; it signs from
-// ActivatesAt until RetiredAt, when a newer key takes over; it leaves the JWKS at RemoveAt,
-// when every token it can have signed has expired. Every replica reads the same times, so they
-// all switch keys at the same moment without talking to each other.
+// SigningKey is a private key in PKCS#8 PEM and the JWS algorithm it signs with. It lives in
+// the store so every replica signs with the same set. A key is published in the JWKS from the
+// moment it is stored; it signs from ActivatesAt until RetiredAt, when a newer key of its
+// algorithm takes over; it leaves the JWKS at RemoveAt, when every token it can have signed has
+// expired. Every replica reads the same times, so they all switch keys at the same moment
+// without talking to each other. Each algorithm has its own succession of keys: rotating one
+// leaves the others as they are.
 type SigningKey struct {
 	// ID is the RFC 7638 thumbprint, used as kid.
-	ID         string    `json:"id"`
+	ID string `json:"id"`
+	// Algorithm is the JWS alg (RS256, PS256, ES256, EdDSA); empty in keys stored before
+	// there was a choice, which are RS256 (Alg).
+	Algorithm  string    `json:"alg,omitempty"`
 	PrivatePEM []byte    `json:"private_pem"`
 	CreatedAt  time.Time `json:"created_at"`
 	// ActivatesAt is when the key starts signing; zero means from CreatedAt.
@@ -22,6 +27,17 @@ type SigningKey struct {
 	RemoveAt time.Time `json:"remove_at,omitzero"`
 }
 
+// DefaultAlgorithm is the algorithm of a key stored without one.
+const DefaultAlgorithm = "RS256"
+
+// Alg is the algorithm k signs with.
+func (k SigningKey) Alg() string {
+	if k.Algorithm == "" {
+		return DefaultAlgorithm
+	}
+	return k.Algorithm
+}
+
 // Activation is when k starts signing.
 func (k SigningKey) Activation() time.Time {
 	if k.ActivatesAt.IsZero() {
@@ -30,12 +46,13 @@ func (k SigningKey) Activation() time.Time {
 	return k.ActivatesAt
 }
 
-// Retire returns keys with every key that has not been retired yet retired at at, to be
-// removed after lifetime. Backends share it so their rotations agree.
-func Retire(keys []SigningKey, at time.Time, lifetime time.Duration) []SigningKey {
+// Retire returns keys with every key of alg that has not been retired yet retired at at, to
+// be removed after lifetime; keys of other algorithms are returned as they are. Backends
+// share it so their rotations agree.
+func Retire(keys []SigningKey, alg string, at time.Time, lifetime time.Duration) []SigningKey {
 	out := make([]SigningKey, len(keys))
 	for i, k := range keys {
-		if k.RetiredAt.IsZero() {
+		if k.Alg() == alg && k.RetiredAt.IsZero() {
 			k.RetiredAt, k.RemoveAt = at, at.Add(lifetime)
 		}
 		out[i] = k
@@ -43,10 +60,21 @@ func Retire(keys []SigningKey, at time.Time, lifetime time.Duration) []SigningKe
 	return out
 }
 
-// Pending reports whether one of keys is waiting to start signing at now.
-func Pending(keys []SigningKey, now time.Time) bool {
+// Pending reports whether one of keys of alg is waiting to start signing at now.
+func Pending(keys []SigningKey, alg string, now time.Time) bool {
 	for _, k := range keys {
-		if k.Activation().After(now) {
+		if k.Alg() == alg && k.Activation().After(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// Live reports whether keys hold a key of alg that has not been retired: one that signs, or
+// will once it activates. EnsureSigningKey adds a key only to an algorithm without one.
+func Live(keys []SigningKey, alg string) bool {
+	for _, k := range keys {
+		if k.Alg() == alg && k.RetiredAt.IsZero() {
 			return true
 		}
 	}

@@ -42,6 +42,9 @@ type Client struct {
 	// ResourceServer lets the client introspect tokens of every client (an API checking what
 	// integrators send it), not only its own.
 	ResourceServer bool `json:"resource_server,omitempty"`
+	// AccessTokenSigningAlg is the JWS algorithm of the client's access tokens; empty in
+	// clients stored before there was a choice, which are RS256 (SigningAlg).
+	AccessTokenSigningAlg string `json:"access_token_signing_alg,omitempty"`
 	// NotBefore is when an earlier client with this id was deleted: tokens issued before it
 	// belong to that client, not to this one. Set by the store (CreateClient).
 	NotBefore time.Time `json:"not_before,omitzero"`
@@ -53,6 +56,14 @@ type Client struct {
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// SigningAlg is the algorithm c's access tokens are signed with.
+func (c Client) SigningAlg() string {
+	if c.AccessTokenSigningAlg == "" {
+		return DefaultAlgorithm
+	}
+	return c.AccessTokenSigningAlg
 }
 
 // User is a resource owner for the password grant. Usernames are unique case-insensitively.

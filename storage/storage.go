@@ -98,8 +98,9 @@ type Storage interface {
 	// when Login reported none, so a clean login costs one store call.
 	LoginSucceeded(ctx context.Context, a LoginAttempt) error
 
-	// EnsureSigningKey stores candidate only if the store holds no signing key yet, so
-	// replicas starting together agree on one key. It returns every stored key and whether
+	// EnsureSigningKey stores candidate only if the store holds no live signing key of its
+	// algorithm (none, or only retired ones: Live), so replicas starting together agree on one
+	// key per algorithm. It returns every stored key (of every algorithm) and whether
 	// candidate was the one stored.
 	EnsureSigningKey(ctx context.Context, candidate SigningKey) (keys []SigningKey, created bool, err error)
 	// RestoreSigningKeys stores keys only if the store holds no signing key (it lost its
@@ -108,10 +109,16 @@ type Storage interface {
 	RestoreSigningKeys(ctx context.Context, keys []SigningKey) (bool, error)
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
 	// RotateSigningKey adds next, which signs from next.ActivatesAt on, and retires the keys
-	// that would sign until then, in one step: their RetiredAt becomes next.ActivatesAt and
-	// their RemoveAt that plus lifetime (the longest an access token can live). It answers
-	// ErrAlreadyExists, changing nothing, while a key is still waiting to take over at now.
+	// of next's algorithm that would sign until then, in one step: their RetiredAt becomes
+	// next.ActivatesAt and their RemoveAt that plus lifetime (the longest an access token can
+	// live). Keys of other algorithms are left as they are. It answers ErrAlreadyExists,
+	// changing nothing, while a key of that algorithm is still waiting to take over at now.
 	RotateSigningKey(ctx context.Context, next SigningKey, now time.Time, lifetime time.Duration) ([]SigningKey, error)
+	// RetireSigningKeys retires, in one step, every key of alg that has not been retired yet:
+	// its RetiredAt becomes at and its RemoveAt at plus lifetime. It is how the keys of an
+	// algorithm the server stopped publishing stop signing. Keys of other algorithms, and
+	// keys retired before, are left as they are. It returns every stored key.
+	RetireSigningKeys(ctx context.Context, alg string, at time.Time, lifetime time.Duration) ([]SigningKey, error)
 	// RemoveSigningKeys deletes the keys whose RemoveAt has passed at now (never a key without
 	// one) and returns those that are left.
 	RemoveSigningKeys(ctx context.Context, now time.Time) ([]SigningKey, error)

@@ -70,16 +70,29 @@ type Rotated struct {
 	Sealed []byte
 }
 
-// Pool identifies a reuse pool: the tokens of one client for one subject, scope and audience.
-// Incarnation tells a client from an earlier one that had the same id (the registry uses the
-// client's creation time): a client deleted and created again starts with empty pools and
-// fresh daily counts, and never receives a token issued to its predecessor.
+// Pool identifies a reuse pool: the tokens of one client for one subject, scope, audience and
+// signing algorithm. Incarnation tells a client from an earlier one that had the same id (the
+// registry uses the client's creation time): a client deleted and created again starts with
+// empty pools and fresh daily counts, and never receives a token issued to its predecessor.
 type Pool struct {
 	ClientID    string
 	Incarnation string
 	Subject     string
 	Scope       string
 	Audience    string
+	// Alg is the algorithm the pool's tokens are signed with, so that a client whose
+	// access_token_signing_alg changes is never handed a token of its old algorithm. The daily
+	// and hourly counts do not depend on it.
+	Alg string
+}
+
+// Digest names the pool within its client's keys (KeyDigest). RS256 (or no algorithm) adds
+// nothing, so the pools stored before algorithms existed keep their names.
+func (p Pool) Digest() string {
+	if p.Alg == "" || p.Alg == DefaultAlgorithm {
+		return KeyDigest(p.Incarnation, p.Subject, p.Scope, p.Audience)
+	}
+	return KeyDigest(p.Incarnation, p.Subject, p.Scope, p.Audience, p.Alg)
 }
 
 // PooledToken is an access token kept for reuse. It is stored as issued: anyone who

@@ -11,10 +11,13 @@
 //	// in the handler:
 //	claims, _ := verify.FromContext(r.Context())
 //
-// What is accepted (RFC 9068 §4): a JWS in compact form signed with RS256, and nothing else
-// (no none, no HS256 keyed with the public key, no RS512), whose header says typ at+jwt and
-// names in kid a key of the published JWKS; the key is never taken from the token itself
-// (jwk, jku, x5u and x5c headers are ignored). Then iss must be the issuer, aud must name one
+// What is accepted (RFC 9068 §4): a JWS in compact form signed with RS256, or with the
+// algorithms Config.Algorithms names instead (any of RS256, PS256, ES256 and EdDSA, for a
+// server whose clients choose access_token_signing_alg), and nothing else (no none, no HS256
+// keyed with the public key, no RS512), whose header says typ at+jwt and names in kid a key of
+// the published JWKS that is for the token's algorithm (its alg member; without one, the
+// algorithm its type implies: RS256 for RSA, ES256 for P-256, EdDSA for Ed25519); the key is
+// never taken from the token itself (jwk, jku, x5u and x5c headers are ignored). Then iss must be the issuer, aud must name one
 // of the audiences, exp must not have passed and nbf and iat must not be in the future, each
 // with a small leeway, and sub, client_id, iat and jti must be present.
 //

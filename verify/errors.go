@@ -18,7 +18,9 @@ var (
 	ErrMalformedRequest = errors.New("malformed request")
 	// ErrMalformed: the token is not a compact JWS, or its header or claims do not parse.
 	ErrMalformed = errors.New("malformed token")
-	// ErrAlgorithm: the token is signed with anything but RS256 (none, HS256, RS512…).
+	// ErrAlgorithm: the token is signed with an algorithm the Verifier does not accept (by
+	// default anything but RS256: none, HS256, RS512…), or with another algorithm than the one
+	// its key is published for.
 	ErrAlgorithm = errors.New("algorithm not accepted")
 	// ErrType: the JOSE header's typ is not at+jwt (RFC 9068 §2.1): an ID token or another
 	// JWT signed by the same key is not an access token.

@@ -1,6 +1,10 @@
 package verify
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -37,16 +41,35 @@ var testKeys = sync.OnceValue(func() []*rsa.PrivateKey {
 	return ks
 })
 
+// curveKeys are a P-256 key, an Ed25519 key and a P-384 key.
+func curveKeys() (*ecdsa.PrivateKey, ed25519.PrivateKey, *ecdsa.PrivateKey) {
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return ec, ed, p384
+}
+
 // authServer is a stand-in authorization server on loopback: metadata, a JWKS whose keys,
 // cache header and health the test changes, and a count of JWKS requests.
 type authServer struct {
 	*httptest.Server
 	mu          sync.Mutex
-	keys        map[string]*rsa.PublicKey
+	keys        map[string]jose.JSONWebKey
 	down        bool
 	cacheHeader string
 	delay       time.Duration
 	jwksHits    atomic.Int64
+	// jwks, when set, is served as the JWKS instead of keys.
+	jwks []byte
 
 	// Introspection: answers by token, for the client resourceID:resourceSecret only.
 	answers   map[string]map[string]any
@@ -61,7 +84,7 @@ const (
 
 func newAuthServer(t *testing.T) *authServer {
 	t.Helper()
-	a := &authServer{keys: map[string]*rsa.PublicKey{}, cacheHeader: "public, max-age=300"}
+	a := &authServer{keys: map[string]jose.JSONWebKey{}, cacheHeader: "public, max-age=300"}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -71,10 +94,10 @@ func newAuthServer(t *testing.T) *authServer {
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		a.jwksHits.Add(1)
 		a.mu.Lock()
-		down, delay, cc := a.down, a.delay, a.cacheHeader
+		down, delay, cc, raw := a.down, a.delay, a.cacheHeader, a.jwks
 		set := jose.JSONWebKeySet{}
-		for kid, k := range a.keys {
-			set.Keys = append(set.Keys, jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: "RS256", Use: "sig"})
+		for _, k := range a.keys {
+			set.Keys = append(set.Keys, k)
 		}
 		a.mu.Unlock()
 		time.Sleep(delay)
@@ -83,6 +106,10 @@ func newAuthServer(t *testing.T) *authServer {
 			return
 		}
 		w.Header().Set("Cache-Control", cc)
+		if raw != nil {
+			_, _ = w.Write(raw)
+			return
+		}
 		_ = json.NewEncoder(w).Encode(set)
 	})
 	mux.HandleFunc("POST /oauth2/introspect", func(w http.ResponseWriter, r *http.Request) {
@@ -110,10 +137,14 @@ func newAuthServer(t *testing.T) *authServer {
 	return a
 }
 
-func (a *authServer) publish(kid string, k *rsa.PrivateKey) {
+// publish puts k's public half in the JWKS for RS256.
+func (a *authServer) publish(kid string, k *rsa.PrivateKey) { a.publishFor(kid, "RS256", k) }
+
+// publishFor puts k's public half in the JWKS with alg (none when empty).
+func (a *authServer) publishFor(kid, alg string, k crypto.Signer) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.keys[kid] = &k.PublicKey
+	a.keys[kid] = jose.JSONWebKey{Key: k.Public(), KeyID: kid, Algorithm: alg, Use: "sig"}
 }
 
 func (a *authServer) answer(token string, answer map[string]any) {

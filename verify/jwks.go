@@ -2,6 +2,9 @@ package verify
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
@@ -9,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,12 +53,12 @@ type keySet struct {
 	group singleflight.Group
 
 	mu         sync.Mutex
-	keys       map[string]*rsa.PublicKey // nil until the first successful fetch
-	expires    time.Time                 // end of the cache lifetime of keys
-	attempt    time.Time                 // start of the last fetch, successful or not
-	lastErr    error                     // error of the last fetch, nil after a success
-	kidFetched time.Time                 // start of the last fetch made for an unknown kid
-	fetching   bool                      // a background renewal is running
+	keys       map[string]publicKey // nil until the first successful fetch
+	expires    time.Time            // end of the cache lifetime of keys
+	attempt    time.Time            // start of the last fetch, successful or not
+	lastErr    error                // error of the last fetch, nil after a success
+	kidFetched time.Time            // start of the last fetch made for an unknown kid
+	fetching   bool                 // a background renewal is running
 }
 
 // Why a fetch is asked for; each has its own limit (allowed).
@@ -66,8 +70,14 @@ const (
 	unknownKid                    // a token names a kid that is not cached
 )
 
+// publicKey is a published key and the one algorithm it verifies.
+type publicKey struct {
+	pub any // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
+	alg jose.SignatureAlgorithm
+}
+
 // key returns the public key named kid.
-func (s *keySet) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
+func (s *keySet) key(ctx context.Context, kid string) (publicKey, error) {
 	s.mu.Lock()
 	k, ok := s.keys[kid]
 	if ok {
@@ -88,7 +98,7 @@ func (s *keySet) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	if err := s.refresh(ctx, unknownKid); err != nil && !errors.Is(err, errNotDue) {
 		var e *Error
 		if errors.As(err, &e) {
-			return nil, e
+			return publicKey{}, e
 		}
 	}
 	s.mu.Lock()
@@ -98,9 +108,9 @@ func (s *keySet) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	}
 	if s.lastErr != nil {
 		// The token may name a key the endpoint would have given us: not the caller's fault.
-		return nil, refuse(ErrUnavailable, "the signing keys cannot be fetched", s.lastErr)
+		return publicKey{}, refuse(ErrUnavailable, "the signing keys cannot be fetched", s.lastErr)
 	}
-	return nil, refuse(ErrUnknownKey, "the token is signed with an unknown key", nil)
+	return publicKey{}, refuse(ErrUnknownKey, "the token is signed with an unknown key", nil)
 }
 
 // busy reports whether a background renewal is running (tests wait for it).
@@ -181,8 +191,8 @@ func (s *keySet) refresh(ctx context.Context, reason fetchReason) error {
 	}
 }
 
-// fetch GETs the JWKS and returns its RS256 signing keys by kid and how long to trust them.
-func (s *keySet) fetch(ctx context.Context) (map[string]*rsa.PublicKey, time.Duration, error) {
+// fetch GETs the JWKS and returns its signing keys by kid and how long to trust them.
+func (s *keySet) fetch(ctx context.Context) (map[string]publicKey, time.Duration, error) {
 	u, err := s.url(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -214,10 +224,14 @@ func (s *keySet) fetch(ctx context.Context) (map[string]*rsa.PublicKey, time.Dur
 	return keys, lifetime(resp.Header, s.interval, s.now()), nil
 }
 
-// parseJWKS keeps the keys that can verify RS256: kty RSA, use sig (or none given), alg RS256
-// (or none given), a kid, 2048 bits or more. A set may hold keys of other types (RFC 7517 §5:
-// skip what is not understood), so one such key does not spoil the others.
-func parseJWKS(body []byte) (map[string]*rsa.PublicKey, error) {
+// parseJWKS keeps the keys that can verify one of Tokensmith's algorithms: use sig (or none
+// given), a kid, and a key type that fits the alg member: RSA of 2048 bits or more for RS256
+// or PS256, P-256 for ES256, Ed25519 for EdDSA. A key without alg is taken for the one
+// algorithm its type implies (RSA: RS256, as JWKS without alg members have always meant;
+// P-256: ES256; Ed25519: EdDSA), never for PS256. A set may hold keys of other types and
+// algorithms (RFC 7517 §5: skip what is not understood), so one such key does not spoil the
+// others. Which algorithms a token may use is the Verifier's to decide, not the set's.
+func parseJWKS(body []byte) (map[string]publicKey, error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
@@ -227,18 +241,35 @@ func parseJWKS(body []byte) (map[string]*rsa.PublicKey, error) {
 	if set.Keys == nil {
 		return nil, errors.New("not a JWK set: no keys member")
 	}
-	out := make(map[string]*rsa.PublicKey, len(set.Keys))
+	out := make(map[string]publicKey, len(set.Keys))
 	for _, raw := range set.Keys {
 		var k jose.JSONWebKey
-		if err := k.UnmarshalJSON(raw); err != nil {
+		if err := k.UnmarshalJSON(raw); err != nil || k.KeyID == "" || (k.Use != "" && k.Use != "sig") {
 			continue
 		}
-		pub, ok := k.Key.(*rsa.PublicKey)
-		if !ok || k.KeyID == "" || (k.Use != "" && k.Use != "sig") ||
-			(k.Algorithm != "" && k.Algorithm != string(jose.RS256)) || pub.N.BitLen() < minRSABits {
+		alg := jose.SignatureAlgorithm(k.Algorithm)
+		var implied []jose.SignatureAlgorithm // the algorithms this key type can be for, implied first
+		switch pub := k.Key.(type) {
+		case *rsa.PublicKey:
+			if pub.N.BitLen() >= minRSABits {
+				implied = []jose.SignatureAlgorithm{jose.RS256, jose.PS256}
+			}
+		case *ecdsa.PublicKey:
+			if pub.Curve == elliptic.P256() {
+				implied = []jose.SignatureAlgorithm{jose.ES256}
+			}
+		case ed25519.PublicKey:
+			implied = []jose.SignatureAlgorithm{jose.EdDSA}
+		}
+		switch {
+		case len(implied) == 0:
+			continue
+		case alg == "":
+			alg = implied[0]
+		case !slices.Contains(implied, alg):
 			continue
 		}
-		out[k.KeyID] = pub
+		out[k.KeyID] = publicKey{pub: k.Key, alg: alg}
 	}
 	return out, nil
 }

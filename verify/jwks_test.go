@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -266,19 +268,45 @@ func TestCacheFollowsMaxAge(t *testing.T) {
 // TestJWKSParsing: keys that cannot verify RS256 are skipped, not fatal to the set.
 func TestJWKSParsing(t *testing.T) {
 	ks := testKeys()
-	good, _ := json.Marshal(jose.JSONWebKey{Key: &ks[0].PublicKey, KeyID: "good", Algorithm: "RS256", Use: "sig"})
-	bare, _ := json.Marshal(jose.JSONWebKey{Key: &ks[1].PublicKey, KeyID: "bare"})
-	enc, _ := json.Marshal(jose.JSONWebKey{Key: &ks[2].PublicKey, KeyID: "enc", Use: "enc"})
-	ps512, _ := json.Marshal(jose.JSONWebKey{Key: &ks[2].PublicKey, KeyID: "ps", Algorithm: "PS512"})
-	noKid, _ := json.Marshal(jose.JSONWebKey{Key: &ks[2].PublicKey})
-	body := fmt.Sprintf(`{"keys":[%s,%s,%s,%s,%s,{"kty":"OKP","crv":"X448","x":"AA","kid":"odd"},{"kty":"RSA","kid":"broken"}]}`,
-		good, bare, enc, ps512, noKid)
-	got, err := parseJWKS([]byte(body))
+	ec, ed, p384 := curveKeys()
+	jwk := func(key any, kid, alg, use string) string {
+		b, err := json.Marshal(jose.JSONWebKey{Key: key, KeyID: kid, Algorithm: alg, Use: use})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	keys := []string{
+		jwk(&ks[0].PublicKey, "good", "RS256", "sig"),
+		jwk(&ks[1].PublicKey, "bare", "", ""),
+		jwk(&ks[2].PublicKey, "enc", "", "enc"),
+		jwk(&ks[2].PublicKey, "ps", "PS512", ""),
+		jwk(&ks[2].PublicKey, "", "", ""),
+		jwk(&ks[2].PublicKey, "pss", "PS256", "sig"),
+		jwk(&ks[2].PublicKey, "rsa as es", "ES256", "sig"),
+		jwk(ec.Public(), "ec", "ES256", "sig"),
+		jwk(ec.Public(), "ec bare", "", ""),
+		jwk(ec.Public(), "ec as rs", "RS256", "sig"),
+		jwk(p384.Public(), "p384", "ES384", "sig"),
+		jwk(p384.Public(), "p384 as es256", "ES256", "sig"),
+		jwk(ed.Public(), "ed", "EdDSA", "sig"),
+		jwk(ed.Public(), "ed bare", "", ""),
+		jwk(ed.Public(), "ed as es", "ES256", ""),
+		`{"kty":"OKP","crv":"X448","x":"AA","kid":"odd"}`,
+		`{"kty":"RSA","kid":"broken"}`,
+	}
+	got, err := parseJWKS([]byte(`{"keys":[` + strings.Join(keys, ",") + `]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got["good"] == nil || got["bare"] == nil {
-		t.Fatalf("kept %v, want good and bare", got)
+	want := map[string]jose.SignatureAlgorithm{"good": jose.RS256, "bare": jose.RS256, "pss": jose.PS256,
+		"ec": jose.ES256, "ec bare": jose.ES256, "ed": jose.EdDSA, "ed bare": jose.EdDSA}
+	gotAlgs := map[string]jose.SignatureAlgorithm{}
+	for kid, k := range got {
+		gotAlgs[kid] = k.alg
+	}
+	if !maps.Equal(gotAlgs, want) {
+		t.Fatalf("kept %v, want %v", gotAlgs, want)
 	}
 	for _, bad := range []string{`[]`, `{"keys":{}}`, `{}`, `not json`} {
 		if _, err := parseJWKS([]byte(bad)); err == nil {

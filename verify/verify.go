@@ -44,6 +44,13 @@ type Config struct {
 	Audience []string
 	// Realm is the realm of the WWW-Authenticate challenge; the first audience when empty.
 	Realm string
+	// Algorithms are the signing algorithms accepted: any of RS256, PS256, ES256 and EdDSA
+	// (Tokensmith's keys.algorithms; a client's access_token_signing_alg picks one). RS256
+	// alone when empty. A token is accepted only with the algorithm of the key its kid names
+	// (the key's alg in the JWKS; for a key without one, RS256 for RSA, ES256 for P-256 and
+	// EdDSA for Ed25519), so one key never verifies two algorithms. none and every symmetric
+	// algorithm are refused here, in New.
+	Algorithms []string
 	// Leeway is the clock skew allowed when checking exp, nbf and iat (DefaultLeeway when 0,
 	// none when negative; at most 5 minutes).
 	Leeway time.Duration
@@ -97,6 +104,7 @@ type Verifier struct {
 	realm    string
 	leeway   time.Duration
 	errBody  ErrorBodyFunc
+	algs     []jose.SignatureAlgorithm
 	intro    *introspector
 	keys     *keySet
 	disc     *discovery
@@ -135,6 +143,10 @@ func New(cfg Config) (*Verifier, error) {
 	if strings.ContainsAny(cfg.Realm, "\"\\") {
 		bad("Realm: quotes and backslashes cannot appear in a challenge")
 	}
+	algs, err := acceptedAlgorithms(cfg.Algorithms)
+	if err != nil {
+		bad("Algorithms: %v", err)
+	}
 	if len(problems) > 0 {
 		return nil, errors.New("verify: " + strings.Join(problems, "; "))
 	}
@@ -152,7 +164,7 @@ func New(cfg Config) (*Verifier, error) {
 		realm = quotable(cfg.Audience[0])
 	}
 	v := &Verifier{
-		issuer: cfg.Issuer, audience: slices.Clone(cfg.Audience), realm: realm, leeway: leeway,
+		issuer: cfg.Issuer, audience: slices.Clone(cfg.Audience), realm: realm, leeway: leeway, algs: algs,
 		errBody: cfg.ErrorBody, now: time.Now, log: log.With("component", "verify"),
 	}
 	interval := orDefault(cfg.RefreshInterval, DefaultRefreshInterval)
@@ -190,6 +202,42 @@ func New(cfg Config) (*Verifier, error) {
 			client: client, ttl: ttl, now: v.clock, log: v.log}
 	}
 	return v, nil
+}
+
+// signingAlgorithms are the algorithms a Verifier can be configured for: Tokensmith's.
+var signingAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.EdDSA}
+
+// acceptedAlgorithms checks Config.Algorithms; RS256 alone when it is empty.
+func acceptedAlgorithms(names []string) ([]jose.SignatureAlgorithm, error) {
+	if len(names) == 0 {
+		return []jose.SignatureAlgorithm{jose.RS256}, nil
+	}
+	var out []jose.SignatureAlgorithm
+	for _, n := range names {
+		alg := jose.SignatureAlgorithm(n)
+		switch up := strings.ToUpper(n); {
+		case up == "NONE" || strings.HasPrefix(up, "HS"):
+			return nil, fmt.Errorf("%q would accept tokens anyone holding the JWKS can make", n)
+		case !slices.Contains(signingAlgorithms, alg):
+			return nil, fmt.Errorf("%q is not one of RS256, PS256, ES256, EdDSA", n)
+		}
+		if !slices.Contains(out, alg) {
+			out = append(out, alg)
+		}
+	}
+	return out, nil
+}
+
+// algorithmList names algs for an error message: "RS256", "RS256 and ES256".
+func algorithmList(algs []jose.SignatureAlgorithm) string {
+	names := make([]string, len(algs))
+	for i, a := range algs {
+		names[i] = string(a)
+	}
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 // clock reads v.now, which tests replace.
@@ -270,20 +318,26 @@ func isAccessTokenType(typ string) bool {
 	return typ == "at+jwt" || typ == "application/at+jwt"
 }
 
-// local verifies a JWT with the published keys: RS256 only, typ at+jwt, a key found by kid
-// in the JWKS (never in the token's own jwk, jku, x5u or x5c), then iss, aud, exp, nbf, iat
-// and the claims RFC 9068 requires.
+// local verifies a JWT with the published keys: one of the configured algorithms (RS256 only
+// by default), typ at+jwt, a key found by kid in the JWKS (never in the token's own jwk, jku,
+// x5u or x5c) whose algorithm is the token's, then iss, aud, exp, nbf, iat and the claims
+// RFC 9068 requires.
 func (v *Verifier) local(ctx context.Context, raw string) (*Claims, error) {
 	if len(raw) > maxTokenLen {
 		return nil, refuse(ErrMalformed, fmt.Sprintf("the token is longer than %d characters", maxTokenLen), nil)
 	}
 	// The allowed algorithms are part of parsing: none, HS256 (with the public key as an HMAC
 	// secret) and every other alg are refused before a key is looked at.
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	tok, err := jwt.ParseSigned(raw, v.algs)
 	if err != nil {
 		var alg *jose.ErrUnexpectedSignatureAlgorithm
 		if errors.As(err, &alg) {
-			return nil, refuse(ErrAlgorithm, fmt.Sprintf("the token is signed with %s, only RS256 is accepted", printable(string(alg.Got))), err)
+			verb := "is"
+			if len(v.algs) > 1 {
+				verb = "are"
+			}
+			return nil, refuse(ErrAlgorithm, fmt.Sprintf("the token is signed with %s, only %s %s accepted",
+				printable(string(alg.Got)), algorithmList(v.algs), verb), err)
 		}
 		return nil, refuse(ErrMalformed, "the token is not a well-formed JWT", err)
 	}
@@ -301,9 +355,14 @@ func (v *Verifier) local(ctx context.Context, raw string) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
+	if key.alg != jose.SignatureAlgorithm(h.Algorithm) {
+		// RFC 7517 §4.4: a key is for one algorithm. An RSA key published for PS256 must not
+		// verify an RS256 signature made with it, nor the other way round.
+		return nil, refuse(ErrAlgorithm, fmt.Sprintf("the token is signed with %s, but its key is for %s", printable(h.Algorithm), key.alg), nil)
+	}
 	var std jwt.Claims
 	var extra accessClaims
-	if err := tok.Claims(key, &std, &extra); err != nil {
+	if err := tok.Claims(key.pub, &std, &extra); err != nil {
 		if errors.Is(err, jose.ErrCryptoFailure) {
 			return nil, refuse(ErrSignature, "the token signature is invalid", err)
 		}

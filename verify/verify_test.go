@@ -314,6 +314,9 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 		{"no audience", Config{Issuer: "https://a.test"}, "Audience"},
 		{"not a URL", Config{Issuer: "a.test", Audience: []string{"a"}}, "not an http(s) URL"},
 		{"huge leeway", Config{Issuer: "https://a.test", Audience: []string{"a"}, Leeway: time.Hour}, "Leeway"},
+		{"HS256", Config{Issuer: "https://a.test", Audience: []string{"a"}, Algorithms: []string{"RS256", "HS256"}}, `Algorithms: "HS256" would accept tokens anyone holding the JWKS can make`},
+		{"none", Config{Issuer: "https://a.test", Audience: []string{"a"}, Algorithms: []string{"none"}}, `Algorithms: "none"`},
+		{"RS512", Config{Issuer: "https://a.test", Audience: []string{"a"}, Algorithms: []string{"RS512"}}, `Algorithms: "RS512" is not one of`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {

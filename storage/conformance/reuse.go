@@ -32,6 +32,19 @@ func testReusePool(t *testing.T, s storage.Storage) {
 		t.Fatalf("other scope: %+v, want its own pool", got)
 	}
 	mustNoErr(t, s.Settle(ctx, storage.Settlement{Admission: other}))
+	// Another signing algorithm is another pool: a client switched to ES256 is never handed
+	// its RS256 token; RS256 named or not is the same pool.
+	es := admission(now.Add(time.Minute), 1, "r3es")
+	es.Pool.Alg = "ES256"
+	if got, _ := s.Admit(ctx, es); !got.Allowed || got.Reused != nil {
+		t.Fatalf("other algorithm: %+v, want its own pool", got)
+	}
+	mustNoErr(t, s.Settle(ctx, storage.Settlement{Admission: es}))
+	rs := admission(now.Add(time.Minute), 1, "r3rs")
+	rs.Pool.Alg = "RS256"
+	if got, _ := s.Admit(ctx, rs); got.Reused == nil || got.Reused.JTI != "j1" {
+		t.Fatalf("RS256 named: %+v, want j1 from the pool without an algorithm", got)
+	}
 
 	// Less than MinRemaining left and the pool full (capacity 1): the cap wins, j1 is
 	// answered rather than a second valid token minted.

@@ -61,7 +61,7 @@ func putPoolEntry(tx *buntdb.Tx, key string, e poolEntry, now time.Time) error {
 
 // poolPrefix names the keys of one pool; only hex digests, so it is safe as a key pattern.
 func poolPrefix(p storage.Pool) string {
-	return "pool:" + storage.KeyDigest(p.ClientID) + ":" + storage.KeyDigest(p.Incarnation, p.Subject, p.Scope, p.Audience) + ":"
+	return "pool:" + storage.KeyDigest(p.ClientID) + ":" + p.Digest() + ":"
 }
 
 func counterKey(a storage.Admission) string {

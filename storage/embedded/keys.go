@@ -12,12 +12,9 @@ import (
 // EnsureSigningKey implements storage.Storage.
 func (s *Store) EnsureSigningKey(ctx context.Context, candidate storage.SigningKey) (keys []storage.SigningKey, created bool, err error) {
 	err = s.update(ctx, func(tx *buntdb.Tx) error {
-		n := 0
-		if err := tx.AscendKeys("key:*", func(string, string) bool { n++; return false }); err != nil {
+		keys, err := signingKeys(tx)
+		if err != nil || storage.Live(keys, candidate.Alg()) {
 			return err
-		}
-		if n > 0 {
-			return nil
 		}
 		created = true
 		return put(tx, signingKeyKey(candidate.ID), candidate, time.Time{}, time.Time{})
@@ -54,13 +51,33 @@ func (s *Store) RotateSigningKey(ctx context.Context, next storage.SigningKey, n
 		if err != nil {
 			return err
 		}
-		if storage.Pending(keys, now) {
+		if storage.Pending(keys, next.Alg(), now) {
 			return storage.ErrAlreadyExists
 		}
-		out = append(storage.Retire(keys, next.Activation(), lifetime), next)
+		out = append(storage.Retire(keys, next.Alg(), next.Activation(), lifetime), next)
 		for _, k := range out {
 			if err := put(tx, signingKeyKey(k.ID), k, time.Time{}, time.Time{}); err != nil {
 				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// RetireSigningKeys implements storage.Storage.
+func (s *Store) RetireSigningKeys(ctx context.Context, alg string, at time.Time, lifetime time.Duration) (out []storage.SigningKey, err error) {
+	err = s.update(ctx, func(tx *buntdb.Tx) error {
+		keys, err := signingKeys(tx)
+		if err != nil {
+			return err
+		}
+		out = storage.Retire(keys, alg, at, lifetime)
+		for i, k := range out {
+			if !k.RetiredAt.Equal(keys[i].RetiredAt) {
+				if err := put(tx, signingKeyKey(k.ID), k, time.Time{}, time.Time{}); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

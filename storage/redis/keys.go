@@ -9,11 +9,23 @@ import (
 	"github.com/tokensmith/tokensmith/storage"
 )
 
-// EnsureSigningKey implements storage.Storage.
+// EnsureSigningKey implements storage.Storage. The first key of a store is written by the
+// script that restores lost keys (one round trip, nothing to compare); the first key of
+// another algorithm by a compare-and-set on the key set's version.
 func (s *Store) EnsureSigningKey(ctx context.Context, candidate storage.SigningKey) ([]storage.SigningKey, bool, error) {
 	created, err := s.RestoreSigningKeys(ctx, []storage.SigningKey{candidate})
 	if err != nil {
 		return nil, false, err
+	}
+	if !created {
+		keys, err := s.changeSigningKeys(ctx, func(keys []storage.SigningKey) ([]storage.SigningKey, []string, error) {
+			created = !storage.Live(keys, candidate.Alg())
+			if !created {
+				return nil, nil, nil
+			}
+			return []storage.SigningKey{candidate}, nil, nil
+		})
+		return keys, created && err == nil, err
 	}
 	keys, err := s.ListSigningKeys(ctx)
 	return keys, created, err
@@ -111,10 +123,23 @@ func (s *Store) changeSigningKeys(ctx context.Context, change func([]storage.Sig
 // RotateSigningKey implements storage.Storage.
 func (s *Store) RotateSigningKey(ctx context.Context, next storage.SigningKey, now time.Time, lifetime time.Duration) ([]storage.SigningKey, error) {
 	return s.changeSigningKeys(ctx, func(keys []storage.SigningKey) ([]storage.SigningKey, []string, error) {
-		if storage.Pending(keys, now) {
+		if storage.Pending(keys, next.Alg(), now) {
 			return nil, nil, storage.ErrAlreadyExists
 		}
-		return append(storage.Retire(keys, next.Activation(), lifetime), next), nil, nil
+		return append(storage.Retire(keys, next.Alg(), next.Activation(), lifetime), next), nil, nil
+	})
+}
+
+// RetireSigningKeys implements storage.Storage.
+func (s *Store) RetireSigningKeys(ctx context.Context, alg string, at time.Time, lifetime time.Duration) ([]storage.SigningKey, error) {
+	return s.changeSigningKeys(ctx, func(keys []storage.SigningKey) ([]storage.SigningKey, []string, error) {
+		var write []storage.SigningKey
+		for i, k := range storage.Retire(keys, alg, at, lifetime) {
+			if !k.RetiredAt.Equal(keys[i].RetiredAt) {
+				write = append(write, k)
+			}
+		}
+		return write, nil, nil
 	})
 }
 

@@ -263,7 +263,7 @@ func familyKey(fam string) string        { return "ts:{f:" + fam + "}:fam" }
 func refreshKey(fam, hash string) string { return "ts:{f:" + fam + "}:rt:" + hash }
 func clientTag(id string) string         { return "ts:{c:" + id + "}:" }
 func poolKey(p storage.Pool) string {
-	return clientTag(p.ClientID) + "pool:" + storage.KeyDigest(p.Incarnation, p.Subject, p.Scope, p.Audience)
+	return clientTag(p.ClientID) + "pool:" + p.Digest()
 }
 func counterKey(p storage.Pool, d string) string {
 	return clientTag(p.ClientID) + "day:" + storage.KeyDigest(p.Incarnation, p.Subject) + ":" + d

@@ -1,6 +1,10 @@
 package ginverify_test
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
@@ -118,4 +122,66 @@ func ExampleRequire() {
 	resp.Body.Close()
 	fmt.Println(resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	// Output: 401 Bearer realm="https://api.example.com"
+}
+
+// TestRequireAlgorithms: a Gin route on a Verifier configured for ES256 and EdDSA lets their
+// tokens through and refuses RS256, as the net/http middleware does.
+func TestRequireAlgorithms(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]struct {
+		alg jose.SignatureAlgorithm
+		key crypto.Signer
+	}{"es": {jose.ES256, ec}, "ed": {jose.EdDSA, ed}, "rs": {jose.RS256, rs}}
+	var set jose.JSONWebKeySet
+	for kid, k := range keys {
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: k.key.Public(), KeyID: kid, Algorithm: string(k.alg), Use: "sig"})
+	}
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _ = json.NewEncoder(w).Encode(set) }))
+	defer jwks.Close()
+	v, err := verify.New(verify.Config{Issuer: "https://auth.example.test", JWKSURL: jwks.URL, Audience: []string{audience},
+		Realm: "api", Algorithms: []string{"ES256", "EdDSA"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := gin.New()
+	r.GET("/orders", ginverify.Require(v), func(c *gin.Context) { c.String(200, "ok") })
+	api := httptest.NewServer(r)
+	defer api.Close()
+	for kid, want := range map[string]int{"es": 200, "ed": 200, "rs": 401} {
+		k := keys[kid]
+		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: k.alg, Key: k.key}, (&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", kid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		payload, _ := json.Marshal(map[string]any{"iss": "https://auth.example.test", "sub": "c1", "aud": audience, "client_id": "c1",
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "j1"})
+		jws, err := signer.Sign(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, _ := jws.CompactSerialize()
+		req, _ := http.NewRequest("GET", api.URL+"/orders", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s token: %d, want %d (%s)", k.alg, resp.StatusCode, want, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
 }
