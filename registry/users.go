@@ -140,6 +140,9 @@ func (s *Service) UpdateUser(ctx context.Context, id string, in UserUpdate) (Use
 	u, err := s.store.UpdateUser(ctx, id, func(u *storage.User) error {
 		u.PasswordHash = hash
 		u.NotBefore = now // the old password's logins end with it
+		// and so do those whose old password was checked but not yet stored: each carries
+		// the version it checked, which is no longer the user's.
+		u.Epoch++
 		return nil
 	})
 	if err != nil {

@@ -68,6 +68,10 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"RestoreMerges", testRestoreMerges},
 		{"ExportWhileWriting", testExportWhileWriting},
 		{"RestoredRevocationsLeavePools", testRestoredRevocationsLeavePools},
+		{"SessionEpoch", testSessionEpoch},
+		{"FamilyEpoch", testFamilyEpoch},
+		{"AdmissionEpoch", testAdmissionEpoch},
+		{"EpochRace", testEpochRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
