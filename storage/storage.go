@@ -28,7 +28,13 @@ var (
 	// credential version (User.Epoch) is no longer the one whose password the sign-in
 	// checked: the password changed in between. Nothing is stored.
 	ErrCredentialsChanged = errors.New("storage: the user's credentials changed")
+	// ErrLimitReached: the user already holds MaxPersonalTokens personal tokens.
+	ErrLimitReached = errors.New("storage: the user holds the most personal tokens allowed")
 )
+
+// MaxPersonalTokens is how many personal tokens one user may hold. CreatePersonalToken counts
+// them in the same atomic step that stores a new one, so concurrent creates never pass it.
+const MaxPersonalTokens = 100
 
 // Storage is everything Tokensmith persists. Implementations must be safe for concurrent use
 // and must honour the context's deadline on every call.
@@ -65,7 +71,8 @@ type Storage interface {
 	DeleteUser(ctx context.Context, id string) error
 
 	// CreatePersonalToken stores a personal token of an existing user: ErrNotFound when the
-	// user does not exist, ErrAlreadyExists when the id is taken.
+	// user does not exist, ErrAlreadyExists when the id is taken, ErrLimitReached when the
+	// user already holds MaxPersonalTokens (counted in the same atomic step).
 	CreatePersonalToken(ctx context.Context, t PersonalToken) error
 	// GetPersonalToken returns one personal token by id.
 	GetPersonalToken(ctx context.Context, id string) (PersonalToken, error)

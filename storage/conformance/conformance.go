@@ -72,6 +72,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"FamilyEpoch", testFamilyEpoch},
 		{"AdmissionEpoch", testAdmissionEpoch},
 		{"EpochRace", testEpochRace},
+		{"PersonalTokenCap", testPersonalTokenCap},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

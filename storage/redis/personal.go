@@ -30,7 +30,7 @@ func (s *Store) CreatePersonalToken(ctx context.Context, t storage.PersonalToken
 		return err
 	}
 	keys := []string{usersByID, patsKey, userPATsKey(t.UserID)}
-	return s.created(ctx, createPAT, keys, []any{t.UserID, t.ID, b}, func(ctx context.Context) error {
+	return s.created(ctx, createPAT, keys, []any{t.UserID, t.ID, b, storage.MaxPersonalTokens}, func(ctx context.Context) error {
 		return deletePAT.Run(ctx, s.rdb, []string{userPATsKey(t.UserID), patsKey, patUsedKey}, t.ID).Err()
 	})
 }
@@ -51,6 +51,8 @@ func (s *Store) created(ctx context.Context, sc *goredis.Script, keys []string, 
 		return storage.ErrAlreadyExists
 	case "stale":
 		return storage.ErrCredentialsChanged
+	case "full":
+		return storage.ErrLimitReached
 	}
 	if err != nil {
 		return s.undo(ctx, err, remove)

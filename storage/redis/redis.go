@@ -283,7 +283,7 @@ func fail(err error) error {
 	case errors.Is(err, goredis.Nil):
 		return storage.ErrNotFound
 	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrAlreadyExists), errors.Is(err, storage.ErrUnavailable),
-		errors.Is(err, storage.ErrCredentialsChanged):
+		errors.Is(err, storage.ErrCredentialsChanged), errors.Is(err, storage.ErrLimitReached):
 		return err
 	default:
 		return fmt.Errorf("%w: %v", storage.ErrUnavailable, err)

@@ -59,10 +59,12 @@ redis.call('DEL', KEYS[5])
 return 1`)
 
 // createPAT stores a personal token of an existing user.
-// KEYS: users by-id hash, tokens hash, the user's token set. ARGV: user id, token id, json.
+// KEYS: users by-id hash, tokens hash, the user's token set. ARGV: user id, token id, json,
+// the most tokens a user may hold.
 var createPAT = goredis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 'nouser' end
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 'exists' end
+if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[4]) then return 'full' end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[2])
 return 'ok'`)
