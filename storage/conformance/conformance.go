@@ -68,6 +68,11 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"RestoreMerges", testRestoreMerges},
 		{"ExportWhileWriting", testExportWhileWriting},
 		{"RestoredRevocationsLeavePools", testRestoredRevocationsLeavePools},
+		{"SessionEpoch", testSessionEpoch},
+		{"FamilyEpoch", testFamilyEpoch},
+		{"AdmissionEpoch", testAdmissionEpoch},
+		{"EpochRace", testEpochRace},
+		{"PersonalTokenCap", testPersonalTokenCap},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
