@@ -68,6 +68,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"RestoreMerges", testRestoreMerges},
 		{"ExportWhileWriting", testExportWhileWriting},
 		{"RestoredRevocationsLeavePools", testRestoredRevocationsLeavePools},
+		{"Seed", testSeed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
