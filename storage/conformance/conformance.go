@@ -69,6 +69,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"ExportWhileWriting", testExportWhileWriting},
 		{"RestoredRevocationsLeavePools", testRestoredRevocationsLeavePools},
 		{"Seed", testSeed},
+		{"TokensLeaveTheStore", testTokensLeaveTheStore},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
