@@ -92,7 +92,7 @@ func benchmain() error {
 		idleWait   = flag.Duration("idle-wait", 10*time.Minute, "longest wait for the machine to become idle before a scenario; past it the scenario runs anyway")
 		rounds     = flag.Int("rounds", 3, "fresh issuance (across builds and audit sinks) and reuse are run in this many more alternating rounds; their rows are the median run")
 		jsonOut    = flag.String("json", "", "write the rows to this JSON file")
-		profDir    = flag.String("profile", "", "save the server's CPU profile of every scenario's measured window into this directory (pprof)")
+		profDir    = flag.String("profile", "", "save the server's CPU profile of every scenario's measured window, and its heap profile as the window ends, into this directory (pprof)")
 		traceDir   = flag.String("trace", "", "save a 2-second execution trace of every scenario into this directory (go tool trace)")
 		cmpFile    = flag.String("compare", "", "print the change from an earlier -json file")
 		measureSig = flag.Bool("measure-signature", false, "internal: print one signature's cost with this binary's signer as JSON")

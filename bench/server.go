@@ -526,6 +526,11 @@ func (p profiles) take(s *server, d time.Duration) func() error {
 		for _, w := range waits {
 			errs = append(errs, w())
 		}
+		// The heap as the window ends, live and allocated since the start: where the resident
+		// set goes under load (go tool pprof -sample_index=inuse_space or alloc_space).
+		if p.cpu != "" {
+			errs = append(errs, s.download("/debug/pprof/heap", strings.TrimSuffix(p.cpu, ".pprof")+".heap.pprof"))
+		}
 		return errors.Join(errs...)
 	}
 }
