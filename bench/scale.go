@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -145,16 +146,16 @@ func scaleMain(root, tmp, sizesFlag string, stores []string, c int, warm, d time
 	if isTerminal(os.Stderr) {
 		ses.tty = os.Stderr
 	}
-	if err := runScale(ses, bin, sizes, stores, rep); err != nil {
-		return err
-	}
+	// What was measured before a failure is printed all the same: a size that fails (a
+	// machine too small for it) does not take the smaller ones with it.
+	err = runScale(ses, bin, sizes, stores, rep)
 	rep.LoadAfter = loadAvg()
 	fmt.Println()
 	rep.print(os.Stdout)
 	if jsonOut != "" {
-		return rep.write(jsonOut)
+		err = errors.Join(err, rep.write(jsonOut))
 	}
-	return nil
+	return err
 }
 
 // runScale is the scale mode: every size on every store, in that order, one server at a time.
@@ -204,11 +205,9 @@ func scaleOne(ses *session, bin, store string, n int) (scaleResult, error) {
 		if rs, err = startRedis(filepath.Join(dir, "redis")); err != nil {
 			return res, err
 		}
-		s, err := redisstore.Open(ctx, "redis://"+rs.addr)
-		if err != nil {
-			rs.stop()
-			return res, err
-		}
+		// A pipeline of a whole batch may take longer than go-redis's default read timeout
+		// on a busy machine.
+		s := redisstore.New(goredis.NewClient(&goredis.Options{Addr: rs.addr, ReadTimeout: time.Minute, WriteTimeout: time.Minute}))
 		seeder, closeIt, url = s, s.Close, "redis://"+rs.addr
 		dataFile = filepath.Join(dir, "redis", "dump.rdb")
 	}
