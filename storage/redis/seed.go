@@ -37,7 +37,7 @@ func (s *Store) SeedRefreshTokens(ctx context.Context, n int, token func(i int) 
 			return nil, err
 		}
 		return createRefresh.EvalSha(ctx, p, []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)},
-			t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry())), nil
+			t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()), t.Epoch), nil
 	}, func(cmd *goredis.Cmd) bool {
 		n, _ := cmd.Int()
 		return n == 1
