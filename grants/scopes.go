@@ -31,6 +31,17 @@ func resolveScope(allowed []string, requested string) (string, error) {
 	return strings.Join(out, " "), nil
 }
 
+// intersect is the members of a also in b, in a's order.
+func intersect(a, b []string) []string {
+	var out []string
+	for _, s := range a {
+		if slices.Contains(b, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func validScopeToken(s string) bool {
 	for i := 0; i < len(s); i++ {
 		b := s[i]
