@@ -45,15 +45,7 @@ func (g *exchange) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 	if rt := p[protocol.ParamRequestedTokenType]; rt != "" && rt != protocol.TokenTypeURIAccess && rt != protocol.TokenTypeURIJWT {
 		return nil, invalid("requested_token_type must be %s", protocol.TokenTypeURIAccess)
 	}
-	// resource (RFC 8707) and audience name the same thing here: the token's aud.
-	aud := p[protocol.ParamAudience]
-	if res := p[protocol.ParamResource]; res != "" {
-		if aud != "" && aud != res {
-			return nil, protocol.Errorf(protocol.InvalidTarget, "audience and resource differ")
-		}
-		aud = res
-	}
-	audience, err := g.resolveAudience(c, aud)
+	audience, err := g.audienceFor(c, p)
 	if err != nil {
 		return nil, err
 	}
