@@ -159,7 +159,16 @@ func formParams(body []byte) (map[string]string, error) {
 	}
 	out := make(map[string]string, len(values))
 	for k, vs := range values {
-		if len(vs) > 1 {
+		if k == protocol.ParamResource && len(vs) > 1 {
+			// RFC 8707 repeats resource for several audiences; a URI holds no space, so the
+			// grants read them back with strings.Fields.
+			for _, v := range vs {
+				if strings.ContainsAny(v, " \t\r\n") || v == "" {
+					return nil, protocol.Errorf(protocol.InvalidTarget, "resource %q is not a URI", printable(v))
+				}
+			}
+			vs = []string{strings.Join(vs, " ")}
+		} else if len(vs) > 1 {
 			return nil, badRequest("parameter %q is repeated", printable(k))
 		}
 		if !utf8.ValidString(k) || !utf8.ValidString(vs[0]) {
