@@ -4,7 +4,7 @@
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 20s
 
-.PHONY: help test e2e lint fuzz bench generate
+.PHONY: help test e2e lint fuzz bench generate deploy
 
 help: ## list the targets
 	@grep -E '^[a-z0-9]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/'
@@ -30,3 +30,6 @@ bench: ## the load benchmark with its defaults (go run ./bench -h lists its flag
 
 generate: ## regenerate docs/configuration.md from the config package
 	go generate ./config
+
+deploy: ## the deploy/ module's tests: the Helm chart rendered and checked, promtool on the alert rules
+	cd deploy && go test ./...

@@ -4,18 +4,21 @@
 package chart
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 
-	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/common"
+	"helm.sh/helm/v4/pkg/chart/common/util"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
-	"helm.sh/helm/v4/pkg/cli/values"
-	"helm.sh/helm/v4/pkg/getter"
-	release "helm.sh/helm/v4/pkg/release/v1"
+	"helm.sh/helm/v4/pkg/engine"
+	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
+	"helm.sh/helm/v4/pkg/strvals"
 )
 
 // ReleaseName is the release every rendering uses: with it the objects are named
@@ -55,32 +58,60 @@ type Options struct {
 
 // Render renders the chart client-side, validating the values against values.schema.json,
 // and returns its documents in the order Helm installs them. NOTES.txt is not among them.
+//
+// It does what `helm template` does (values merged the way -f and --set merge them, the
+// schema checked, the templates rendered with no cluster, the manifests sorted in install
+// order) with Helm's engine rather than its install action: the action pulls in the whole
+// Kubernetes client, about twice the packages this module would otherwise compile.
 func Render(o Options) ([]Doc, error) {
 	ch, err := loader.Load(Dir())
 	if err != nil {
 		return nil, fmt.Errorf("load chart: %w", err)
 	}
-	vals, err := (&values.Options{ValueFiles: o.ValueFiles, Values: o.Set}).MergeValues(getter.Providers{})
+	vals := map[string]any{}
+	for _, f := range o.ValueFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		v, err := loader.LoadValues(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("failed to parse %s: %w", f, err)
+		}
+		vals = loader.MergeMaps(vals, v)
+	}
+	for _, kv := range o.Set {
+		if err := strvals.ParseInto(kv, vals); err != nil {
+			return nil, fmt.Errorf("failed parsing --set data: %w", err)
+		}
+	}
+	top, err := util.ToRenderValues(ch, vals, common.ReleaseOptions{
+		Name: ReleaseName, Namespace: Namespace, Revision: 1, IsInstall: true,
+	}, common.DefaultCapabilities)
 	if err != nil {
 		return nil, err
 	}
-	install := action.NewInstall(action.NewConfiguration())
-	install.DryRunStrategy = action.DryRunClient
-	install.ReleaseName = ReleaseName
-	install.Namespace = Namespace
-	install.Replace = true
-	rel, err := install.Run(ch, vals)
+	files, err := engine.Render(ch, top)
 	if err != nil {
 		return nil, err
 	}
-	r, ok := rel.(*release.Release)
-	if !ok {
-		return nil, fmt.Errorf("render: unexpected release type %T", rel)
+	for name := range files {
+		if strings.HasSuffix(name, "NOTES.txt") {
+			delete(files, name)
+		}
 	}
-	if len(r.Hooks) > 0 {
+	hooks, manifests, err := releaseutil.SortManifests(files, nil, releaseutil.InstallOrder)
+	if err != nil {
+		return nil, err
+	}
+	if len(hooks) > 0 {
 		return nil, errors.New("render: the chart has hooks, which the plain manifests cannot carry")
 	}
-	return Split(r.Manifest), nil
+	var b strings.Builder
+	for _, m := range manifests {
+		fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", m.Name, m.Content)
+	}
+	return Split(b.String()), nil
 }
 
 // Split cuts a rendered manifest ("---" separated, each document led by a "# Source:" line)

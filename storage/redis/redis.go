@@ -283,7 +283,8 @@ func fail(err error) error {
 		return nil
 	case errors.Is(err, goredis.Nil):
 		return storage.ErrNotFound
-	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrAlreadyExists), errors.Is(err, storage.ErrUnavailable):
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrAlreadyExists), errors.Is(err, storage.ErrUnavailable),
+		errors.Is(err, storage.ErrCredentialsChanged), errors.Is(err, storage.ErrLimitReached):
 		return err
 	default:
 		return fmt.Errorf("%w: %v", storage.ErrUnavailable, err)
