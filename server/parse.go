@@ -67,7 +67,25 @@ func ParseTokenRequest(r *http.Request) (*grants.Request, error) {
 	bodyID, bodySecret := params[protocol.ParamClientID], params[protocol.ParamClientSecret]
 	delete(params, protocol.ParamClientID)
 	delete(params, protocol.ParamClientSecret)
+	assertion, assertionType := params[protocol.ParamClientAssertion], params[protocol.ParamClientAssertionType]
+	delete(params, protocol.ParamClientAssertion)
+	delete(params, protocol.ParamClientAssertionType)
 	req.Params = params
+
+	if assertion != "" || assertionType != "" {
+		// RFC 7521 §4.2: an assertion is the client's one authentication method.
+		if _, _, ok, _ := basicCredentials(r); ok || bodySecret != "" {
+			return nil, badRequest("use one client authentication method: a client assertion, HTTP Basic or client_secret, not several")
+		}
+		if assertionType != protocol.AssertionTypeJWTBearer {
+			return nil, badRequest("client_assertion_type must be %s", protocol.AssertionTypeJWTBearer)
+		}
+		if assertion == "" {
+			return nil, badRequest("missing client_assertion")
+		}
+		req.ClientID, req.ClientAssertion, req.AuthMethod = bodyID, assertion, protocol.AuthPrivateKeyJWT
+		return req, nil
+	}
 
 	if id, sec, ok, err := basicCredentials(r); err != nil {
 		return nil, err

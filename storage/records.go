@@ -37,6 +37,10 @@ type Client struct {
 	// client_secret_basic and client_secret_post; "none" is a public client (RFC 6749 §2.1),
 	// identified by its id alone and without a secret.
 	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty"`
+	// JWKS (an RFC 7517 set, public keys only) or JWKSURI (where the client publishes it) hold
+	// the keys of a private_key_jwt client; such a client has no secret.
+	JWKS    []byte `json:"jwks,omitempty"`
+	JWKSURI string `json:"jwks_uri,omitempty"`
 	// Owner is the id of the user who manages this client in the console.
 	Owner string `json:"owner,omitempty"`
 	// ResourceServer lets the client introspect tokens of every client (an API checking what
