@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -23,9 +24,10 @@ func clientCmd(g *globals) *cobra.Command {
 
 // clientFlags declares the client fields as flags and returns a function that builds a
 // ClientInput from the flags that were set (so update changes only what was given).
-func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
+func clientFlags(fs *pflag.FlagSet, withID bool) func() (registry.ClientInput, error) {
 	var (
 		id, name, attl, rttl, grace, reuseMin, auth, owner, alg string
+		jwksFile, jwksURI                                       string
 		grants, scopes, aud                                     []string
 		reuse, resourceServer, dailyShadow, hourlyShadow        bool
 		limit, hourly                                           int
@@ -46,12 +48,16 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
 	fs.IntVar(&hourly, "hourly-limit", 0, "new tokens per subject per clock hour (0: no limit)")
 	fs.BoolVar(&dailyShadow, "daily-limit-shadow", false, "count the daily limit and report who passes it, without refusing")
 	fs.BoolVar(&hourlyShadow, "hourly-limit-shadow", false, "count the hourly limit and report who passes it, without refusing")
-	fs.StringVar(&auth, "auth-method", "", "client_secret_basic, client_secret_post (empty: both), or none: a public client without a secret, password and refresh_token grants only")
+	fs.StringVar(&auth, "auth-method", "", "client_secret_basic, client_secret_post (empty: both), private_key_jwt (signed assertions, no secret: give --jwks or --jwks-uri), or none: a public client without a secret, password and refresh_token grants only")
+	fs.StringVar(&auth, "auth", "", "short for --auth-method")
+	fs.StringVar(&jwksFile, "jwks", "", "file holding the client's public keys (a JWK set) for --auth private_key_jwt; empty removes them")
+	fs.StringVar(&jwksURI, "jwks-uri", "", "https URL where the client publishes its public keys, for --auth private_key_jwt; empty removes it")
 	fs.StringVar(&owner, "owner", "", "id of the user who manages this client")
 	fs.StringVar(&alg, "signing-alg", "", "algorithm of the client's access tokens: one of the server's keys.algorithms (RS256, PS256, ES256, EdDSA); empty: the first of them")
 	fs.BoolVar(&resourceServer, "resource-server", false, "may introspect every client's tokens (an API checking what integrators send it)")
-	return func() registry.ClientInput {
+	return func() (registry.ClientInput, error) {
 		var in registry.ClientInput
+		var err error
 		set := func(flag string, apply func()) {
 			if fs.Changed(flag) {
 				apply()
@@ -79,10 +85,24 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() registry.ClientInput {
 		set("daily-limit-shadow", func() { in.DailyLimitShadow = &dailyShadow })
 		set("hourly-limit-shadow", func() { in.HourlyLimitShadow = &hourlyShadow })
 		set("auth-method", func() { in.TokenEndpointAuthMethod = &auth })
+		set("auth", func() { in.TokenEndpointAuthMethod = &auth })
+		set("jwks", func() {
+			raw := json.RawMessage("null")
+			if jwksFile != "" {
+				var b []byte
+				if b, err = os.ReadFile(jwksFile); err != nil {
+					err = usagef("--jwks: %v", err)
+					return
+				}
+				raw = b
+			}
+			in.JWKS = &raw
+		})
+		set("jwks-uri", func() { in.JWKSURI = &jwksURI })
 		set("owner", func() { in.Owner = &owner })
 		set("resource-server", func() { in.ResourceServer = &resourceServer })
 		set("signing-alg", func() { in.AccessTokenSigningAlg = &alg })
-		return in
+		return in, err
 	}
 }
 
@@ -95,7 +115,11 @@ func clientCreateCmd(g *globals) *cobra.Command {
 			return err
 		}
 		var v registry.ClientView
-		raw, err := api.do("POST", "/admin/clients", input(), &v)
+		in, err := input()
+		if err != nil {
+			return err
+		}
+		raw, err := api.do("POST", "/admin/clients", in, &v)
 		if err != nil {
 			return err
 		}
@@ -117,7 +141,10 @@ func clientUpdateCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "update CLIENT_ID", Short: "Change the given fields of a client", Args: cobra.ExactArgs(1)}
 	input := clientFlags(c.Flags(), false)
 	c.RunE = func(_ *cobra.Command, args []string) error {
-		in := input()
+		in, err := input()
+		if err != nil {
+			return err
+		}
 		if in == (registry.ClientInput{}) {
 			return usagef("nothing to change: give at least one field, e.g. --name or --scope")
 		}
@@ -265,6 +292,12 @@ func printClient(g *globals, v registry.ClientView) {
 	row("daily_limit", limit(v.DailyLimit, v.DailyLimitShadow))
 	row("hourly_limit", limit(v.HourlyLimit, v.HourlyLimitShadow))
 	row("auth_method", orValue(v.TokenEndpointAuthMethod, "client_secret_basic or client_secret_post"))
+	if v.JWKSURI != "" {
+		row("jwks_uri", v.JWKSURI)
+	}
+	if len(v.KeyIDs) > 0 {
+		row("key_ids", strings.Join(v.KeyIDs, ", "))
+	}
 	row("signing_alg", v.AccessTokenSigningAlg)
 	row("owner", dash(v.Owner))
 	row("resource_server", fmt.Sprint(v.ResourceServer))

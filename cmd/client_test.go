@@ -17,13 +17,19 @@ func TestClientFlagsForQuotasAndPublicClients(t *testing.T) {
 		{[]string{"--hourly-limit", "10", "--hourly-limit-shadow"}, `{"hourly_limit":10,"hourly_limit_shadow":true}`},
 		{[]string{"--hourly-limit-shadow=false", "--daily-limit-shadow"}, `{"daily_limit_shadow":true,"hourly_limit_shadow":false}`},
 		{[]string{"--auth-method", "none", "--daily-limit", "100"}, `{"daily_limit":100,"token_endpoint_auth_method":"none"}`},
+		{[]string{"--auth", "private_key_jwt", "--jwks-uri", "https://keys.example.com/jwks.json"}, `{"token_endpoint_auth_method":"private_key_jwt","jwks_uri":"https://keys.example.com/jwks.json"}`},
+		{[]string{"--jwks", ""}, `{"jwks":null}`},
 	} {
 		fs := pflag.NewFlagSet("client update", pflag.ContinueOnError)
 		input := clientFlags(fs, false)
 		if err := fs.Parse(tc.args); err != nil {
 			t.Fatal(err)
 		}
-		got, _ := json.Marshal(input())
+		in, err := input()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := json.Marshal(in)
 		if string(got) != tc.want {
 			t.Errorf("%v: %s, want %s", tc.args, got, tc.want)
 		}

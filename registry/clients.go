@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/duration"
+	"github.com/tokensmith/tokensmith/internal/jwkscache"
 	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/secret"
@@ -42,34 +43,41 @@ type ClientInput struct {
 	// AccessTokenSigningAlg is the algorithm of the client's access tokens: one of the
 	// server's keys.algorithms, the first of them when not given at creation (or set to "").
 	AccessTokenSigningAlg *string `json:"access_token_signing_alg,omitempty"`
+	// JWKS (an RFC 7517 set of public keys, inline) or JWKSURI (where the client publishes
+	// it) holds the keys a private_key_jwt client signs its assertions with; null or "" removes.
+	JWKS    *json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI *string          `json:"jwks_uri,omitempty"`
 }
 
 // ClientView is a client as the admin API shows it. Durations that are empty use the server
 // default. ClientSecret is set only in the answer that created or rotated it, and never for a
 // public client, which has none.
 type ClientView struct {
-	ClientID                string    `json:"client_id"`
-	ClientSecret            string    `json:"client_secret,omitempty"`
-	Name                    string    `json:"name"`
-	GrantTypes              []string  `json:"grant_types"`
-	Scopes                  []string  `json:"scopes"`
-	Audience                []string  `json:"audience"`
-	AccessTokenTTL          string    `json:"access_token_ttl,omitempty"`
-	RefreshTokenTTL         string    `json:"refresh_token_ttl,omitempty"`
-	RefreshGrace            string    `json:"refresh_grace,omitempty"`
-	Reuse                   bool      `json:"reuse"`
-	ReuseMinRemaining       string    `json:"reuse_min_remaining,omitempty"`
-	DailyLimit              int       `json:"daily_limit"`
-	HourlyLimit             int       `json:"hourly_limit"`
-	DailyLimitShadow        bool      `json:"daily_limit_shadow"`
-	HourlyLimitShadow       bool      `json:"hourly_limit_shadow"`
-	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method,omitempty"`
-	Owner                   string    `json:"owner,omitempty"`
-	ResourceServer          bool      `json:"resource_server"`
-	AccessTokenSigningAlg   string    `json:"access_token_signing_alg"`
-	SecretGraceUntil        time.Time `json:"previous_secret_valid_until,omitzero"`
-	CreatedAt               time.Time `json:"created_at"`
-	UpdatedAt               time.Time `json:"updated_at"`
+	ClientID                string   `json:"client_id"`
+	ClientSecret            string   `json:"client_secret,omitempty"`
+	Name                    string   `json:"name"`
+	GrantTypes              []string `json:"grant_types"`
+	Scopes                  []string `json:"scopes"`
+	Audience                []string `json:"audience"`
+	AccessTokenTTL          string   `json:"access_token_ttl,omitempty"`
+	RefreshTokenTTL         string   `json:"refresh_token_ttl,omitempty"`
+	RefreshGrace            string   `json:"refresh_grace,omitempty"`
+	Reuse                   bool     `json:"reuse"`
+	ReuseMinRemaining       string   `json:"reuse_min_remaining,omitempty"`
+	DailyLimit              int      `json:"daily_limit"`
+	HourlyLimit             int      `json:"hourly_limit"`
+	DailyLimitShadow        bool     `json:"daily_limit_shadow"`
+	HourlyLimitShadow       bool     `json:"hourly_limit_shadow"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"`
+	Owner                   string   `json:"owner,omitempty"`
+	ResourceServer          bool     `json:"resource_server"`
+	AccessTokenSigningAlg   string   `json:"access_token_signing_alg"`
+	JWKSURI                 string   `json:"jwks_uri,omitempty"`
+	// KeyIDs are the kids of an inline jwks: the keys themselves are not shown again.
+	KeyIDs           []string  `json:"key_ids,omitempty"`
+	SecretGraceUntil time.Time `json:"previous_secret_valid_until,omitzero"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
 }
 
 // View renders a stored client.
@@ -81,7 +89,10 @@ func View(c storage.Client) ClientView {
 		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, Owner: c.Owner, ResourceServer: c.ResourceServer,
 		AccessTokenTTL: fmtDur(c.AccessTokenTTL), RefreshTokenTTL: fmtDur(c.RefreshTokenTTL),
 		ReuseMinRemaining: fmtDur(c.ReuseMinRemaining), AccessTokenSigningAlg: c.SigningAlg(),
-		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, JWKSURI: c.JWKSURI,
+	}
+	if len(c.JWKS) > 0 {
+		v.KeyIDs, _ = jwkscache.Check(c.JWKS)
 	}
 	if c.RefreshGrace != nil {
 		v.RefreshGrace = duration.Format(*c.RefreshGrace)
@@ -142,7 +153,7 @@ func (s *Service) CreateClient(ctx context.Context, in ClientInput) (ClientView,
 		return ClientView{}, err
 	}
 	var sec string
-	if c.TokenEndpointAuthMethod != protocol.AuthNone {
+	if hasSecret(c) {
 		sec = secret.NewSecret()
 		c.SecretHash = secret.Hash(sec)
 	}
@@ -315,6 +326,10 @@ func (s *Service) rotateSecret(ctx context.Context, id string, grace time.Durati
 			return invalid("client %s is public (token_endpoint_auth_method none) and has no secret; "+
 				"to make it confidential, change token_endpoint_auth_method first", id)
 		}
+		if c.TokenEndpointAuthMethod == protocol.AuthPrivateKeyJWT {
+			return invalid("client %s authenticates with its key (token_endpoint_auth_method %s) and has no secret; "+
+				"to rotate, publish a new key in its jwks or jwks_uri", id, protocol.AuthPrivateKeyJWT)
+		}
 		// A retry of the rotation whose answer never arrived replaces the secret nobody saw and
 		// keeps the grace of the one before it, which the client may still be using.
 		retry := key != "" && c.RotateRequest == key && now.Sub(c.UpdatedAt) <= RetryWindow
@@ -483,14 +498,17 @@ func apply(c *storage.Client, in ClientInput) error {
 		switch m := *in.TokenEndpointAuthMethod; m {
 		case "", protocol.AuthSecretBasic, protocol.AuthSecretPost:
 			c.TokenEndpointAuthMethod = m
-		case protocol.AuthNone:
-			// A public client has no secret: whatever it had stops working.
+		case protocol.AuthNone, protocol.AuthPrivateKeyJWT:
+			// A public or key-authenticated client has no secret: whatever it had stops working.
 			c.TokenEndpointAuthMethod = m
 			c.SecretHash, c.PrevSecretHash, c.PrevSecretExpiresAt = nil, nil, time.Time{}
 		default:
-			return invalid("token_endpoint_auth_method must be %s, %s or %s",
-				protocol.AuthSecretBasic, protocol.AuthSecretPost, protocol.AuthNone)
+			return invalid("token_endpoint_auth_method must be %s, %s, %s or %s",
+				protocol.AuthSecretBasic, protocol.AuthSecretPost, protocol.AuthPrivateKeyJWT, protocol.AuthNone)
 		}
+	}
+	if err := applyKeys(c, in); err != nil {
+		return err
 	}
 	if c.TokenEndpointAuthMethod == protocol.AuthNone {
 		for _, g := range c.GrantTypes {
@@ -510,6 +528,43 @@ func apply(c *storage.Client, in ClientInput) error {
 		c.AccessTokenSigningAlg = *in.AccessTokenSigningAlg // checked by checkSigningAlg
 	}
 	return nil
+}
+
+// applyKeys sets a client's jwks and jwks_uri, refusing a set or a URL the token endpoint could
+// not safely use, and requires one of them exactly when the client authenticates with its key.
+func applyKeys(c *storage.Client, in ClientInput) error {
+	if in.JWKS != nil {
+		c.JWKS = nil
+		if body := []byte(*in.JWKS); len(body) > 0 && string(body) != "null" {
+			if _, err := jwkscache.Check(body); err != nil {
+				return invalid("jwks: %v", err)
+			}
+			c.JWKS = slices.Clone(body)
+		}
+	}
+	if in.JWKSURI != nil {
+		if u := *in.JWKSURI; u != "" {
+			if err := jwkscache.CheckURL(u); err != nil {
+				return invalid("jwks_uri: %v", err)
+			}
+		}
+		c.JWKSURI = *in.JWKSURI
+	}
+	keyed := c.TokenEndpointAuthMethod == protocol.AuthPrivateKeyJWT
+	switch {
+	case keyed && len(c.JWKS) == 0 && c.JWKSURI == "":
+		return invalid("jwks or jwks_uri: a client with token_endpoint_auth_method %s needs its public keys", protocol.AuthPrivateKeyJWT)
+	case keyed && len(c.JWKS) > 0 && c.JWKSURI != "":
+		return invalid("jwks and jwks_uri: give one of them, not both")
+	case !keyed && (len(c.JWKS) > 0 || c.JWKSURI != ""):
+		return invalid("jwks, jwks_uri: only a client with token_endpoint_auth_method %s has keys", protocol.AuthPrivateKeyJWT)
+	}
+	return nil
+}
+
+// hasSecret says whether a client authenticates with a secret we generate.
+func hasSecret(c storage.Client) bool {
+	return c.TokenEndpointAuthMethod != protocol.AuthNone && c.TokenEndpointAuthMethod != protocol.AuthPrivateKeyJWT
 }
 
 // MaxClientIDLen is the longest client_id accepted.

@@ -153,8 +153,12 @@ func TestCreateClientFields(t *testing.T) {
 			code: protocol.InvalidRequest, desc: "grant_types: a public client (token_endpoint_auth_method none) may have only password and refresh_token, not client_credentials"},
 		{name: "auth none with token exchange", body: `{"token_endpoint_auth_method":"none","grant_types":["urn:ietf:params:oauth:grant-type:token-exchange"]}`,
 			code: protocol.InvalidRequest, desc: "a public client (token_endpoint_auth_method none) may have only"},
-		{name: "auth unknown", body: `{"token_endpoint_auth_method":"private_key_jwt"}`,
-			code: protocol.InvalidRequest, desc: "token_endpoint_auth_method must be client_secret_basic, client_secret_post or none"},
+		{name: "auth unknown", body: `{"token_endpoint_auth_method":"tls_client_auth"}`,
+			code: protocol.InvalidRequest, desc: "token_endpoint_auth_method must be client_secret_basic, client_secret_post, private_key_jwt or none"},
+		{name: "private_key_jwt without keys", body: `{"token_endpoint_auth_method":"private_key_jwt"}`,
+			code: protocol.InvalidRequest, desc: "jwks or jwks_uri: a client with token_endpoint_auth_method private_key_jwt needs its public keys"},
+		{name: "jwks_uri not https", body: `{"token_endpoint_auth_method":"private_key_jwt","jwks_uri":"http://keys.example.com/"}`,
+			code: protocol.InvalidRequest, desc: "jwks_uri:"},
 
 		// owner must name a user.
 		{name: "owner unknown", body: `{"owner":"nobody"}`, code: protocol.InvalidRequest, desc: `owner: no user with id "nobody"`},

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -17,7 +18,6 @@ import (
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/secret"
-	"github.com/tokensmith/tokensmith/storage"
 	"golang.org/x/oauth2/clientcredentials"
 )
 
@@ -33,9 +33,14 @@ func TestPrivateKeyJWTWithOAuth2Library(t *testing.T) {
 	}
 	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
 	const id = "signing-client"
-	if err := ts.Store.CreateClient(context.Background(), storage.Client{ID: id, GrantTypes: []string{protocol.GrantClientCredentials},
-		TokenEndpointAuthMethod: protocol.AuthPrivateKeyJWT, JWKS: set, CreatedAt: ts.Clock.Now()}); err != nil {
-		t.Fatal(err)
+	// Registered through the admin API, as an operator would: no secret in the answer, the
+	// key id shown, and rotate-secret refused.
+	created := ts.admin(t, "POST", "/admin/clients", `{"client_id":"`+id+`","token_endpoint_auth_method":"private_key_jwt","jwks":`+string(set)+`}`)
+	if created.Status != http.StatusCreated || created.str("client_secret") != "" || fmt.Sprint(created.Body["key_ids"]) != "[k1]" {
+		t.Fatalf("create: %d %s", created.Status, created.RawBody)
+	}
+	if r := ts.admin(t, "POST", "/admin/clients/"+id+"/rotate-secret", `{}`); r.Status != http.StatusBadRequest {
+		t.Fatalf("rotate-secret of a key-authenticated client: %d %s", r.Status, r.RawBody)
 	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
 	if err != nil {
@@ -89,5 +94,38 @@ func TestPrivateKeyJWTWithOAuth2Library(t *testing.T) {
 	}
 	if algs, _ := md.Body["token_endpoint_auth_signing_alg_values_supported"].([]any); len(algs) != 4 {
 		t.Errorf("token_endpoint_auth_signing_alg_values_supported = %v", algs)
+	}
+}
+
+// The admin API refuses a key-authenticated client it could not authenticate, naming the field.
+func TestPrivateKeyJWTRegistrationRefusals(t *testing.T) {
+	ts := newTestServer(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+	priv, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+	noKid, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), Algorithm: "ES256", Use: "sig"}}})
+	hmac := `{"keys":[{"kty":"oct","kid":"h","alg":"HS256","k":"c2VjcmV0"}]}`
+	for _, tc := range []struct{ name, body, field string }{
+		{"no keys", `{"token_endpoint_auth_method":"private_key_jwt"}`, "jwks or jwks_uri"},
+		{"private members", `{"token_endpoint_auth_method":"private_key_jwt","jwks":` + string(priv) + `}`, "jwks:"},
+		{"key without kid", `{"token_endpoint_auth_method":"private_key_jwt","jwks":` + string(noKid) + `}`, "jwks:"},
+		{"symmetric key", `{"token_endpoint_auth_method":"private_key_jwt","jwks":` + hmac + `}`, "jwks:"},
+		{"not a set", `{"token_endpoint_auth_method":"private_key_jwt","jwks":{"kty":"EC"}}`, "jwks:"},
+		{"jwks_uri over http", `{"token_endpoint_auth_method":"private_key_jwt","jwks_uri":"http://keys.example.com/jwks.json"}`, "jwks_uri:"},
+		{"both", `{"token_endpoint_auth_method":"private_key_jwt","jwks":` + string(pub) + `,"jwks_uri":"https://keys.example.com/jwks.json"}`, "jwks and jwks_uri"},
+		{"keys on a secret client", `{"jwks":` + string(pub) + `}`, "jwks, jwks_uri"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ts.admin(t, "POST", "/admin/clients", tc.body)
+			if r.Status != http.StatusBadRequest || !strings.Contains(r.str("error_description"), tc.field) {
+				t.Fatalf("%d %s, want 400 naming %q", r.Status, r.RawBody, tc.field)
+			}
+		})
+	}
+	if r := ts.admin(t, "GET", "/admin/clients", ""); strings.Contains(r.RawBody, "private_key_jwt") {
+		t.Fatalf("a refused client was stored: %s", r.RawBody)
 	}
 }
