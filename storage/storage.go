@@ -141,6 +141,9 @@ type Storage interface {
 	// own contents: whether it (or its family) is revoked, and its user.
 	TokenState(ctx context.Context, q TokenQuery) (TokenState, error)
 
+	// Trusted issuers of federated workload identity (see TrustedIssuers).
+	TrustedIssuers
+
 	// Heartbeat records, at now, that replica r is alive until r.ExpiresAt.
 	Heartbeat(ctx context.Context, r Replica, now time.Time) error
 	// Replicas lists the replicas whose heartbeat has not expired at now.

@@ -56,6 +56,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"ChangeFeed", testChangeFeed},
 		{"PersonalTokens", testPersonalTokens},
 		{"PersonalTokensGoWithTheirUser", testPersonalTokensOfDeletedUser},
+		{"TrustedIssuers", testTrustedIssuers},
 		{"KeyRotation", testKeyRotation},
 		{"KeyRestore", testKeyRestore},
 		{"SigningKeysPerAlgorithm", testSigningKeysPerAlgorithm},

@@ -331,4 +331,5 @@ var allScripts = []*goredis.Script{
 	createPAT, listPATs, deletePAT, touchPATs,
 	ensureKey, readKeys, writeKeys, createRefresh, rotate, unrotate, revokeFamily, revokeAccess, heartbeat, replicas, admit, settle,
 	createSession,
+	createTrustedIssuer, trustedIssuerByURL, deleteTrustedIssuer,
 }
