@@ -38,4 +38,8 @@ type TrustedIssuers interface {
 	ListTrustedIssuers(ctx context.Context) ([]TrustedIssuer, error)
 	// DeleteTrustedIssuer removes one; ErrNotFound when there is none with that id.
 	DeleteTrustedIssuer(ctx context.Context, id string) error
+	// RestoreTrustedIssuer writes a trusted issuer as ListTrustedIssuers read it (import; see
+	// Storage's Restore methods): ErrAlreadyExists, writing nothing, when its Issuer is
+	// another record's.
+	RestoreTrustedIssuer(ctx context.Context, ti TrustedIssuer, r Restore) (Outcome, error)
 }

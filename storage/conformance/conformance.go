@@ -57,6 +57,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"PersonalTokens", testPersonalTokens},
 		{"PersonalTokensGoWithTheirUser", testPersonalTokensOfDeletedUser},
 		{"TrustedIssuers", testTrustedIssuers},
+		{"RestoreTrustedIssuers", testRestoreTrustedIssuers},
 		{"KeyRotation", testKeyRotation},
 		{"KeyRestore", testKeyRestore},
 		{"SigningKeysPerAlgorithm", testSigningKeysPerAlgorithm},

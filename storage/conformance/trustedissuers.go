@@ -65,3 +65,46 @@ func testTrustedIssuers(t *testing.T, s storage.Storage) {
 		t.Fatalf("re-created issuer = %+v, %v", got, err)
 	}
 }
+
+func testRestoreTrustedIssuers(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	r := storage.Restore{Now: now}
+	ti := storage.TrustedIssuer{ID: "ti1", Issuer: "https://spiffe.example", Audiences: []string{"a"}, CreatedAt: now}
+	restore := func(ti storage.TrustedIssuer, r storage.Restore) storage.Outcome {
+		t.Helper()
+		out, err := s.RestoreTrustedIssuer(ctx, ti, r)
+		mustNoErr(t, err)
+		return out
+	}
+	if out := restore(ti, storage.Restore{Now: now, DryRun: true}); out != storage.Created {
+		t.Fatalf("dry run = %s, want created", out)
+	}
+	if _, err := s.GetTrustedIssuer(ctx, "ti1"); err == nil {
+		t.Fatal("a dry run wrote the record")
+	}
+	if out := restore(ti, r); out != storage.Created {
+		t.Fatalf("first restore = %s", out)
+	}
+	if out := restore(ti, r); out != storage.Unchanged {
+		t.Fatalf("same again = %s", out)
+	}
+	// Another record may not take its issuer URL.
+	_, err := s.RestoreTrustedIssuer(ctx, storage.TrustedIssuer{ID: "ti2", Issuer: ti.Issuer}, r)
+	wantErr(t, err, storage.ErrAlreadyExists)
+	if _, err := s.GetTrustedIssuer(ctx, "ti2"); err == nil {
+		t.Fatal("a refused restore wrote the record")
+	}
+	// A changed issuer URL moves the index: the old URL is free, the new one finds the record.
+	moved := ti
+	moved.Issuer = "https://spiffe2.example"
+	if out := restore(moved, r); out != storage.Updated {
+		t.Fatalf("moved = %s", out)
+	}
+	if got, err := s.TrustedIssuerByIssuer(ctx, moved.Issuer); err != nil || got.ID != "ti1" {
+		t.Fatalf("by new issuer = %+v, %v", got, err)
+	}
+	_, err = s.TrustedIssuerByIssuer(ctx, ti.Issuer)
+	wantErr(t, err, storage.ErrNotFound)
+	mustNoErr(t, s.CreateTrustedIssuer(ctx, storage.TrustedIssuer{ID: "ti3", Issuer: ti.Issuer, CreatedAt: now}))
+}

@@ -2,6 +2,8 @@ package embedded
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tidwall/buntdb"
@@ -62,5 +64,31 @@ func (s *Store) DeleteTrustedIssuer(ctx context.Context, id string) error {
 		}
 		_, err = tx.Delete(trustedIssuerKey(id))
 		return err
+	})
+}
+
+// RestoreTrustedIssuer implements storage.Storage.
+func (s *Store) RestoreTrustedIssuer(ctx context.Context, ti storage.TrustedIssuer, r storage.Restore) (storage.Outcome, error) {
+	return s.restore(ctx, r.DryRun, func(tx *buntdb.Tx) (storage.Outcome, error) {
+		h, err := held[storage.TrustedIssuer](tx, trustedIssuerKey(ti.ID))
+		if err != nil {
+			return 0, err
+		}
+		if owner, err := tx.Get(trustedIssuerURLKey(ti.Issuer)); err == nil && owner != ti.ID {
+			return 0, fmt.Errorf("%w: issuer %q is trusted issuer %s", storage.ErrAlreadyExists, ti.Issuer, owner)
+		}
+		out := storage.Restored(h, ti)
+		if out == storage.Unchanged || r.DryRun {
+			return out, nil
+		}
+		if h != nil && h.Issuer != ti.Issuer {
+			if _, err := tx.Delete(trustedIssuerURLKey(h.Issuer)); err != nil && !errors.Is(err, buntdb.ErrNotFound) {
+				return 0, err
+			}
+		}
+		if _, _, err := tx.Set(trustedIssuerURLKey(ti.Issuer), ti.ID, nil); err != nil {
+			return 0, err
+		}
+		return out, put(tx, trustedIssuerKey(ti.ID), ti, time.Time{}, time.Time{})
 	})
 }

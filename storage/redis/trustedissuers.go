@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/tokensmith/tokensmith/storage"
@@ -100,4 +101,57 @@ func (s *Store) DeleteTrustedIssuer(ctx context.Context, id string) error {
 		return storage.ErrNotFound
 	}
 	return err
+}
+
+// RestoreTrustedIssuer implements storage.Storage. The record and its issuer index are written
+// by the script users are restored with: the same shape, a record by id and a unique name.
+func (s *Store) RestoreTrustedIssuer(ctx context.Context, ti storage.TrustedIssuer, r storage.Restore) (storage.Outcome, error) {
+	taken := func(owner string) error {
+		return fmt.Errorf("%w: issuer %q is trusted issuer %s", storage.ErrAlreadyExists, ti.Issuer, owner)
+	}
+	keys := []string{trustedIssuersKey, trustedIssuerURLKey}
+	for range maxCASAttempts {
+		var rec, owner *goredis.StringCmd
+		if _, err := s.pipelined(ctx, nil, func(p goredis.Pipeliner) {
+			rec, owner = p.HGet(ctx, trustedIssuersKey, ti.ID), p.HGet(ctx, trustedIssuerURLKey, ti.Issuer)
+		}); err != nil {
+			return 0, err
+		}
+		old, err := rec.Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return 0, fail(err)
+		}
+		var h *storage.TrustedIssuer
+		flag, oldIssuer := "0", ""
+		if err == nil {
+			v, err := decode[storage.TrustedIssuer](old)
+			if err != nil {
+				return 0, fmt.Errorf("redis store: trusted issuer %s: %w", ti.ID, err)
+			}
+			h, flag, oldIssuer = &v, "1", v.Issuer
+		}
+		if o, err := owner.Result(); err == nil && o != ti.ID {
+			return 0, taken(o)
+		}
+		out := storage.Restored(h, ti)
+		if out == storage.Unchanged || r.DryRun {
+			return out, nil
+		}
+		b, err := json.Marshal(ti)
+		if err != nil {
+			return 0, err
+		}
+		cmd, err := s.run(ctx, restoreUser, keys, ti.ID, old, flag, b, ti.Issuer, oldIssuer)
+		if cmd == nil {
+			return 0, err
+		}
+		res, _ := cmd.StringSlice()
+		switch res[0] {
+		case "ok":
+			return out, err
+		case "taken":
+			return 0, taken(res[1])
+		}
+	}
+	return 0, fmt.Errorf("%w: trusted issuer %s changed concurrently too often", storage.ErrUnavailable, ti.ID)
 }
