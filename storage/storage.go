@@ -141,6 +141,12 @@ type Storage interface {
 	// own contents: whether it (or its family) is revoked, and its user.
 	TokenState(ctx context.Context, q TokenQuery) (TokenState, error)
 
+	// UseAssertion remembers, in one atomic step, that a client's assertion (private_key_jwt)
+	// with a.JTI was accepted, until a.ExpiresAt on the caller's clock a.Now: ErrAlreadyExists,
+	// changing nothing, when the same client's jti is remembered already, so an assertion is
+	// accepted once on every replica. The entry expires by itself; nothing sweeps it.
+	UseAssertion(ctx context.Context, a AssertionUse) error
+
 	// Trusted issuers of federated workload identity (see TrustedIssuers).
 	TrustedIssuers
 

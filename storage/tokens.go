@@ -206,3 +206,12 @@ type TokenState struct {
 	// User is the queried user; nil when it does not exist (or none was asked for).
 	User *User
 }
+
+// AssertionUse is a client assertion being accepted: its issuer (the client), its jti, and
+// its exp, until which the jti is remembered.
+type AssertionUse struct {
+	ClientID  string
+	JTI       string
+	ExpiresAt time.Time
+	Now       time.Time
+}

@@ -13,6 +13,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/tokensmith/tokensmith/internal/jwkscache"
 )
 
 // Defaults for the zero values of Config.
@@ -106,7 +107,7 @@ type Verifier struct {
 	errBody  ErrorBodyFunc
 	algs     []jose.SignatureAlgorithm
 	intro    *introspector
-	keys     *keySet
+	keys     keySet
 	disc     *discovery
 	now      func() time.Time
 	log      *slog.Logger
@@ -179,7 +180,8 @@ func New(cfg Config) (*Verifier, error) {
 		}
 		return md.JWKSURI, nil
 	}
-	v.keys = &keySet{url: jwksURL, client: client, interval: interval, now: v.clock, log: v.log}
+	v.keys = keySet{jwkscache.New(jwkscache.Config{URL: jwksURL, Client: client, Interval: interval,
+		Timeout: DefaultHTTPTimeout, Now: v.clock, Log: v.log})}
 	if cfg.Introspection.ClientID != "" {
 		ttl := orDefault(cfg.Introspection.CacheTTL, DefaultCacheTTL)
 		if cfg.Introspection.CacheTTL < 0 {
@@ -268,7 +270,10 @@ func checkURL(s string) error {
 // server may call it at start to fail early on a wrong URL; without it they are fetched when
 // the first token arrives.
 func (v *Verifier) Refresh(ctx context.Context) error {
-	if err := v.keys.refresh(ctx, forced); err != nil && !errors.Is(err, errNotDue) {
+	if err := v.keys.Refresh(ctx); err != nil {
+		if ctx.Err() != nil {
+			return refuse(ErrUnavailable, "the signing keys cannot be fetched", err)
+		}
 		return err
 	}
 	return nil

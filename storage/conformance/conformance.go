@@ -70,6 +70,9 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"RestoreMerges", testRestoreMerges},
 		{"ExportWhileWriting", testExportWhileWriting},
 		{"RestoredRevocationsLeavePools", testRestoredRevocationsLeavePools},
+		{"AssertionOnce", testAssertionOnce},
+		{"AssertionOnceConcurrent", testAssertionOnceConcurrent},
+		{"AssertionExpires", testAssertionExpires},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

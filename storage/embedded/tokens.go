@@ -165,3 +165,17 @@ func revoked(tx *buntdb.Tx, client, jti, familyID string, now time.Time) bool {
 	fam, err := get[family](tx, familyKey(familyID))
 	return err != nil || fam.Revoked || !now.Before(fam.ExpiresAt)
 }
+
+// UseAssertion implements storage.Storage.
+func (s *Store) UseAssertion(ctx context.Context, a storage.AssertionUse) error {
+	key := "assertion:" + storage.KeyDigest(a.ClientID) + ":" + a.JTI
+	return s.update(ctx, func(tx *buntdb.Tx) error {
+		if _, err := tx.Get(key); err == nil {
+			return storage.ErrAlreadyExists
+		} else if !errors.Is(err, buntdb.ErrNotFound) {
+			return err
+		}
+		_, _, err := tx.Set(key, "1", expiry(a.Now, a.ExpiresAt))
+		return err
+	})
+}

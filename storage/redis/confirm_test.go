@@ -174,6 +174,16 @@ func TestUnconfirmedWrites(t *testing.T) {
 		mustOK(t, s.CreatePersonalToken(ctx, p))
 	})
 
+	t.Run("an unconfirmed assertion is taken back", func(t *testing.T) {
+		a := storage.AssertionUse{ClientID: "c", JTI: "a1", Now: now, ExpiresAt: now.Add(time.Minute)}
+		unconfirmed(t, replica, func() error { return s.UseAssertion(ctx, a) })
+		// No token was answered for it: the retry with the same assertion is accepted, once.
+		mustOK(t, s.UseAssertion(ctx, a))
+		if err := s.UseAssertion(ctx, a); !errors.Is(err, storage.ErrAlreadyExists) {
+			t.Fatalf("the assertion again: %v, want ErrAlreadyExists", err)
+		}
+	})
+
 	t.Run("an unconfirmed client is left for the retry", func(t *testing.T) {
 		c := storage.Client{ID: "cl", CreatedAt: now}
 		unconfirmed(t, replica, func() error { return s.CreateClient(ctx, c) })

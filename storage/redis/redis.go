@@ -273,6 +273,7 @@ func hourKey(p storage.Pool, h string) string {
 }
 func revokedJTIKey(client, jti string) string    { return clientTag(client) + "rj:" + jti }
 func revokedFamilyKey(client, fam string) string { return clientTag(client) + "rf:" + fam }
+func assertionKey(client, jti string) string     { return clientTag(client) + "as:" + jti }
 
 // fail maps go-redis errors: redis.Nil is ErrNotFound, everything else means Redis is not
 // answering as it should.

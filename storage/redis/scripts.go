@@ -232,6 +232,12 @@ redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[2])
 return 1`)
 
+// useAssertion remembers a client assertion's jti unless it is remembered already.
+// KEYS: the jti's key. ARGV: ttl_ms. Answers 1 when stored, 0 for a replay.
+var useAssertion = goredis.NewScript(`
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 1 end
+return 0`)
+
 // heartbeat. KEYS: live zset, info hash. ARGV: id, exp_ms, json, now_ms.
 var heartbeat = goredis.NewScript(`
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
@@ -330,6 +336,6 @@ var allScripts = []*goredis.Script{
 	swapField, createClient, deleteClient, createUser, userByName, deleteUser, login, loginFailed,
 	createPAT, listPATs, deletePAT, touchPATs,
 	ensureKey, readKeys, writeKeys, createRefresh, rotate, unrotate, revokeFamily, revokeAccess, heartbeat, replicas, admit, settle,
-	createSession,
+	createSession, useAssertion,
 	createTrustedIssuer, trustedIssuerByURL, deleteTrustedIssuer,
 }

@@ -277,3 +277,21 @@ func (s *Store) TokenState(ctx context.Context, q storage.TokenQuery) (storage.T
 	}
 	return st, nil
 }
+
+// UseAssertion implements storage.Storage: SET NX in a script, so the write goes through the
+// path that waits for replicas. An unconfirmed entry is taken back: no token was answered for
+// the assertion, and a failover could lose the entry anyway.
+func (s *Store) UseAssertion(ctx context.Context, a storage.AssertionUse) error {
+	key := assertionKey(a.ClientID, a.JTI)
+	cmd, err := s.run(ctx, useAssertion, []string{key}, max(ms(a.ExpiresAt)-ms(a.Now), 1))
+	if cmd == nil {
+		return err
+	}
+	if n, _ := cmd.Int(); n == 0 {
+		return storage.ErrAlreadyExists
+	}
+	if err != nil {
+		return s.undo(ctx, err, func(ctx context.Context) error { return s.rdb.Del(ctx, key).Err() })
+	}
+	return nil
+}
