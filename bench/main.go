@@ -14,6 +14,7 @@
 //	go run ./bench -scenarios fresh,reused,fresh-ps256,fresh-es256,fresh-eddsa -audit=false
 //	go run ./bench -json new.json -compare old.json
 //	go run ./bench -stores sentinel,sentinel-nowait -scenarios limited,revoke,password,refresh -audit=false -openssl=off
+//	go run ./bench -scale 10,10k,1M -d 5s     # the same requests on stores of growing size
 //
 // The load generator runs on the same machine, so on a small one it takes CPU from the server;
 // CPU per request is measured on the server process alone and is not affected.
@@ -91,10 +92,11 @@ func benchmain() error {
 		idleWait   = flag.Duration("idle-wait", 10*time.Minute, "longest wait for the machine to become idle before a scenario; past it the scenario runs anyway")
 		rounds     = flag.Int("rounds", 3, "fresh issuance (across builds and audit sinks) and reuse are run in this many more alternating rounds; their rows are the median run")
 		jsonOut    = flag.String("json", "", "write the rows to this JSON file")
-		profDir    = flag.String("profile", "", "save the server's CPU profile of every scenario's measured window into this directory (pprof)")
+		profDir    = flag.String("profile", "", "save the server's CPU profile of every scenario's measured window, and its heap profile as the window ends, into this directory (pprof)")
 		traceDir   = flag.String("trace", "", "save a 2-second execution trace of every scenario into this directory (go tool trace)")
 		cmpFile    = flag.String("compare", "", "print the change from an earlier -json file")
 		measureSig = flag.Bool("measure-signature", false, "internal: print one signature's cost with this binary's signer as JSON")
+		scale      = flag.String("scale", "", "scale mode instead of the scenarios: fill each store with this many clients and as many refresh tokens (comma-separated, k and M allowed: 10,10k,1M) and run fresh, reused and refresh issuance on it")
 	)
 	flag.Parse()
 	if *measureSig {
@@ -138,6 +140,10 @@ func benchmain() error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+
+	if *scale != "" {
+		return scaleMain(root, tmp, *scale, storeList, *c, *warm, *d, *idle, *idleWait, *profDir, *jsonOut)
+	}
 
 	rep := &report{Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), Commit: commit(root), Machine: machine(),
 		GoVersion: runtime.Version(), Concurrency: *c, Duration: d.String(), LoadBefore: loadAvg()}

@@ -216,6 +216,8 @@ type server struct {
 	redis    *redisServer
 	sentinel *sentinelSet
 	logFile  *os.File
+	// startToReady is the time from starting the process to its first ready /readyz.
+	startToReady time.Duration
 }
 
 const benchAdminToken = "tsa_bench-admin-token-not-a-secret"
@@ -225,6 +227,17 @@ const benchAdminToken = "tsa_bench-admin-token-not-a-secret"
 // the cost measured. A variant that traces exports its spans to otlp; algorithms, when not
 // empty, is its keys.algorithms.
 func startServer(bin, dir string, v variant, otlp, algorithms string) (*server, error) {
+	return startServerOn(bin, dir, v, otlp, algorithms, "", nil)
+}
+
+// readyTimeout is how long a server may take from its start to /readyz answering 200; the
+// scale mode raises it, because an embedded store of a million records is read first.
+var readyTimeout = 20 * time.Second
+
+// startServerOn is startServer on a store prepared beforehand: storageURL, when not empty, is
+// its TOKENSMITH_STORAGE, and rs the Redis behind it (nil for an embedded one), which the
+// server then owns (its CPU is counted, and stop stops it).
+func startServerOn(bin, dir string, v variant, otlp, algorithms, storageURL string, rs *redisServer) (*server, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -246,15 +259,18 @@ func startServer(bin, dir string, v variant, otlp, algorithms string) (*server, 
 	env = append(env,
 		"TOKENSMITH_LISTEN="+pub, "TOKENSMITH_ADMIN_LISTEN="+adm, "TOKENSMITH_ISSUER="+s.url,
 		"TOKENSMITH_ADMIN_TOKEN="+benchAdminToken, "TOKENSMITH_DATA_DIR="+dir)
-	switch v.store {
-	case storeEmbedded:
+	switch {
+	case storageURL != "":
+		s.redis = rs
+		env = append(env, "TOKENSMITH_STORAGE="+storageURL)
+	case v.store == storeEmbedded:
 		env = append(env, "TOKENSMITH_STORAGE=memory:")
-	case storeRedis:
+	case v.store == storeRedis:
 		if s.redis, err = startRedis(filepath.Join(dir, "redis")); err != nil {
 			return nil, fmt.Errorf("redis: %w", err)
 		}
 		env = append(env, "TOKENSMITH_STORAGE=redis://"+s.redis.addr)
-	case storeSentinel, storeSentinelNoWait:
+	case v.store == storeSentinel || v.store == storeSentinelNoWait:
 		if s.sentinel, err = startSentinel(filepath.Join(dir, "redis")); err != nil {
 			return nil, fmt.Errorf("redis sentinel: %w", err)
 		}
@@ -285,11 +301,12 @@ func startServer(bin, dir string, v variant, otlp, algorithms string) (*server, 
 	s.cmd.Env = env
 	s.cmd.Dir = dir
 	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile
+	started := time.Now()
 	if err := s.cmd.Start(); err != nil {
 		s.stop()
 		return nil, err
 	}
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := started.Add(readyTimeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if s.cmd.ProcessState != nil {
 			break
 		}
@@ -297,6 +314,7 @@ func startServer(bin, dir string, v variant, otlp, algorithms string) (*server, 
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				s.startToReady = time.Since(started)
 				return s, nil
 			}
 		}
@@ -451,14 +469,20 @@ func (s *server) resetPeak() {
 	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.cmd.Process.Pid), []byte("5"), 0)
 }
 
+// rss is VmRSS, the resident set now, in bytes.
+func (s *server) rss() int64 { return procStatus(s.cmd.Process.Pid, "VmRSS:") }
+
 // peakRSS is VmHWM, the highest resident set since the last resetPeak, in bytes.
-func (s *server) peakRSS() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+func (s *server) peakRSS() int64 { return procStatus(s.cmd.Process.Pid, "VmHWM:") }
+
+// procStatus is a size field of /proc/<pid>/status (in kB there), in bytes; 0 if unreadable.
+func procStatus(pid int, field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10
 		}
@@ -501,6 +525,11 @@ func (p profiles) take(s *server, d time.Duration) func() error {
 		var errs []error
 		for _, w := range waits {
 			errs = append(errs, w())
+		}
+		// The heap as the window ends, live and allocated since the start: where the resident
+		// set goes under load (go tool pprof -sample_index=inuse_space or alloc_space).
+		if p.cpu != "" {
+			errs = append(errs, s.download("/debug/pprof/heap", strings.TrimSuffix(p.cpu, ".pprof")+".heap.pprof"))
 		}
 		return errors.Join(errs...)
 	}

@@ -66,6 +66,25 @@ type listener struct {
 	// tls is nil for plain HTTP.
 	tls     *tlscert.Files
 	handler http.Handler
+	// hsts asks browsers to use HTTPS only for this host (RFC 6797). Only a production
+	// certificate offers it: a browser remembers the header for a year, and the dev
+	// certificate's localhost serves plain HTTP again once dev_tls is off.
+	hsts bool
+}
+
+// hstsValue is a year, the span browsers' preload lists expect; no includeSubDomains, since
+// the server knows nothing of the other hosts under its domain.
+const hstsValue = "max-age=31536000"
+
+// withHSTS adds Strict-Transport-Security to every answer sent over TLS (RFC 6797 §7.2: never
+// over plain HTTP).
+func withHSTS(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil {
+			w.Header().Set("Strict-Transport-Security", hstsValue)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // serveListeners serves every listener until ctx ends or one of them stops by itself, then
@@ -74,7 +93,11 @@ func serveListeners(ctx context.Context, log *slog.Logger, ls []listener) error 
 	errc := make(chan error, len(ls))
 	servers := make([]*http.Server, len(ls))
 	for i, l := range ls {
-		s := &http.Server{Handler: l.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+		h := l.handler
+		if l.hsts && l.tls != nil {
+			h = withHSTS(h)
+		}
+		s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 		if l.tls != nil {
 			s.TLSConfig = tlscert.Config(l.tls)
 		}

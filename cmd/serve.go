@@ -247,7 +247,7 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 
 	// The listeners are shut down, their last requests answered, before anything above stops.
 	return serveListeners(ctx, log, []listener{
-		{name: "public listener", ln: pubLn, tls: pubTLS, handler: pub.Handler()},
-		{name: "admin listener", ln: admLn, tls: admTLS, handler: adm.Handler()},
+		{name: "public listener", ln: pubLn, tls: pubTLS, handler: pub.Handler(), hsts: devCert == ""},
+		{name: "admin listener", ln: admLn, tls: admTLS, handler: adm.Handler(), hsts: devCert == ""},
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -168,10 +167,5 @@ func auditLabel(cfg config.Config) string {
 
 // storageLabel keeps credentials in a Redis URL out of the log.
 func storageLabel(s string) string {
-	if i := strings.Index(s, "@"); i >= 0 {
-		if j := strings.Index(s, "://"); j >= 0 && j < i {
-			return s[:j+3] + "***" + s[i:]
-		}
-	}
-	return s
+	return redisstore.Redact(s)
 }

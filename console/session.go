@@ -93,7 +93,7 @@ var errNoSession = errors.New("console: no live session")
 
 // load finds the request's session and its user. A session ends (errNoSession) when it is
 // unknown, signed out or expired, when its user is gone, or when the user's password changed
-// after it began. The idle expiry is moved forward when that gains at least touchEvery.
+// after it began or after the sign-in checked it (its credential version is not the user's). The idle expiry is moved forward when that gains at least touchEvery.
 func (c *Console) load(g *gin.Context) (*active, error) {
 	ck, err := g.Request.Cookie(c.cookies.session)
 	if err != nil || !wellFormed(ck.Value) {
@@ -108,7 +108,7 @@ func (c *Console) load(g *gin.Context) (*active, error) {
 		return nil, err
 	}
 	u, err := c.o.Store.GetUser(ctx, s.UserID)
-	if errors.Is(err, storage.ErrNotFound) || err == nil && s.CreatedAt.Before(u.NotBefore) {
+	if errors.Is(err, storage.ErrNotFound) || err == nil && (s.CreatedAt.Before(u.NotBefore) || s.Epoch != u.Epoch) {
 		if err := c.o.Store.DeleteSession(ctx, hash); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			c.o.Log.Warn("console: ending a session of a deleted user or an old password failed", "error", err)
 		}
@@ -255,10 +255,13 @@ func (c *Console) signin(g *gin.Context) {
 		}
 	}
 	id, now := secret.NewSecret(), c.o.Now()
-	s := storage.Session{IDHash: secret.HashHex(id), UserID: u.ID, CSRF: secret.NewSecret(), CreatedAt: now,
+	// The session carries the credential version whose password was just checked: the store
+	// refuses it if a password change got in between, however late this write lands.
+	s := storage.Session{IDHash: secret.HashHex(id), UserID: u.ID, Epoch: u.Epoch, CSRF: secret.NewSecret(), CreatedAt: now,
 		IdleUntil: now.Add(c.o.IdleTimeout), ExpiresAt: now.Add(c.o.AbsoluteTimeout)}
 	if err := c.o.Store.CreateSession(ctx, s, now); err != nil {
-		if errors.Is(err, storage.ErrNotFound) { // deleted while signing in
+		// Deleted, or its password changed, while signing in.
+		if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrCredentialsChanged) {
 			v.Error = wrongCredentials
 			c.signinForm(g, http.StatusBadRequest, v)
 			return

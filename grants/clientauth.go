@@ -40,6 +40,9 @@ func (c *core) authenticate(ctx context.Context, r *Request) (*Client, error) {
 		e.Basic = r.AuthMethod == protocol.AuthSecretBasic
 		return e
 	}
+	if r.AuthMethod == protocol.AuthPrivateKeyJWT {
+		return c.authenticateAssertion(ctx, r)
+	}
 	if r.ClientID == "" {
 		return nil, fail("client authentication is required")
 	}

@@ -13,7 +13,7 @@ import (
 // exchange is RFC 8693 token exchange for personal tokens: a client allowed the grant
 // presents a user's personal token as subject_token and receives a short-lived RS256 access
 // token for that user, so resource servers that only verify JWTs through the JWKS accept it.
-// The new token's scope is at most the personal token's; it never outlives the personal token,
+// The new token's scope is at most what the personal token and the client both have; it never outlives the personal token,
 // and introspection reports it inactive once the personal token is deleted (its jti names the
 // personal token). No refresh token: the holder exchanges again.
 type exchange struct{ *core }
@@ -45,15 +45,7 @@ func (g *exchange) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 	if rt := p[protocol.ParamRequestedTokenType]; rt != "" && rt != protocol.TokenTypeURIAccess && rt != protocol.TokenTypeURIJWT {
 		return nil, invalid("requested_token_type must be %s", protocol.TokenTypeURIAccess)
 	}
-	// resource (RFC 8707) and audience name the same thing here: the token's aud.
-	aud := p[protocol.ParamAudience]
-	if res := p[protocol.ParamResource]; res != "" {
-		if aud != "" && aud != res {
-			return nil, protocol.Errorf(protocol.InvalidTarget, "audience and resource differ")
-		}
-		aud = res
-	}
-	audience, err := g.resolveAudience(c, aud)
+	audience, err := g.audienceFor(c, p)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +58,16 @@ func (g *exchange) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 		return nil, invalid("subject_token is not a live personal token")
 	}
 	t := found.personal
-	scope, err := resolveScope(t.Scopes, p[protocol.ParamScope])
+	// A client that a user manages in the console speaks for that user only: exchanging
+	// another user's personal token through it would let any user with a client borrow every
+	// leaked token. Clients without an owner were registered by the operator, who decides
+	// whom they serve.
+	if c.Owner != "" && c.Owner != t.UserID {
+		return nil, invalid("subject_token is not a live personal token")
+	}
+	// The token carries what both the personal token and the client may have: the client's
+	// registered scopes bound every token it holds, whatever it presents.
+	scope, err := resolveScope(intersect(t.Scopes, c.Scopes), p[protocol.ParamScope])
 	if err != nil {
 		return nil, err
 	}

@@ -32,7 +32,7 @@ func TestTokenExchange(t *testing.T) {
 	e := newEnv(t, nil)
 	uid := e.user(t, "lena", "lena-password", "orders:read", "orders:write")
 	patID, pat := e.personal(t, uid, 0, "orders:read", "orders:write")
-	id, sec := e.client(t, storage.Client{GrantTypes: []string{protocol.GrantTokenExchange}})
+	id, sec := e.client(t, storage.Client{GrantTypes: []string{protocol.GrantTokenExchange}, Scopes: []string{"orders:read", "orders:write"}})
 
 	tok := e.token(t, exchangeReq(id, sec, pat))
 	c := e.claimsOf(t, tok.AccessToken)
@@ -75,8 +75,8 @@ func TestTokenExchangeRefusals(t *testing.T) {
 	uid := e.user(t, "lena", "lena-password", "orders:read", "orders:write")
 	_, pat := e.personal(t, uid, 0, "orders:read")
 	_, expired := e.personal(t, uid, time.Minute, "orders:read")
-	id, sec := e.client(t, storage.Client{GrantTypes: []string{protocol.GrantTokenExchange}})
-	two, twoSec := e.client(t, storage.Client{GrantTypes: []string{protocol.GrantTokenExchange}, Audience: []string{"https://a.example", "https://b.example"}})
+	id, sec := e.client(t, storage.Client{GrantTypes: []string{protocol.GrantTokenExchange}, Scopes: []string{"orders:read", "orders:write"}})
+	two, twoSec := e.client(t, storage.Client{GrantTypes: []string{protocol.GrantTokenExchange}, Scopes: []string{"orders:read"}, Audience: []string{"https://a.example", "https://b.example"}})
 	access := e.token(t, exchangeReq(id, sec, pat)).AccessToken
 	e.clock.Advance(time.Minute)
 	tests := []struct {
@@ -106,6 +106,48 @@ func TestTokenExchangeRefusals(t *testing.T) {
 	}
 }
 
+// TestTokenExchangeWithinTheClient: the issued scope is the personal token's scopes, the
+// client's registered scopes and the requested ones (if any) together, and a client a user
+// manages exchanges that user's personal tokens only.
+func TestTokenExchangeWithinTheClient(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	uid := e.user(t, "lena", "lena-password", "orders:read", "admin:all")
+	other := e.user(t, "omar", "omar-password", "orders:read")
+	_, pat := e.personal(t, uid, 0, "orders:read", "admin:all")
+	narrow, narrowSec := e.client(t, storage.Client{GrantTypes: []string{protocol.GrantTokenExchange}, Scopes: []string{"orders:read", "orders:write"}})
+	none, noneSec := e.client(t, storage.Client{GrantTypes: []string{protocol.GrantTokenExchange}})
+	owned, ownedSec := e.client(t, storage.Client{GrantTypes: []string{protocol.GrantTokenExchange}, Scopes: []string{"orders:read"}, Owner: uid})
+	foreign, foreignSec := e.client(t, storage.Client{GrantTypes: []string{protocol.GrantTokenExchange}, Scopes: []string{"orders:read"}, Owner: other})
+	for _, tc := range []struct {
+		name  string
+		r     *Request
+		scope string // the issued scope, when code is ""
+		code  string
+	}{
+		{"no scope asked: the intersection", exchangeReq(narrow, narrowSec, pat), "orders:read", ""},
+		{"a scope both have", exchangeReq(narrow, narrowSec, pat, "scope", "orders:read"), "orders:read", ""},
+		{"the personal token's scope the client lacks", exchangeReq(narrow, narrowSec, pat, "scope", "admin:all"), "", protocol.InvalidScope},
+		{"the client's scope the personal token lacks", exchangeReq(narrow, narrowSec, pat, "scope", "orders:write"), "", protocol.InvalidScope},
+		{"one allowed and one not", exchangeReq(narrow, narrowSec, pat, "scope", "orders:read admin:all"), "", protocol.InvalidScope},
+		{"a client with no scopes gets none", exchangeReq(none, noneSec, pat), "", ""},
+		{"a client with no scopes asking for one", exchangeReq(none, noneSec, pat, "scope", "orders:read"), "", protocol.InvalidScope},
+		{"the owner's client", exchangeReq(owned, ownedSec, pat), "orders:read", ""},
+		{"another user's client", exchangeReq(foreign, foreignSec, pat), "", protocol.InvalidRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.code != "" {
+				e.refused(t, tc.r, tc.code)
+				return
+			}
+			tok := e.token(t, tc.r)
+			if tok.Scope != tc.scope || e.claimsOf(t, tok.AccessToken).Scope != tc.scope {
+				t.Errorf("scope %q (claims %q), want %q", tok.Scope, e.claimsOf(t, tok.AccessToken).Scope, tc.scope)
+			}
+		})
+	}
+}
+
 // TestExchangedTokenNeverOutlivesItsPersonalToken: the exchanged token's lifetime is at most what
 // the personal token has left, and under a second left is too little.
 func TestExchangedTokenNeverOutlivesItsPersonalToken(t *testing.T) {
@@ -113,7 +155,7 @@ func TestExchangedTokenNeverOutlivesItsPersonalToken(t *testing.T) {
 	e := newEnv(t, nil)
 	uid := e.user(t, "lena", "lena-password", "orders:read")
 	_, pat := e.personal(t, uid, 5*time.Minute, "orders:read")
-	id, sec := e.client(t, storage.Client{GrantTypes: []string{protocol.GrantTokenExchange}})
+	id, sec := e.client(t, storage.Client{GrantTypes: []string{protocol.GrantTokenExchange}, Scopes: []string{"orders:read"}})
 	if got := e.token(t, exchangeReq(id, sec, pat)).ExpiresIn(e.clock.Now()); got != 300 {
 		t.Errorf("expires_in %d with 5m left, want 300", got)
 	}

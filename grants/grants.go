@@ -24,6 +24,9 @@ type Request struct {
 	// AuthNone, a refresh_token grant and no ClientID, the refresh token names its client,
 	// which must be public (tokens.refresh sends nothing else).
 	AuthMethod string
+	// ClientAssertion is the signed JWT of a private_key_jwt client (AuthMethod
+	// protocol.AuthPrivateKeyJWT); ClientID may then be empty, the assertion names the client.
+	ClientAssertion string
 	// Remote is the caller's address, for the failed-login backoff.
 	Remote string
 	// refresh is the refresh token's record when it was read to find the client.

@@ -36,7 +36,9 @@ func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, r
 	// Identical requests in flight on this replica share one admission and one token. The
 	// shared work must not die with whichever caller started it (each store call has its own
 	// deadline).
-	key := adm.Pool.ClientID + "\x00" + adm.Pool.Subject + "\x00" + adm.Pool.Scope + "\x00" + adm.Pool.Audience
+	// A login shares only with logins of the same credential version.
+	key := adm.Pool.ClientID + "\x00" + adm.Pool.Subject + "\x00" + adm.Pool.Scope + "\x00" + adm.Pool.Audience +
+		"\x00" + strconv.FormatUint(adm.Epoch, 10)
 	shared := context.WithoutCancel(ctx)
 	started := false
 	v, err, _ := c.pools.Do(key, func() (any, error) {
@@ -65,6 +67,8 @@ func (c *core) admission(cl *Client, a access, now time.Time, reuse bool) storag
 	adm := storage.Admission{
 		Now:  now,
 		Pool: poolOf(cl, a.subject, a.scope, a.audience),
+		// A login's admission hands out only tokens of the credential version it checked.
+		UserID: a.user, Epoch: a.epoch,
 	}
 	if reuse {
 		adm.Reuse = true
@@ -90,7 +94,7 @@ func (c *core) issueMinted(ctx context.Context, cl *Client, a access, now time.T
 	got, err := c.store.Admit(ctx, adm)
 	switch {
 	case err != nil:
-		return nil, protocol.Unavailable(err)
+		return nil, loginStoreErr(err)
 	case got.Limited:
 		return nil, c.refuse(adm, got)
 	}
@@ -109,7 +113,7 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 		adm.ReserveUntil = adm.Now.Add(reserveFor)
 		var err error
 		if got, err = c.store.Admit(ctx, adm); err != nil {
-			return nil, protocol.Unavailable(err)
+			return nil, loginStoreErr(err)
 		}
 		switch {
 		case got.Reused != nil:
@@ -138,7 +142,8 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 	st := storage.Settlement{Admission: adm}
 	if err == nil && adm.Reuse {
 		fam, _ := FamilyOf(tok.jti)
-		st.Token = &storage.PooledToken{AccessToken: tok.AccessToken, JTI: tok.jti, Family: fam, Scope: tok.Scope, IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt}
+		st.Token = &storage.PooledToken{AccessToken: tok.AccessToken, JTI: tok.jti, Family: fam, Scope: tok.Scope,
+			IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt, Epoch: adm.Epoch}
 		st.Family = tok.family
 	}
 	if err != nil || adm.Reuse {
@@ -146,7 +151,7 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 		switch {
 		case serr != nil && st.Family != nil:
 			// The login's refresh token may not be stored: do not hand it out.
-			return nil, protocol.Unavailable(serr)
+			return nil, loginStoreErr(serr)
 		case serr != nil:
 			// A failed settlement only delays: the reservation lapses after reserveFor. The
 			// token already minted is still good, so it is answered.

@@ -73,6 +73,11 @@ type access struct {
 	// countLater: the token is signed before its admission (issueMinted), which counts it
 	// as issued only if the admission lets it out.
 	countLater bool
+	// user and epoch, for a password login, are the user whose password was checked and its
+	// credential version (storage.User.Epoch) read with the hash that was checked: whatever
+	// the login stores is refused once the user's version has moved on.
+	user  string
+	epoch uint64
 }
 
 // minted is a signed access token.

@@ -2,6 +2,7 @@ package grants
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -67,7 +68,7 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 	now := g.now()
 	a := access{
 		clientID: c.ID, alg: c.SigningAlg(), subject: u.ID, scope: scope, audience: aud,
-		ttl: orDefault(c.AccessTokenTTL, g.policy.PasswordTTL),
+		ttl: orDefault(c.AccessTokenTTL, g.policy.PasswordTTL), user: u.ID, epoch: u.Epoch,
 	}
 	withRefresh := slices.Contains(c.GrantTypes, protocol.GrantRefreshToken)
 	if withRefresh && !c.Reuse && (c.DailyLimit > 0 || c.HourlyLimit > 0) {
@@ -170,9 +171,23 @@ func (g *password) login(ctx context.Context, c *Client, a access, now time.Time
 		return nil, err
 	}
 	if err := g.store.CreateRefreshToken(ctx, family); err != nil {
-		return nil, protocol.Unavailable(err)
+		return nil, loginStoreErr(err)
 	}
 	return t, nil
+}
+
+// errCredentialsChanged answers a login whose password was checked against a credential
+// version that a password change (or the user's deletion) ended before the login was stored:
+// to the caller it is the wrong password it now is.
+var errCredentialsChanged = protocol.Errorf(protocol.InvalidGrant, "wrong username or password")
+
+// loginStoreErr maps the error of a store call that stores a login (its refresh family, its
+// admission or settlement).
+func loginStoreErr(err error) error {
+	if errors.Is(err, storage.ErrCredentialsChanged) || errors.Is(err, storage.ErrNotFound) {
+		return protocol.Wrap(errCredentialsChanged.Code, errCredentialsChanged.Description, err)
+	}
+	return protocol.Unavailable(err)
 }
 
 // prepareLogin mints the pair of a new login, without storing its refresh family.
@@ -190,5 +205,6 @@ func (g *password) prepareLogin(ctx context.Context, c *Client, a access, now ti
 	return t, storage.RefreshToken{
 		Hash: hash, FamilyID: a.family, ClientID: c.ID, Subject: a.subject, Scope: a.scope,
 		Audience: a.audience, AccessTTL: a.ttl, IssuedAt: now, ExpiresAt: rexp,
+		UserID: a.user, Epoch: a.epoch,
 	}, nil
 }

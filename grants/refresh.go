@@ -80,7 +80,8 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 		return nil, errUnknownRefresh
 	}
 
-	rot := storage.Rotation{FamilyID: family, Hash: hash, ClientID: c.ID, UserID: userOf(old.Subject, c.ID), IssuedAt: old.IssuedAt, Now: now, Grace: grace}
+	rot := storage.Rotation{FamilyID: family, Hash: hash, ClientID: c.ID, UserID: userOf(old.Subject, c.ID), IssuedAt: old.IssuedAt,
+		Epoch: old.Epoch, Now: now, Grace: grace}
 	// An unused token is rotated: mint the successor first, then let the store decide
 	// atomically whether this call wins. A used one needs no new pair: the store answers
 	// with the stored successor (grace) or treats it as a replay.
@@ -97,6 +98,7 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 		rot.Next = storage.RefreshToken{
 			Hash: nextHash, FamilyID: family, ClientID: c.ID, Subject: old.Subject, Scope: old.Scope,
 			Audience: old.Audience, AccessTTL: old.AccessTTL, IssuedAt: now, ExpiresAt: next.RefreshExpiresAt,
+			UserID: old.UserID, Epoch: old.Epoch,
 		}
 		if rot.Sealed, err = seal(raw, next); err != nil {
 			return nil, err

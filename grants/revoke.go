@@ -12,8 +12,10 @@ import (
 // Revoke is RFC 7009 for an authenticated client. An access token is denied until it expires
 // and leaves its reuse pool; a refresh token revokes its whole login (every refresh and access
 // token of its family); a personal token is deleted, whichever client presents it. Unknown,
-// malformed, expired and already revoked tokens are answered as success (§2.2); a live token of
-// another client is refused with unauthorized_client (§2.1) and stays valid.
+// malformed, expired and already revoked tokens are answered as success (§2.2), and so is a live
+// token of another client, which stays valid: answering it differently would let anyone with a
+// client id (a public client needs no secret) confirm a stolen token without using it, so
+// without tripping replay detection. The operator still sees the attempt in the audit trail.
 func (h *Service) Revoke(ctx context.Context, r *Request) error {
 	err := h.revokeFor(ctx, r)
 	if err != nil {
@@ -32,8 +34,15 @@ func (h *Service) revokeFor(ctx context.Context, r *Request) error {
 		return err
 	}
 	_, err = h.revoke(ctx, cl, raw)
+	if err == errForeignToken {
+		h.core.refused(ctx, EndpointRevoke, r, err)
+		return nil
+	}
 	return err
 }
+
+// errForeignToken is a live token presented for revocation by a client it was not issued to.
+var errForeignToken = protocol.Errorf(protocol.UnauthorizedClient, "the token was not issued to this client")
 
 // RevokeAny is revocation for the operator (admin API and CLI): any client's token. It reports
 // whether raw was a live token.
@@ -59,7 +68,7 @@ func (h *Service) revoke(ctx context.Context, requester *Client, raw string) (bo
 		return true, c.deletePersonal(ctx, t, requester)
 	}
 	if requester != nil && requester.ID != p.client.ID {
-		return false, protocol.Errorf(protocol.UnauthorizedClient, "the token was not issued to this client")
+		return false, errForeignToken
 	}
 	if a := p.access; a != nil {
 		pool := poolOf(p.client, a.Subject, a.Scope, a.Audience)

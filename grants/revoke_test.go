@@ -193,6 +193,42 @@ func TestIntrospectEndedLogins(t *testing.T) {
 	})
 }
 
+// TestRevokeIsNoOracle: another client's live token is answered exactly as an unknown one (RFC
+// 7009 §2.2), by confidential and public clients alike, and stays valid; the attempt is in the
+// audit trail for the operator.
+func TestRevokeIsNoOracle(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	s := issueTokenSet(t, e)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		r    *Request
+		live string // the foreign token that must stay live
+	}{
+		{"a confidential client, an access token", req(s.otherID, s.otherSec, "", "token", s.access), s.access},
+		{"a confidential client, a refresh token", req(s.otherID, s.otherSec, "", "token", s.refresh), s.refresh},
+		{"a confidential client, a refresh token hinted", req(s.otherID, s.otherSec, "", "token", s.refresh, "token_type_hint", "refresh_token"), s.refresh},
+		{"a public client, an access token", publicReq(s.publicID, "", "token", s.access), s.access},
+		{"a public client, a refresh token", publicReq(s.publicID, "", "token", s.refresh), s.refresh},
+		{"a public client, an unknown token", publicReq(s.publicID, "", "token", newRefreshToken(newFamilyID())), s.refresh},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := e.svc.Revoke(ctx, tc.r); err != nil {
+				t.Fatalf("answered %v, want what an unknown token gets (no error)", err)
+			}
+			if !e.active(t, tc.live) {
+				t.Fatal("a foreign revocation ended the token")
+			}
+		})
+	}
+	if _, ok := e.audit.find(audit.TokenRefused, func(ev audit.Event) bool {
+		return ev.Endpoint == EndpointRevoke && ev.ClientID == s.publicID && ev.Error == protocol.UnauthorizedClient
+	}); !ok {
+		t.Error("the foreign revocation is not in the audit trail")
+	}
+}
+
 func TestRevoke(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
@@ -202,8 +238,8 @@ func TestRevoke(t *testing.T) {
 		return e.svc.Revoke(ctx, req(id, sec, "", append([]string{"token", tok}, kv...)...))
 	}
 
-	// Another client's live token: refused, and it stays valid.
-	if err := revoke(s.otherID, s.otherSec, s.access); protocol.As(err).Code != protocol.UnauthorizedClient || !e.active(t, s.access) {
+	// Another client's live token: answered as an unknown one, and it stays valid.
+	if err := revoke(s.otherID, s.otherSec, s.access); err != nil || !e.active(t, s.access) {
 		t.Fatalf("revoking another client's token: %v", err)
 	}
 	// Unknown, malformed, forged and expired tokens: nothing to do, and no error (RFC 7009 §2.2).

@@ -31,6 +31,17 @@ func resolveScope(allowed []string, requested string) (string, error) {
 	return strings.Join(out, " "), nil
 }
 
+// intersect is the members of a also in b, in a's order.
+func intersect(a, b []string) []string {
+	var out []string
+	for _, s := range a {
+		if slices.Contains(b, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func validScopeToken(s string) bool {
 	for i := 0; i < len(s); i++ {
 		b := s[i]
@@ -46,8 +57,33 @@ func (c *core) target(cl *Client, r *Request) (scope string, aud []string, err e
 	if scope, err = resolveScope(cl.Scopes, r.Params[protocol.ParamScope]); err != nil {
 		return "", nil, err
 	}
-	aud, err = c.resolveAudience(cl, r.Params[protocol.ParamAudience])
+	aud, err = c.audienceFor(cl, r.Params)
 	return scope, aud, err
+}
+
+// audienceFor is the aud a new token of cl gets, for every grant that issues one from the
+// client's registration: audience (RFC 8693) and resource (RFC 8707, repeated parameters
+// arrive space-separated, which no URI contains) both name it. Each must be one the client may
+// have, else invalid_target; none asked means all of them.
+func (c *core) audienceFor(cl *Client, p map[string]string) ([]string, error) {
+	aud := p[protocol.ParamAudience]
+	res := strings.Fields(p[protocol.ParamResource])
+	if len(res) == 0 {
+		return c.resolveAudience(cl, aud)
+	}
+	if aud != "" && (len(res) != 1 || res[0] != aud) {
+		return nil, protocol.Errorf(protocol.InvalidTarget, "audience and resource differ")
+	}
+	var out []string
+	for _, r := range res {
+		if _, err := c.resolveAudience(cl, r); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // resolveAudience picks the aud: the requested one if the client may have it, else all of the

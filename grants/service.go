@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tokensmith/tokensmith/audit"
+	"github.com/tokensmith/tokensmith/internal/jwkscache"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/storage"
 	"golang.org/x/sync/singleflight"
@@ -50,6 +51,8 @@ type core struct {
 	observe StoreObserver
 	// spans records the steps of a request when tracing is on.
 	spans spans
+	// clientKeys caches the key sets private_key_jwt clients publish at their jwks_uri.
+	clientKeys *jwkscache.Group
 }
 
 // Auditor takes audit events (audit.Writer implements it); it must not block.
@@ -103,6 +106,7 @@ func NewService(store Store, k Keys, p Policy, opts ...Option) *Service {
 	c.clients = newCache[storage.Client](p.ClientCacheTTL, c.now, c.trusted)
 	c.pats = newCache[storage.PersonalToken](p.ClientCacheTTL, c.now, c.trusted)
 	c.usage = newUsage()
+	c.clientKeys = jwkscache.NewGroup(jwkscache.Config{Interval: 10 * time.Second, Timeout: 3 * time.Second, Now: c.now, Log: c.log})
 	if len(c.policy.Audience) == 0 {
 		c.policy.Audience = []string{p.Issuer}
 	}

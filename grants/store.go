@@ -28,6 +28,7 @@ type Store interface {
 	GetPersonalToken(ctx context.Context, id string) (storage.PersonalToken, error)
 	DeletePersonalToken(ctx context.Context, userID, id string) error
 	TouchPersonalTokens(ctx context.Context, used map[string]time.Time) error
+	UseAssertion(ctx context.Context, a storage.AssertionUse) error
 }
 
 // StoreObserver is told about every store call of the token path: its operation (the Store
@@ -148,4 +149,8 @@ func (s guardedStore) DeletePersonalToken(ctx context.Context, userID, id string
 
 func (s guardedStore) TouchPersonalTokens(ctx context.Context, used map[string]time.Time) error {
 	return callErr(s, ctx, "TouchPersonalTokens", func(ctx context.Context) error { return s.next.TouchPersonalTokens(ctx, used) })
+}
+
+func (s guardedStore) UseAssertion(ctx context.Context, a storage.AssertionUse) error {
+	return callErr(s, ctx, "UseAssertion", func(ctx context.Context) error { return s.next.UseAssertion(ctx, a) })
 }

@@ -25,6 +25,15 @@ const (
 	AuthSecretPost  = "client_secret_post"
 	// AuthNone is a public client (RFC 6749 §2.1): identified by its client_id, no secret.
 	AuthNone = "none"
+	// AuthPrivateKeyJWT is a client that signs an assertion with its key (RFC 7523 §2.2).
+	AuthPrivateKeyJWT = "private_key_jwt"
+)
+
+// Client assertion parameters (RFC 7521 §4.2) and the JWT assertion type (RFC 7523 §2.2).
+const (
+	ParamClientAssertion     = "client_assertion"
+	ParamClientAssertionType = "client_assertion_type"
+	AssertionTypeJWTBearer   = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 )
 
 // Token endpoint parameter names (RFC 6749 §4, §6).

@@ -16,8 +16,9 @@ import (
 	"github.com/tokensmith/tokensmith/storage"
 )
 
-// MaxPersonalTokens is how many personal tokens one user may hold.
-const MaxPersonalTokens = 100
+// MaxPersonalTokens is how many personal tokens one user may hold; the store counts them in
+// the step that creates one.
+const MaxPersonalTokens = storage.MaxPersonalTokens
 
 // Lifetime is a duration in JSON: a number of seconds (as OAuth's expires_in) or a duration
 // string ("90d", "12h").
@@ -109,6 +110,9 @@ func (s *Service) CreatePersonalToken(ctx context.Context, userID string, in Per
 		}
 	}
 	if err := s.store.CreatePersonalToken(ctx, t); err != nil {
+		if errors.Is(err, storage.ErrLimitReached) {
+			return PersonalTokenView{}, invalid("a user may hold at most %d personal tokens; delete one first", MaxPersonalTokens)
+		}
 		return PersonalTokenView{}, storeErr(err, "user "+userID)
 	}
 	v := personalView(t)

@@ -140,6 +140,9 @@ func (s *Service) UpdateUser(ctx context.Context, id string, in UserUpdate) (Use
 	u, err := s.store.UpdateUser(ctx, id, func(u *storage.User) error {
 		u.PasswordHash = hash
 		u.NotBefore = now // the old password's logins end with it
+		// and so do those whose old password was checked but not yet stored: each carries
+		// the version it checked, which is no longer the user's.
+		u.Epoch++
 		return nil
 	})
 	if err != nil {
@@ -175,10 +178,40 @@ func (s *Service) DeleteUser(ctx context.Context, id string) error {
 		return storeErr(err, "user "+id)
 	}
 	s.changed(ctx, storage.ChangeUser, id)
+	if err := s.disown(ctx, id); err != nil {
+		return err
+	}
 	var b any
 	if berr == nil {
 		b = userView(before)
 	}
 	s.recordChange(ctx, ActionUserDelete, id, b, nil)
+	return nil
+}
+
+// disown clears a deleted user as the owner of its clients, so no client names a user that
+// is gone. Clients and users live apart (on Redis in different Cluster slots), so this follows
+// the deletion; it is idempotent, and a retried DeleteUser (not found) leaves nothing to do
+// because each owned client is cleared before the call answers.
+func (s *Service) disown(ctx context.Context, userID string) error {
+	all, err := s.store.ListClients(ctx)
+	if err != nil {
+		return storeErr(err, "clients")
+	}
+	for _, c := range all {
+		if c.Owner != userID {
+			continue
+		}
+		_, err := s.store.UpdateClient(ctx, c.ID, func(c *storage.Client) error {
+			if c.Owner == userID {
+				c.Owner = ""
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return storeErr(err, "client "+c.ID)
+		}
+		s.changed(ctx, storage.ChangeClient, c.ID)
+	}
 	return nil
 }

@@ -67,7 +67,25 @@ func ParseTokenRequest(r *http.Request) (*grants.Request, error) {
 	bodyID, bodySecret := params[protocol.ParamClientID], params[protocol.ParamClientSecret]
 	delete(params, protocol.ParamClientID)
 	delete(params, protocol.ParamClientSecret)
+	assertion, assertionType := params[protocol.ParamClientAssertion], params[protocol.ParamClientAssertionType]
+	delete(params, protocol.ParamClientAssertion)
+	delete(params, protocol.ParamClientAssertionType)
 	req.Params = params
+
+	if assertion != "" || assertionType != "" {
+		// RFC 7521 §4.2: an assertion is the client's one authentication method.
+		if _, _, ok, _ := basicCredentials(r); ok || bodySecret != "" {
+			return nil, badRequest("use one client authentication method: a client assertion, HTTP Basic or client_secret, not several")
+		}
+		if assertionType != protocol.AssertionTypeJWTBearer {
+			return nil, badRequest("client_assertion_type must be %s", protocol.AssertionTypeJWTBearer)
+		}
+		if assertion == "" {
+			return nil, badRequest("missing client_assertion")
+		}
+		req.ClientID, req.ClientAssertion, req.AuthMethod = bodyID, assertion, protocol.AuthPrivateKeyJWT
+		return req, nil
+	}
 
 	if id, sec, ok, err := basicCredentials(r); err != nil {
 		return nil, err
@@ -159,7 +177,16 @@ func formParams(body []byte) (map[string]string, error) {
 	}
 	out := make(map[string]string, len(values))
 	for k, vs := range values {
-		if len(vs) > 1 {
+		if k == protocol.ParamResource && len(vs) > 1 {
+			// RFC 8707 repeats resource for several audiences; a URI holds no space, so the
+			// grants read them back with strings.Fields.
+			for _, v := range vs {
+				if strings.ContainsAny(v, " \t\r\n") || v == "" {
+					return nil, protocol.Errorf(protocol.InvalidTarget, "resource %q is not a URI", printable(v))
+				}
+			}
+			vs = []string{strings.Join(vs, " ")}
+		} else if len(vs) > 1 {
 			return nil, badRequest("parameter %q is repeated", printable(k))
 		}
 		if !utf8.ValidString(k) || !utf8.ValidString(vs[0]) {

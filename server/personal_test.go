@@ -148,7 +148,7 @@ func TestTokenExchange(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ts := newTestServer(t, withStore(open(t)))
 			userID, patID, tok := newPAT(t, ts, "lena", `{"name":"CI","scopes":["orders:read","orders:write"]}`)
-			id, sec := ts.client(t, registry.ClientInput{GrantTypes: &[]string{protocol.GrantTokenExchange}, DailyLimit: ptr(5)})
+			id, sec := ts.client(t, registry.ClientInput{GrantTypes: &[]string{protocol.GrantTokenExchange}, Scopes: &[]string{"orders:read", "orders:write"}, DailyLimit: ptr(5)})
 
 			r := ts.form(t, id, sec, exchangeForm(tok))
 			if r.Status != 200 || r.str("issued_token_type") != protocol.TokenTypeURIAccess || r.str("token_type") != "Bearer" ||

@@ -204,24 +204,27 @@ func (p *Public) jwks(c *gin.Context) {
 // just the same. No ID token is issued, so no id_token_signing_alg_values_supported; the
 // algorithms access tokens are signed with are listed under the name Gluu and Janssen use for
 // JWT access tokens, access_token_signing_alg_values_supported (RFC 8414 and RFC 9068 define
-// none). RFC 8414's *_endpoint_auth_signing_alg_values_supported are about JWTs that clients
-// sign to authenticate (private_key_jwt, client_secret_jwt), which these endpoints do not take.
+// none). The *_endpoint_auth_signing_alg_values_supported list what a private_key_jwt client
+// may sign its assertion with; client_secret_jwt (HMAC with the secret) is not taken.
 func (p *Public) discovery(c *gin.Context) {
 	c.Header("Cache-Control", "public, max-age=3600")
-	auth := []string{protocol.AuthSecretBasic, protocol.AuthSecretPost}
+	auth := []string{protocol.AuthSecretBasic, protocol.AuthSecretPost, protocol.AuthPrivateKeyJWT}
 	// Public clients (RFC 6749 §2.1) use the token endpoint and revocation; introspection
 	// needs an authenticated caller (RFC 7662 §2.1).
 	withNone := append(slices.Clone(auth), protocol.AuthNone)
 	c.JSON(http.StatusOK, gin.H{
-		"issuer":                                        p.Issuer,
-		"token_endpoint":                                p.Issuer + "/oauth2/token",
-		"jwks_uri":                                      p.Issuer + "/.well-known/jwks.json",
-		"revocation_endpoint":                           p.Issuer + "/oauth2/revoke",
-		"introspection_endpoint":                        p.Issuer + "/oauth2/introspect",
-		"grant_types_supported":                         p.Grants.GrantTypes(),
-		"token_endpoint_auth_methods_supported":         withNone,
-		"revocation_endpoint_auth_methods_supported":    withNone,
-		"introspection_endpoint_auth_methods_supported": auth,
+		"issuer":                                                   p.Issuer,
+		"token_endpoint":                                           p.Issuer + "/oauth2/token",
+		"jwks_uri":                                                 p.Issuer + "/.well-known/jwks.json",
+		"revocation_endpoint":                                      p.Issuer + "/oauth2/revoke",
+		"introspection_endpoint":                                   p.Issuer + "/oauth2/introspect",
+		"grant_types_supported":                                    p.Grants.GrantTypes(),
+		"token_endpoint_auth_methods_supported":                    withNone,
+		"revocation_endpoint_auth_methods_supported":               withNone,
+		"introspection_endpoint_auth_methods_supported":            auth,
+		"token_endpoint_auth_signing_alg_values_supported":         grants.AssertionAlgorithms,
+		"revocation_endpoint_auth_signing_alg_values_supported":    grants.AssertionAlgorithms,
+		"introspection_endpoint_auth_signing_alg_values_supported": grants.AssertionAlgorithms,
 		// A subject is the same user or client id for every client that sees it.
 		"subject_types_supported":                   []string{"public"},
 		"access_token_signing_alg_values_supported": p.Keys.Algorithms(),

@@ -26,6 +26,8 @@ type RefreshFamily struct {
 	ClientID  string    `json:"client_id"`
 	Revoked   bool      `json:"revoked,omitempty"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Epoch is the credential version of the login's user (RefreshToken.Epoch).
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
 // RevokedAccessToken is one entry of the access-token deny-list (RevokeAccessToken). A zero

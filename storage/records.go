@@ -37,6 +37,10 @@ type Client struct {
 	// client_secret_basic and client_secret_post; "none" is a public client (RFC 6749 §2.1),
 	// identified by its id alone and without a secret.
 	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty"`
+	// JWKS (an RFC 7517 set, public keys only) or JWKSURI (where the client publishes it) hold
+	// the keys of a private_key_jwt client; such a client has no secret.
+	JWKS    []byte `json:"jwks,omitempty"`
+	JWKSURI string `json:"jwks_uri,omitempty"`
 	// Owner is the id of the user who manages this client in the console.
 	Owner string `json:"owner,omitempty"`
 	// ResourceServer lets the client introspect tokens of every client (an API checking what
@@ -76,6 +80,13 @@ type User struct {
 	// access tokens issued earlier are no longer valid. Personal tokens are not logins and
 	// stay.
 	NotBefore time.Time `json:"not_before,omitzero"`
+	// Epoch is the user's credential version: every password change adds one. A sign-in
+	// reads it with the password hash it checks, and what the sign-in stores (a console
+	// session, a refresh family, a pooled token) carries it; the store refuses to write it,
+	// and refuses to honour it later, once the user's Epoch has moved on. Unlike NotBefore,
+	// this does not depend on when the sign-in's write lands: a password checked before a
+	// change can never start a login that outlives it.
+	Epoch uint64 `json:"epoch,omitempty"`
 	// PasswordHash is a bcrypt hash.
 	PasswordHash []byte    `json:"password_hash"`
 	CreatedAt    time.Time `json:"created_at"`
@@ -111,10 +122,12 @@ func (t PersonalToken) Live(now time.Time) bool {
 // which requests push forward, or at ExpiresAt, whichever comes first; the backend drops the
 // record then. Deleting a user does not touch its sessions: the console reads the user on
 // every request and ends a session whose user is gone or whose password changed after it
-// began (User.NotBefore).
+// began (User.NotBefore), or whose Epoch is no longer the user's.
 type Session struct {
-	IDHash    string    `json:"id_hash"`
-	UserID    string    `json:"user_id"`
+	IDHash string `json:"id_hash"`
+	UserID string `json:"user_id"`
+	// Epoch is the user's credential version whose password the sign-in checked.
+	Epoch     uint64    `json:"epoch,omitempty"`
 	CSRF      string    `json:"csrf"`
 	CreatedAt time.Time `json:"created_at"`
 	IdleUntil time.Time `json:"idle_until"`

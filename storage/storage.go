@@ -24,7 +24,17 @@ var (
 	// in time, so a failover could still lose it. It is an ErrUnavailable (503, retry later);
 	// each method says whether it undid the write or leaves it safe to retry.
 	ErrUnconfirmed = fmt.Errorf("%w: too few replicas confirmed the write in time", ErrUnavailable)
+	// ErrCredentialsChanged: a sign-in would store a session or a login, but the user's
+	// credential version (User.Epoch) is no longer the one whose password the sign-in
+	// checked: the password changed in between. Nothing is stored.
+	ErrCredentialsChanged = errors.New("storage: the user's credentials changed")
+	// ErrLimitReached: the user already holds MaxPersonalTokens personal tokens.
+	ErrLimitReached = errors.New("storage: the user holds the most personal tokens allowed")
 )
+
+// MaxPersonalTokens is how many personal tokens one user may hold. CreatePersonalToken counts
+// them in the same atomic step that stores a new one, so concurrent creates never pass it.
+const MaxPersonalTokens = 100
 
 // Storage is everything Tokensmith persists. Implementations must be safe for concurrent use
 // and must honour the context's deadline on every call.
@@ -61,7 +71,8 @@ type Storage interface {
 	DeleteUser(ctx context.Context, id string) error
 
 	// CreatePersonalToken stores a personal token of an existing user: ErrNotFound when the
-	// user does not exist, ErrAlreadyExists when the id is taken.
+	// user does not exist, ErrAlreadyExists when the id is taken, ErrLimitReached when the
+	// user already holds MaxPersonalTokens (counted in the same atomic step).
 	CreatePersonalToken(ctx context.Context, t PersonalToken) error
 	// GetPersonalToken returns one personal token by id.
 	GetPersonalToken(ctx context.Context, id string) (PersonalToken, error)
@@ -77,7 +88,8 @@ type Storage interface {
 
 	// CreateSession stores a console session of an existing user (ErrNotFound when the user
 	// does not exist, ErrAlreadyExists when the id hash is taken) until it expires on now's
-	// clock; see Session.
+	// clock; see Session. When the user's Epoch is not s.Epoch it answers
+	// ErrCredentialsChanged and stores nothing, in the same atomic step.
 	CreateSession(ctx context.Context, s Session, now time.Time) error
 	// GetSession returns the session whose id hashes to idHash if it is live at now; an
 	// unknown, signed-out or expired one is ErrNotFound.
@@ -123,7 +135,9 @@ type Storage interface {
 	// one) and returns those that are left.
 	RemoveSigningKeys(ctx context.Context, now time.Time) ([]SigningKey, error)
 
-	// CreateRefreshToken stores the first refresh token of a new family.
+	// CreateRefreshToken stores the first refresh token of a new family. A login of a user
+	// (t.UserID set) is stored only while that user exists (else ErrNotFound) and its Epoch
+	// is t.Epoch (else ErrCredentialsChanged); see RefreshToken.
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
 	// GetRefreshToken returns one refresh token record.
 	GetRefreshToken(ctx context.Context, familyID, hash string) (RefreshToken, error)

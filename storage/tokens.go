@@ -22,6 +22,12 @@ type RefreshToken struct {
 	// UsedAt is set when the token was rotated; Successor then holds the sealed new pair.
 	UsedAt    time.Time `json:"used_at,omitzero"`
 	Successor []byte    `json:"successor,omitempty"`
+	// UserID, for a user's login, is the user whose password it checked, and Epoch that
+	// user's credential version (User.Epoch) when it was checked. Every token of the family
+	// carries both. The family is stored only while they match the user, and it ends
+	// (rotation answers ErrRevoked, TokenState Revoked) as soon as they do not.
+	UserID string `json:"user_id,omitempty"`
+	Epoch  uint64 `json:"epoch,omitempty"`
 }
 
 // FamilyExpiry is how long the family of t must be remembered: until t and the access tokens
@@ -45,9 +51,10 @@ func (t RefreshToken) FamilyExpiry() time.Time {
 //     so every caller ends with the same pair;
 //   - otherwise (replay): revokes the family and answers ErrReplay.
 //
-// With UserID set, the rotation also requires that user to exist and the token not to predate
-// the user's NotBefore: otherwise the family is revoked and the answer is ErrRevoked, so a
-// deleted user's login, or one made before a password change, ends at its next use.
+// With UserID set, the rotation also requires that user to exist, the token not to predate
+// the user's NotBefore and Epoch to be the user's: otherwise the family is revoked and the
+// answer is ErrRevoked, so a deleted user's login, or one whose password was checked before a
+// password change, ends at its next use.
 type Rotation struct {
 	FamilyID string
 	Hash     string
@@ -55,9 +62,11 @@ type Rotation struct {
 	UserID   string
 	// IssuedAt is the presented token's, compared with the user's NotBefore.
 	IssuedAt time.Time
-	Now      time.Time
-	Grace    time.Duration
-	Next     RefreshToken
+	// Epoch is the presented token's credential version, compared with the user's.
+	Epoch uint64
+	Now   time.Time
+	Grace time.Duration
+	Next  RefreshToken
 	// Sealed is the new pair encrypted with a key only the holder of the old token can derive.
 	Sealed []byte
 }
@@ -106,6 +115,10 @@ type PooledToken struct {
 	Scope     string    `json:"scope,omitempty"`
 	IssuedAt  time.Time `json:"issued_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Epoch is the credential version (User.Epoch) of the token's user when its login
+	// checked the password; 0 for a client's own token. Admission hands the token only to a
+	// login of the same version.
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
 // Admission asks, in one atomic step:
@@ -122,8 +135,17 @@ type PooledToken struct {
 //     incremented, a shadow one (Shadow, HourlyShadow) even past its limit: shadow limits are
 //     counted and reported, never refused. A count expires a minute after its window
 //     (ResetAt, HourResetAt). Admitted.DailyCount and HourlyCount report the counts.
+//   - with UserID set (a user's login): the user must exist (else ErrNotFound) and its Epoch
+//     be Epoch (else ErrCredentialsChanged); then nothing is counted, reserved, stored or
+//     handed out. Only pooled tokens of that Epoch are handed out; those of an older one are
+//     dropped, as revoked ones are.
 type Admission struct {
 	Now time.Time
+
+	// UserID and Epoch are the user whose password the login checked and the credential
+	// version it checked it against (User.Epoch).
+	UserID string
+	Epoch  uint64
 
 	Reuse        bool
 	Pool         Pool

@@ -73,6 +73,13 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"AssertionOnce", testAssertionOnce},
 		{"AssertionOnceConcurrent", testAssertionOnceConcurrent},
 		{"AssertionExpires", testAssertionExpires},
+		{"SessionEpoch", testSessionEpoch},
+		{"FamilyEpoch", testFamilyEpoch},
+		{"AdmissionEpoch", testAdmissionEpoch},
+		{"EpochRace", testEpochRace},
+		{"PersonalTokenCap", testPersonalTokenCap},
+		{"Seed", testSeed},
+		{"TokensLeaveTheStore", testTokensLeaveTheStore},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -133,3 +133,51 @@ func testRefreshConcurrent(t *testing.T, s storage.Storage) {
 		})
 	}
 }
+
+// testTokensLeaveTheStore: expired refresh tokens (used or not), their families, revoked
+// families and revoked jtis leave the store by themselves, through the backend's own expiry:
+// asked with a clock from before their end, which any record still held would answer to,
+// nothing is there. No janitor has to run, so none can fall behind.
+func testTokensLeaveTheStore(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	now := time.Now()
+	short := func(fam string) storage.RefreshToken {
+		return storage.RefreshToken{Hash: "h0", FamilyID: fam, ClientID: "client", Subject: "user",
+			AccessTTL: 100 * time.Millisecond, IssuedAt: now, ExpiresAt: now.Add(300 * time.Millisecond)}
+	}
+	for _, fam := range []string{"unused", "rotated", "revoked"} {
+		mustNoErr(t, s.CreateRefreshToken(ctx, short(fam)))
+	}
+	r := rotation("rotated", "h0", "h1", now, 0)
+	r.Next.ExpiresAt = now.Add(300 * time.Millisecond)
+	r.Next.AccessTTL = 100 * time.Millisecond
+	_, err := s.RotateRefreshToken(ctx, r)
+	mustNoErr(t, err)
+	mustNoErr(t, s.RevokeFamily(ctx, "revoked", now))
+	mustNoErr(t, s.RevokeAccessToken(ctx, storage.AccessRevocation{Pool: storage.Pool{ClientID: "client", Subject: "client"},
+		JTI: "jti-short", ExpiresAt: now.Add(300 * time.Millisecond), Now: now}))
+	mustNoErr(t, s.RevokeAccessToken(ctx, storage.AccessRevocation{Pool: storage.Pool{ClientID: "client", Subject: "client"},
+		JTI: "jti-kept", ExpiresAt: now.Add(time.Hour), Now: now}))
+
+	time.Sleep(1500 * time.Millisecond)
+	for _, k := range [][2]string{{"unused", "h0"}, {"rotated", "h0"}, {"rotated", "h1"}, {"revoked", "h0"}} {
+		if _, err := s.GetRefreshToken(ctx, k[0], k[1]); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("refresh token %s/%s after its expiry: %v, want it gone", k[0], k[1], err)
+		}
+	}
+	var fams, tokens, denied []string
+	mustNoErr(t, s.EachRefreshFamily(ctx, now, func(f storage.RefreshFamily) error { fams = append(fams, f.ID); return nil }))
+	mustNoErr(t, s.EachRefreshToken(ctx, now, func(t storage.RefreshToken) error { tokens = append(tokens, t.FamilyID); return nil }))
+	mustNoErr(t, s.EachRevokedAccessToken(ctx, now, func(r storage.RevokedAccessToken) error { denied = append(denied, r.JTI); return nil }))
+	if len(fams) != 0 || len(tokens) != 0 {
+		t.Errorf("after expiry the store still holds families %v and refresh tokens of %v", fams, tokens)
+	}
+	if len(denied) != 1 || denied[0] != "jti-kept" {
+		t.Errorf("after expiry the deny-list holds %v, want only jti-kept", denied)
+	}
+	st, err := s.TokenState(ctx, storage.TokenQuery{ClientID: "client", JTI: "jti-short", Now: now})
+	mustNoErr(t, err)
+	if st.Revoked {
+		t.Error("an expired jti is still on the deny-list")
+	}
+}

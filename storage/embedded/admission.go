@@ -105,6 +105,11 @@ func readCount(tx *buntdb.Tx, key string) (int, error) {
 // Admit implements storage.Storage (see storage.Admission for the rules).
 func (s *Store) Admit(ctx context.Context, a storage.Admission) (out storage.Admitted, err error) {
 	err = s.update(ctx, func(tx *buntdb.Tx) error {
+		if a.UserID != "" {
+			if err := sameEpoch(tx, a.UserID, a.Epoch); err != nil {
+				return err
+			}
+		}
 		if a.Reuse {
 			var best *storage.PooledToken
 			live := 0
@@ -112,12 +117,12 @@ func (s *Store) Admit(ctx context.Context, a storage.Admission) (out storage.Adm
 			err := tx.AscendKeys(poolPrefix(a.Pool)+"*", func(k, v string) bool {
 				e, ok := decodePoolEntry(v)
 				if !ok || !e.Until.After(a.Now) ||
-					(e.Token != nil && revoked(tx, a.Pool.ClientID, e.Token.JTI, e.Token.Family, a.Now)) {
+					(e.Token != nil && (e.Token.Epoch < a.Epoch || revoked(tx, a.Pool.ClientID, e.Token.JTI, e.Token.Family, a.Now))) {
 					dead = append(dead, k)
 					return true
 				}
 				live++
-				if e.Token != nil && (best == nil || e.Token.ExpiresAt.After(best.ExpiresAt)) {
+				if e.Token != nil && e.Token.Epoch == a.Epoch && (best == nil || e.Token.ExpiresAt.After(best.ExpiresAt)) {
 					best = e.Token
 				}
 				return true
@@ -176,19 +181,28 @@ func (s *Store) Admit(ctx context.Context, a storage.Admission) (out storage.Adm
 	return out, err
 }
 
-// Settle implements storage.Storage.
+// Settle implements storage.Storage. A login whose user's password changed since it was
+// checked is settled as a failed issuance (its slot released, its counts given back) and
+// answered ErrCredentialsChanged (ErrNotFound when the user is gone).
 func (s *Store) Settle(ctx context.Context, st storage.Settlement) error {
 	a := st.Admission
-	return s.update(ctx, func(tx *buntdb.Tx) error {
+	var outcome error
+	err := s.update(ctx, func(tx *buntdb.Tx) error {
+		tok := st.Token
+		if tok != nil && st.Family != nil && st.Family.UserID != "" {
+			if outcome = sameEpoch(tx, st.Family.UserID, st.Family.Epoch); outcome != nil {
+				tok = nil
+			}
+		}
 		if a.Reuse {
 			_, _ = tx.Delete(poolPrefix(a.Pool) + a.Reservation)
-			if st.Token != nil {
-				if err := putPoolEntry(tx, poolPrefix(a.Pool)+st.Token.JTI, poolEntry{Until: st.Token.ExpiresAt, Token: st.Token}, a.Now); err != nil {
+			if tok != nil {
+				if err := putPoolEntry(tx, poolPrefix(a.Pool)+tok.JTI, poolEntry{Until: tok.ExpiresAt, Token: tok}, a.Now); err != nil {
 					return err
 				}
 			}
 		}
-		if st.Token != nil {
+		if tok != nil {
 			if st.Family != nil {
 				return createFamily(tx, *st.Family)
 			}
@@ -207,4 +221,8 @@ func (s *Store) Settle(ctx context.Context, st storage.Settlement) error {
 		}
 		return nil
 	})
+	if err == nil {
+		err = outcome
+	}
+	return err
 }

@@ -90,7 +90,7 @@ func (s *Store) EachRefreshFamily(ctx context.Context, now time.Time, fn func(st
 		if !now.Before(f.ExpiresAt) {
 			return nil
 		}
-		return fn(storage.RefreshFamily{ID: strings.TrimPrefix(k, "fam:"), ClientID: f.ClientID, Revoked: f.Revoked, ExpiresAt: f.ExpiresAt})
+		return fn(storage.RefreshFamily{ID: strings.TrimPrefix(k, "fam:"), ClientID: f.ClientID, Revoked: f.Revoked, ExpiresAt: f.ExpiresAt, Epoch: f.Epoch})
 	})
 }
 
@@ -297,13 +297,13 @@ func (s *Store) RestoreRefreshFamily(ctx context.Context, f storage.RefreshFamil
 		if h != nil && !r.Now.Before(h.ExpiresAt) {
 			h = nil // expired, not yet collected
 		}
-		fam := family{ClientID: f.ClientID, Revoked: f.Revoked, ExpiresAt: f.ExpiresAt}
+		fam := family{ClientID: f.ClientID, Revoked: f.Revoked, ExpiresAt: f.ExpiresAt, Epoch: f.Epoch}
 		if h != nil {
 			if h.ClientID != f.ClientID {
 				return 0, fmt.Errorf("%w: refresh family %s belongs to client %s", storage.ErrAlreadyExists, f.ID, h.ClientID)
 			}
 			m := storage.MergeRefreshFamily(storage.RefreshFamily{Revoked: h.Revoked, ExpiresAt: h.ExpiresAt}, f)
-			fam = family{ClientID: h.ClientID, Subject: h.Subject, Revoked: m.Revoked, ExpiresAt: m.ExpiresAt}
+			fam = family{ClientID: h.ClientID, Subject: h.Subject, Revoked: m.Revoked, ExpiresAt: m.ExpiresAt, Epoch: h.Epoch}
 		}
 		out := storage.Restored(h, fam)
 		if out == storage.Unchanged || r.DryRun {
@@ -326,7 +326,7 @@ func (s *Store) RestoreRefreshToken(ctx context.Context, t storage.RefreshToken,
 		famChanged := false
 		switch {
 		case fam == nil || !r.Now.Before(fam.ExpiresAt):
-			fam, famChanged = &family{ClientID: t.ClientID, Subject: t.Subject, ExpiresAt: t.FamilyExpiry()}, true
+			fam, famChanged = &family{ClientID: t.ClientID, Subject: t.Subject, ExpiresAt: t.FamilyExpiry(), Epoch: t.Epoch}, true
 		case fam.ClientID != t.ClientID:
 			return 0, fmt.Errorf("%w: refresh family %s belongs to client %s", storage.ErrAlreadyExists, t.FamilyID, fam.ClientID)
 		case t.FamilyExpiry().After(fam.ExpiresAt):

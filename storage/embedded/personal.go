@@ -25,6 +25,13 @@ func (s *Store) CreatePersonalToken(ctx context.Context, t storage.PersonalToken
 		if exists(tx, patKey(t.ID)) {
 			return storage.ErrAlreadyExists
 		}
+		held, err := userPATIDs(tx, t.UserID)
+		if err != nil {
+			return err
+		}
+		if len(held) >= storage.MaxPersonalTokens {
+			return storage.ErrLimitReached
+		}
 		if _, _, err := tx.Set(userPATKey(t.UserID, t.ID), "", nil); err != nil {
 			return err
 		}

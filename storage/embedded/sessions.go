@@ -16,8 +16,8 @@ func sessionKey(idHash string) string { return "session:" + idHash }
 // CreateSession implements storage.Storage.
 func (s *Store) CreateSession(ctx context.Context, sess storage.Session, now time.Time) error {
 	return s.update(ctx, func(tx *buntdb.Tx) error {
-		if !exists(tx, userKey(sess.UserID)) {
-			return storage.ErrNotFound
+		if err := sameEpoch(tx, sess.UserID, sess.Epoch); err != nil {
+			return err
 		}
 		if exists(tx, sessionKey(sess.IDHash)) {
 			return storage.ErrAlreadyExists

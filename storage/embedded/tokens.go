@@ -14,6 +14,8 @@ type family struct {
 	Subject   string    `json:"subject"`
 	Revoked   bool      `json:"revoked,omitempty"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Epoch is the credential version of the login's user (storage.RefreshToken.Epoch).
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
 // CreateRefreshToken implements storage.Storage.
@@ -21,16 +23,35 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) 
 	return s.update(ctx, func(tx *buntdb.Tx) error { return createFamily(tx, t) })
 }
 
-// createFamily stores the first refresh token of a new family.
+// createFamily stores the first refresh token of a new family, a user's login only while the
+// user's credential version is the one its password was checked against.
 func createFamily(tx *buntdb.Tx, t storage.RefreshToken) error {
+	if t.UserID != "" {
+		if err := sameEpoch(tx, t.UserID, t.Epoch); err != nil {
+			return err
+		}
+	}
 	if exists(tx, familyKey(t.FamilyID)) {
 		return storage.ErrAlreadyExists
 	}
-	f := family{ClientID: t.ClientID, Subject: t.Subject, ExpiresAt: t.FamilyExpiry()}
+	f := family{ClientID: t.ClientID, Subject: t.Subject, ExpiresAt: t.FamilyExpiry(), Epoch: t.Epoch}
 	if err := put(tx, familyKey(t.FamilyID), f, t.IssuedAt, f.ExpiresAt); err != nil {
 		return err
 	}
 	return put(tx, refreshKey(t.FamilyID, t.Hash), t, t.IssuedAt, t.ExpiresAt)
+}
+
+// sameEpoch answers ErrNotFound when the user is gone and ErrCredentialsChanged when its
+// credential version is no longer epoch.
+func sameEpoch(tx *buntdb.Tx, userID string, epoch uint64) error {
+	u, err := get[storage.User](tx, userKey(userID))
+	if err != nil {
+		return err
+	}
+	if u.Epoch != epoch {
+		return storage.ErrCredentialsChanged
+	}
+	return nil
 }
 
 // GetRefreshToken implements storage.Storage.
@@ -61,7 +82,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, r storage.Rotation) (out
 		}
 		if r.UserID != "" {
 			u, err := get[storage.User](tx, userKey(r.UserID))
-			if errors.Is(err, storage.ErrNotFound) || (err == nil && old.IssuedAt.Before(u.NotBefore)) {
+			if errors.Is(err, storage.ErrNotFound) || (err == nil && (old.IssuedAt.Before(u.NotBefore) || old.Epoch != u.Epoch)) {
 				fam.Revoked, outcome = true, storage.ErrRevoked
 				return replace(tx, familyKey(r.FamilyID), fam)
 			} else if err != nil {
@@ -135,6 +156,12 @@ func (s *Store) RevokeAccessToken(ctx context.Context, r storage.AccessRevocatio
 func (s *Store) TokenState(ctx context.Context, q storage.TokenQuery) (st storage.TokenState, err error) {
 	err = s.view(ctx, func(tx *buntdb.Tx) error {
 		st.Revoked = revoked(tx, q.ClientID, q.JTI, q.FamilyID, q.Now)
+		var famEpoch uint64
+		if q.FamilyID != "" {
+			if fam, err := get[family](tx, familyKey(q.FamilyID)); err == nil {
+				famEpoch = fam.Epoch
+			}
+		}
 		if q.PersonalTokenID != "" {
 			pat, err := get[storage.PersonalToken](tx, patKey(q.PersonalTokenID))
 			st.Revoked = st.Revoked || err != nil || !pat.Live(q.Now)
@@ -144,6 +171,8 @@ func (s *Store) TokenState(ctx context.Context, q storage.TokenQuery) (st storag
 			switch {
 			case err == nil:
 				st.User = &u
+				// A login whose password was checked against another credential version.
+				st.Revoked = st.Revoked || (q.FamilyID != "" && famEpoch != u.Epoch)
 			case !errors.Is(err, storage.ErrNotFound):
 				return err
 			}

@@ -12,20 +12,32 @@ import (
 
 // Admit implements storage.Storage. A count that too few replicas confirmed is given back
 // before the error is answered, so a failover never lets more tokens out than the limit; a
-// reuse pool's reservation needs no confirmation (losing one only mints another token).
+// reuse pool's reservation needs no confirmation (losing one only mints another token). A
+// user's login reads its user in the same pipeline (userStep): when the password changed
+// meanwhile, a pooled token is not handed out and whatever was counted is given back.
 func (s *Store) Admit(ctx context.Context, a storage.Admission) (storage.Admitted, error) {
 	keys := []string{poolKey(a.Pool), counterKey(a.Pool, a.Day), hourKey(a.Pool, a.Hour)}
 	args := []any{ms(a.Now), flag(a.Reuse), a.MinRemaining.Milliseconds(), a.Capacity, a.Reservation, ms(a.ReserveUntil),
 		a.Limit, ms(a.ResetAt), clientTag(a.Pool.ClientID), flag(a.Shadow),
-		a.HourlyLimit, ms(a.HourResetAt), flag(a.HourlyShadow)}
+		a.HourlyLimit, ms(a.HourResetAt), flag(a.HourlyShadow), a.Epoch}
 	var res []string
 	var err error
 	if a.Family == nil {
 		var adm *goredis.Cmd
-		if err = s.exec(ctx, []*goredis.Script{admit}, s.admitStep(ctx, a, keys, args, &adm)); err == nil || errors.Is(err, storage.ErrUnconfirmed) {
+		var user *goredis.StringCmd
+		steps := []step{s.admitStep(ctx, a, keys, args, &adm)}
+		if a.UserID != "" {
+			steps = append(steps, userStep(ctx, a.UserID, &user))
+		}
+		if err = s.exec(ctx, []*goredis.Script{admit}, steps...); err == nil || errors.Is(err, storage.ErrUnconfirmed) {
 			var aerr error
 			if res, aerr = adm.StringSlice(); aerr != nil {
 				err = aerr
+			} else if serr := sameEpoch(user, a.Epoch); serr != nil {
+				err = serr
+				if res[0] == "allowed" {
+					err = errors.Join(serr, s.giveBack(ctx, a))
+				}
 			} else if err != nil && res[0] == "allowed" {
 				err = s.undo(ctx, err, func(ctx context.Context) error { return s.giveBack(ctx, a) })
 			} else {
@@ -91,11 +103,16 @@ func (s *Store) admitWithFamily(ctx context.Context, a storage.Admission, keys [
 		return nil, err
 	}
 	var adm, created *goredis.Cmd
+	var user *goredis.StringCmd
 	famKeys := []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)}
-	unconfirmed := s.exec(ctx, []*goredis.Script{admit, createRefresh}, s.admitStep(ctx, a, keys, args, &adm),
+	steps := []step{s.admitStep(ctx, a, keys, args, &adm),
 		durable(famKeys[0], func(p goredis.Pipeliner) {
-			created = createRefresh.EvalSha(ctx, p, famKeys, t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()))
-		}))
+			created = createRefresh.EvalSha(ctx, p, famKeys, t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()), t.Epoch)
+		})}
+	if t.UserID != "" {
+		steps = append(steps, userStep(ctx, t.UserID, &user))
+	}
+	unconfirmed := s.exec(ctx, []*goredis.Script{admit, createRefresh}, steps...)
 	if unconfirmed != nil && !errors.Is(unconfirmed, storage.ErrUnconfirmed) {
 		return nil, unconfirmed
 	}
@@ -104,10 +121,17 @@ func (s *Store) admitWithFamily(ctx context.Context, a storage.Admission, keys [
 		return nil, err
 	}
 	n, cerr := created.Int()
+	stale := sameEpoch(user, t.Epoch)
 	switch {
-	case res[0] != "allowed":
+	case res[0] != "allowed" || stale != nil:
 		if cerr == nil && n == 1 {
 			_ = s.rdb.Del(ctx, famKeys...).Err()
+		}
+		if stale != nil {
+			if res[0] == "allowed" {
+				return nil, errors.Join(stale, s.giveBack(ctx, a))
+			}
+			return nil, stale
 		}
 	case cerr != nil || n != 1:
 		// Counted but not stored: give the count back (a Settlement without a token).
@@ -143,19 +167,34 @@ func (s *Store) Settle(ctx context.Context, st storage.Settlement) error {
 		return err
 	}
 	var settled, created *goredis.Cmd
-	unconfirmed := s.exec(ctx, []*goredis.Script{settle, createRefresh},
-		plain(keys[0], func(p goredis.Pipeliner) { settled = settle.EvalSha(ctx, p, keys, args...) }),
-		durable(familyKey(t.FamilyID), func(p goredis.Pipeliner) {
-			created = createRefresh.EvalSha(ctx, p, []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)},
-				t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()))
-		}))
+	var user *goredis.StringCmd
+	famKeys := []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)}
+	steps := []step{plain(keys[0], func(p goredis.Pipeliner) { settled = settle.EvalSha(ctx, p, keys, args...) }),
+		durable(famKeys[0], func(p goredis.Pipeliner) {
+			created = createRefresh.EvalSha(ctx, p, famKeys, t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()), t.Epoch)
+		})}
+	if t.UserID != "" {
+		steps = append(steps, userStep(ctx, t.UserID, &user))
+	}
+	unconfirmed := s.exec(ctx, []*goredis.Script{settle, createRefresh}, steps...)
 	if unconfirmed != nil && !errors.Is(unconfirmed, storage.ErrUnconfirmed) {
 		return unconfirmed
 	}
 	if err := settled.Err(); err != nil {
 		return fail(err)
 	}
-	if n, err := created.Int(); err != nil || n != 1 {
+	n, err := created.Int()
+	if stale := sameEpoch(user, t.Epoch); stale != nil {
+		// The password changed since the login checked it: the login is not answered, so
+		// its family, its pooled token and its count go.
+		var undo []error
+		if err == nil && n == 1 {
+			undo = append(undo, s.rdb.Del(ctx, famKeys...).Err())
+		}
+		undo = append(undo, s.rdb.HDel(ctx, keys[0], jti).Err(), s.giveBack(ctx, a))
+		return errors.Join(stale, fail(errors.Join(undo...)))
+	}
+	if err != nil || n != 1 {
 		return fmt.Errorf("%w: storing the new refresh family: %v", storage.ErrUnavailable, err)
 	}
 	return unconfirmed

@@ -168,7 +168,7 @@ func (s *Store) EachRefreshFamily(ctx context.Context, now time.Time, fn func(st
 		cmds := make([]*goredis.SliceCmd, len(keys))
 		if _, err := s.pipelined(ctx, nil, func(p goredis.Pipeliner) {
 			for i, k := range keys {
-				cmds[i] = p.HMGet(ctx, k, "client", "exp", "revoked")
+				cmds[i] = p.HMGet(ctx, k, "client", "exp", "revoked", "epoch")
 			}
 		}); err != nil {
 			return err
@@ -188,7 +188,9 @@ func (s *Store) EachRefreshFamily(ctx context.Context, now time.Time, fn func(st
 			if familyKey(id) != k {
 				continue
 			}
-			f := storage.RefreshFamily{ID: id, ClientID: client, Revoked: v[2] == "1", ExpiresAt: time.UnixMilli(until).UTC()}
+			ep, _ := v[3].(string)
+			epoch, _ := strconv.ParseUint(ep, 10, 64)
+			f := storage.RefreshFamily{ID: id, ClientID: client, Revoked: v[2] == "1", ExpiresAt: time.UnixMilli(until).UTC(), Epoch: epoch}
 			if err := fn(f); err != nil {
 				return err
 			}
@@ -516,7 +518,7 @@ func (s *Store) RestorePersonalToken(ctx context.Context, t storage.PersonalToke
 }
 
 // restoreFamily is storage.MergeRefreshFamily in the family's slot. KEYS: family. ARGV: client,
-// exp_ms, revoked (0/1), now_ms, dry run (0/1). Answers {outcome, client} where outcome is
+// exp_ms, revoked (0/1), now_ms, dry run (0/1), credential version. Answers {outcome, client} where outcome is
 // created, updated, unchanged or conflict (client: the one the family belongs to), and,
 // unless a conflict, whether the family is revoked now (0/1) and its exp_ms.
 var restoreFamily = goredis.NewScript(`
@@ -525,7 +527,7 @@ local fam = redis.call('HMGET', KEYS[1], 'client', 'exp', 'revoked')
 if not fam[2] or tonumber(fam[2]) <= now then
   if ARGV[5] == '0' then
     redis.call('DEL', KEYS[1])
-    redis.call('HSET', KEYS[1], 'client', ARGV[1], 'exp', ARGV[2])
+    redis.call('HSET', KEYS[1], 'client', ARGV[1], 'exp', ARGV[2], 'epoch', ARGV[6])
     if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'revoked', '1') end
     redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[2]) - now, 1))
   end
@@ -552,7 +554,7 @@ func (s *Store) RestoreRefreshFamily(ctx context.Context, f storage.RefreshFamil
 		return storage.Expired, nil
 	}
 	res, unconfirmed, err := s.restoreScript(ctx, r.DryRun, restoreFamily, []string{familyKey(f.ID)},
-		f.ClientID, ms(f.ExpiresAt), flag(f.Revoked), ms(r.Now), flag(r.DryRun))
+		f.ClientID, ms(f.ExpiresAt), flag(f.Revoked), ms(r.Now), flag(r.DryRun), f.Epoch)
 	if err != nil {
 		return 0, err
 	}
@@ -606,7 +608,7 @@ func outcome(s string) (storage.Outcome, error) {
 
 // restoreRefresh is storage.MergeRefreshToken in the family's slot, with the family made or
 // extended as the token implies. KEYS: token, family. ARGV: client, exp_ms, data, used_ms (”
-// for unused), successor, now_ms, family_exp_ms, dry run (0/1). Answers {outcome, client}
+// for unused), successor, now_ms, family_exp_ms, dry run (0/1), credential version. Answers {outcome, client}
 // (client: the one the family or token belongs to, for a conflict).
 var restoreRefresh = goredis.NewScript(`
 local now = tonumber(ARGV[6])
@@ -627,7 +629,7 @@ if out == 'unchanged' and (famNew or famLonger) then out = 'updated' end
 if ARGV[8] == '1' or out == 'unchanged' then return {out, ARGV[1]} end
 if famNew then
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[2], 'client', ARGV[1], 'exp', ARGV[7])
+  redis.call('HSET', KEYS[2], 'client', ARGV[1], 'exp', ARGV[7], 'epoch', ARGV[9])
 end
 if famNew or famLonger then
   redis.call('HSET', KEYS[2], 'exp', ARGV[7])
@@ -652,7 +654,7 @@ func (s *Store) RestoreRefreshToken(ctx context.Context, t storage.RefreshToken,
 		used = strconv.FormatInt(ms(t.UsedAt), 10)
 	}
 	res, unconfirmed, err := s.restoreScript(ctx, r.DryRun, restoreRefresh, []string{refreshKey(t.FamilyID, t.Hash), familyKey(t.FamilyID)},
-		t.ClientID, ms(t.ExpiresAt), data, used, t.Successor, ms(r.Now), ms(t.FamilyExpiry()), flag(r.DryRun))
+		t.ClientID, ms(t.ExpiresAt), data, used, t.Successor, ms(r.Now), ms(t.FamilyExpiry()), flag(r.DryRun), t.Epoch)
 	if err != nil {
 		return 0, err
 	}

@@ -30,13 +30,14 @@ func (s *Store) CreatePersonalToken(ctx context.Context, t storage.PersonalToken
 		return err
 	}
 	keys := []string{usersByID, patsKey, userPATsKey(t.UserID)}
-	return s.created(ctx, createPAT, keys, []any{t.UserID, t.ID, b}, func(ctx context.Context) error {
+	return s.created(ctx, createPAT, keys, []any{t.UserID, t.ID, b, storage.MaxPersonalTokens}, func(ctx context.Context) error {
 		return deletePAT.Run(ctx, s.rdb, []string{userPATsKey(t.UserID), patsKey, patUsedKey}, t.ID).Err()
 	})
 }
 
 // created runs a script that creates a record of a user (a personal token, a console session)
-// and maps its answer: "nouser" when the user is gone, "exists" when the record is. A create
+// and maps its answer: "nouser" when the user is gone, "exists" when the record is, "stale"
+// when the user's credential version is not the one the record was made under. A create
 // too few replicas confirmed is taken back with remove.
 func (s *Store) created(ctx context.Context, sc *goredis.Script, keys []string, args []any, remove func(context.Context) error) error {
 	cmd, err := s.run(ctx, sc, keys, args...)
@@ -48,6 +49,10 @@ func (s *Store) created(ctx context.Context, sc *goredis.Script, keys []string, 
 		return storage.ErrNotFound
 	case "exists":
 		return storage.ErrAlreadyExists
+	case "stale":
+		return storage.ErrCredentialsChanged
+	case "full":
+		return storage.ErrLimitReached
 	}
 	if err != nil {
 		return s.undo(ctx, err, remove)

@@ -59,6 +59,22 @@ func Options(raw string) (*goredis.UniversalOptions, error) {
 	return c.Client, err
 }
 
+// Redact is raw with everything between the scheme and the last @ replaced by ***, for every
+// place a storage URL is shown (start line, audit label, errors). The last @, not the first:
+// a password may hold @ and : unescaped, and showing too little of a host is harmless where
+// showing part of a password is not. Without a scheme it is no URL (a file store's path) and
+// is shown as it is.
+func Redact(raw string) string {
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
+		return raw
+	}
+	if j := strings.Index(raw, "://"); j >= 0 && j < at {
+		return raw[:j+3] + "***" + raw[at:]
+	}
+	return raw
+}
+
 // Parse reads a storage URL:
 //
 //	redis://[user:pass@]host:port[/db]          single node (rediss:// for TLS)
@@ -73,11 +89,17 @@ func Options(raw string) (*goredis.UniversalOptions, error) {
 func Parse(raw string) (Config, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return Config{}, fmt.Errorf("redis URL %q: missing scheme", raw)
+		// Not shown: without a scheme nothing says where a password would end.
+		return Config{}, errors.New("redis URL: missing scheme")
 	}
 	u, err := url.Parse("redis://" + rest)
 	if err != nil {
-		return Config{}, fmt.Errorf("redis URL: %w", err)
+		// url.Error repeats the whole URL, password included: keep only what went wrong.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return Config{}, fmt.Errorf("redis URL %s: %w", Redact(raw), err)
 	}
 	o := &goredis.UniversalOptions{
 		Addrs:        strings.Split(u.Host, ","),
@@ -283,7 +305,8 @@ func fail(err error) error {
 		return nil
 	case errors.Is(err, goredis.Nil):
 		return storage.ErrNotFound
-	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrAlreadyExists), errors.Is(err, storage.ErrUnavailable):
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrAlreadyExists), errors.Is(err, storage.ErrUnavailable),
+		errors.Is(err, storage.ErrCredentialsChanged), errors.Is(err, storage.ErrLimitReached):
 		return err
 	default:
 		return fmt.Errorf("%w: %v", storage.ErrUnavailable, err)

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/tokensmith/tokensmith/storage"
@@ -29,11 +30,23 @@ func TestSingleNode(t *testing.T) {
 }
 
 func TestCluster(t *testing.T) {
-	url := redistest.StartCluster(t, 3)
+	url := patient(redistest.StartCluster(t, 3))
 	conformance.RunTests(t, func(t *testing.T) storage.Storage { return open(t, url) })
 }
 
 func TestSentinel(t *testing.T) {
-	url := redistest.StartSentinel(t)
+	url := patient(redistest.StartSentinel(t))
 	conformance.RunTests(t, func(t *testing.T) storage.Storage { return open(t, url) })
+}
+
+// patient gives the conformance suite's writes on a replicated store 5 s for their replicas
+// to confirm them instead of the default 500 ms: on a loaded test machine a replica that has
+// just synchronised can take longer than that to answer WAIT, which is not what the suite
+// tests (confirm_test.go tests the timeout itself).
+func patient(url string) string {
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + "replica_timeout=5s"
 }

@@ -59,10 +59,12 @@ redis.call('DEL', KEYS[5])
 return 1`)
 
 // createPAT stores a personal token of an existing user.
-// KEYS: users by-id hash, tokens hash, the user's token set. ARGV: user id, token id, json.
+// KEYS: users by-id hash, tokens hash, the user's token set. ARGV: user id, token id, json,
+// the most tokens a user may hold.
 var createPAT = goredis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 'nouser' end
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 'exists' end
+if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[4]) then return 'full' end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[2])
 return 'ok'`)
@@ -165,11 +167,11 @@ redis.call('INCR', KEYS[2])
 return 1`)
 
 // createRefresh starts a family. KEYS: family, token.
-// ARGV: client, token_exp_ms, data, now_ms, family_exp_ms.
+// ARGV: client, token_exp_ms, data, now_ms, family_exp_ms, the login's credential version.
 var createRefresh = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local now = tonumber(ARGV[4])
-redis.call('HSET', KEYS[1], 'exp', ARGV[5], 'client', ARGV[1])
+redis.call('HSET', KEYS[1], 'exp', ARGV[5], 'client', ARGV[1], 'epoch', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[5]) - now, 1))
 redis.call('HSET', KEYS[2], 'client', ARGV[1], 'exp', ARGV[2], 'data', ARGV[3])
 redis.call('PEXPIRE', KEYS[2], math.max(tonumber(ARGV[2]) - now, 1))
@@ -258,31 +260,35 @@ return redis.call('HMGET', KEYS[2], unpack(ids))`)
 // admit is storage.Admission. KEYS: pool hash, day counter, hour counter.
 // ARGV: now_ms, reuse (0/1), min_remaining_ms, capacity, reservation, reserve_until_ms, limit,
 // reset_ms, the client's key prefix (for its revocation marks, in the same slot), shadow (0/1),
-// hourly limit, hour reset_ms, hourly shadow (0/1).
+// hourly limit, hour reset_ms, hourly shadow (0/1), the login's credential version.
 // Pool values are "<until_ms>|R" for a reservation or "<until_ms>|T|<family>|<token>" for a
-// token (storage.EncodePooledToken); a token whose jti or family is revoked is dropped.
+// token (storage.EncodePooledToken, whose version 2 starts with the token's credential
+// version); a token whose jti or family is revoked, or of an older credential version, is
+// dropped, and only one of the login's own version is handed out.
 // Answers {outcome, day count, hour count}.
 var admit = goredis.NewScript(`
 local now = tonumber(ARGV[1])
 if ARGV[2] == '1' then
   local entries = redis.call('HGETALL', KEYS[1])
   local best, bestUntil, live = nil, -1, 0
+  local epoch = tonumber(ARGV[14])
   for i = 1, #entries, 2 do
     local v = entries[i+1]
     local until_ms, kind = string.match(v, '^(%d+)|(%a)')
     until_ms = tonumber(until_ms)
     local dead = until_ms == nil or until_ms <= now
-    local fam, payload = nil, nil
+    local fam, payload, ep = nil, nil, 0
     if not dead and kind == 'T' then
       fam, payload = string.match(v, '^%d+|T|([^|]*)|(.*)$')
-      if not payload or redis.call('EXISTS', ARGV[9] .. 'rj:' .. entries[i]) == 1 or
+      if payload then ep = tonumber(string.match(payload, '^t2\n(%d+)\n') or '0') end
+      if not payload or ep < epoch or redis.call('EXISTS', ARGV[9] .. 'rj:' .. entries[i]) == 1 or
          (fam ~= '' and redis.call('EXISTS', ARGV[9] .. 'rf:' .. fam) == 1) then dead = true end
     end
     if dead then
       redis.call('HDEL', KEYS[1], entries[i])
     else
       live = live + 1
-      if kind == 'T' and until_ms > bestUntil then best = payload; bestUntil = until_ms end
+      if kind == 'T' and ep == epoch and until_ms > bestUntil then best = payload; bestUntil = until_ms end
     end
   end
   if best and bestUntil - now >= tonumber(ARGV[3]) then return {'reused', best} end

@@ -15,9 +15,12 @@ import (
 // and signing out on any replica deletes the one record every replica reads.
 func sessionKey(idHash string) string { return "ts:{users}:session:" + idHash }
 
-// createSession. KEYS: users by-id hash, the session key. ARGV: user id, json, ttl_ms.
+// createSession. KEYS: users by-id hash, the session key. ARGV: user id, json, ttl_ms, the
+// credential version the sign-in checked.
 var createSession = goredis.NewScript(`
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 'nouser' end
+local user = redis.call('HGET', KEYS[1], ARGV[1])
+if not user then return 'nouser' end
+if (tonumber(cjson.decode(user).epoch) or 0) ~= tonumber(ARGV[4]) then return 'stale' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'exists' end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 return 'ok'`)
@@ -34,7 +37,7 @@ func (s *Store) CreateSession(ctx context.Context, sess storage.Session, now tim
 		return err
 	}
 	key := sessionKey(sess.IDHash)
-	return s.created(ctx, createSession, []string{usersByID, key}, []any{sess.UserID, b, ttl(now, sess.End()).Milliseconds()},
+	return s.created(ctx, createSession, []string{usersByID, key}, []any{sess.UserID, b, ttl(now, sess.End()).Milliseconds(), sess.Epoch},
 		func(ctx context.Context) error { return s.rdb.Del(ctx, key).Err() })
 }
 

@@ -46,21 +46,70 @@ func refreshData(t storage.RefreshToken) ([]byte, error) {
 }
 
 // CreateRefreshToken implements storage.Storage. An unconfirmed family is left in place: its
-// token was never answered, so nobody can use it, and it expires.
+// token was never answered, so nobody can use it, and it expires. A user's login is checked
+// against its user in the same pipeline (userStep), and removed again when the password
+// changed meanwhile.
 func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) error {
 	data, err := refreshData(t)
 	if err != nil {
 		return err
 	}
-	cmd, err := s.run(ctx, createRefresh, []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)},
-		t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()))
-	if cmd == nil {
-		return err
+	keys := []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)}
+	var cmd *goredis.Cmd
+	var user *goredis.StringCmd
+	steps := []step{durable(keys[0], func(p goredis.Pipeliner) {
+		cmd = createRefresh.EvalSha(ctx, p, keys, t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()), t.Epoch)
+	})}
+	if t.UserID != "" {
+		steps = append(steps, userStep(ctx, t.UserID, &user))
 	}
-	if n, _ := cmd.Int(); n == 0 {
+	unconfirmed := s.exec(ctx, []*goredis.Script{createRefresh}, steps...)
+	if unconfirmed != nil && !errors.Is(unconfirmed, storage.ErrUnconfirmed) {
+		return unconfirmed
+	}
+	n, err := cmd.Int()
+	if err != nil {
+		return fail(err)
+	}
+	if n == 0 {
 		return storage.ErrAlreadyExists
 	}
-	return err
+	if err := sameEpoch(user, t.Epoch); err != nil {
+		// Its token was never answered: nobody holds it.
+		if derr := s.rdb.Del(ctx, keys...).Err(); derr != nil {
+			return errors.Join(err, fail(derr))
+		}
+		return err
+	}
+	return unconfirmed
+}
+
+// userStep reads a login's user beside the write that stores the login. The user lives in the
+// users' slot and the login in its family's or its client's, so no one script can hold both;
+// the login records the credential version it was checked against, and every later use of it
+// compares that with the user's, so a login that slips past this check is still dead.
+func userStep(ctx context.Context, userID string, out **goredis.StringCmd) step {
+	return plain(usersByID, func(p goredis.Pipeliner) { *out = p.HGet(ctx, usersByID, userID) })
+}
+
+// sameEpoch reads a userStep's answer: nil when no user was read or its credential version is
+// epoch, ErrNotFound when the user is gone, ErrCredentialsChanged when its version is another.
+func sameEpoch(user *goredis.StringCmd, epoch uint64) error {
+	if user == nil {
+		return nil
+	}
+	js, err := user.Result()
+	if err != nil {
+		return fail(err)
+	}
+	u, err := decode[storage.User](js)
+	if err != nil {
+		return err
+	}
+	if u.Epoch != epoch {
+		return storage.ErrCredentialsChanged
+	}
+	return nil
 }
 
 // GetRefreshToken implements storage.Storage.
@@ -130,7 +179,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, r storage.Rotation) (sto
 		gone := err != nil
 		if !gone {
 			u, err := decode[storage.User](js)
-			gone = err != nil || r.IssuedAt.Before(u.NotBefore)
+			gone = err != nil || r.IssuedAt.Before(u.NotBefore) || r.Epoch != u.Epoch
 		}
 		if gone && (res[0] == "fresh" || res[0] == "grace") {
 			if err := s.RevokeFamily(ctx, r.FamilyID, r.Now); err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -212,6 +261,7 @@ func (s *Store) TokenState(ctx context.Context, q storage.TokenQuery) (storage.T
 	var marks *goredis.IntCmd
 	var fam *goredis.SliceCmd
 	var user, pat *goredis.StringCmd
+	var famEpoch uint64
 	_, err := s.pipelined(ctx, nil, func(p goredis.Pipeliner) {
 		var keys []string
 		if q.JTI != "" {
@@ -219,7 +269,7 @@ func (s *Store) TokenState(ctx context.Context, q storage.TokenQuery) (storage.T
 		}
 		if q.FamilyID != "" {
 			keys = append(keys, revokedFamilyKey(q.ClientID, q.FamilyID))
-			fam = p.HMGet(ctx, familyKey(q.FamilyID), "revoked", "exp")
+			fam = p.HMGet(ctx, familyKey(q.FamilyID), "revoked", "exp", "epoch")
 		}
 		if len(keys) > 0 {
 			marks = p.Exists(ctx, keys...)
@@ -249,6 +299,8 @@ func (s *Store) TokenState(ctx context.Context, q storage.TokenQuery) (storage.T
 		exp, _ := v[1].(string)
 		until, _ := strconv.ParseInt(exp, 10, 64)
 		st.Revoked = st.Revoked || v[0] == "1" || until <= ms(q.Now)
+		ep, _ := v[2].(string)
+		famEpoch, _ = strconv.ParseUint(ep, 10, 64)
 	}
 	if pat != nil {
 		v, err := pat.Result()
@@ -271,6 +323,8 @@ func (s *Store) TokenState(ctx context.Context, q storage.TokenQuery) (storage.T
 				return st, err
 			}
 			st.User = &u
+			// A login whose password was checked against another credential version.
+			st.Revoked = st.Revoked || (fam != nil && famEpoch != u.Epoch)
 		case !errors.Is(err, goredis.Nil):
 			return st, fail(err)
 		}
