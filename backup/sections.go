@@ -32,6 +32,9 @@ type Store interface {
 	RestoreRefreshToken(ctx context.Context, t storage.RefreshToken, r storage.Restore) (storage.Outcome, error)
 	RestoreRevokedAccessToken(ctx context.Context, t storage.RevokedAccessToken, r storage.Restore) (storage.Outcome, error)
 
+	ListTrustedIssuers(ctx context.Context) ([]storage.TrustedIssuer, error)
+	RestoreTrustedIssuer(ctx context.Context, ti storage.TrustedIssuer, r storage.Restore) (storage.Outcome, error)
+
 	// Publish tells running replicas (on a shared store) to drop what they cached of a
 	// record an import changed.
 	Publish(ctx context.Context, c storage.Change) error
@@ -47,10 +50,11 @@ const (
 	RefreshFamilies     = "refresh_families"
 	RefreshTokens       = "refresh_tokens"
 	RevokedAccessTokens = "revoked_access_tokens"
+	TrustedIssuers      = "trusted_issuers"
 )
 
 // Kinds lists every kind in the order the report shows them.
-var Kinds = []string{SigningKeys, Clients, DeletedClients, Users, PersonalTokens, RefreshFamilies, RefreshTokens, RevokedAccessTokens}
+var Kinds = []string{SigningKeys, Clients, DeletedClients, Users, PersonalTokens, RefreshFamilies, RefreshTokens, RevokedAccessTokens, TrustedIssuers}
 
 // userRecord is a user with its personal tokens: a token cannot be restored without its user,
 // so they travel together.
@@ -212,6 +216,33 @@ var sections = []section{
 				return fmt.Errorf("revoked access token %s: %w", t.JTI, err)
 			}
 			r.done(RevokedAccessTokens, out, storage.Change{})
+			return nil
+		}},
+	{TrustedIssuers,
+		func(ctx context.Context, s Store, _ time.Time, emit func(any) error) error {
+			all, err := s.ListTrustedIssuers(ctx)
+			if err != nil {
+				return err
+			}
+			for _, ti := range all {
+				if err := emit(ti); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		func(r *restorer, raw json.RawMessage) error {
+			ti, err := decodeRecord(raw, func(ti storage.TrustedIssuer) error {
+				return errors.Join(need("id", ti.ID), need("issuer", ti.Issuer))
+			})
+			if err != nil {
+				return err
+			}
+			out, err := r.store.RestoreTrustedIssuer(r.ctx, ti, r.opts())
+			if err != nil {
+				return fmt.Errorf("trusted issuer %s: %w", ti.ID, err)
+			}
+			r.done(TrustedIssuers, out, storage.Change{Kind: storage.ChangeTrustedIssuer, ID: ti.ID})
 			return nil
 		}},
 }

@@ -60,7 +60,7 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 		"PEM file of a CA to trust for an https admin URL (env TOKENSMITH_ADMIN_CACERT)")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON, errors included")
 
-	root.AddCommand(serveCmd(stdout, stderr), clientCmd(g), userCmd(g), patCmd(g), keysCmd(g), tokenCmd(g, os.Stdin), versionCmd(g),
+	root.AddCommand(serveCmd(stdout, stderr), clientCmd(g), userCmd(g), patCmd(g), trustedIssuerCmd(g), keysCmd(g), tokenCmd(g, os.Stdin), versionCmd(g),
 		exportCmd(g, stderr), importCmd(g, os.Stdin, stderr))
 	group(root)
 	usageErrors(root)

@@ -36,6 +36,7 @@ type Store interface {
 	CreatePersonalToken(ctx context.Context, t storage.PersonalToken) error
 	ListPersonalTokens(ctx context.Context, userID string) ([]storage.PersonalToken, error)
 	DeletePersonalToken(ctx context.Context, userID, id string) error
+	storage.TrustedIssuers
 }
 
 // Announcer tells every replica that a record changed (replica.Bus implements it), so a change

@@ -102,6 +102,10 @@ func (a *Admin) Handler() http.Handler {
 	g.POST("/users/:id/tokens", a.createPersonalToken)
 	g.GET("/users/:id/tokens", a.listPersonalTokens)
 	g.DELETE("/users/:id/tokens/:token_id", a.deletePersonalToken)
+	g.POST("/trusted-issuers", a.createTrustedIssuer)
+	g.GET("/trusted-issuers", a.listTrustedIssuers)
+	g.GET("/trusted-issuers/:id", a.getTrustedIssuer)
+	g.DELETE("/trusted-issuers/:id", a.deleteTrustedIssuer)
 	g.GET("/keys", a.listKeys)
 	g.POST("/keys/rotate", a.rotateKey)
 	g.POST("/keys/retire", a.retireKeys)
@@ -328,6 +332,31 @@ func (a *Admin) listPersonalTokens(c *gin.Context) {
 
 func (a *Admin) deletePersonalToken(c *gin.Context) {
 	err := a.Registry.DeletePersonalToken(c.Request.Context(), c.Param("id"), c.Param("token_id"))
+	a.reply(c, http.StatusNoContent, nil, err)
+}
+
+func (a *Admin) createTrustedIssuer(c *gin.Context) {
+	var in registry.TrustedIssuerInput
+	if err := bindJSON(c, &in, false); err != nil {
+		a.reply(c, 0, nil, err)
+		return
+	}
+	v, err := a.Registry.CreateTrustedIssuer(c.Request.Context(), in)
+	a.reply(c, http.StatusCreated, v, err)
+}
+
+func (a *Admin) listTrustedIssuers(c *gin.Context) {
+	v, err := a.Registry.ListTrustedIssuers(c.Request.Context())
+	a.reply(c, http.StatusOK, v, err)
+}
+
+func (a *Admin) getTrustedIssuer(c *gin.Context) {
+	v, err := a.Registry.GetTrustedIssuer(c.Request.Context(), c.Param("id"))
+	a.reply(c, http.StatusOK, v, err)
+}
+
+func (a *Admin) deleteTrustedIssuer(c *gin.Context) {
+	err := a.Registry.DeleteTrustedIssuer(c.Request.Context(), c.Param("id"))
 	a.reply(c, http.StatusNoContent, nil, err)
 }
 

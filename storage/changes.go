@@ -12,4 +12,6 @@ const (
 	ChangeUser          = "user"
 	ChangePersonalToken = "personal_token"
 	ChangeSigningKeys   = "signing_keys"
+	// ChangeTrustedIssuer: a trusted issuer was added or deleted; ID is its id.
+	ChangeTrustedIssuer = "trusted_issuer"
 )

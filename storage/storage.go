@@ -161,6 +161,9 @@ type Storage interface {
 	// accepted once on every replica. The entry expires by itself; nothing sweeps it.
 	UseAssertion(ctx context.Context, a AssertionUse) error
 
+	// Trusted issuers of federated workload identity (see TrustedIssuers).
+	TrustedIssuers
+
 	// Heartbeat records, at now, that replica r is alive until r.ExpiresAt.
 	Heartbeat(ctx context.Context, r Replica, now time.Time) error
 	// Replicas lists the replicas whose heartbeat has not expired at now.

@@ -56,6 +56,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"ChangeFeed", testChangeFeed},
 		{"PersonalTokens", testPersonalTokens},
 		{"PersonalTokensGoWithTheirUser", testPersonalTokensOfDeletedUser},
+		{"TrustedIssuers", testTrustedIssuers},
+		{"RestoreTrustedIssuers", testRestoreTrustedIssuers},
 		{"KeyRotation", testKeyRotation},
 		{"KeyRestore", testKeyRestore},
 		{"SigningKeysPerAlgorithm", testSigningKeysPerAlgorithm},

@@ -343,4 +343,5 @@ var allScripts = []*goredis.Script{
 	createPAT, listPATs, deletePAT, touchPATs,
 	ensureKey, readKeys, writeKeys, createRefresh, rotate, unrotate, revokeFamily, revokeAccess, heartbeat, replicas, admit, settle,
 	createSession, useAssertion,
+	createTrustedIssuer, trustedIssuerByURL, deleteTrustedIssuer,
 }
