@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
 )
 
@@ -631,5 +633,42 @@ func TestKeyboardAndLabels(t *testing.T) {
 	}
 	if lang := value(b, "reading lang", chromedp.Evaluate[string](`document.documentElement.lang`)); lang != "en" {
 		t.Errorf("lang %q", lang)
+	}
+}
+
+// A client that authenticates with its key shows its method and key ids, and offers no
+// secret to regenerate (it has none); a secret client beside it keeps its button.
+func TestKeyClientShowsItsKeys(t *testing.T) {
+	e := newEnv(t)
+	lena := e.user(t, "lena", "lena-password", "orders:read")
+	e.client(t, lena, "Shop backend")
+	name, method := "Billing (key)", protocol.AuthPrivateKeyJWT
+	jwks := json.RawMessage(`{"keys":[{"kty":"EC","crv":"P-256","kid":"billing-2026-12","alg":"ES256","use":"sig",` +
+		`"x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`)
+	if _, err := e.Registry.CreateClient(context.Background(), registry.ClientInput{Name: &name, Owner: &lena,
+		TokenEndpointAuthMethod: &method, JWKS: &jwks}); err != nil {
+		t.Fatal(err)
+	}
+	b := newTab(t)
+	b.signIn(e.URL, "lena", "lena-password")
+	b.run("the Integration page", chromedp.Navigate(e.URL+"/console/"), chromedp.WaitVisible(chromedp.CSS("#page-integration")))
+	page := value(b, "the page's text", chromedp.Evaluate[string]("document.body.innerText"))
+	for _, want := range []string{"private_key_jwt", "billing-2026-12", "holds no secret"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the Integration page does not show %q:\n%s", want, page)
+		}
+	}
+	buttons := value(b, "counting the regenerate buttons", chromedp.Evaluate[int]("document.querySelectorAll('a[id^=rotate-]').length"))
+	if buttons != 1 {
+		t.Errorf("%d Regenerate secret buttons, want 1 (the secret client's only)", buttons)
+	}
+	if *updateScreenshot {
+		png := value(b, "screenshot", chromedp.FullScreenshot(100))
+		if err := os.MkdirAll(filepath.Join("testdata", "screenshots"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join("testdata", "screenshots", "integration-key-client.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
