@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -47,7 +48,17 @@ func TestProgressLine(t *testing.T) {
 	if _, err := backup.Export(context.Background(), s, io.Discard, backup.ExportOptions{Progress: p}); err != nil {
 		t.Fatal(err)
 	}
-	for !strings.Contains(out.String(), "export: exporting revoked access tokens, 0 records so far\n") {
+	// The last line names the stage the run ended in, whichever kind the document ends with.
+	stage, kind, n := p.Status()
+	last := fmt.Sprintf("export: %s %s, %d records so far\n", stage, strings.ReplaceAll(kind, "_", " "), n)
+	if stage == "" || kind == "" {
+		t.Fatalf("progress after the run: stage %q kind %q", stage, kind)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), last) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress line %q in %q", last, out.String())
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	stop()
