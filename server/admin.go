@@ -127,29 +127,31 @@ func (a *Admin) Handler() http.Handler {
 	return r
 }
 
-// auth admits requests with the admin token. An address that keeps failing is made to wait
-// (authGuard) before its requests are looked at, and every refusal is counted.
+// auth admits requests with the admin token. The right token is always admitted: the
+// backoff slows whoever keeps presenting wrong ones from an address (authGuard), not the
+// owner, who may share that address (a NAT, a bastion) with a script holding a stale token.
+// A success does not clear the address's count either, so a guesser there gains nothing from
+// the owner's requests. Every refusal is counted.
 func (a *Admin) auth(c *gin.Context) {
 	addr, now := c.ClientIP(), a.Now()
+	scheme, tok, _ := bytes.Cut([]byte(c.GetHeader("Authorization")), []byte(" "))
+	if bytes.EqualFold(scheme, []byte("Bearer")) && secret.Matches(string(tok), a.TokenHash) {
+		c.Next()
+		return
+	}
 	if wait := a.guard.wait(addr, now); wait > 0 {
 		a.Metrics.AdminAuthFailures.WithLabelValues("throttled").Inc()
 		writeError(c, a.Log, &protocol.Error{Code: protocol.RateLimited, RetryAfter: int((wait + time.Second - 1) / time.Second),
 			Description: "too many failed admin authentications from this address; retry after the time in Retry-After"})
 		return
 	}
-	scheme, tok, _ := bytes.Cut([]byte(c.GetHeader("Authorization")), []byte(" "))
-	if !bytes.EqualFold(scheme, []byte("Bearer")) || !secret.Matches(string(tok), a.TokenHash) {
-		a.Metrics.AdminAuthFailures.WithLabelValues("invalid_token").Inc()
-		if n := a.guard.failed(addr, now); n == adminAuthFreeFailures {
-			a.Log.Warn("admin authentication keeps failing from one address; its attempts are now slowed down",
-				"remote", addr, "failures", n)
-		}
-		c.Header("WWW-Authenticate", `Bearer realm="tokensmith-admin"`)
-		writeError(c, a.Log, protocol.Errorf(protocol.Unauthorized, "a valid admin bearer token is required"))
-		return
+	a.Metrics.AdminAuthFailures.WithLabelValues("invalid_token").Inc()
+	if n := a.guard.failed(addr, now); n == adminAuthFreeFailures {
+		a.Log.Warn("admin authentication keeps failing from one address; its attempts are now slowed down",
+			"remote", addr, "failures", n)
 	}
-	a.guard.succeeded(addr)
-	c.Next()
+	c.Header("WWW-Authenticate", `Bearer realm="tokensmith-admin"`)
+	writeError(c, a.Log, protocol.Errorf(protocol.Unauthorized, "a valid admin bearer token is required"))
 }
 
 // bindJSON decodes a JSON body strictly: the right content type, valid UTF-8 (Go's decoder

@@ -66,13 +66,6 @@ func (g *authGuard) failed(addr string, now time.Time) int {
 	return f.count
 }
 
-// succeeded forgets addr's failures.
-func (g *authGuard) succeeded(addr string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	delete(g.byAddr, addr)
-}
-
 // key is addr, or the shared overflow key when the table is full and addr is not in it.
 func (g *authGuard) key(addr string) string {
 	if _, ok := g.byAddr[addr]; ok || len(g.byAddr) < adminAuthMaxAddrs {
