@@ -43,6 +43,9 @@ type ClientInput struct {
 	// AccessTokenSigningAlg is the algorithm of the client's access tokens: one of the
 	// server's keys.algorithms, the first of them when not given at creation (or set to "").
 	AccessTokenSigningAlg *string `json:"access_token_signing_alg,omitempty"`
+	// DPoPBoundAccessTokens makes every token request of the client carry a DPoP proof, so
+	// that none of its access tokens is a bearer token.
+	DPoPBoundAccessTokens *bool `json:"dpop_bound_access_tokens,omitempty"`
 	// JWKS (an RFC 7517 set of public keys, inline) or JWKSURI (where the client publishes
 	// it) holds the keys a private_key_jwt client signs its assertions with; null or "" removes.
 	JWKS    *json.RawMessage `json:"jwks,omitempty"`
@@ -72,6 +75,7 @@ type ClientView struct {
 	Owner                   string   `json:"owner,omitempty"`
 	ResourceServer          bool     `json:"resource_server"`
 	AccessTokenSigningAlg   string   `json:"access_token_signing_alg"`
+	DPoPBoundAccessTokens   bool     `json:"dpop_bound_access_tokens"`
 	JWKSURI                 string   `json:"jwks_uri,omitempty"`
 	// KeyIDs are the kids of an inline jwks: the keys themselves are not shown again.
 	KeyIDs           []string  `json:"key_ids,omitempty"`
@@ -89,7 +93,7 @@ func View(c storage.Client) ClientView {
 		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, Owner: c.Owner, ResourceServer: c.ResourceServer,
 		AccessTokenTTL: fmtDur(c.AccessTokenTTL), RefreshTokenTTL: fmtDur(c.RefreshTokenTTL),
 		ReuseMinRemaining: fmtDur(c.ReuseMinRemaining), AccessTokenSigningAlg: c.SigningAlg(),
-		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, JWKSURI: c.JWKSURI,
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, JWKSURI: c.JWKSURI, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
 	}
 	if len(c.JWKS) > 0 {
 		v.KeyIDs, _ = jwkscache.Check(c.JWKS)
@@ -526,6 +530,12 @@ func apply(c *storage.Client, in ClientInput) error {
 	}
 	if in.AccessTokenSigningAlg != nil {
 		c.AccessTokenSigningAlg = *in.AccessTokenSigningAlg // checked by checkSigningAlg
+	}
+	if in.DPoPBoundAccessTokens != nil {
+		c.DPoPBoundAccessTokens = *in.DPoPBoundAccessTokens
+	}
+	if c.DPoPBoundAccessTokens && c.TokenEndpointAuthMethod == protocol.AuthNone {
+		return invalid("dpop_bound_access_tokens: public clients cannot have DPoP-bound tokens yet (their refresh tokens would have to be bound to the key too)")
 	}
 	return nil
 }

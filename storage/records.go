@@ -49,6 +49,9 @@ type Client struct {
 	// AccessTokenSigningAlg is the JWS algorithm of the client's access tokens; empty in
 	// clients stored before there was a choice, which are RS256 (SigningAlg).
 	AccessTokenSigningAlg string `json:"access_token_signing_alg,omitempty"`
+	// DPoPBoundAccessTokens: the client always binds its tokens to a DPoP key (RFC 9449
+	// §5.2), and a token request of it without a proof is refused.
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 	// NotBefore is when an earlier client with this id was deleted: tokens issued before it
 	// belong to that client, not to this one. Set by the store (CreateClient).
 	NotBefore time.Time `json:"not_before,omitzero"`
