@@ -162,7 +162,8 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 	// stops after the last request has been answered, writes what is still queued, and closes
 	// its sink.
 	a.startOwn(runAudit)
-	reg := registry.New(store, bus, registry.WithAuditor(auditor), registry.WithSigningAlgorithms(keyset))
+	reg := registry.New(store, bus, registry.WithAuditor(auditor), registry.WithSigningAlgorithms(keyset),
+		registry.WithAccessTokenBound(grants.AccessTokenBound(grantsPolicy(cfg), keyset)))
 	replicas := replica.New(store, cfg.ReplicaTimeout.D(), Version, log)
 	m.Gauges(replicas.Live, func() time.Duration { return signingKeyAge(keyset, time.Now()) })
 	kind, _, _ := config.ParseStorage(cfg.Storage)
