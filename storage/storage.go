@@ -161,6 +161,12 @@ type Storage interface {
 	// accepted once on every replica. The entry expires by itself; nothing sweeps it.
 	UseAssertion(ctx context.Context, a AssertionUse) error
 
+	// EnsureServerSecret stores candidate as the server secret called name unless the store
+	// holds one of that name already, in one atomic step, and returns the stored one: every
+	// replica, and every restart, gets the same secret for name. It is for keys the replicas
+	// must share and nobody hands them (the audit trail's username digests).
+	EnsureServerSecret(ctx context.Context, name, candidate string) (string, error)
+
 	// Trusted issuers of federated workload identity (see TrustedIssuers).
 	TrustedIssuers
 

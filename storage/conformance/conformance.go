@@ -80,6 +80,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"PersonalTokenCap", testPersonalTokenCap},
 		{"Seed", testSeed},
 		{"TokensLeaveTheStore", testTokensLeaveTheStore},
+		{"ServerSecret", testServerSecret},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

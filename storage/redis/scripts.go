@@ -337,11 +337,19 @@ if ARGV[5] == '' then
 end
 return 1`)
 
+// ensureSecret stores a server secret unless one of that name exists, and answers the stored
+// one. KEYS: the secret. ARGV: the candidate.
+var ensureSecret = goredis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]`)
+
 // allScripts are loaded when a store opens.
 var allScripts = []*goredis.Script{
 	swapField, createClient, deleteClient, createUser, userByName, deleteUser, login, loginFailed,
 	createPAT, listPATs, deletePAT, touchPATs,
 	ensureKey, readKeys, writeKeys, createRefresh, rotate, unrotate, revokeFamily, revokeAccess, heartbeat, replicas, admit, settle,
 	createSession, useAssertion,
-	createTrustedIssuer, trustedIssuerByURL, deleteTrustedIssuer,
+	createTrustedIssuer, trustedIssuerByURL, deleteTrustedIssuer, ensureSecret,
 }
