@@ -178,7 +178,13 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 	// Started after the store opened, so stopped (deregistered) before it closes: the other
 	// replicas stop counting this one at once.
 	a.start(replicas.Run)
-	gh := grants.NewService(store, keyset, grantsPolicy(cfg),
+	// The key of the audit trail's username digests is made by the first replica to start and
+	// shared through the store, so a name has one digest on every replica and after restarts.
+	auditKey, err := store.EnsureServerSecret(ctx, grants.AuditKeyName, secret.NewSecret())
+	if err != nil {
+		return fmt.Errorf("audit key: %w", err)
+	}
+	gh := grants.NewService(store, keyset, grantsPolicy(cfg), grants.WithAuditKey([]byte(auditKey)),
 		grants.WithLogger(log), grants.WithReplicas(replicas.Live), grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
 		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }),
 		grants.WithQuotaHook(func(e grants.QuotaEvent) { m.Quota(e.ClientID, e.Window, e.Shadow) }),

@@ -31,6 +31,9 @@ type Request struct {
 	Remote string
 	// refresh is the refresh token's record when it was read to find the client.
 	refresh *storage.RefreshToken
+	// userKnown: the password grant found a user of the asked username (whatever the
+	// password), so a refusal may name it in the audit trail.
+	userKnown bool
 }
 
 // Token is what a successful grant returns. Times are absolute so a replayed answer (refresh

@@ -53,6 +53,8 @@ type core struct {
 	spans spans
 	// clientKeys caches the key sets private_key_jwt clients publish at their jwks_uri.
 	clientKeys *jwkscache.Group
+	// auditKey keys the digests of refused usernames (WithAuditKey).
+	auditKey []byte
 }
 
 // Auditor takes audit events (audit.Writer implements it); it must not block.
@@ -98,6 +100,9 @@ func NewService(store Store, k Keys, p Policy, opts ...Option) *Service {
 		replicas: func() int { return 1 }, trusted: func() bool { return true }, cpu: newCPUGate(0), audit: audit.Discard}
 	for _, o := range opts {
 		o(c)
+	}
+	if len(c.auditKey) == 0 {
+		c.auditKey = processAuditKey()
 	}
 	if p.StoreTimeout > 0 || c.observe != nil || c.spans.tracer != nil {
 		c.store = guardedStore{next: store, timeout: p.StoreTimeout, observe: c.observe, spans: c.spans}
