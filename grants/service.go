@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokensmith/tokensmith/audit"
@@ -55,6 +56,10 @@ type core struct {
 	clientKeys *jwkscache.Group
 	// auditKey keys the digests of refused usernames (WithAuditKey).
 	auditKey []byte
+	// patMisses remembers personal token ids the store did not hold; personalMatches counts
+	// the digest comparisons of presented personal tokens.
+	patMisses       *misses
+	personalMatches atomic.Int64
 }
 
 // Auditor takes audit events (audit.Writer implements it); it must not block.
@@ -111,6 +116,7 @@ func NewService(store Store, k Keys, p Policy, opts ...Option) *Service {
 	c.clients = newCache[storage.Client](p.ClientCacheTTL, c.now, c.trusted)
 	c.pats = newCache[storage.PersonalToken](p.ClientCacheTTL, c.now, c.trusted)
 	c.usage = newUsage()
+	c.patMisses = newMisses()
 	c.clientKeys = jwkscache.NewGroup(jwkscache.Config{Interval: 10 * time.Second, Timeout: 3 * time.Second, Now: c.now, Log: c.log})
 	if len(c.policy.Audience) == 0 {
 		c.policy.Audience = []string{p.Issuer}
@@ -148,11 +154,13 @@ func (h *Service) Forget(c storage.Change) {
 		h.core.clients.drop(c.ID)
 	case storage.ChangePersonalToken:
 		h.core.pats.drop(c.ID)
+		h.core.patMisses.forget(c.ID)
 	case storage.ChangeUser:
 		h.core.pats.dropIf(func(t storage.PersonalToken) bool { return t.UserID == c.ID })
 	case "":
 		h.core.clients.clear()
 		h.core.pats.clear()
+		h.core.patMisses.clear()
 	}
 }
 
