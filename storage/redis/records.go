@@ -140,7 +140,13 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
 		return err
 	}
 	name := storage.FoldUsername(u.Username)
-	cmd, err := s.run(ctx, createUser, []string{usersByID, usersByName}, u.ID, name, b)
+	args := []any{u.ID, name, b}
+	for _, k := range storage.UsernameKeys(u.Username) {
+		if k != name {
+			args = append(args, k)
+		}
+	}
+	cmd, err := s.run(ctx, createUser, []string{usersByID, usersByName}, args...)
 	if cmd == nil {
 		return err
 	}
@@ -166,7 +172,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 
 // GetUserByUsername implements storage.Storage.
 func (s *Store) GetUserByUsername(ctx context.Context, username string) (storage.User, error) {
-	v, err := userByName.Run(ctx, s.rdb, []string{usersByName, usersByID}, storage.FoldUsername(username)).Text()
+	v, err := userByName.Run(ctx, s.rdb, []string{usersByName, usersByID}, usernameForms(username)...).Text()
 	if err != nil {
 		return storage.User{}, fail(err)
 	}
@@ -204,7 +210,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 			return err
 		}
 		cmd, err := s.run(ctx, deleteUser, []string{usersByID, usersByName, patsKey, patUsedKey, userPATsKey(id)},
-			id, old, storage.FoldUsername(u.Username))
+			append([]any{id, old}, usernameForms(u.Username)...)...)
 		if cmd == nil {
 			return err
 		}
@@ -213,4 +219,14 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		}
 	}
 	return fmt.Errorf("%w: user %s changed concurrently too often", storage.ErrUnavailable, id)
+}
+
+// usernameForms are the forms of a username a script tries in order (storage.UsernameKeys).
+func usernameForms(name string) []any {
+	keys := storage.UsernameKeys(name)
+	out := make([]any, len(keys))
+	for i, k := range keys {
+		out[i] = k
+	}
+	return out
 }
