@@ -55,8 +55,8 @@ type Event struct {
 	// names a user: the same on every replica and after restarts, so repeated attempts with
 	// one name correlate without the name being written down.
 	UsernameDigest string `json:"username_digest,omitempty"`
-	Grant    string `json:"grant,omitempty"`
-	JTI      string `json:"jti,omitempty"`
+	Grant          string `json:"grant,omitempty"`
+	JTI            string `json:"jti,omitempty"`
 	// Family is the refresh-token family (login) a token belongs to; not a secret, every
 	// access token of the login carries it in its jti.
 	Family    string `json:"family,omitempty"`

@@ -139,6 +139,9 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 			return err
 		}
 	}
+	if err := reindexUsernames(ctx, store, log); err != nil {
+		return err
+	}
 	bus := replica.NewBus(store, log)
 	km, firstStart, err := keys.Open(ctx, store, keyOptions(cfg, store, bus), log)
 	if err != nil {
@@ -257,4 +260,24 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 		{name: "public listener", ln: pubLn, tls: pubTLS, handler: pub.Handler(), hsts: devCert == ""},
 		{name: "admin listener", ln: admLn, tls: admTLS, handler: adm.Handler(), hsts: devCert == ""},
 	})
+}
+
+// reindexUsernames moves users stored before usernames were Unicode-normalised to the
+// normalised form, so a look-alike name is refused for them too. Every start runs it: on a
+// store already moved it only reads the name index. Users it cannot move (two old users whose
+// names look alike) still sign in with their own names; the operator hears of them once per
+// start.
+func reindexUsernames(ctx context.Context, store storage.Storage, log *slog.Logger) error {
+	r, err := store.ReindexUsernames(ctx)
+	if err != nil {
+		return fmt.Errorf("reindexing usernames: %w", err)
+	}
+	if r.Moved > 0 {
+		log.Info("usernames stored before Unicode normalisation moved to their normalised form", "users", r.Moved)
+	}
+	for _, c := range r.Conflicts {
+		log.Warn("two users have names that look alike once normalised; both still sign in with their own names, "+
+			"but consider deleting one and creating it again under another name", "user", c[0], "look_alike", c[1])
+	}
+	return nil
 }

@@ -120,6 +120,15 @@ func UsernameKeys(name string) []string {
 	return []string{legacy, folded}
 }
 
+// Reindexed is what ReindexUsernames did.
+type Reindexed struct {
+	// Moved is how many users it moved to their normalised form.
+	Moved int
+	// Conflicts are the users it could not move, each with the user that holds its normalised
+	// form: {kept under the legacy form, holding the normalised form}.
+	Conflicts [][2]string
+}
+
 // PersonalToken is a user's long-lived credential (livedigital's personal tokens): named, shown
 // once, used instead of a password for token exchange and accepted by introspection. Hash is
 // the SHA-256 of the token; the token itself is never stored.

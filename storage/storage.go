@@ -62,6 +62,12 @@ type Storage interface {
 	// GetUserByUsername finds a user by username, case-insensitively.
 	GetUserByUsername(ctx context.Context, username string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
+	// ReindexUsernames moves every user still indexed under the legacy form of its username
+	// (LegacyFoldUsername, from before names were normalised) to FoldUsername's form, each in
+	// one atomic step, so that a new user whose name merely looks like it is refused too. A
+	// user whose normalised form another user holds (two users stored then whose names look
+	// alike) keeps its legacy entry and is reported. Running it again changes nothing.
+	ReindexUsernames(ctx context.Context) (Reindexed, error)
 	// UpdateUser applies fn to the stored user atomically, with UpdateClient's rules for fn.
 	// The id and username cannot change.
 	UpdateUser(ctx context.Context, id string, fn func(*User) error) (User, error)

@@ -89,4 +89,48 @@ func RunLegacyUsernameTests(t *testing.T, newStore func(t *testing.T) storage.St
 			mustNoErr(t, s.CreateUser(ctx, storage.User{ID: "new", Username: tc.stored}))
 		})
 	}
+	t.Run("reindex", func(t *testing.T) {
+		s := newStore(t)
+		t.Cleanup(func() { _ = s.Close() })
+		testReindexUsernames(t, s, putLegacy)
+	})
+}
+
+// testReindexUsernames: reindexing moves legacy entries to the normalised form, after which a
+// look-alike new name is refused and every form still finds the user; two legacy users whose
+// names look alike are reported and both keep signing in with their own names.
+func testReindexUsernames(t *testing.T, s storage.Storage, putLegacy func(storage.Storage, storage.User) error) {
+	ctx := context.Background()
+	for _, u := range []storage.User{{ID: "accent", Username: "Jose\u0301"}, {ID: "ascii", Username: "foo"}, {ID: "wide", Username: "Ｆｏｏ"}} {
+		mustNoErr(t, putLegacy(s, u))
+	}
+	got, err := s.ReindexUsernames(ctx)
+	mustNoErr(t, err)
+	if got.Moved != 1 || len(got.Conflicts) != 1 || got.Conflicts[0] != [2]string{"wide", "ascii"} {
+		t.Fatalf("ReindexUsernames = %+v, want 1 moved and wide in conflict with ascii", got)
+	}
+	again, err := s.ReindexUsernames(ctx)
+	mustNoErr(t, err)
+	if again.Moved != 0 || len(again.Conflicts) != 1 {
+		t.Fatalf("ReindexUsernames again = %+v, want nothing moved, the conflict reported again", again)
+	}
+	for _, tc := range []struct{ name, id string }{
+		{"Jose\u0301", "accent"}, {"jos\u00e9", "accent"}, {"JOS\u00c9", "accent"},
+		{"foo", "ascii"}, {"FOO", "ascii"}, {"Ｆｏｏ", "wide"},
+	} {
+		if u, err := s.GetUserByUsername(ctx, tc.name); err != nil || u.ID != tc.id {
+			t.Errorf("GetUserByUsername(%q) = %+v %v, want %s", tc.name, u, err, tc.id)
+		}
+		st, err := s.Login(ctx, storage.LoginAttempt{Username: tc.name, Remote: "a", Now: time.Now(), Limit: 3, UserLimit: 9, MaxDelay: time.Minute, Window: time.Minute})
+		if err != nil || st.User == nil || st.User.ID != tc.id {
+			t.Errorf("Login(%q) = %+v %v, want %s", tc.name, st, err, tc.id)
+		}
+	}
+	for _, name := range []string{"jos\u00e9", "JOSE\u0301", "ｆｏｏ"} {
+		if err := s.CreateUser(ctx, storage.User{ID: "new", Username: name}); !errors.Is(err, storage.ErrAlreadyExists) {
+			t.Errorf("CreateUser(%q) after the reindex: %v, want ErrAlreadyExists", name, err)
+		}
+	}
+	mustNoErr(t, s.DeleteUser(ctx, "accent"))
+	mustNoErr(t, s.CreateUser(ctx, storage.User{ID: "new", Username: "jos\u00e9"}))
 }

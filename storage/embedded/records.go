@@ -151,3 +151,43 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		return deleteUserPATs(tx, id)
 	})
 }
+
+// ReindexUsernames implements storage.Storage, in one transaction.
+func (s *Store) ReindexUsernames(ctx context.Context) (out storage.Reindexed, err error) {
+	err = s.update(ctx, func(tx *buntdb.Tx) error {
+		out = storage.Reindexed{}
+		var stale [][2]string // index key, user id
+		err := tx.AscendKeys(usernameIndex("*"), func(k, id string) bool {
+			stale = append(stale, [2]string{k, id})
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		for _, e := range stale {
+			u, err := get[storage.User](tx, userKey(e[1]))
+			if errors.Is(err, storage.ErrNotFound) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			to := usernameKey(u.Username)
+			if e[0] == to {
+				continue
+			}
+			if holder, err := tx.Get(to); err == nil && holder != u.ID {
+				out.Conflicts = append(out.Conflicts, [2]string{u.ID, holder})
+				continue
+			}
+			if _, _, err := tx.Set(to, u.ID, nil); err != nil {
+				return err
+			}
+			if _, err := tx.Delete(e[0]); err != nil {
+				return err
+			}
+			out.Moved++
+		}
+		return nil
+	})
+	return out, err
+}

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -229,4 +230,53 @@ func usernameForms(name string) []any {
 		out[i] = k
 	}
 	return out
+}
+
+// ReindexUsernames implements storage.Storage: one walk of the name index, and one script per
+// user to move; a name already in its normalised form costs nothing more.
+func (s *Store) ReindexUsernames(ctx context.Context) (storage.Reindexed, error) {
+	var stale [][2]string // form, user id
+	err := s.hscan(ctx, usersByName, func(kv []string) error {
+		for i := 0; i+1 < len(kv); i += 2 {
+			// A form that normalising changes is a legacy one.
+			if storage.FoldUsername(kv[i]) != kv[i] {
+				stale = append(stale, [2]string{kv[i], kv[i+1]})
+			}
+		}
+		return nil
+	})
+	var out storage.Reindexed
+	if err != nil {
+		return out, err
+	}
+	for _, e := range stale {
+		u, err := s.GetUser(ctx, e[1])
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return out, err
+		}
+		to := storage.FoldUsername(u.Username)
+		if to == e[0] {
+			continue
+		}
+		cmd, err := s.run(ctx, moveUsername, []string{usersByName}, e[0], to, u.ID)
+		if cmd == nil {
+			return out, err
+		}
+		res, _ := cmd.Slice()
+		if len(res) == 2 {
+			switch n, _ := res[0].(int64); n {
+			case 1:
+				out.Moved++
+			case -1:
+				holder, _ := res[1].(string)
+				out.Conflicts = append(out.Conflicts, [2]string{u.ID, holder})
+			}
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
 }

@@ -361,11 +361,22 @@ if v then return v end
 redis.call('SET', KEYS[1], ARGV[1])
 return ARGV[1]`)
 
+// moveUsername moves a user's index entry from one form of its name to another, if the entry
+// still names it. KEYS: by-name hash. ARGV: old form, new form, id. Answers 1 when moved, 0
+// when the entry changed meanwhile, -1 with the id holding the new form when another user does.
+var moveUsername = goredis.NewScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[3] then return {0, ''} end
+local holder = redis.call('HGET', KEYS[1], ARGV[2])
+if holder and holder ~= ARGV[3] then return {-1, holder} end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('HDEL', KEYS[1], ARGV[1])
+return {1, ''}`)
+
 // allScripts are loaded when a store opens.
 var allScripts = []*goredis.Script{
 	swapField, createClient, deleteClient, createUser, userByName, deleteUser, login, loginFailed,
 	createPAT, listPATs, deletePAT, touchPATs,
 	ensureKey, readKeys, writeKeys, createRefresh, rotate, unrotate, revokeFamily, revokeAccess, heartbeat, replicas, admit, settle,
 	createSession, useAssertion,
-	createTrustedIssuer, trustedIssuerByURL, deleteTrustedIssuer, ensureSecret,
+	createTrustedIssuer, trustedIssuerByURL, deleteTrustedIssuer, ensureSecret, moveUsername,
 }
