@@ -48,10 +48,15 @@ type Event struct {
 	Endpoint string `json:"endpoint,omitempty"`
 	ClientID string `json:"client_id,omitempty"`
 	Subject  string `json:"sub,omitempty"`
-	// Username is the username a password grant was asked for.
+	// Username is the username a password grant or console sign-in was asked for, when it
+	// names an existing user: a refused one may be a password typed into the wrong field.
 	Username string `json:"username,omitempty"`
-	Grant    string `json:"grant,omitempty"`
-	JTI      string `json:"jti,omitempty"`
+	// UsernameDigest is a keyed digest of the username of a refused sign-in, whether or not it
+	// names a user: the same on every replica and after restarts, so repeated attempts with
+	// one name correlate without the name being written down.
+	UsernameDigest string `json:"username_digest,omitempty"`
+	Grant          string `json:"grant,omitempty"`
+	JTI            string `json:"jti,omitempty"`
 	// Family is the refresh-token family (login) a token belongs to; not a secret, every
 	// access token of the login carries it in its jti.
 	Family    string `json:"family,omitempty"`

@@ -156,6 +156,9 @@ func (s *Service) CreateClient(ctx context.Context, in ClientInput) (ClientView,
 	if err := apply(&c, in); err != nil {
 		return ClientView{}, err
 	}
+	if err := s.checkTokenLen(c); err != nil {
+		return ClientView{}, err
+	}
 	var sec string
 	if hasSecret(c) {
 		sec = secret.NewSecret()
@@ -238,7 +241,10 @@ func (s *Service) UpdateClient(ctx context.Context, id string, in ClientInput) (
 	c, err := s.store.UpdateClient(ctx, id, func(c *storage.Client) error {
 		before = *c
 		c.UpdatedAt = now
-		return apply(c, in)
+		if err := apply(c, in); err != nil {
+			return err
+		}
+		return s.checkTokenLen(*c)
 	})
 	if err != nil {
 		return ClientView{}, storeErr(err, "client "+id)
@@ -247,6 +253,26 @@ func (s *Service) UpdateClient(ctx context.Context, id string, in ClientInput) (
 	v := View(c)
 	s.recordChange(ctx, ActionClientUpdate, id, View(before), v)
 	return v, nil
+}
+
+// checkTokenLen refuses a client whose longest access token would not fit the token parameter
+// of the revocation and introspection endpoints, naming the larger of the two fields that make
+// it long. It reads nothing, so it may run inside a store update.
+func (s *Service) checkTokenLen(c storage.Client) error {
+	if s.tokenBound == nil {
+		return nil
+	}
+	n := s.tokenBound(c)
+	if n <= protocol.MaxTokenLen {
+		return nil
+	}
+	field := "scopes"
+	if len(strings.Join(c.Audience, " ")) > len(strings.Join(c.Scopes, " ")) {
+		field = "audience"
+	}
+	return invalid("%s: this client's access tokens could be %d bytes long, and the revocation and introspection "+
+		"endpoints take tokens of at most %d bytes; register %d bytes less of scopes or audiences",
+		field, n, protocol.MaxTokenLen, n-protocol.MaxTokenLen)
 }
 
 // checkOwner makes sure an owner being set names an existing user.

@@ -70,6 +70,8 @@ type Service struct {
 	announce Announcer
 	audit    Auditor
 	algs     SigningAlgorithms
+	// tokenBound, when set, is the length of the longest access token a client can be issued.
+	tokenBound func(storage.Client) int
 }
 
 // New returns a Service on store. Changes are announced to a, if not nil.
@@ -87,6 +89,14 @@ type Option func(*Service)
 // WithSigningAlgorithms sets what access_token_signing_alg is checked against and defaults
 // to (the first algorithm); RS256 alone without it.
 func WithSigningAlgorithms(a SigningAlgorithms) Option { return func(s *Service) { s.algs = a } }
+
+// WithAccessTokenBound makes every client save check that the longest access token the client
+// can be issued, as bound computes it (grants.AccessTokenBound), fits the revocation and
+// introspection endpoints (protocol.MaxTokenLen): a token that cannot be revoked must not be
+// issued. Without it no length is checked.
+func WithAccessTokenBound(bound func(storage.Client) int) Option {
+	return func(s *Service) { s.tokenBound = bound }
+}
 
 // WithClock replaces time.Now (tests share one clock between the registry and the token path).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }

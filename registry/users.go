@@ -63,9 +63,14 @@ type UserUpdate struct {
 }
 
 // CreateUser registers a user for the password grant. Usernames are unique compared
-// case-insensitively: "bob" and "BOB" are one user.
+// case-insensitively after Unicode normalisation (storage.FoldUsername): "bob", "BOB" and the
+// fullwidth "ｂｏｂ" are one user.
 func (s *Service) CreateUser(ctx context.Context, in UserInput) (UserView, error) {
-	if in.Username == "" || len(in.Username) > MaxUsernameLen || !printable(in.Username) || strings.IndexFunc(in.Username, unicode.IsSpace) >= 0 {
+	// The form names are compared in (storage.FoldUsername) is held to the same rules: a
+	// compatibility character can normalise to a space ("¨" is a space and a combining mark).
+	folded := storage.FoldUsername(in.Username)
+	if in.Username == "" || len(in.Username) > MaxUsernameLen || !printable(in.Username) || strings.IndexFunc(in.Username, unicode.IsSpace) >= 0 ||
+		!printable(folded) || strings.IndexFunc(folded, unicode.IsSpace) >= 0 {
 		return UserView{}, invalid("username must be 1 to %d bytes of printable characters without spaces", MaxUsernameLen)
 	}
 	scopes, err := checkScopes("scopes", in.Scopes)
@@ -79,7 +84,7 @@ func (s *Service) CreateUser(ctx context.Context, in UserInput) (UserView, error
 	u := storage.User{ID: secret.NewID(), Username: in.Username, Scopes: scopes, PasswordHash: hash, CreatedAt: s.now().UTC()}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, storage.ErrAlreadyExists) {
-			return UserView{}, protocol.Errorf(protocol.AlreadyExists, "a user named %q already exists (usernames are compared case-insensitively)", in.Username)
+			return UserView{}, protocol.Errorf(protocol.AlreadyExists, "a user named %q already exists (usernames are compared case-insensitively, after Unicode normalisation)", in.Username)
 		}
 		return UserView{}, storeErr(err, "user "+in.Username)
 	}

@@ -62,6 +62,12 @@ type Storage interface {
 	// GetUserByUsername finds a user by username, case-insensitively.
 	GetUserByUsername(ctx context.Context, username string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
+	// ReindexUsernames moves every user still indexed under the legacy form of its username
+	// (LegacyFoldUsername, from before names were normalised) to FoldUsername's form, each in
+	// one atomic step, so that a new user whose name merely looks like it is refused too. A
+	// user whose normalised form another user holds (two users stored then whose names look
+	// alike) keeps its legacy entry and is reported. Running it again changes nothing.
+	ReindexUsernames(ctx context.Context) (Reindexed, error)
 	// UpdateUser applies fn to the stored user atomically, with UpdateClient's rules for fn.
 	// The id and username cannot change.
 	UpdateUser(ctx context.Context, id string, fn func(*User) error) (User, error)
@@ -160,6 +166,12 @@ type Storage interface {
 	// changing nothing, when the same client's jti is remembered already, so an assertion is
 	// accepted once on every replica. The entry expires by itself; nothing sweeps it.
 	UseAssertion(ctx context.Context, a AssertionUse) error
+
+	// EnsureServerSecret stores candidate as the server secret called name unless the store
+	// holds one of that name already, in one atomic step, and returns the stored one: every
+	// replica, and every restart, gets the same secret for name. It is for keys the replicas
+	// must share and nobody hands them (the audit trail's username digests).
+	EnsureServerSecret(ctx context.Context, name, candidate string) (string, error)
 
 	// Trusted issuers of federated workload identity (see TrustedIssuers).
 	TrustedIssuers

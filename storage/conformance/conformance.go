@@ -80,6 +80,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"PersonalTokenCap", testPersonalTokenCap},
 		{"Seed", testSeed},
 		{"TokensLeaveTheStore", testTokensLeaveTheStore},
+		{"ServerSecret", testServerSecret},
+		{"UsernamesNormalised", testUsernamesNormalised},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -111,7 +111,8 @@ func (s *Store) view(ctx context.Context, fn func(tx *buntdb.Tx) error) error {
 func clientKey(id string) string         { return "client:" + id }
 func goneKey(id string) string           { return "gone:" + id }
 func userKey(id string) string           { return "user:" + id }
-func usernameKey(name string) string     { return "username:" + storage.FoldUsername(name) }
+func usernameKey(name string) string     { return usernameIndex(storage.FoldUsername(name)) }
+func usernameIndex(form string) string   { return "username:" + form }
 func signingKeyKey(kid string) string    { return "key:" + kid }
 func familyKey(fam string) string        { return "fam:" + fam }
 func refreshKey(fam, hash string) string { return "rt:" + fam + ":" + hash }

@@ -106,3 +106,15 @@ func TestBulkReachesTheDisk(t *testing.T) {
 		t.Errorf("the user written after: %v", err)
 	}
 }
+
+// TestLegacyUsernames: users stored before usernames were normalised.
+func TestLegacyUsernames(t *testing.T) {
+	t.Parallel()
+	conformance.RunLegacyUsernameTests(t, func(t *testing.T) storage.Storage {
+		s, err := embedded.OpenMemory()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}, embedded.PutLegacyUser)
+}
