@@ -12,6 +12,7 @@ import (
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/storage"
+	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
 
@@ -69,7 +70,7 @@ func TestClientsWhoseTokensCannotBeRevokedAreRefused(t *testing.T) {
 	}
 }
 
-// TestLongestAllowedTokenRevokes: a client with as many scopes as fit gets access tokens that
+// TestLongestAllowedTokenRevokes: a client with as many scopes as fit gets access tokens (DPoP-bound ones, the longest) that
 // the public endpoints introspect and revoke; one scope more is refused. The bound the admin
 // check uses is never below a real token's length.
 func TestLongestAllowedTokenRevokes(t *testing.T) {
@@ -93,7 +94,9 @@ func TestLongestAllowedTokenRevokes(t *testing.T) {
 	}
 	sec := r.str("client_secret")
 	cc := clientcredentials.Config{ClientID: clientID, ClientSecret: sec, TokenURL: ts.URL + "/oauth2/token"}
-	tok, err := cc.Token(context.Background())
+	// The longest token is a DPoP-bound one: cnf.jkt is part of the bound.
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: newProofKey(t).Transport(nil)})
+	tok, err := cc.Token(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
