@@ -74,6 +74,10 @@ func open(path string) (*Store, error) {
 	if err := db.SetConfig(cfg); err != nil {
 		return nil, err
 	}
+	if err := indexClients(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("embedded store %s: indexing clients: %w", path, err)
+	}
 	return &Store{db: db, lock: semaphore.NewWeighted(writerWeight), logins: newThrottle(), watchers: map[int]func(storage.Change){}}, nil
 }
 

@@ -2,10 +2,13 @@ package embedded_test
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/tidwall/buntdb"
 	"github.com/tokensmith/tokensmith/storage"
 	"github.com/tokensmith/tokensmith/storage/conformance"
 	"github.com/tokensmith/tokensmith/storage/embedded"
@@ -104,5 +107,64 @@ func TestBulkReachesTheDisk(t *testing.T) {
 	}
 	if _, err := s.GetUser(ctx, "u"); err != nil {
 		t.Errorf("the user written after: %v", err)
+	}
+}
+
+// TestClientIndexUpgrade: a data file written before the owner index existed (client records
+// alone) opens, and its clients are found by owner and bound the key lifetime.
+func TestClientIndexUpgrade(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := buntdb.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *buntdb.Tx) error {
+		for _, c := range []storage.Client{
+			{ID: "a1", Owner: "alice", AccessTokenTTL: 3 * time.Hour},
+			{ID: "a2", Owner: "alice"},
+			{ID: "b1", Owner: "bob", AccessTokenTTL: time.Minute},
+			{ID: "n1"},
+		} {
+			b, err := json.Marshal(c)
+			if err != nil {
+				return err
+			}
+			if _, _, err := tx.Set("client:"+c.ID, string(b), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 { // the second open finds the index the first one built
+		s, err := embedded.OpenFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		cs, err := s.OwnedClients(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, c := range cs {
+			ids = append(ids, c.ID)
+		}
+		slices.Sort(ids)
+		if !slices.Equal(ids, []string{"a1", "a2"}) {
+			t.Errorf("open %d: alice's clients %v, want [a1 a2]", round+1, ids)
+		}
+		if d, err := s.LongestAccessTokenTTL(ctx); err != nil || d != 3*time.Hour {
+			t.Errorf("open %d: LongestAccessTokenTTL = %v (%v), want 3h", round+1, d, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

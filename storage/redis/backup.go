@@ -297,6 +297,13 @@ func jsonCodec[T any]() fieldCodec[T] {
 // with the record held, and may refuse it.
 func restoreField[T any](ctx context.Context, s *Store, keys []string, field string, rec T, r storage.Restore,
 	codec fieldCodec[T], merge func(held, rec T) (T, error)) (storage.Outcome, error) {
+	return restoreFieldWith(ctx, s, putField, keys, field, rec, r, codec, merge, nil)
+}
+
+// restoreFieldWith is restoreField with a script of putField's keys and arguments followed by
+// extra's (nil for none), which are given the record held (nil for none) and the one written.
+func restoreFieldWith[T any](ctx context.Context, s *Store, sc *goredis.Script, keys []string, field string, rec T, r storage.Restore,
+	codec fieldCodec[T], merge func(held, rec T) (T, error), extra func(held *T, rec T) []any) (storage.Outcome, error) {
 	for range maxCASAttempts {
 		old, err := s.rdb.HGet(ctx, keys[0], field).Result()
 		if err != nil && !errors.Is(err, goredis.Nil) {
@@ -324,7 +331,11 @@ func restoreField[T any](ctx context.Context, s *Store, keys []string, field str
 		if err != nil {
 			return 0, err
 		}
-		cmd, err := s.run(ctx, putField, keys, field, old, flag, val)
+		args := []any{field, old, flag, val}
+		if extra != nil {
+			args = append(args, extra(h, merged)...)
+		}
+		cmd, err := s.run(ctx, sc, keys, args...)
 		if cmd == nil {
 			return 0, err
 		}
@@ -337,7 +348,14 @@ func restoreField[T any](ctx context.Context, s *Store, keys []string, field str
 
 // RestoreClient implements storage.Storage.
 func (s *Store) RestoreClient(ctx context.Context, c storage.Client, r storage.Restore) (storage.Outcome, error) {
-	return restoreField(ctx, s, []string{clientsKey}, c.ID, c, r, jsonCodec[storage.Client](), nil)
+	return restoreFieldWith(ctx, s, restoreClient, []string{clientsKey}, c.ID, c, r, jsonCodec[storage.Client](), nil,
+		func(held *storage.Client, c storage.Client) []any {
+			owner := ""
+			if held != nil {
+				owner = held.Owner
+			}
+			return []any{owner, c.Owner, ttlMS(c)}
+		})
 }
 
 // RestoreDeletedClient implements storage.Storage. The note is the deletion time in

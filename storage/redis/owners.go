@@ -1,0 +1,170 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/tokensmith/tokensmith/storage"
+)
+
+// The client index lives beside the clients hash, in its slot (keys built from KEYS[1]):
+//
+//	ts:{clients}:owned:<owner>   set     the ids of the owner's clients
+//	ts:{clients}:longest         string  the longest access token lifetime given (ms)
+//	ts:{clients}:indexed         string  present once the index covers every client
+//
+// A store written before the index existed has no :indexed; the first reader builds the
+// index (buildClientIndex) and then marks it.
+const (
+	clientsIndexed = clientsKey + ":indexed"
+	clientsLongest = clientsKey + ":longest"
+)
+
+// indexClientLua is the start of every script that writes a client, with KEYS[1] the clients
+// hash: indexClient(id, old owner, new owner, lifetime ms) moves the client between owner
+// sets and raises the longest lifetime.
+const indexClientLua = `
+local function indexClient(id, old, new, ttl)
+  if old ~= new then
+    if old ~= '' then redis.call('SREM', KEYS[1] .. ':owned:' .. old, id) end
+    if new ~= '' then redis.call('SADD', KEYS[1] .. ':owned:' .. new, id) end
+  end
+  local l = KEYS[1] .. ':longest'
+  if tonumber(ttl) > tonumber(redis.call('GET', l) or '0') then redis.call('SET', l, ttl) end
+end
+`
+
+// swapClient writes a client only if it still holds what was read, and indexes it.
+// KEYS: clients hash. ARGV: id, expected json, new json, old owner, new owner, lifetime ms.
+var swapClient = goredis.NewScript(indexClientLua + `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+indexClient(ARGV[1], ARGV[4], ARGV[5], ARGV[6])
+return 1`)
+
+// restoreClient is putField for the clients hash, and indexes the client. KEYS: clients
+// hash. ARGV: id, what it held, 1 if it held anything, the new json, the held one's owner,
+// the new owner, lifetime ms.
+var restoreClient = goredis.NewScript(indexClientLua + `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[3] == '1' then
+  if cur ~= ARGV[2] then return 0 end
+elseif cur then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+indexClient(ARGV[1], ARGV[5], ARGV[6], ARGV[7])
+return 1`)
+
+// indexClients indexes clients of a store written before the index existed, each only if it
+// still holds what was read (a later write indexed it itself), and with ARGV[1] = '1' marks
+// the index complete. KEYS: clients hash. ARGV: mark, then id, json, owner, lifetime ms for
+// each client.
+var indexClients = goredis.NewScript(indexClientLua + `
+for i = 2, #ARGV, 4 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i+1] then indexClient(ARGV[i], '', ARGV[i+2], ARGV[i+3]) end
+end
+if ARGV[1] == '1' then redis.call('SET', KEYS[1] .. ':indexed', '1') end
+return 1`)
+
+// ownedClients answers the records of an owner's clients, or false while the index is not
+// complete. KEYS: clients hash. ARGV: owner.
+var ownedClients = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1] .. ':indexed') == 0 then return false end
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1] .. ':owned:' .. ARGV[1])) do
+  local v = redis.call('HGET', KEYS[1], id)
+  if v then out[#out+1] = v end
+end
+return out`)
+
+// ttlMS is c's access token lifetime in whole milliseconds, rounded up so the bound it
+// raises is never short.
+func ttlMS(c storage.Client) int64 {
+	return int64((c.AccessTokenTTL + time.Millisecond - 1) / time.Millisecond)
+}
+
+// OwnedClients implements storage.Storage: one script reads the owner's set and its clients.
+func (s *Store) OwnedClients(ctx context.Context, owner string) ([]storage.Client, error) {
+	if owner == "" {
+		return nil, nil
+	}
+	for range 2 {
+		vals, err := ownedClients.Run(ctx, s.rdb, []string{clientsKey}, owner).StringSlice()
+		if errors.Is(err, goredis.Nil) {
+			if err := s.buildClientIndex(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		} else if err != nil {
+			return nil, fail(err)
+		}
+		out := make([]storage.Client, 0, len(vals))
+		for _, v := range vals {
+			c, err := decode[storage.Client](v)
+			if err != nil {
+				return nil, err
+			}
+			if c.Owner == owner {
+				out = append(out, c)
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%w: the client index is not complete", storage.ErrUnavailable)
+}
+
+// LongestAccessTokenTTL implements storage.Storage.
+func (s *Store) LongestAccessTokenTTL(ctx context.Context) (time.Duration, error) {
+	for range 2 {
+		vals, err := s.rdb.MGet(ctx, clientsIndexed, clientsLongest).Result()
+		if err != nil {
+			return 0, fail(err)
+		}
+		if vals[0] == nil {
+			if err := s.buildClientIndex(ctx); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if vals[1] == nil {
+			return 0, nil
+		}
+		n, err := strconv.ParseInt(vals[1].(string), 10, 64)
+		return time.Duration(n) * time.Millisecond, err
+	}
+	return 0, fmt.Errorf("%w: the client index is not complete", storage.ErrUnavailable)
+}
+
+// buildClientIndex indexes the clients of a store written before the index existed, a
+// batch per script, and marks the index complete. Clients written meanwhile are indexed by
+// their own writes; running it twice (two replicas at once) indexes nothing twice.
+func (s *Store) buildClientIndex(ctx context.Context) error {
+	var cursor uint64
+	for {
+		kv, next, err := s.rdb.HScan(ctx, clientsKey, cursor, "", scanCount).Result()
+		if err != nil {
+			return fail(err)
+		}
+		args := []any{"0"}
+		if next == 0 {
+			args[0] = "1"
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			c, err := decode[storage.Client](kv[i+1])
+			if err != nil {
+				return fmt.Errorf("redis store: client %s: %w", kv[i], err)
+			}
+			args = append(args, kv[i], kv[i+1], c.Owner, ttlMS(c))
+		}
+		if _, err := s.run(ctx, indexClients, []string{clientsKey}, args...); err != nil {
+			return err
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
