@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -94,7 +95,7 @@ func (s *Store) OwnedClients(ctx context.Context, owner string) ([]storage.Clien
 	for range 2 {
 		vals, err := ownedClients.Run(ctx, s.rdb, []string{clientsKey}, owner).StringSlice()
 		if errors.Is(err, goredis.Nil) {
-			if err := s.buildClientIndex(ctx); err != nil {
+			if err := s.awaitClientIndex(ctx); err != nil {
 				return nil, err
 			}
 			continue
@@ -124,7 +125,7 @@ func (s *Store) LongestAccessTokenTTL(ctx context.Context) (time.Duration, error
 			return 0, fail(err)
 		}
 		if vals[0] == nil {
-			if err := s.buildClientIndex(ctx); err != nil {
+			if err := s.awaitClientIndex(ctx); err != nil {
 				return 0, err
 			}
 			continue
@@ -136,6 +137,56 @@ func (s *Store) LongestAccessTokenTTL(ctx context.Context) (time.Duration, error
 		return time.Duration(n) * time.Millisecond, err
 	}
 	return 0, fmt.Errorf("%w: the client index is not complete", storage.ErrUnavailable)
+}
+
+// indexBuild is the one build of the client index a store runs at a time.
+type indexBuild struct {
+	mu   sync.Mutex
+	done chan struct{} // closed when the build ends; nil before the first
+	err  error
+}
+
+// indexBuildTimeout bounds one build: a million clients take tens of seconds.
+const indexBuildTimeout = 10 * time.Minute
+
+// awaitClientIndex builds the client index of a store written before it existed, or waits
+// for the build under way. The build does not end with ctx: a request's deadline (half a
+// second) is far shorter than indexing a large store, so the request answers ErrUnavailable
+// and the build carries on for the requests after it.
+func (s *Store) awaitClientIndex(ctx context.Context) error {
+	b := &s.index
+	b.mu.Lock()
+	running := false
+	if b.done != nil {
+		select {
+		case <-b.done:
+		default:
+			running = true
+		}
+	}
+	if !running {
+		done := make(chan struct{})
+		b.done = done
+		go func() {
+			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), indexBuildTimeout)
+			defer cancel()
+			err := s.buildClientIndex(bctx)
+			b.mu.Lock()
+			b.err = err
+			b.mu.Unlock()
+			close(done)
+		}()
+	}
+	done := b.done
+	b.mu.Unlock()
+	select {
+	case <-done:
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: indexing the clients stored by an earlier version (once, after an upgrade): %v", storage.ErrUnavailable, ctx.Err())
+	}
 }
 
 // buildClientIndex indexes the clients of a store written before the index existed, a

@@ -30,6 +30,8 @@ type Store struct {
 	replicaTimeout time.Duration
 	// waits, if set, hears of every WAIT (ObserveWaits).
 	waits atomic.Pointer[WaitObserver]
+	// index builds the client index of a store written before it existed (owners.go).
+	index indexBuild
 }
 
 var _ storage.Storage = (*Store)(nil)
