@@ -1,10 +1,15 @@
 package embedded_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"io"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,5 +171,108 @@ func TestClientIndexUpgrade(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// aofSetKeys lists the keys of the set commands in a buntdb data file, in file order.
+func aofSetKeys(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	var keys []string
+	for {
+		line, err := r.ReadString('\n')
+		if err == io.EOF {
+			return keys
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "*")))
+		if !strings.HasPrefix(line, "*") || err != nil {
+			t.Fatalf("data file: %q is not the start of a command", line)
+		}
+		parts := make([]string, n)
+		for i := range parts {
+			head, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			size, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
+			if err != nil {
+				t.Fatalf("data file: %q is not a length", head)
+			}
+			b := make([]byte, size+2)
+			if _, err := io.ReadFull(r, b); err != nil {
+				t.Fatal(err)
+			}
+			parts[i] = string(b[:size])
+		}
+		if strings.EqualFold(parts[0], "set") {
+			keys = append(keys, parts[1])
+		}
+	}
+}
+
+// TestCloseWritesTheFileInKeyOrder: a data file written since it was opened is left in key
+// order by Close, which is what makes the next start replay it fast, and holds every record
+// after it; a file opened and closed without a write is not rewritten.
+func TestCloseWritesTheFileInKeyOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ts.db")
+	s, err := embedded.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Enough records (about 9 MiB) for the order to be worth a rewrite, seeded in the
+	// random order of their ids.
+	const n = 10_000
+	now := time.Now().UTC()
+	if err := s.SeedClients(ctx, n, func(i int) storage.Client {
+		return storage.Client{ID: storage.KeyDigest("client", strconv.Itoa(i)), Name: strings.Repeat("n", 200), CreatedAt: now}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SeedRefreshTokens(ctx, n, func(i int) storage.RefreshToken {
+		return storage.RefreshToken{Hash: storage.KeyDigest("token", strconv.Itoa(i)), FamilyID: storage.KeyDigest("family", strconv.Itoa(i)),
+			ClientID: "c", Subject: strings.Repeat("s", 100), IssuedAt: now, ExpiresAt: now.Add(time.Hour), AccessTTL: time.Hour}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	keys := aofSetKeys(t, path)
+	if !slices.IsSorted(keys) {
+		t.Errorf("after Close the %d records of the data file are not in key order", len(keys))
+	}
+	written, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = embedded.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients, tokens := 0, 0
+	if err := s.EachClient(ctx, func(storage.Client) error { clients++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EachRefreshToken(ctx, now, func(storage.RefreshToken) error { tokens++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if clients != n || tokens != n {
+		t.Errorf("reopened: %d clients and %d refresh tokens, want %d of each", clients, tokens, n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := os.Stat(path); err != nil || !os.SameFile(written, after) || !after.ModTime().Equal(written.ModTime()) {
+		t.Errorf("a file opened and closed without a write was rewritten (%v)", err)
 	}
 }
