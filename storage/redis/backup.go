@@ -215,7 +215,11 @@ func (s *Store) EachRefreshToken(ctx context.Context, now time.Time, fn func(sto
 			if err != nil {
 				return fail(err)
 			}
-			t, err := decodeRefresh(m)
+			fam, hash, ok := refreshKeyParts(k)
+			if !ok {
+				continue
+			}
+			t, err := decodeRefresh(m, fam, hash)
 			if errors.Is(err, storage.ErrNotFound) {
 				continue
 			} else if err != nil {

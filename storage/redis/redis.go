@@ -287,7 +287,17 @@ const (
 
 func familyKey(fam string) string        { return "ts:{f:" + fam + "}:fam" }
 func refreshKey(fam, hash string) string { return "ts:{f:" + fam + "}:rt:" + hash }
-func clientTag(id string) string         { return "ts:{c:" + id + "}:" }
+
+// refreshKeyParts is the family and hash a refreshKey names.
+func refreshKeyParts(key string) (fam, hash string, ok bool) {
+	rest, ok := strings.CutPrefix(key, "ts:{f:")
+	if !ok {
+		return "", "", false
+	}
+	fam, hash, ok = strings.Cut(rest, "}:rt:")
+	return fam, hash, ok
+}
+func clientTag(id string) string { return "ts:{c:" + id + "}:" }
 func poolKey(p storage.Pool) string {
 	return clientTag(p.ClientID) + "pool:" + p.Digest()
 }
