@@ -284,6 +284,29 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
 if KEYS[2] then redis.call('INCR', KEYS[2]) end
 return 1`)
 
+// putClient is putField for the clients hash, which also moves the client in the owner index.
+// KEYS: clients hash. ARGV as putField's.
+var putClient = goredis.NewScript(ownerIndexLua + `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[3] == '1' then
+  if cur ~= ARGV[2] then return 0 end
+elseif cur then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+reowner(KEYS[1], ARGV[1], cur, ARGV[4])
+return 1`)
+
+// writeScript is the script that writes a field of hash: the clients hash has its own, which
+// keep the owner index.
+func writeScript(hash string, generic *goredis.Script) *goredis.Script {
+	if hash != clientsKey {
+		return generic
+	}
+	if generic == swapField {
+		return swapClient
+	}
+	return putClient
+}
+
 // fieldCodec is how a record is kept in a hash field.
 type fieldCodec[T any] struct {
 	decode func(string) (T, error)
@@ -301,13 +324,6 @@ func jsonCodec[T any]() fieldCodec[T] {
 // with the record held, and may refuse it.
 func restoreField[T any](ctx context.Context, s *Store, keys []string, field string, rec T, r storage.Restore,
 	codec fieldCodec[T], merge func(held, rec T) (T, error)) (storage.Outcome, error) {
-	return restoreFieldWith(ctx, s, putField, keys, field, rec, r, codec, merge, nil)
-}
-
-// restoreFieldWith is restoreField with a script of putField's keys and arguments followed by
-// extra's (nil for none), which are given the record held (nil for none) and the one written.
-func restoreFieldWith[T any](ctx context.Context, s *Store, sc *goredis.Script, keys []string, field string, rec T, r storage.Restore,
-	codec fieldCodec[T], merge func(held, rec T) (T, error), extra func(held *T, rec T) []any) (storage.Outcome, error) {
 	for range maxCASAttempts {
 		old, err := s.rdb.HGet(ctx, keys[0], field).Result()
 		if err != nil && !errors.Is(err, goredis.Nil) {
@@ -335,11 +351,7 @@ func restoreFieldWith[T any](ctx context.Context, s *Store, sc *goredis.Script, 
 		if err != nil {
 			return 0, err
 		}
-		args := []any{field, old, flag, val}
-		if extra != nil {
-			args = append(args, extra(h, merged)...)
-		}
-		cmd, err := s.run(ctx, sc, keys, args...)
+		cmd, err := s.run(ctx, writeScript(keys[0], putField), keys, field, old, flag, val)
 		if cmd == nil {
 			return 0, err
 		}
@@ -352,14 +364,7 @@ func restoreFieldWith[T any](ctx context.Context, s *Store, sc *goredis.Script, 
 
 // RestoreClient implements storage.Storage.
 func (s *Store) RestoreClient(ctx context.Context, c storage.Client, r storage.Restore) (storage.Outcome, error) {
-	return restoreFieldWith(ctx, s, restoreClient, []string{clientsKey}, c.ID, c, r, jsonCodec[storage.Client](), nil,
-		func(held *storage.Client, c storage.Client) []any {
-			owner := ""
-			if held != nil {
-				owner = held.Owner
-			}
-			return []any{owner, c.Owner, ttlMS(c)}
-		})
+	return restoreField(ctx, s, []string{clientsKey}, c.ID, c, r, jsonCodec[storage.Client](), nil)
 }
 
 // RestoreDeletedClient implements storage.Storage. The note is the deletion time in

@@ -25,47 +25,37 @@ const (
 	clientsLongest = clientsKey + ":longest"
 )
 
-// indexClientLua is the start of every script that writes a client, with KEYS[1] the clients
-// hash: indexClient(id, old owner, new owner, lifetime ms) moves the client between owner
-// sets and raises the longest lifetime.
-const indexClientLua = `
-local function indexClient(id, old, new, ttl)
-  if old ~= new then
-    if old ~= '' then redis.call('SREM', KEYS[1] .. ':owned:' .. old, id) end
-    if new ~= '' then redis.call('SADD', KEYS[1] .. ':owned:' .. new, id) end
+// ownerIndexLua is the start of every script that writes a client: reowner(hash, id, old,
+// new), given the clients hash and the client's JSON before and after (false for none), moves
+// the client between owner sets and raises the longest lifetime, in the clients' slot.
+const ownerIndexLua = `
+local function clientOwnerTTL(json)
+  if not json then return '', 0 end
+  local ok, c = pcall(cjson.decode, json)
+  if not ok or type(c) ~= 'table' then return '', 0 end
+  local owner, ttl = c.owner, c.access_token_ttl
+  if type(owner) ~= 'string' then owner = '' end
+  if type(ttl) ~= 'number' then ttl = 0 end
+  return owner, math.ceil(ttl / 1000000)
+end
+local function reowner(hash, id, old, new)
+  local was = clientOwnerTTL(old)
+  local owner, ttl = clientOwnerTTL(new)
+  if was ~= owner then
+    if was ~= '' then redis.call('SREM', hash .. ':owned:' .. was, id) end
+    if owner ~= '' then redis.call('SADD', hash .. ':owned:' .. owner, id) end
   end
-  local l = KEYS[1] .. ':longest'
-  if tonumber(ttl) > tonumber(redis.call('GET', l) or '0') then redis.call('SET', l, ttl) end
+  local l = hash .. ':longest'
+  if ttl > tonumber(redis.call('GET', l) or '0') then redis.call('SET', l, string.format('%d', ttl)) end
 end
 `
 
-// swapClient writes a client only if it still holds what was read, and indexes it.
-// KEYS: clients hash. ARGV: id, expected json, new json, old owner, new owner, lifetime ms.
-var swapClient = goredis.NewScript(indexClientLua + `
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-indexClient(ARGV[1], ARGV[4], ARGV[5], ARGV[6])
-return 1`)
-
-// restoreClient is putField for the clients hash, and indexes the client. KEYS: clients
-// hash. ARGV: id, what it held, 1 if it held anything, the new json, the held one's owner,
-// the new owner, lifetime ms.
-var restoreClient = goredis.NewScript(indexClientLua + `
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if ARGV[3] == '1' then
-  if cur ~= ARGV[2] then return 0 end
-elseif cur then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
-indexClient(ARGV[1], ARGV[5], ARGV[6], ARGV[7])
-return 1`)
-
 // indexClients indexes clients of a store written before the index existed, each only if it
 // still holds what was read (a later write indexed it itself), and with ARGV[1] = '1' marks
-// the index complete. KEYS: clients hash. ARGV: mark, then id, json, owner, lifetime ms for
-// each client.
-var indexClients = goredis.NewScript(indexClientLua + `
-for i = 2, #ARGV, 4 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i+1] then indexClient(ARGV[i], '', ARGV[i+2], ARGV[i+3]) end
+// the index complete. KEYS: clients hash. ARGV: mark, then id and json of each client.
+var indexClients = goredis.NewScript(ownerIndexLua + `
+for i = 2, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i+1] then reowner(KEYS[1], ARGV[i], false, ARGV[i+1]) end
 end
 if ARGV[1] == '1' then redis.call('SET', KEYS[1] .. ':indexed', '1') end
 return 1`)
@@ -80,12 +70,6 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1] .. ':owned:' .. ARGV[1])) do
   if v then out[#out+1] = v end
 end
 return out`)
-
-// ttlMS is c's access token lifetime in whole milliseconds, rounded up so the bound it
-// raises is never short.
-func ttlMS(c storage.Client) int64 {
-	return int64((c.AccessTokenTTL + time.Millisecond - 1) / time.Millisecond)
-}
 
 // OwnedClients implements storage.Storage: one script reads the owner's set and its clients.
 func (s *Store) OwnedClients(ctx context.Context, owner string) ([]storage.Client, error) {
@@ -203,12 +187,8 @@ func (s *Store) buildClientIndex(ctx context.Context) error {
 		if next == 0 {
 			args[0] = "1"
 		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			c, err := decode[storage.Client](kv[i+1])
-			if err != nil {
-				return fmt.Errorf("redis store: client %s: %w", kv[i], err)
-			}
-			args = append(args, kv[i], kv[i+1], c.Owner, ttlMS(c))
+		for _, v := range kv {
+			args = append(args, v)
 		}
 		if _, err := s.run(ctx, indexClients, []string{clientsKey}, args...); err != nil {
 			return err

@@ -26,7 +26,7 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 		if err != nil {
 			return err
 		}
-		cmd, err := s.run(ctx, createClient, []string{clientsKey, goneKey}, c.ID, b, expected, c.Owner, ttlMS(c))
+		cmd, err := s.run(ctx, createClient, []string{clientsKey, goneKey}, c.ID, b, expected)
 		if cmd == nil {
 			return err
 		}
@@ -96,7 +96,7 @@ func compareAndSwap[T any](ctx context.Context, s *Store, key, field string, fn 
 		if err != nil {
 			return zero, err
 		}
-		cmd, err := s.run(ctx, swapField, []string{key}, field, old, b)
+		cmd, err := s.run(ctx, writeScript(key, swapField), []string{key}, field, old, b)
 		if cmd == nil {
 			return zero, err
 		}
@@ -107,64 +107,29 @@ func compareAndSwap[T any](ctx context.Context, s *Store, key, field string, fn 
 	return zero, fmt.Errorf("%w: %s %s changed concurrently too often", storage.ErrUnavailable, key, field)
 }
 
-// UpdateClient implements storage.Storage: compareAndSwap's optimistic update, with a script
-// that moves the client in the owner index in the same step.
+// UpdateClient implements storage.Storage.
 func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Client) error) (storage.Client, error) {
-	for range maxCASAttempts {
-		old, err := s.rdb.HGet(ctx, clientsKey, id).Result()
-		if err != nil {
-			return storage.Client{}, fail(err)
-		}
-		c, err := decode[storage.Client](old)
-		if err != nil {
-			return storage.Client{}, err
-		}
-		owner := c.Owner
-		if err := fn(&c); err != nil {
-			return storage.Client{}, err
+	return compareAndSwap(ctx, s, clientsKey, id, func(c *storage.Client) error {
+		if err := fn(c); err != nil {
+			return err
 		}
 		c.ID = id
-		b, err := json.Marshal(c)
-		if err != nil {
-			return storage.Client{}, err
-		}
-		cmd, err := s.run(ctx, swapClient, []string{clientsKey}, id, old, b, owner, c.Owner, ttlMS(c))
-		if cmd == nil {
-			return storage.Client{}, err
-		}
-		if n, _ := cmd.Int(); n == 1 {
-			return c, err
-		}
-	}
-	return storage.Client{}, fmt.Errorf("%w: client %s changed concurrently too often", storage.ErrUnavailable, id)
+		return nil
+	})
 }
 
-// DeleteClient implements storage.Storage: one script removes the record, if it is unchanged
-// since it was read (for its owner), and notes the time. The client's pools and counts are
-// keyed by its incarnation and expire by themselves. An unconfirmed deletion is left in place;
-// retried, it finds the client gone.
+// DeleteClient implements storage.Storage: one script removes the record and notes the time.
+// The client's pools and counts are keyed by its incarnation and expire by themselves. An
+// unconfirmed deletion is left in place; retried, it finds the client gone.
 func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) error {
-	for range maxCASAttempts {
-		old, err := s.rdb.HGet(ctx, clientsKey, id).Result()
-		if err != nil {
-			return fail(err)
-		}
-		c, err := decode[storage.Client](old)
-		if err != nil {
-			return err
-		}
-		cmd, err := s.run(ctx, deleteClient, []string{clientsKey, goneKey}, id, ms(now), old, c.Owner)
-		if cmd == nil {
-			return err
-		}
-		switch n, _ := cmd.Int(); n {
-		case 0:
-			return storage.ErrNotFound
-		case 1:
-			return err
-		}
+	cmd, err := s.run(ctx, deleteClient, []string{clientsKey, goneKey}, id, ms(now))
+	if cmd == nil {
+		return err
 	}
-	return fmt.Errorf("%w: client %s changed concurrently too often", storage.ErrUnavailable, id)
+	if n, _ := cmd.Int(); n == 0 {
+		return storage.ErrNotFound
+	}
+	return err
 }
 
 // CreateUser implements storage.Storage: one script over both user hashes. An unconfirmed

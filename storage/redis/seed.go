@@ -21,7 +21,7 @@ func (s *Store) SeedClients(ctx context.Context, n int, client func(i int) stora
 		if err != nil {
 			return nil, err
 		}
-		return createClient.EvalSha(ctx, p, []string{clientsKey, goneKey}, c.ID, b, "", c.Owner, ttlMS(c)), nil
+		return createClient.EvalSha(ctx, p, []string{clientsKey, goneKey}, c.ID, b, ""), nil
 	}, func(cmd *goredis.Cmd) bool {
 		res, _ := cmd.StringSlice()
 		return len(res) > 0 && res[0] == "ok"
