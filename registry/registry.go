@@ -25,6 +25,7 @@ type Store interface {
 	CreateClient(ctx context.Context, c storage.Client) error
 	GetClient(ctx context.Context, id string) (storage.Client, error)
 	ListClients(ctx context.Context) ([]storage.Client, error)
+	OwnedClients(ctx context.Context, owner string) ([]storage.Client, error)
 	UpdateClient(ctx context.Context, id string, fn func(*storage.Client) error) (storage.Client, error)
 	DeleteClient(ctx context.Context, id string, now time.Time) error
 	CreateUser(ctx context.Context, u storage.User) error

@@ -197,16 +197,14 @@ func (s *Service) DeleteUser(ctx context.Context, id string) error {
 // disown clears a deleted user as the owner of its clients, so no client names a user that
 // is gone. Clients and users live apart (on Redis in different Cluster slots), so this follows
 // the deletion; it is idempotent, and a retried DeleteUser (not found) leaves nothing to do
-// because each owned client is cleared before the call answers.
+// because each owned client is cleared before the call answers. The owner index finds the
+// clients, so deleting a user costs its clients, not the whole registry.
 func (s *Service) disown(ctx context.Context, userID string) error {
-	all, err := s.store.ListClients(ctx)
+	owned, err := s.store.OwnedClients(ctx, userID)
 	if err != nil {
 		return storeErr(err, "clients")
 	}
-	for _, c := range all {
-		if c.Owner != userID {
-			continue
-		}
+	for _, c := range owned {
 		_, err := s.store.UpdateClient(ctx, c.ID, func(c *storage.Client) error {
 			if c.Owner == userID {
 				c.Owner = ""

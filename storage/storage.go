@@ -54,6 +54,16 @@ type Storage interface {
 	// created later under the same id gets NotBefore = now (CreateClient), so no token of the
 	// deleted one is ever taken for its own.
 	DeleteClient(ctx context.Context, id string, now time.Time) error
+	// OwnedClients returns the clients whose Owner is owner, in any order. The store keeps an
+	// index of clients by owner, updated in the same atomic step as every client write, so the
+	// console's list costs the owner's clients however many clients the store holds.
+	OwnedClients(ctx context.Context, owner string) ([]Client, error)
+	// LongestAccessTokenTTL is the longest AccessTokenTTL a client has been given (0 while no
+	// client has its own; a backend may round it up to the millisecond), kept up to date by
+	// every client write. It never decreases: a token
+	// issued before its client's lifetime was shortened, or the client deleted, may still be
+	// live, and the signing key that signed it must stay published until it expires.
+	LongestAccessTokenTTL(ctx context.Context) (time.Duration, error)
 
 	// CreateUser fails with ErrAlreadyExists when the id is taken or the username is, compared
 	// case-insensitively (FoldUsername).

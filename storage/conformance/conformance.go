@@ -21,6 +21,9 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 	}{
 		{"Clients", testClients},
 		{"UpdateClientAtomic", testUpdateClientAtomic},
+		{"OwnedClients", testOwnedClients},
+		{"OwnedClientsConcurrent", testOwnedClientsConcurrent},
+		{"LongestAccessTokenTTL", testLongestAccessTokenTTL},
 		{"Users", testUsers},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeysRace", testSigningKeysRace},

@@ -19,6 +19,9 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 		if gone, err := get[time.Time](tx, goneKey(c.ID)); err == nil {
 			c.NotBefore = gone
 		}
+		if err := indexClient(tx, nil, &c); err != nil {
+			return err
+		}
 		return put(tx, clientKey(c.ID), c, time.Time{}, time.Time{})
 	})
 }
@@ -39,10 +42,14 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Cl
 		if c, err = get[storage.Client](tx, clientKey(id)); err != nil {
 			return err
 		}
+		old := c
 		if err := fn(&c); err != nil {
 			return err
 		}
 		c.ID = id
+		if err := indexClient(tx, &old, &c); err != nil {
+			return err
+		}
 		return put(tx, clientKey(id), c, time.Time{}, time.Time{})
 	})
 	return c, err
@@ -51,10 +58,14 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Cl
 // DeleteClient implements storage.Storage.
 func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) error {
 	return s.update(ctx, func(tx *buntdb.Tx) error {
-		_, err := tx.Delete(clientKey(id))
-		if errors.Is(err, buntdb.ErrNotFound) {
-			return storage.ErrNotFound
-		} else if err != nil {
+		old, err := get[storage.Client](tx, clientKey(id))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Delete(clientKey(id)); err != nil {
+			return err
+		}
+		if err := indexClient(tx, &old, nil); err != nil {
 			return err
 		}
 		return put(tx, goneKey(id), now.UTC(), time.Time{}, time.Time{})

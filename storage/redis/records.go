@@ -97,7 +97,7 @@ func compareAndSwap[T any](ctx context.Context, s *Store, key, field string, fn 
 		if err != nil {
 			return zero, err
 		}
-		cmd, err := s.run(ctx, swapField, []string{key}, field, old, b)
+		cmd, err := s.run(ctx, writeScript(key, swapField), []string{key}, field, old, b)
 		if cmd == nil {
 			return zero, err
 		}

@@ -18,17 +18,29 @@ return 1`)
 
 // createClient. KEYS: clients hash, deletions hash. ARGV: id, json, the deletion time the json
 // carries (” for none). Answers {'ok'}, {'exists'} or {'gone', <recorded deletion time>}.
-var createClient = goredis.NewScript(`
+var createClient = goredis.NewScript(ownerIndexLua + `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {'exists'} end
 local gone = redis.call('HGET', KEYS[2], ARGV[1]) or ''
 if gone ~= ARGV[3] then return {'gone', gone} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+reowner(KEYS[1], ARGV[1], false, ARGV[2])
 return {'ok'}`)
 
 // deleteClient. KEYS: clients hash, deletions hash. ARGV: id, now_ms.
-var deleteClient = goredis.NewScript(`
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+var deleteClient = goredis.NewScript(ownerIndexLua + `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+reowner(KEYS[1], ARGV[1], cur, false)
+return 1`)
+
+// swapClient is swapField for the clients hash, which also moves the client in the owner
+// index. KEYS: clients hash. ARGV: id, expected, new.
+var swapClient = goredis.NewScript(ownerIndexLua + `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+reowner(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 return 1`)
 
 // createUser. KEYS: by-id hash, by-name hash. ARGV: id, folded username (the form it is
@@ -374,9 +386,10 @@ return {1, ''}`)
 
 // allScripts are loaded when a store opens.
 var allScripts = []*goredis.Script{
-	swapField, createClient, deleteClient, createUser, userByName, deleteUser, login, loginFailed,
+	swapField, swapClient, putClient, createClient, deleteClient, createUser, userByName, deleteUser, login, loginFailed,
 	createPAT, listPATs, deletePAT, touchPATs,
 	ensureKey, readKeys, writeKeys, createRefresh, rotate, unrotate, revokeFamily, revokeAccess, heartbeat, replicas, admit, settle,
 	createSession, useAssertion,
 	createTrustedIssuer, trustedIssuerByURL, deleteTrustedIssuer, ensureSecret, moveUsername,
+	indexClients, ownedClients,
 }
