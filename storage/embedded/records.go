@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/tidwall/buntdb"
@@ -19,7 +20,7 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 		if gone, err := get[time.Time](tx, goneKey(c.ID)); err == nil {
 			c.NotBefore = gone
 		}
-		return put(tx, clientKey(c.ID), c, time.Time{}, time.Time{})
+		return putClient(tx, nil, c)
 	})
 }
 
@@ -39,11 +40,13 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Cl
 		if c, err = get[storage.Client](tx, clientKey(id)); err != nil {
 			return err
 		}
+		old := c
+		old.FederatedIdentities = slices.Clone(c.FederatedIdentities)
 		if err := fn(&c); err != nil {
 			return err
 		}
 		c.ID = id
-		return put(tx, clientKey(id), c, time.Time{}, time.Time{})
+		return putClient(tx, &old, c)
 	})
 	return c, err
 }
@@ -51,10 +54,14 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Cl
 // DeleteClient implements storage.Storage.
 func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) error {
 	return s.update(ctx, func(tx *buntdb.Tx) error {
-		_, err := tx.Delete(clientKey(id))
-		if errors.Is(err, buntdb.ErrNotFound) {
-			return storage.ErrNotFound
-		} else if err != nil {
+		old, err := get[storage.Client](tx, clientKey(id))
+		if err != nil {
+			return err
+		}
+		if err := unindex(tx, old, nil); err != nil {
+			return err
+		}
+		if _, err := tx.Delete(clientKey(id)); err != nil {
 			return err
 		}
 		return put(tx, goneKey(id), now.UTC(), time.Time{}, time.Time{})

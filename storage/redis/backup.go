@@ -280,6 +280,29 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
 if KEYS[2] then redis.call('INCR', KEYS[2]) end
 return 1`)
 
+// putClient is putField for the clients hash, which also moves the client's entries in the
+// federated identity index. KEYS: clients hash. ARGV as putField's.
+var putClient = goredis.NewScript(fedIndexLua + `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[3] == '1' then
+  if cur ~= ARGV[2] then return 0 end
+elseif cur then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+reindex(KEYS[1], ARGV[1], cur, ARGV[4])
+return 1`)
+
+// writeScript is the script that writes a field of hash: the clients hash has its own, which
+// keep the federated identity index.
+func writeScript(hash string, generic *goredis.Script) *goredis.Script {
+	if hash != clientsKey {
+		return generic
+	}
+	if generic == swapField {
+		return swapClient
+	}
+	return putClient
+}
+
 // fieldCodec is how a record is kept in a hash field.
 type fieldCodec[T any] struct {
 	decode func(string) (T, error)
@@ -324,7 +347,7 @@ func restoreField[T any](ctx context.Context, s *Store, keys []string, field str
 		if err != nil {
 			return 0, err
 		}
-		cmd, err := s.run(ctx, putField, keys, field, old, flag, val)
+		cmd, err := s.run(ctx, writeScript(keys[0], putField), keys, field, old, flag, val)
 		if cmd == nil {
 			return 0, err
 		}

@@ -96,7 +96,7 @@ func compareAndSwap[T any](ctx context.Context, s *Store, key, field string, fn 
 		if err != nil {
 			return zero, err
 		}
-		cmd, err := s.run(ctx, swapField, []string{key}, field, old, b)
+		cmd, err := s.run(ctx, writeScript(key, swapField), []string{key}, field, old, b)
 		if cmd == nil {
 			return zero, err
 		}
@@ -130,6 +130,26 @@ func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) erro
 		return storage.ErrNotFound
 	}
 	return err
+}
+
+// fedIndexKey is the set of the ids of the clients that registered the federated identity
+// (iss, sub), sub exact or a pattern; the scripts build the same name (fedIndexLua). Issuers
+// and subjects are printable, so the newline cannot be part of either.
+func fedIndexKey(iss, sub string) string { return clientsKey + ":fed:" + iss + "\n" + sub }
+
+// ClientsByFederatedIdentity implements storage.Storage: one SUNION over the index entries sub
+// can be registered under (storage.SubjectLookups), all in the clients' slot.
+func (s *Store) ClientsByFederatedIdentity(ctx context.Context, iss, sub string) ([]string, error) {
+	lookups := storage.SubjectLookups(sub)
+	keys := make([]string, len(lookups))
+	for i, l := range lookups {
+		keys[i] = fedIndexKey(iss, l)
+	}
+	ids, err := s.rdb.SUnion(ctx, keys...).Result()
+	if err != nil {
+		return nil, fail(err)
+	}
+	return ids, nil
 }
 
 // CreateUser implements storage.Storage: one script over both user hashes. An unconfirmed

@@ -256,6 +256,7 @@ func (s *Store) Client() goredis.UniversalClient { return s.rdb }
 //
 //	ts:{clients}                   hash  client id → client JSON
 //	ts:{clients}:gone              hash  deleted client id → deletion time (ms)
+//	ts:{clients}:fed:<iss>\n<sub>  set   ids of the clients that list a federated identity
 //	ts:{users}:byid / :byname      hashes  user id → user JSON, folded username → user id
 //	ts:{users}:lf:<u>[:<addr>]     failed-login counts (digests of username and address)
 //	ts:{users}:pat / :patused      hashes  personal token id → JSON, → last-used time (ms)
