@@ -53,6 +53,8 @@ type core struct {
 	spans spans
 	// clientKeys caches the key sets private_key_jwt clients publish at their jwks_uri.
 	clientKeys *jwkscache.Group
+	// fed caches trusted issuers and their keys, for workloads' platform tokens.
+	fed *federated
 }
 
 // Auditor takes audit events (audit.Writer implements it); it must not block.
@@ -107,6 +109,7 @@ func NewService(store Store, k Keys, p Policy, opts ...Option) *Service {
 	c.pats = newCache[storage.PersonalToken](p.ClientCacheTTL, c.now, c.trusted)
 	c.usage = newUsage()
 	c.clientKeys = jwkscache.NewGroup(jwkscache.Config{Interval: 10 * time.Second, Timeout: 3 * time.Second, Now: c.now, Log: c.log})
+	c.fed = newFederated(p.ClientCacheTTL, c.now, c.trusted, jwkscache.Config{Interval: 10 * time.Second, Timeout: 3 * time.Second, Now: c.now, Log: c.log})
 	if len(c.policy.Audience) == 0 {
 		c.policy.Audience = []string{p.Issuer}
 	}
@@ -145,9 +148,12 @@ func (h *Service) Forget(c storage.Change) {
 		h.core.pats.drop(c.ID)
 	case storage.ChangeUser:
 		h.core.pats.dropIf(func(t storage.PersonalToken) bool { return t.UserID == c.ID })
+	case storage.ChangeTrustedIssuer:
+		h.core.fed.forget(c.ID)
 	case "":
 		h.core.clients.clear()
 		h.core.pats.clear()
+		h.core.fed.forget("")
 	}
 }
 

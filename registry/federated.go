@@ -13,8 +13,6 @@ import (
 const (
 	// MaxFederatedIdentities is how many workloads one client may list.
 	MaxFederatedIdentities = 20
-	// MaxSubjectLen bounds a registered subject; the token endpoint refuses longer ones.
-	MaxSubjectLen = 512
 )
 
 // checkFederatedIdentities validates a client's federated identities: each issuer an https URL
@@ -42,8 +40,8 @@ func checkFederatedIdentities(in []storage.FederatedIdentity) ([]storage.Federat
 }
 
 func checkSubject(sub string) error {
-	if sub == "" || len(sub) > MaxSubjectLen || !printable(sub) || strings.ContainsRune(sub, ' ') {
-		return invalid("federated_identities: subject must be 1 to %d printable bytes without spaces", MaxSubjectLen)
+	if sub == "" || len(sub) > storage.MaxSubjectLen || !printable(sub) || strings.ContainsRune(sub, ' ') {
+		return invalid("federated_identities: subject must be 1 to %d printable bytes without spaces", storage.MaxSubjectLen)
 	}
 	star := strings.IndexByte(sub, '*')
 	if star < 0 {

@@ -18,6 +18,10 @@ type FederatedIdentity struct {
 // SubjectSeparators end the prefix of a subject pattern.
 const SubjectSeparators = ":/"
 
+// MaxSubjectLen bounds a registered subject and the sub of a workload's token, and with it the
+// number of index lookups one token costs.
+const MaxSubjectLen = 512
+
 // IsSubjectPattern reports whether a registered subject is a pattern (ends in '*').
 func IsSubjectPattern(subject string) bool { return strings.HasSuffix(subject, "*") }
 
