@@ -97,12 +97,6 @@ func (p *platform) addKey(t *testing.T, kid string, alg jose.SignatureAlgorithm)
 	return k
 }
 
-func (p *platform) removeKey(kid string) {
-	p.mu.Lock()
-	delete(p.keys, kid)
-	p.mu.Unlock()
-}
-
 // token signs claims with the published key kid; iss defaults to the platform.
 func (p *platform) token(t *testing.T, kid string, claims map[string]any) string {
 	t.Helper()
