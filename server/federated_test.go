@@ -384,3 +384,37 @@ func TestFederatedIssuerDeletedOnEveryReplica(t *testing.T) {
 		t.Fatalf("the deleting replica: %d %s", r.Status, r.RawBody)
 	}
 }
+
+// TestFederatedClientPoolAndQuota: a client that workloads authenticate as gets the reuse pool
+// and the quotas of any other client: the same token again while it has life left, and a
+// refusal past its daily limit, whether the workload named the client or not.
+func TestFederatedClientPoolAndQuota(t *testing.T) {
+	ts := newTestServer(t)
+	k8s := newPlatform(t)
+	k8s.addKey(t, "k1", jose.ES256)
+	if r := ts.admin(t, "POST", "/admin/trusted-issuers", `{"issuer":"`+k8s.URL+`","audiences":["tokensmith"]}`); r.Status != http.StatusCreated {
+		t.Fatalf("%d %s", r.Status, r.RawBody)
+	}
+	for _, body := range []string{
+		`{"client_id":"pooled","reuse":true,"federated_identities":[{"issuer":"` + k8s.URL + `","subject":"system:serviceaccount:ns:pooled"}]}`,
+		`{"client_id":"limited","daily_limit":1,"federated_identities":[{"issuer":"` + k8s.URL + `","subject":"system:serviceaccount:ns:limited"}]}`,
+	} {
+		if r := ts.admin(t, "POST", "/admin/clients", body); r.Status != http.StatusCreated {
+			t.Fatalf("%d %s", r.Status, r.RawBody)
+		}
+	}
+	token := func(sa string) string {
+		return k8s.token(t, "k1", map[string]any{"sub": "system:serviceaccount:ns:" + sa, "aud": "tokensmith", "exp": ts.Clock.Now().Add(time.Hour).Unix()})
+	}
+	first := ts.postTo(t, "/oauth2/token", assertionForm("", token("pooled")).Encode())
+	second := ts.postTo(t, "/oauth2/token", assertionForm("pooled", token("pooled")).Encode())
+	if first.Status != http.StatusOK || second.Status != http.StatusOK || first.str("access_token") != second.str("access_token") {
+		t.Fatalf("reuse: %d %s / %d %s, want the same token twice", first.Status, first.RawBody, second.Status, second.RawBody)
+	}
+	if r := ts.postTo(t, "/oauth2/token", assertionForm("", token("limited")).Encode()); r.Status != http.StatusOK {
+		t.Fatalf("first token of the day: %d %s", r.Status, r.RawBody)
+	}
+	if r := ts.postTo(t, "/oauth2/token", assertionForm("limited", token("limited")).Encode()); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("past the daily limit: %d %s, want 429", r.Status, r.RawBody)
+	}
+}
