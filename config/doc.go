@@ -8,4 +8,4 @@
 // go generate ./config; a test fails while the page is stale.
 package config
 
-//go:generate go run ../internal/configref/gendoc
+//go:generate go run ../cmd/configref/gendoc

@@ -24,6 +24,9 @@ type Request struct {
 	// AuthNone, a refresh_token grant and no ClientID, the refresh token names its client,
 	// which must be public (tokens.refresh sends nothing else).
 	AuthMethod string
+	// DPoP holds the DPoP proofs the request came with (the DPoP header's values; RFC 9449
+	// allows one). With one, the access token is bound to the proof's key.
+	DPoP []string
 	// ClientAssertion is the signed JWT of a private_key_jwt client (AuthMethod
 	// protocol.AuthPrivateKeyJWT); ClientID may then be empty, the assertion names the client.
 	ClientAssertion string
@@ -34,6 +37,8 @@ type Request struct {
 	Federated *storage.FederatedIdentity
 	// refresh is the refresh token's record when it was read to find the client.
 	refresh *storage.RefreshToken
+	// jkt is the thumbprint of the key of the request's valid DPoP proof.
+	jkt string
 }
 
 // Token is what a successful grant returns. Times are absolute so a replayed answer (refresh
@@ -53,11 +58,22 @@ type Token struct {
 	Scope            string    `json:"scope,omitempty"`
 	RefreshToken     string    `json:"refresh_token,omitempty"`
 	RefreshExpiresAt time.Time `json:"refresh_expires_at,omitzero"`
+	// JKT is the thumbprint of the DPoP key the access token is bound to (its cnf.jkt), empty
+	// for a bearer token. It is kept with the answer a refresh grace window replays.
+	JKT string `json:"jkt,omitempty"`
 	// IssuedTokenType is RFC 8693's issued_token_type, set by token exchange.
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
 	// RateLimit is where the caller stands against the client's tightest quota after this new
 	// token; nil when the client has no limit or nothing was counted (reuse, refresh).
 	RateLimit *protocol.RateLimit `json:"-"`
+}
+
+// Type is the token_type of the answer: DPoP for a token bound to a DPoP key, else Bearer.
+func (t *Token) Type() string {
+	if t.JKT != "" {
+		return protocol.TokenTypeDPoP
+	}
+	return protocol.TokenTypeBearer
 }
 
 // ExpiresIn is how many seconds of the access token's life an answer reports at now. A token

@@ -23,6 +23,8 @@ type Introspection struct {
 	Audience  protocol.Audience `json:"aud,omitempty"`
 	Issuer    string            `json:"iss,omitempty"`
 	ID        string            `json:"jti,omitempty"`
+	// Cnf is the key a DPoP-bound token is bound to (RFC 9449 §6.2).
+	Cnf *Confirmation `json:"cnf,omitempty"`
 }
 
 var inactive = &Introspection{}
@@ -90,7 +92,10 @@ func (h *Service) introspect(ctx context.Context, requester *Client, raw string)
 		out.Username = p.user.Username
 	}
 	if a := p.access; a != nil {
-		out.TokenType = "Bearer"
+		out.TokenType = protocol.TokenTypeBearer
+		if a.Cnf != nil {
+			out.TokenType, out.Cnf = protocol.TokenTypeDPoP, a.Cnf
+		}
 		out.Scope, out.Subject, out.Audience, out.ID = a.Scope, a.Subject, a.Audience, a.ID
 		out.IssuedAt, out.ExpiresAt = a.IssuedAt, a.ExpiresAt
 		return out, nil

@@ -30,6 +30,14 @@ type AccessClaims struct {
 	IssuedAt  int64             `json:"iat"`
 	ExpiresAt int64             `json:"exp"`
 	ID        string            `json:"jti"`
+	// Cnf binds the token to a DPoP key (RFC 9449 §6.1); absent from a bearer token.
+	Cnf *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is the cnf claim (RFC 7800) of a sender-constrained token.
+type Confirmation struct {
+	// JKT is the RFC 7638 thumbprint of the DPoP key.
+	JKT string `json:"jkt,omitempty"`
 }
 
 var _ jwt.Claims = AccessClaims{}
@@ -78,6 +86,8 @@ type access struct {
 	// the login stores is refused once the user's version has moved on.
 	user  string
 	epoch uint64
+	// jkt binds the token to a DPoP key.
+	jkt string
 }
 
 // minted is a signed access token.
@@ -85,12 +95,13 @@ type minted struct {
 	token    string
 	jti      string
 	subject  string
+	jkt      string
 	iat, exp time.Time
 }
 
 // answer is the Token for a minted access token without refresh token.
 func (m minted) answer(scope string) *Token {
-	return &Token{jti: m.jti, subject: m.subject, AccessToken: m.token, IssuedAt: m.iat, ExpiresAt: m.exp, Scope: scope}
+	return &Token{jti: m.jti, subject: m.subject, JKT: m.jkt, AccessToken: m.token, IssuedAt: m.iat, ExpiresAt: m.exp, Scope: scope}
 }
 
 // mint signs an access token. Nothing is written: access tokens are self-contained.
@@ -108,6 +119,9 @@ func (c *core) mint(ctx context.Context, grant string, a access, now time.Time) 
 	if a.personal != "" {
 		claims.ID = newPersonalJTI(a.personal)
 	}
+	if a.jkt != "" {
+		claims.Cnf = &Confirmation{JKT: a.jkt}
+	}
 	var tok string
 	var err error
 	if gerr := c.cpu.do(ctx, spanSign, func() { tok, err = c.keys.Sign(a.alg, claims) }); gerr != nil {
@@ -119,7 +133,7 @@ func (c *core) mint(ctx context.Context, grant string, a access, now time.Time) 
 	if c.onIssue != nil && !a.countLater {
 		c.onIssue(grant)
 	}
-	return minted{token: tok, jti: claims.ID, subject: a.subject, iat: iat, exp: exp}, nil
+	return minted{token: tok, jti: claims.ID, subject: a.subject, jkt: a.jkt, iat: iat, exp: exp}, nil
 }
 
 // A jti is 72 random bits (12 characters): unique among the tokens alive at once, which is all

@@ -68,10 +68,11 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 	now := g.now()
 	a := access{
 		clientID: c.ID, alg: c.SigningAlg(), subject: u.ID, scope: scope, audience: aud,
-		ttl: orDefault(c.AccessTokenTTL, g.policy.PasswordTTL), user: u.ID, epoch: u.Epoch,
+		ttl: orDefault(c.AccessTokenTTL, g.policy.PasswordTTL), user: u.ID, epoch: u.Epoch, jkt: r.jkt,
 	}
 	withRefresh := slices.Contains(c.GrantTypes, protocol.GrantRefreshToken)
-	if withRefresh && !c.Reuse && (c.DailyLimit > 0 || c.HourlyLimit > 0) {
+	reuse := c.Reuse && a.jkt == "" // issue never pools a bound token
+	if withRefresh && !reuse && (c.DailyLimit > 0 || c.HourlyLimit > 0) {
 		// A login under a limit: its refresh family is stored by the admission's own store
 		// call, so the request costs two round trips (login, admission) instead of three.
 		// The signature comes before the admission; next to the bcrypt check it is cheap.
@@ -90,7 +91,7 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 			}
 			return m.answer(scope), nil
 		}
-		if c.Reuse {
+		if reuse {
 			// The settlement that pools the token stores its family in the same call.
 			tok, family, err := g.prepareLogin(ctx, c, a, now)
 			if err == nil {

@@ -48,12 +48,13 @@ func (g *refresh) Handle(ctx context.Context, c *Client, r *Request) (*Token, er
 	scope := r.Params[protocol.ParamScope]
 	if grace <= 0 {
 		// Without a grace window a second presentation must fail, so callers are not merged.
-		return g.rotate(ctx, c, raw, family, hash, scope, grace, r.refresh)
+		return g.rotate(ctx, c, raw, family, hash, scope, grace, r.refresh, r.jkt)
 	}
 	// Callers share the rotation; it must not die with whichever of them started it.
 	shared := context.WithoutCancel(ctx)
-	v, err, _ := g.flight.Do(c.ID+"\x00"+hash+"\x00"+scope, func() (any, error) {
-		return g.rotate(shared, c, raw, family, hash, scope, grace, r.refresh)
+	// Callers with different DPoP keys get tokens bound to different keys: not one answer.
+	v, err, _ := g.flight.Do(c.ID+"\x00"+hash+"\x00"+scope+"\x00"+r.jkt, func() (any, error) {
+		return g.rotate(shared, c, raw, family, hash, scope, grace, r.refresh, r.jkt)
 	})
 	if err != nil {
 		return nil, err
@@ -62,8 +63,9 @@ func (g *refresh) Handle(ctx context.Context, c *Client, r *Request) (*Token, er
 }
 
 // rotate consumes a refresh token. known is its record when the caller has just read it (to
-// find a public client), which saves reading it again.
-func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqScope string, grace time.Duration, known *storage.RefreshToken) (*Token, error) {
+// find a public client), which saves reading it again. jkt is the DPoP key the new access
+// token is bound to, if any.
+func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqScope string, grace time.Duration, known *storage.RefreshToken, jkt string) (*Token, error) {
 	now := g.now()
 	var old storage.RefreshToken
 	if known != nil {
@@ -90,7 +92,7 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 		if err != nil {
 			return nil, err
 		}
-		next, err := g.successor(ctx, c, old, scope, now)
+		next, err := g.successor(ctx, c, old, scope, jkt, now)
 		if err != nil {
 			return nil, err
 		}
@@ -161,10 +163,12 @@ func (c *core) readRefresh(ctx context.Context, raw string) (storage.RefreshToke
 
 // successor mints the next pair of a family. The refresh token keeps the login's full scope;
 // the access token gets the (possibly narrowed) requested scope, as RFC 6749 §6 allows.
-func (g *refresh) successor(ctx context.Context, c *Client, old storage.RefreshToken, scope string, now time.Time) (*Token, error) {
+// jkt binds the new access token to the DPoP key of the refresh request's proof: a
+// confidential client's refresh token is bound to the client, not to a key (RFC 9449 §5).
+func (g *refresh) successor(ctx context.Context, c *Client, old storage.RefreshToken, scope, jkt string, now time.Time) (*Token, error) {
 	m, err := g.mint(ctx, protocol.GrantRefreshToken, access{
 		clientID: c.ID, alg: c.SigningAlg(), subject: old.Subject, scope: scope, audience: old.Audience,
-		ttl: orDefault(old.AccessTTL, g.policy.PasswordTTL), family: old.FamilyID,
+		ttl: orDefault(old.AccessTTL, g.policy.PasswordTTL), family: old.FamilyID, jkt: jkt,
 	}, now)
 	if err != nil {
 		return nil, err

@@ -201,5 +201,8 @@ func (h *Service) token(ctx context.Context, r *Request) (*Token, error) {
 	if !slices.Contains(c.GrantTypes, r.GrantType) {
 		return nil, protocol.Errorf(protocol.UnauthorizedClient, "client is not allowed the %s grant", r.GrantType)
 	}
+	if err := h.core.bindDPoP(ctx, c, r); err != nil {
+		return nil, err
+	}
 	return g.Handle(ctx, c, r)
 }

@@ -138,6 +138,9 @@ func Unavailable(cause error) *Error {
 // InvalidTarget is RFC 8707's error for an audience or resource the client may not have.
 const InvalidTarget = "invalid_target"
 
+// InvalidDPoPProof is RFC 9449 §5's error for a DPoP proof the token endpoint refuses (400).
+const InvalidDPoPProof = "invalid_dpop_proof"
+
 // RateLimit is where a caller stands against the tightest of its client's quotas (daily or
 // hourly limit), answered as X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset.
 type RateLimit struct {

@@ -63,3 +63,9 @@ const (
 	TokenTypeAccess  = "access_token"
 	TokenTypeRefresh = "refresh_token"
 )
+
+// Token types of a token response and of introspection (RFC 6750, RFC 9449 §5).
+const (
+	TokenTypeBearer = "Bearer"
+	TokenTypeDPoP   = "DPoP"
+)

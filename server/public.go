@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/tokensmith/tokensmith/dpop"
 	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/keys"
 	"github.com/tokensmith/tokensmith/logging"
@@ -100,7 +101,17 @@ type tokenResponse struct {
 }
 
 func (p *Public) token(c *gin.Context) {
-	p.issue(c, ParseTokenRequest, func(t *grants.Token) any { return p.render(t) }, rfc6749Error)
+	p.issue(c, parseWithDPoP, func(t *grants.Token) any { return p.render(t) }, rfc6749Error)
+}
+
+// parseWithDPoP is ParseTokenRequest with the request's DPoP proofs (RFC 9449), which only the
+// standard token endpoint takes: a seed API's wire format has no place for one.
+func parseWithDPoP(r *http.Request) (*grants.Request, error) {
+	req, err := ParseTokenRequest(r)
+	if err == nil {
+		req.DPoP = r.Header.Values(dpop.Header)
+	}
+	return req, err
 }
 
 // issue is a token request through any door (/oauth2/token or a seed API profile's route):
@@ -179,7 +190,7 @@ func (p *Public) introspect(c *gin.Context) {
 func (p *Public) render(t *grants.Token) tokenResponse {
 	now := p.Now()
 	out := tokenResponse{
-		AccessToken: t.AccessToken, TokenType: "Bearer",
+		AccessToken: t.AccessToken, TokenType: t.Type(),
 		ExpiresIn: t.ExpiresIn(now), ExpiresAt: t.ExpiresAt.Unix(), Scope: t.Scope,
 		IssuedTokenType: t.IssuedTokenType,
 	}
@@ -228,6 +239,7 @@ func (p *Public) discovery(c *gin.Context) {
 		// A subject is the same user or client id for every client that sees it.
 		"subject_types_supported":                   []string{"public"},
 		"access_token_signing_alg_values_supported": p.Keys.Algorithms(),
+		"dpop_signing_alg_values_supported":         dpop.Algorithms,
 	})
 }
 

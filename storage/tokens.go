@@ -229,8 +229,9 @@ type TokenState struct {
 	User *User
 }
 
-// AssertionUse is a client assertion being accepted: its issuer (the client), its jti, and
-// its exp, until which the jti is remembered.
+// AssertionUse is a one-time JWT being accepted: a client assertion (ClientID its client) or a
+// DPoP proof (ClientID "dpop " and its key's thumbprint), its jti, and the time until which
+// the jti is remembered.
 type AssertionUse struct {
 	ClientID  string
 	JTI       string

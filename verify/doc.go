@@ -39,6 +39,12 @@
 // envelope of its own renders the body (Config.ErrorBody, RenderError); the status and the
 // challenge stay RFC 6750's.
 //
+// A sender-constrained token is checked against what binds it: a token with cnf.jkt must come
+// as "Authorization: DPoP …" with a DPoP proof (RFC 9449) signed by that key for this request
+// and this token, never seen before (DPoPConfig); a token with cnf x5t#S256 must come over a
+// connection with that client certificate (RFC 8705). RequireBinding refuses bearer tokens on
+// a route. Package dpop signs the proofs on the caller's side.
+//
 // Routes that must see a revocation at once ask the introspection endpoint (RFC 7662) as
 // well (Introspect) or instead (IntrospectOnly), with a short cache; PersonalTokens accepts
 // Tokensmith personal tokens (tsp_…), which only introspection can check. The resource server

@@ -45,6 +45,14 @@ var (
 	// ErrInsufficientScope: the token is valid but lacks a scope the route requires
 	// (403 insufficient_scope).
 	ErrInsufficientScope = errors.New("insufficient scope")
+	// ErrProof: a DPoP proof is missing, malformed, signed by another key than the token is
+	// bound to, made for another request, stale or replayed (401 invalid_dpop_proof, with a
+	// DPoP challenge).
+	ErrProof = errors.New("invalid DPoP proof")
+	// ErrBinding: a sender-constrained token came without what binds it (a DPoP-bound token
+	// sent as Bearer, a certificate-bound token without its certificate), a bearer token came
+	// on a RequireBinding route, or Authorization: DPoP carried an unbound token.
+	ErrBinding = errors.New("binding not proven")
 	// ErrUnavailable: the keys or the introspection endpoint could not be reached and nothing
 	// usable is cached (503): the token may be perfectly good.
 	ErrUnavailable = errors.New("authorization server unavailable")
@@ -55,6 +63,8 @@ const (
 	CodeInvalidRequest    = "invalid_request"
 	CodeInvalidToken      = "invalid_token"
 	CodeInsufficientScope = "insufficient_scope"
+	// CodeInvalidDPoPProof is RFC 9449 §7.1's.
+	CodeInvalidDPoPProof = "invalid_dpop_proof"
 )
 
 // Error is a refusal: what the middleware answers, and what Verify and Route.Authenticate
@@ -72,6 +82,8 @@ type Error struct {
 
 	reason error
 	cause  error
+	// scheme is the challenge's: Bearer when empty, or DPoP with algs.
+	scheme, algs string
 }
 
 func (e *Error) Error() string {
@@ -100,6 +112,8 @@ func refuse(reason error, description string, cause error) *Error {
 		e.Status, e.Code = http.StatusBadRequest, CodeInvalidRequest
 	case ErrInsufficientScope:
 		e.Status, e.Code = http.StatusForbidden, CodeInsufficientScope
+	case ErrProof:
+		e.Code = CodeInvalidDPoPProof
 	case ErrUnavailable:
 		e.Status, e.Code = http.StatusServiceUnavailable, ""
 	}
@@ -122,7 +136,11 @@ func (e *Error) challenge(realm string) string {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("Bearer")
+	if e.scheme == "" {
+		b.WriteString(schemeBearer)
+	} else {
+		b.WriteString(e.scheme)
+	}
 	sep := " "
 	param := func(name, value string) {
 		b.WriteString(sep + name + `="` + quotable(value) + `"`)
@@ -139,6 +157,9 @@ func (e *Error) challenge(realm string) string {
 	}
 	if e.Scope != "" {
 		param("scope", e.Scope)
+	}
+	if e.algs != "" {
+		param("algs", e.algs)
 	}
 	return b.String()
 }

@@ -24,22 +24,25 @@ const maxCached = 10000
 const (
 	introspectedAccess   = "Bearer"
 	introspectedPersonal = "personal_token"
+	// introspectedDPoP is the token_type of a DPoP-bound access token (RFC 9449 §6.2).
+	introspectedDPoP = "DPoP"
 )
 
 // introspection is an RFC 7662 §2.2 answer.
 type introspection struct {
-	Active    bool         `json:"active"`
-	Scope     string       `json:"scope"`
-	ClientID  string       `json:"client_id"`
-	Username  string       `json:"username"`
-	TokenType string       `json:"token_type"`
-	Exp       int64        `json:"exp"`
-	Iat       int64        `json:"iat"`
-	Nbf       int64        `json:"nbf"`
-	Sub       string       `json:"sub"`
-	Aud       jwt.Audience `json:"aud"`
-	Iss       string       `json:"iss"`
-	Jti       string       `json:"jti"`
+	Active    bool          `json:"active"`
+	Scope     string        `json:"scope"`
+	ClientID  string        `json:"client_id"`
+	Username  string        `json:"username"`
+	TokenType string        `json:"token_type"`
+	Exp       int64         `json:"exp"`
+	Iat       int64         `json:"iat"`
+	Nbf       int64         `json:"nbf"`
+	Sub       string        `json:"sub"`
+	Aud       jwt.Audience  `json:"aud"`
+	Iss       string        `json:"iss"`
+	Jti       string        `json:"jti"`
+	Cnf       *Confirmation `json:"cnf"`
 }
 
 type cachedAnswer struct {

@@ -3,11 +3,14 @@ package verify
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tokensmith/tokensmith/dpop"
 )
 
 // PersonalTokenPrefix starts every Tokensmith personal token.
@@ -79,6 +82,7 @@ type Route struct {
 	queries  []string
 	mode     introspectMode
 	personal bool
+	bound    bool
 	errBody  ErrorBodyFunc
 }
 
@@ -120,14 +124,43 @@ func (rt *Route) Wrap(next http.Handler) http.Handler {
 	})
 }
 
-// Authenticate finds the request's token, verifies it and checks the scopes. The error is an
+// Authenticate finds the request's token, verifies it, checks that a sender-constrained token
+// came with its DPoP proof or client certificate, and checks the scopes. The error is an
 // *Error.
 func (rt *Route) Authenticate(r *http.Request) (*Claims, error) {
-	tok, err := rt.token(r)
+	tok, scheme, err := rt.token(r)
 	if err != nil {
+		if rt.bound {
+			var e *Error
+			if errors.As(err, &e) && e.scheme == "" {
+				e.scheme, e.algs = schemeDPoP, rt.v.dpopAlgs
+			}
+		}
 		return nil, err
 	}
-	return rt.verify(r.Context(), tok)
+	var proof *dpop.Proof
+	if scheme == schemeDPoP {
+		if proof, err = rt.checkProof(r, tok); err != nil {
+			return nil, err
+		}
+	}
+	claims, err := rt.verify(r.Context(), tok)
+	if err != nil {
+		var e *Error
+		if scheme == schemeDPoP && errors.As(err, &e) && e.scheme == "" {
+			e.scheme, e.algs = schemeDPoP, rt.v.dpopAlgs
+		}
+		return nil, err
+	}
+	if err := rt.checkBinding(r, scheme, claims); err != nil {
+		return nil, err
+	}
+	if proof != nil {
+		if err := rt.bindProof(r.Context(), proof, claims); err != nil {
+			return nil, err
+		}
+	}
+	return claims, nil
 }
 
 // Refuse answers a request Authenticate refused: the status and WWW-Authenticate of RFC 6750
@@ -164,31 +197,36 @@ func defaultBody(_ *http.Request, e *Error) (string, []byte) {
 // token reads the token from the places this route accepts: Authorization: Bearer always, the
 // extra headers and query parameters when configured. RFC 6750 §2 forbids sending a token in
 // more than one way; two places carrying the same token are tolerated, different ones refused.
-func (rt *Route) token(r *http.Request) (string, error) {
+// The scheme is DPoP for "Authorization: DPoP …", Bearer otherwise.
+func (rt *Route) token(r *http.Request) (string, string, error) {
 	var found []string
+	scheme := schemeBearer
 	auth := r.Header.Values("Authorization")
 	if len(auth) > 1 {
-		return "", refuse(ErrMalformedRequest, "more than one Authorization header", nil)
+		return "", "", refuse(ErrMalformedRequest, "more than one Authorization header", nil)
 	}
 	if len(auth) == 1 {
-		scheme, tok, spaced := strings.Cut(auth[0], " ")
+		name, tok, spaced := strings.Cut(auth[0], " ")
 		switch {
-		case strings.EqualFold(scheme, "Bearer"):
+		case strings.EqualFold(name, schemeBearer), strings.EqualFold(name, schemeDPoP):
 			tok = strings.TrimLeft(tok, " ")
 			if !spaced || !isB64Token(tok) {
-				return "", refuse(ErrMalformedRequest, "the Authorization header must be Bearer and the token", nil)
+				return "", "", refuse(ErrMalformedRequest, "the Authorization header must be Bearer and the token", nil)
+			}
+			if strings.EqualFold(name, schemeDPoP) {
+				scheme = schemeDPoP
 			}
 			found = append(found, tok)
 		case !spaced:
 			// A bare value ("Authorization: eyJ…"): a token without its scheme, not another scheme.
-			return "", refuse(ErrMalformedRequest, "the Authorization header must be Bearer and the token", nil)
+			return "", "", refuse(ErrMalformedRequest, "the Authorization header must be Bearer and the token", nil)
 		}
 		// Another scheme (Basic …) is not a bearer token: the request has none of ours.
 	}
 	for _, name := range rt.headers {
 		vals := r.Header.Values(name)
 		if len(vals) > 1 {
-			return "", refuse(ErrMalformedRequest, "more than one "+name+" header", nil)
+			return "", "", refuse(ErrMalformedRequest, "more than one "+name+" header", nil)
 		}
 		if len(vals) == 1 {
 			tok := strings.TrimSpace(vals[0])
@@ -196,7 +234,7 @@ func (rt *Route) token(r *http.Request) (string, error) {
 				tok = strings.TrimLeft(tok[7:], " ")
 			}
 			if !isB64Token(tok) {
-				return "", refuse(ErrMalformedRequest, "the "+name+" header must hold the token", nil)
+				return "", "", refuse(ErrMalformedRequest, "the "+name+" header must hold the token", nil)
 			}
 			found = append(found, tok)
 		}
@@ -206,11 +244,11 @@ func (rt *Route) token(r *http.Request) (string, error) {
 		for _, name := range rt.queries {
 			vals := q[name]
 			if len(vals) > 1 {
-				return "", refuse(ErrMalformedRequest, "more than one "+name+" parameter", nil)
+				return "", "", refuse(ErrMalformedRequest, "more than one "+name+" parameter", nil)
 			}
 			if len(vals) == 1 {
 				if !isB64Token(vals[0]) {
-					return "", refuse(ErrMalformedRequest, "the "+name+" parameter must hold the token", nil)
+					return "", "", refuse(ErrMalformedRequest, "the "+name+" parameter must hold the token", nil)
 				}
 				found = append(found, vals[0])
 			}
@@ -218,11 +256,11 @@ func (rt *Route) token(r *http.Request) (string, error) {
 	}
 	switch {
 	case len(found) == 0:
-		return "", refuse(ErrNoToken, "the request carries no access token", nil)
+		return "", "", refuse(ErrNoToken, "the request carries no access token", nil)
 	case slices.ContainsFunc(found, func(t string) bool { return t != found[0] }):
-		return "", refuse(ErrMalformedRequest, "the request carries different tokens in more than one place", nil)
+		return "", "", refuse(ErrMalformedRequest, "the request carries different tokens in more than one place", nil)
 	}
-	return found[0], nil
+	return found[0], scheme, nil
 }
 
 // isB64Token: RFC 6750 §2.1 b64token, 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" )
@@ -299,7 +337,7 @@ func (rt *Route) introspected(ctx context.Context, tok string, checkedLocally bo
 	switch {
 	case personal && !rt.personal:
 		return nil, refuse(ErrType, "a personal token is not accepted here: exchange it for an access token", nil)
-	case !personal && a.TokenType != introspectedAccess:
+	case !personal && a.TokenType != introspectedAccess && a.TokenType != introspectedDPoP:
 		return nil, refuse(ErrType, "not an access token", nil)
 	case a.Iss != v.issuer:
 		return nil, refuse(ErrIssuer, "the token was issued by another issuer", nil)
@@ -309,6 +347,9 @@ func (rt *Route) introspected(ctx context.Context, tok string, checkedLocally bo
 	now := v.now()
 	c := &Claims{Issuer: a.Iss, Subject: a.Sub, Audience: []string(a.Aud), ClientID: a.ClientID, Scopes: strings.Fields(a.Scope),
 		ID: a.Jti, Username: a.Username, Personal: personal, Introspected: true}
+	if a.Cnf != nil {
+		c.Confirmation = *a.Cnf
+	}
 	if a.Exp != 0 {
 		c.ExpiresAt = time.Unix(a.Exp, 0)
 		if now.Add(-v.leeway).After(c.ExpiresAt) {

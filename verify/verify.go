@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,6 +72,12 @@ type Config struct {
 	// its own with the RenderError option. When nil the body is
 	// {"error":"…","error_description":"…"}.
 	ErrorBody ErrorBodyFunc
+	// DPoP configures the checks of DPoP-bound tokens (Authorization: DPoP and a proof).
+	DPoP DPoPConfig
+	// ClientCertificate finds the client certificate a certificate-bound token (cnf
+	// x5t#S256) must have come with. When nil it is the TLS connection's; behind a proxy that
+	// terminates TLS, read the proxy's header here, and only from requests the proxy sent.
+	ClientCertificate func(*http.Request) *x509.Certificate
 	// Logger receives a WARN line when the JWKS or the introspection endpoint starts failing,
 	// and an INFO line when it answers again; slog.Default() when nil.
 	Logger *slog.Logger
@@ -109,6 +116,9 @@ type Verifier struct {
 	intro    *introspector
 	keys     keySet
 	disc     *discovery
+	dpop     DPoPConfig
+	dpopAlgs string
+	certOf   func(*http.Request) *x509.Certificate
 	now      func() time.Time
 	log      *slog.Logger
 }
@@ -148,6 +158,21 @@ func New(cfg Config) (*Verifier, error) {
 	if err != nil {
 		bad("Algorithms: %v", err)
 	}
+	proofAlgs, err := acceptedAlgorithms(cfg.DPoP.Algorithms)
+	switch {
+	case cfg.DPoP.Algorithms == nil:
+		proofAlgs = signingAlgorithms
+	case err != nil:
+		bad("DPoP.Algorithms: %v", err)
+	}
+	if cfg.DPoP.ExternalURL != "" {
+		if err := checkURL(cfg.DPoP.ExternalURL); err != nil {
+			bad("DPoP.ExternalURL: %v", err)
+		}
+	}
+	if cfg.DPoP.Window < 0 || cfg.DPoP.Window > 5*time.Minute {
+		bad("DPoP.Window: %s is not between 0 and 5m", cfg.DPoP.Window)
+	}
 	if len(problems) > 0 {
 		return nil, errors.New("verify: " + strings.Join(problems, "; "))
 	}
@@ -167,6 +192,15 @@ func New(cfg Config) (*Verifier, error) {
 	v := &Verifier{
 		issuer: cfg.Issuer, audience: slices.Clone(cfg.Audience), realm: realm, leeway: leeway, algs: algs,
 		errBody: cfg.ErrorBody, now: time.Now, log: log.With("component", "verify"),
+		dpop: cfg.DPoP, certOf: cfg.ClientCertificate,
+	}
+	v.dpop.Algorithms = make([]string, len(proofAlgs))
+	for i, a := range proofAlgs {
+		v.dpop.Algorithms[i] = string(a)
+	}
+	v.dpopAlgs = strings.Join(v.dpop.Algorithms, " ")
+	if v.dpop.Replay == nil {
+		v.dpop.Replay = NewMemoryReplayCache(defaultReplayEntries)
 	}
 	interval := orDefault(cfg.RefreshInterval, DefaultRefreshInterval)
 	v.disc = &discovery{issuer: cfg.Issuer, client: client, interval: interval, now: v.clock}
@@ -305,6 +339,10 @@ type Claims struct {
 	Personal bool
 	// Introspected: the authorization server confirmed the token is active.
 	Introspected bool
+	// Confirmation is the key or certificate the token is bound to (cnf), empty for a bearer
+	// token. Route.Authenticate has checked the binding; Verify, which sees no request,
+	// has not.
+	Confirmation Confirmation
 }
 
 // HasScope reports whether the token carries scope.
@@ -312,8 +350,9 @@ func (c *Claims) HasScope(scope string) bool { return slices.Contains(c.Scopes, 
 
 // accessClaims are the claims beside the registered ones that Tokensmith writes.
 type accessClaims struct {
-	ClientID string `json:"client_id"`
-	Scope    string `json:"scope"`
+	ClientID string        `json:"client_id"`
+	Scope    string        `json:"scope"`
+	Cnf      *Confirmation `json:"cnf"`
 }
 
 // typ is the media type of an access token (RFC 9068 §2.1): at+jwt, or in full
@@ -405,6 +444,9 @@ func (v *Verifier) local(ctx context.Context, raw string) (*Claims, error) {
 	}
 	if std.NotBefore != nil {
 		out.NotBefore = std.NotBefore.Time()
+	}
+	if extra.Cnf != nil {
+		out.Confirmation = *extra.Cnf
 	}
 	return out, nil
 }

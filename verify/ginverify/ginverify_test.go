@@ -18,6 +18,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/tokensmith/tokensmith/dpop"
 	"github.com/tokensmith/tokensmith/verify"
 	"github.com/tokensmith/tokensmith/verify/ginverify"
 )
@@ -44,10 +45,19 @@ func TestRequire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder, err := dpop.NewSigner(ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cnf map[string]string // the next token's binding
 	token := func(scope string) string {
 		now := time.Now()
 		payload, _ := json.Marshal(map[string]any{"iss": "https://auth.example.test", "sub": "c1", "aud": audience, "client_id": "c1",
-			"scope": scope, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "j1"})
+			"scope": scope, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "j1", "cnf": cnf})
 		jws, err := signer.Sign(payload)
 		if err != nil {
 			t.Fatal(err)
@@ -64,8 +74,15 @@ func TestRequire(t *testing.T) {
 		}
 		c.String(200, "orders of %s", claims.ClientID)
 	})
+	r.GET("/bound", ginverify.Require(v, verify.RequireBinding()), func(c *gin.Context) {
+		claims, _ := ginverify.Claims(c)
+		c.String(200, "bound to %s", claims.Confirmation.JKT)
+	})
 	api := httptest.NewServer(r)
 	defer api.Close()
+	bearer := token("orders:read")
+	cnf = map[string]string{"jkt": holder.Thumbprint()}
+	bound := token("orders:read")
 
 	for _, tc := range []struct {
 		name      string
@@ -74,18 +91,38 @@ func TestRequire(t *testing.T) {
 		status    int
 		challenge string
 		body      string
+		path      string // /orders when empty
+		proof     bool   // sign a DPoP proof for the token
 	}{
-		{"good token", "Authorization", "Bearer " + token("orders:read"), 200, "", "orders of c1"},
-		{"Evotor header", "X-Authorization", token("orders:read"), 200, "", "orders of c1"},
-		{"no token", "", "", 401, `Bearer realm="api"`, `{"error_description":"the request carries no access token"}` + "\n"},
-		{"missing scope", "Authorization", "Bearer " + token("orders:write"), 403,
+		{"good token", "Authorization", "Bearer " + bearer, 200, "", "orders of c1", "", false},
+		{"Evotor header", "X-Authorization", bearer, 200, "", "orders of c1", "", false},
+		{"no token", "", "", 401, `Bearer realm="api"`, `{"error_description":"the request carries no access token"}` + "\n", "", false},
+		{"missing scope", "Authorization", "Bearer " + func() string { cnf = nil; return token("orders:write") }(), 403,
 			`Bearer realm="api", error="insufficient_scope", error_description="the token lacks the scope orders:read", scope="orders:read"`,
-			`{"error":"insufficient_scope","error_description":"the token lacks the scope orders:read"}` + "\n"},
+			`{"error":"insufficient_scope","error_description":"the token lacks the scope orders:read"}` + "\n", "", false},
+		{"DPoP-bound token with its proof", "Authorization", "DPoP " + bound, 200, "", "bound to " + holder.Thumbprint(), "/bound", true},
+		{"DPoP-bound token as Bearer", "Authorization", "Bearer " + bound, 401,
+			`DPoP realm="api", error="invalid_token", error_description="the token is bound to a DPoP key: send it as Authorization: DPoP with a proof", algs="RS256 PS256 ES256 EdDSA"`,
+			`{"error":"invalid_token","error_description":"the token is bound to a DPoP key: send it as Authorization: DPoP with a proof"}` + "\n", "/bound", false},
+		{"bearer token where binding is required", "Authorization", "Bearer " + bearer, 401,
+			`DPoP realm="api", error="invalid_token", error_description="this API accepts only sender-constrained tokens (DPoP or a client certificate)", algs="RS256 PS256 ES256 EdDSA"`,
+			`{"error":"invalid_token","error_description":"this API accepts only sender-constrained tokens (DPoP or a client certificate)"}` + "\n", "/bound", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest("GET", api.URL+"/orders", nil)
+			path := tc.path
+			if path == "" {
+				path = "/orders"
+			}
+			req, _ := http.NewRequest("GET", api.URL+path, nil)
 			if tc.header != "" {
 				req.Header.Set(tc.header, tc.value)
+			}
+			if tc.proof {
+				p, err := holder.Proof("GET", api.URL+path, bound)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set(dpop.Header, p)
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/tokensmith/tokensmith/internal/configref"
+	"github.com/tokensmith/tokensmith/cmd/configref"
 )
 
 func main() {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokensmith/tokensmith/internal/configref"
+	"github.com/tokensmith/tokensmith/cmd/configref"
 )
 
 // TestReferenceIsCurrent: docs/configuration.md is what the generator makes of config.Config
