@@ -58,6 +58,10 @@ type Event struct {
 	UsernameDigest string `json:"username_digest,omitempty"`
 	Grant          string `json:"grant,omitempty"`
 	JTI            string `json:"jti,omitempty"`
+	// ExternalIssuer and ExternalSubject are the workload that authenticated as the client with
+	// a token its platform issued (federated workload identity): that token's iss and sub.
+	ExternalIssuer  string `json:"external_iss,omitempty"`
+	ExternalSubject string `json:"external_sub,omitempty"`
 	// Family is the refresh-token family (login) a token belongs to; not a secret, every
 	// access token of the login carries it in its jti.
 	Family    string `json:"family,omitempty"`

@@ -56,7 +56,8 @@ func populated(t *testing.T, now time.Time) *embedded.Store {
 	must(t, err)
 	_, err = s.RotateSigningKey(ctx, testKey(t, "k1", now), now, time.Hour)
 	must(t, err)
-	must(t, s.CreateClient(ctx, storage.Client{ID: "billing", Name: "Billing <&>", SecretHash: []byte("digest"), GrantTypes: []string{"password"}, CreatedAt: now}))
+	must(t, s.CreateClient(ctx, storage.Client{ID: "billing", Name: "Billing <&>", SecretHash: []byte("digest"), GrantTypes: []string{"password"}, CreatedAt: now,
+		FederatedIdentities: []storage.FederatedIdentity{{Issuer: "https://kubernetes.default.svc.cluster.local", Subject: "system:serviceaccount:prod:*"}}}))
 	must(t, s.CreateClient(ctx, storage.Client{ID: "old", CreatedAt: now}))
 	must(t, s.DeleteClient(ctx, "old", now))
 	must(t, s.CreateUser(ctx, storage.User{ID: "u1", Username: "alice", PasswordHash: []byte("bcrypt"), CreatedAt: now}))
@@ -159,6 +160,11 @@ func TestRoundTrip(t *testing.T) {
 	second, err := Import(ctx, target, bytes.NewReader(doc), ImportOptions{})
 	must(t, err)
 	only(t, second, storage.Unchanged)
+	// The federated identities came along, and the target finds their client by them.
+	if ids, err := target.ClientsByFederatedIdentity(ctx, "https://kubernetes.default.svc.cluster.local", "system:serviceaccount:prod:billing"); err != nil ||
+		len(ids) != 1 || ids[0] != "billing" {
+		t.Errorf("the imported client's federated identity finds %v, %v", ids, err)
+	}
 
 	// The target exports the same document, but for its time.
 	again := export(t, target, now)

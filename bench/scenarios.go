@@ -40,6 +40,7 @@ var scenarios = []scenario{
 	{"fresh-ps256", "fresh client_credentials, PS256", prepareClientCredentials("fresh-ps256", map[string]any{"access_token_signing_alg": "PS256"})},
 	{"fresh-es256", "fresh client_credentials, ES256", prepareClientCredentials("fresh-es256", map[string]any{"access_token_signing_alg": "ES256"})},
 	{"fresh-eddsa", "fresh client_credentials, EdDSA", prepareClientCredentials("fresh-eddsa", map[string]any{"access_token_signing_alg": "EdDSA"})},
+	{"federated", "fresh client_credentials, workload token (ES256)", prepareFederated},
 	{"limited", "daily-limited client_credentials", prepareClientCredentials("limited", map[string]any{"daily_limit": 2_000_000_000})},
 	{"jwks", "JWKS", prepareJWKS},
 	{"introspect", "introspection (access token)", prepareIntrospect},
@@ -169,7 +170,9 @@ func (p post) do(c *http.Client) (int, []byte, error) {
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", p.auth)
+	if p.auth != "" {
+		req.Header.Set("Authorization", p.auth)
+	}
 	return roundTrip(c, req)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/server"
+	"github.com/tokensmith/tokensmith/storage"
 )
 
 func clientCmd(g *globals) *cobra.Command {
@@ -28,7 +29,7 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() (registry.ClientInput, e
 	var (
 		id, name, attl, rttl, grace, reuseMin, auth, owner, alg string
 		jwksFile, jwksURI                                       string
-		grants, scopes, aud                                     []string
+		grants, scopes, aud, federated                          []string
 		reuse, resourceServer, dailyShadow, hourlyShadow        bool
 		dpopBound                                               bool
 		limit, hourly                                           int
@@ -53,6 +54,8 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() (registry.ClientInput, e
 	fs.StringVar(&auth, "auth", "", "short for --auth-method")
 	fs.StringVar(&jwksFile, "jwks", "", "file holding the client's public keys (a JWK set) for --auth private_key_jwt; empty removes them")
 	fs.StringVar(&jwksURI, "jwks-uri", "", "https URL where the client publishes its public keys, for --auth private_key_jwt; empty removes it")
+	fs.StringArrayVar(&federated, "federated", nil, "a workload that may act as the client with a token its platform issued: ISSUER=SUBJECT, "+
+		"ISSUER a trusted issuer, SUBJECT exact or ending in ':*' or '/*' (repeat; on create it implies --auth private_key_jwt; on update it replaces the list, and one empty value removes it)")
 	fs.StringVar(&owner, "owner", "", "id of the user who manages this client")
 	fs.StringVar(&alg, "signing-alg", "", "algorithm of the client's access tokens: one of the server's keys.algorithms (RS256, PS256, ES256, EdDSA); empty: the first of them")
 	fs.BoolVar(&resourceServer, "resource-server", false, "may introspect every client's tokens (an API checking what integrators send it)")
@@ -101,6 +104,21 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() (registry.ClientInput, e
 			in.JWKS = &raw
 		})
 		set("jwks-uri", func() { in.JWKSURI = &jwksURI })
+		set("federated", func() {
+			fis := []storage.FederatedIdentity{}
+			for _, f := range federated {
+				if f == "" && len(federated) == 1 {
+					break
+				}
+				iss, sub, ok := strings.Cut(f, "=")
+				if !ok || iss == "" || sub == "" {
+					err = usagef("--federated %q: want ISSUER=SUBJECT, e.g. https://kubernetes.default.svc.cluster.local=system:serviceaccount:prod:billing", f)
+					return
+				}
+				fis = append(fis, storage.FederatedIdentity{Issuer: iss, Subject: sub})
+			}
+			in.FederatedIdentities = &fis
+		})
 		set("owner", func() { in.Owner = &owner })
 		set("resource-server", func() { in.ResourceServer = &resourceServer })
 		set("signing-alg", func() { in.AccessTokenSigningAlg = &alg })
@@ -130,7 +148,11 @@ func clientCreateCmd(g *globals) *cobra.Command {
 			return g.printJSON(raw)
 		}
 		printClient(g, v)
-		if v.ClientSecret == "" {
+		switch {
+		case v.ClientSecret == "" && v.TokenEndpointAuthMethod == protocol.AuthPrivateKeyJWT:
+			fmt.Fprintln(g.out, "\nNo secret: the client authenticates with a signed assertion (its own key, or its workload's platform token).")
+			return nil
+		case v.ClientSecret == "":
 			fmt.Fprintln(g.out, "\nA public client: it has no secret and is identified by its client_id alone.")
 			return nil
 		}
@@ -300,6 +322,9 @@ func printClient(g *globals, v registry.ClientView) {
 	}
 	if len(v.KeyIDs) > 0 {
 		row("key_ids", strings.Join(v.KeyIDs, ", "))
+	}
+	for _, f := range v.FederatedIdentities {
+		row("federated", f.Issuer+" = "+f.Subject)
 	}
 	row("signing_alg", v.AccessTokenSigningAlg)
 	row("owner", dash(v.Owner))

@@ -19,6 +19,10 @@ func TestClientFlagsForQuotasAndPublicClients(t *testing.T) {
 		{[]string{"--auth-method", "none", "--daily-limit", "100"}, `{"daily_limit":100,"token_endpoint_auth_method":"none"}`},
 		{[]string{"--auth", "private_key_jwt", "--jwks-uri", "https://keys.example.com/jwks.json"}, `{"token_endpoint_auth_method":"private_key_jwt","jwks_uri":"https://keys.example.com/jwks.json"}`},
 		{[]string{"--jwks", ""}, `{"jwks":null}`},
+		{[]string{"--federated", "https://k8s.example=system:serviceaccount:prod:billing", "--federated", "https://token.actions.githubusercontent.com=repo:acme/app:*"},
+			`{"federated_identities":[{"issuer":"https://k8s.example","subject":"system:serviceaccount:prod:billing"},` +
+				`{"issuer":"https://token.actions.githubusercontent.com","subject":"repo:acme/app:*"}]}`},
+		{[]string{"--federated", ""}, `{"federated_identities":[]}`},
 	} {
 		fs := pflag.NewFlagSet("client update", pflag.ContinueOnError)
 		input := clientFlags(fs, false)

@@ -30,6 +30,23 @@ func TestTrustedIssuerCLI(t *testing.T) {
 	if status != 0 || !strings.Contains(stdout, v.ID) || !strings.Contains(stdout, "https://token.actions.githubusercontent.com") || !strings.Contains(stdout, "https://tokensmith.example") {
 		t.Fatalf("list: exit %d: %s%s", status, stdout, stderr)
 	}
+	// A client a workload of the issuer acts as: create and show list the identity.
+	const fed = "https://token.actions.githubusercontent.com=repo:acme/app:*"
+	if status, _, stderr := runCLI(t, "client", "create", "--id", "deployer", "--federated", "https://other.example=repo:acme/app:*"); status == 0 ||
+		!strings.Contains(stderr, "is not a trusted issuer") {
+		t.Fatalf("client with an untrusted issuer: exit %d: %s", status, stderr)
+	}
+	if status, _, stderr := runCLI(t, "client", "create", "--id", "deployer", "--federated", "bad"); status == 0 || !strings.Contains(stderr, "ISSUER=SUBJECT") {
+		t.Fatalf("--federated without '=': exit %d: %s", status, stderr)
+	}
+	status, stdout, stderr = runCLI(t, "client", "create", "--id", "deployer", "--federated", fed)
+	if status != 0 || !strings.Contains(stdout, "private_key_jwt") || !strings.Contains(stdout, "No secret") {
+		t.Fatalf("client create --federated: exit %d: %s%s", status, stdout, stderr)
+	}
+	status, stdout, stderr = runCLI(t, "client", "show", "deployer")
+	if status != 0 || !strings.Contains(stdout, "https://token.actions.githubusercontent.com = repo:acme/app:*") {
+		t.Fatalf("client show: exit %d: %s%s", status, stdout, stderr)
+	}
 	if status, _, stderr := runCLI(t, "trusted-issuer", "delete", v.ID); status != 0 {
 		t.Fatalf("delete: exit %d: %s", status, stderr)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
+	"github.com/tokensmith/tokensmith/storage"
 )
 
 // The browser tests drive Debian's headless Chromium through chromedp. One Chromium serves
@@ -649,11 +650,21 @@ func TestKeyClientShowsItsKeys(t *testing.T) {
 		TokenEndpointAuthMethod: &method, JWKS: &jwks}); err != nil {
 		t.Fatal(err)
 	}
+	// A client a Kubernetes workload acts as lists the workload, and has no button either.
+	const k8s = "https://kubernetes.default.svc.cluster.local"
+	if _, err := e.Registry.CreateTrustedIssuer(context.Background(), registry.TrustedIssuerInput{Issuer: k8s}); err != nil {
+		t.Fatal(err)
+	}
+	wname := "Reports (workload)"
+	fis := []storage.FederatedIdentity{{Issuer: k8s, Subject: "system:serviceaccount:prod:reports"}}
+	if _, err := e.Registry.CreateClient(context.Background(), registry.ClientInput{Name: &wname, Owner: &lena, FederatedIdentities: &fis}); err != nil {
+		t.Fatal(err)
+	}
 	b := newTab(t)
 	b.signIn(e.URL, "lena", "lena-password")
 	b.run("the Integration page", chromedp.Navigate(e.URL+"/console/"), chromedp.WaitVisible(chromedp.CSS("#page-integration")))
 	page := value(b, "the page's text", chromedp.Evaluate[string]("document.body.innerText"))
-	for _, want := range []string{"private_key_jwt", "billing-2026-12", "holds no secret"} {
+	for _, want := range []string{"private_key_jwt", "billing-2026-12", "holds no secret", k8s, "system:serviceaccount:prod:reports", "the client holds none"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the Integration page does not show %q:\n%s", want, page)
 		}

@@ -50,7 +50,11 @@ func (c *core) authenticateAssertion(ctx context.Context, r *Request) (*Client, 
 	if !slices.Contains(AssertionAlgorithms, alg) {
 		return nil, fail("alg %s is not accepted (only %s)", quoted(alg), strings.Join(AssertionAlgorithms, ", "))
 	}
-	if claims.Issuer == "" || claims.Subject == "" || claims.Issuer != claims.Subject {
+	if claims.Issuer != "" && claims.Issuer != claims.Subject {
+		// Not the client's own assertion: a token a trusted issuer gave a workload.
+		return c.authenticateFederated(ctx, r, tok, &claims, alg)
+	}
+	if claims.Issuer == "" || claims.Subject == "" {
 		return nil, fail("iss and sub must both be the client id")
 	}
 	if r.ClientID != "" && r.ClientID != claims.Subject {

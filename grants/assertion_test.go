@@ -219,4 +219,36 @@ func BenchmarkClientAuthentication(b *testing.B) {
 			}
 		})
 	}
+
+	// A workload's platform token: a trusted issuer's keys from its JWKS (cached after the
+	// first request), the same token every time as platforms hand it out, the client found by
+	// client_id or through the identity index when client_id is left out.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(publicSet(b, jose.JSONWebKey{Key: ec.Public(), KeyID: "ec", Algorithm: "ES256"},
+			jose.JSONWebKey{Key: &rk.PublicKey, KeyID: "rsa", Algorithm: "RS256"}))
+	}))
+	defer srv.Close()
+	const sub = "system:serviceaccount:prod:billing"
+	if err := e.store.CreateTrustedIssuer(ctx, storage.TrustedIssuer{ID: "ti", Issuer: srv.URL, JWKSURI: srv.URL + "/jwks", Audiences: []string{"tokensmith"}}); err != nil {
+		b.Fatal(err)
+	}
+	fedID, _ := e.client(b, storage.Client{TokenEndpointAuthMethod: protocol.AuthPrivateKeyJWT,
+		FederatedIdentities: []storage.FederatedIdentity{{Issuer: srv.URL, Subject: sub}}})
+	for _, tc := range []struct {
+		name, clientID string
+		alg            jose.SignatureAlgorithm
+		key            any
+		kid            string
+	}{{"federated ES256", fedID, jose.ES256, ec, "ec"}, {"federated RS256", fedID, jose.RS256, rk, "rsa"},
+		{"federated ES256 without client_id", "", jose.ES256, ec, "ec"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			tok := sign(b, tc.alg, tc.key, tc.kid, map[string]any{"iss": srv.URL, "sub": sub, "aud": "tokensmith",
+				"exp": e.clock.Now().Add(time.Hour).Unix()})
+			for b.Loop() {
+				if cl, err := e.svc.core.authenticate(ctx, assertionReq(tc.clientID, tok)); err != nil || cl.ID != fedID {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -40,6 +40,9 @@ func issuedEvent(r *Request, t *Token) audit.Event {
 	if r.GrantType == protocol.GrantPassword {
 		e.Username = r.Params[protocol.ParamUsername]
 	}
+	if f := r.Federated; f != nil {
+		e.ExternalIssuer, e.ExternalSubject = f.Issuer, f.Subject
+	}
 	e.Family, _ = FamilyOf(t.jti)
 	return e
 }
@@ -50,6 +53,9 @@ func (c *core) refused(ctx context.Context, endpoint string, r *Request, err err
 	e := audit.Event{Kind: audit.TokenRefused, Endpoint: endpoint, Error: pe.Code, Reason: pe.Description}
 	if r != nil {
 		e.ClientID, e.Grant = r.ClientID, r.GrantType
+		if f := r.Federated; f != nil {
+			e.ExternalIssuer, e.ExternalSubject = f.Issuer, f.Subject
+		}
 		if r.GrantType == protocol.GrantPassword {
 			e.Username, e.UsernameDigest = c.refusedUsername(r.Params[protocol.ParamUsername], r.userKnown)
 		}

@@ -32,6 +32,9 @@ type Request struct {
 	ClientAssertion string
 	// Remote is the caller's address, for the failed-login backoff.
 	Remote string
+	// Federated is the workload whose platform token authenticated the client (iss and sub,
+	// once its signature verified), for the audit trail; nil otherwise.
+	Federated *storage.FederatedIdentity
 	// refresh is the refresh token's record when it was read to find the client.
 	refresh *storage.RefreshToken
 	// jkt is the thumbprint of the key of the request's valid DPoP proof.

@@ -60,6 +60,8 @@ type core struct {
 	// the digest comparisons of presented personal tokens.
 	patMisses       *misses
 	personalMatches atomic.Int64
+	// fed caches trusted issuers and their keys, for workloads' platform tokens.
+	fed *federated
 }
 
 // Auditor takes audit events (audit.Writer implements it); it must not block.
@@ -118,6 +120,7 @@ func NewService(store Store, k Keys, p Policy, opts ...Option) *Service {
 	c.usage = newUsage()
 	c.patMisses = newMisses()
 	c.clientKeys = jwkscache.NewGroup(jwkscache.Config{Interval: 10 * time.Second, Timeout: 3 * time.Second, Now: c.now, Log: c.log})
+	c.fed = newFederated(p.ClientCacheTTL, c.now, c.trusted, jwkscache.Config{Interval: 10 * time.Second, Timeout: 3 * time.Second, Now: c.now, Log: c.log})
 	if len(c.policy.Audience) == 0 {
 		c.policy.Audience = []string{p.Issuer}
 	}
@@ -157,10 +160,13 @@ func (h *Service) Forget(c storage.Change) {
 		h.core.patMisses.forget(c.ID)
 	case storage.ChangeUser:
 		h.core.pats.dropIf(func(t storage.PersonalToken) bool { return t.UserID == c.ID })
+	case storage.ChangeTrustedIssuer:
+		h.core.fed.forget(c.ID)
 	case "":
 		h.core.clients.clear()
 		h.core.pats.clear()
 		h.core.patMisses.clear()
+		h.core.fed.forget("")
 	}
 }
 

@@ -29,6 +29,8 @@ type Store interface {
 	DeletePersonalToken(ctx context.Context, userID, id string) error
 	TouchPersonalTokens(ctx context.Context, used map[string]time.Time) error
 	UseAssertion(ctx context.Context, a storage.AssertionUse) error
+	TrustedIssuerByIssuer(ctx context.Context, iss string) (storage.TrustedIssuer, error)
+	ClientsByFederatedIdentity(ctx context.Context, iss, sub string) ([]string, error)
 }
 
 // StoreObserver is told about every store call of the token path: its operation (the Store
@@ -153,4 +155,14 @@ func (s guardedStore) TouchPersonalTokens(ctx context.Context, used map[string]t
 
 func (s guardedStore) UseAssertion(ctx context.Context, a storage.AssertionUse) error {
 	return callErr(s, ctx, "UseAssertion", func(ctx context.Context) error { return s.next.UseAssertion(ctx, a) })
+}
+
+func (s guardedStore) TrustedIssuerByIssuer(ctx context.Context, iss string) (storage.TrustedIssuer, error) {
+	return call(s, ctx, "TrustedIssuerByIssuer", func(ctx context.Context) (storage.TrustedIssuer, error) {
+		return s.next.TrustedIssuerByIssuer(ctx, iss)
+	})
+}
+
+func (s guardedStore) ClientsByFederatedIdentity(ctx context.Context, iss, sub string) ([]string, error) {
+	return call(s, ctx, "ClientsByFederatedIdentity", func(ctx context.Context) ([]string, error) { return s.next.ClientsByFederatedIdentity(ctx, iss, sub) })
 }

@@ -50,6 +50,9 @@ type ClientInput struct {
 	// it) holds the keys a private_key_jwt client signs its assertions with; null or "" removes.
 	JWKS    *json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI *string          `json:"jwks_uri,omitempty"`
+	// FederatedIdentities are the workloads that may act as the client with a token their
+	// platform issued (a trusted issuer's iss and the token's sub); [] removes them all.
+	FederatedIdentities *[]storage.FederatedIdentity `json:"federated_identities,omitempty"`
 }
 
 // ClientView is a client as the admin API shows it. Durations that are empty use the server
@@ -78,10 +81,12 @@ type ClientView struct {
 	DPoPBoundAccessTokens   bool     `json:"dpop_bound_access_tokens"`
 	JWKSURI                 string   `json:"jwks_uri,omitempty"`
 	// KeyIDs are the kids of an inline jwks: the keys themselves are not shown again.
-	KeyIDs           []string  `json:"key_ids,omitempty"`
-	SecretGraceUntil time.Time `json:"previous_secret_valid_until,omitzero"`
-	CreatedAt        time.Time `json:"created_at"`
-	UpdatedAt        time.Time `json:"updated_at"`
+	KeyIDs []string `json:"key_ids,omitempty"`
+	// FederatedIdentities are the workloads that may act as the client.
+	FederatedIdentities []storage.FederatedIdentity `json:"federated_identities,omitempty"`
+	SecretGraceUntil    time.Time                   `json:"previous_secret_valid_until,omitzero"`
+	CreatedAt           time.Time                   `json:"created_at"`
+	UpdatedAt           time.Time                   `json:"updated_at"`
 }
 
 // View renders a stored client.
@@ -94,6 +99,7 @@ func View(c storage.Client) ClientView {
 		AccessTokenTTL: fmtDur(c.AccessTokenTTL), RefreshTokenTTL: fmtDur(c.RefreshTokenTTL),
 		ReuseMinRemaining: fmtDur(c.ReuseMinRemaining), AccessTokenSigningAlg: c.SigningAlg(),
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, JWKSURI: c.JWKSURI, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
+		FederatedIdentities: c.FederatedIdentities,
 	}
 	if len(c.JWKS) > 0 {
 		v.KeyIDs, _ = jwkscache.Check(c.JWKS)
@@ -145,6 +151,13 @@ func (s *Service) CreateClient(ctx context.Context, in ClientInput) (ClientView,
 	}
 	if err := s.checkSigningAlg(&in); err != nil {
 		return ClientView{}, err
+	}
+	if err := s.checkFederated(ctx, in); err != nil {
+		return ClientView{}, err
+	}
+	if in.TokenEndpointAuthMethod == nil && in.FederatedIdentities != nil && len(*in.FederatedIdentities) > 0 {
+		// A workload's token is a JWT client assertion: the method is implied.
+		in.TokenEndpointAuthMethod = new(protocol.AuthPrivateKeyJWT)
 	}
 	if in.AccessTokenSigningAlg == nil {
 		in.AccessTokenSigningAlg = new(s.algs.Algorithms()[0])
@@ -234,6 +247,9 @@ func (s *Service) UpdateClient(ctx context.Context, id string, in ClientInput) (
 		return ClientView{}, err
 	}
 	if err := s.checkSigningAlg(&in); err != nil {
+		return ClientView{}, err
+	}
+	if err := s.checkFederated(ctx, in); err != nil {
 		return ClientView{}, err
 	}
 	now := s.now().UTC()
@@ -595,14 +611,23 @@ func applyKeys(c *storage.Client, in ClientInput) error {
 		}
 		c.JWKSURI = *in.JWKSURI
 	}
+	if in.FederatedIdentities != nil {
+		fis, err := checkFederatedIdentities(*in.FederatedIdentities)
+		if err != nil {
+			return err
+		}
+		c.FederatedIdentities = fis
+	}
 	keyed := c.TokenEndpointAuthMethod == protocol.AuthPrivateKeyJWT
 	switch {
-	case keyed && len(c.JWKS) == 0 && c.JWKSURI == "":
-		return invalid("jwks or jwks_uri: a client with token_endpoint_auth_method %s needs its public keys", protocol.AuthPrivateKeyJWT)
+	case keyed && len(c.JWKS) == 0 && c.JWKSURI == "" && len(c.FederatedIdentities) == 0:
+		return invalid("jwks, jwks_uri or federated_identities: a client with token_endpoint_auth_method %s needs its public keys or a federated identity", protocol.AuthPrivateKeyJWT)
 	case keyed && len(c.JWKS) > 0 && c.JWKSURI != "":
 		return invalid("jwks and jwks_uri: give one of them, not both")
 	case !keyed && (len(c.JWKS) > 0 || c.JWKSURI != ""):
 		return invalid("jwks, jwks_uri: only a client with token_endpoint_auth_method %s has keys", protocol.AuthPrivateKeyJWT)
+	case !keyed && len(c.FederatedIdentities) > 0:
+		return invalid("federated_identities: only a client with token_endpoint_auth_method %s has federated identities", protocol.AuthPrivateKeyJWT)
 	}
 	return nil
 }

@@ -156,7 +156,7 @@ func TestCreateClientFields(t *testing.T) {
 		{name: "auth unknown", body: `{"token_endpoint_auth_method":"tls_client_auth"}`,
 			code: protocol.InvalidRequest, desc: "token_endpoint_auth_method must be client_secret_basic, client_secret_post, private_key_jwt or none"},
 		{name: "private_key_jwt without keys", body: `{"token_endpoint_auth_method":"private_key_jwt"}`,
-			code: protocol.InvalidRequest, desc: "jwks or jwks_uri: a client with token_endpoint_auth_method private_key_jwt needs its public keys"},
+			code: protocol.InvalidRequest, desc: "jwks, jwks_uri or federated_identities: a client with token_endpoint_auth_method private_key_jwt needs its public keys or a federated identity"},
 		{name: "jwks_uri not https", body: `{"token_endpoint_auth_method":"private_key_jwt","jwks_uri":"http://keys.example.com/"}`,
 			code: protocol.InvalidRequest, desc: "jwks_uri:"},
 

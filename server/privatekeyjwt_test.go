@@ -109,7 +109,7 @@ func TestPrivateKeyJWTRegistrationRefusals(t *testing.T) {
 	noKid, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), Algorithm: "ES256", Use: "sig"}}})
 	hmac := `{"keys":[{"kty":"oct","kid":"h","alg":"HS256","k":"c2VjcmV0"}]}`
 	for _, tc := range []struct{ name, body, field string }{
-		{"no keys", `{"token_endpoint_auth_method":"private_key_jwt"}`, "jwks or jwks_uri"},
+		{"no keys", `{"token_endpoint_auth_method":"private_key_jwt"}`, "jwks, jwks_uri or federated_identities"},
 		{"private members", `{"token_endpoint_auth_method":"private_key_jwt","jwks":` + string(priv) + `}`, "jwks:"},
 		{"key without kid", `{"token_endpoint_auth_method":"private_key_jwt","jwks":` + string(noKid) + `}`, "jwks:"},
 		{"symmetric key", `{"token_endpoint_auth_method":"private_key_jwt","jwks":` + hmac + `}`, "jwks:"},

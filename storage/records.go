@@ -42,6 +42,9 @@ type Client struct {
 	// the keys of a private_key_jwt client; such a client has no secret.
 	JWKS    []byte `json:"jwks,omitempty"`
 	JWKSURI string `json:"jwks_uri,omitempty"`
+	// FederatedIdentities are the workloads (platform-issued tokens of a trusted issuer) that
+	// may authenticate as this private_key_jwt client, beside or instead of its own keys.
+	FederatedIdentities []FederatedIdentity `json:"federated_identities,omitempty"`
 	// Owner is the id of the user who manages this client in the console.
 	Owner string `json:"owner,omitempty"`
 	// ResourceServer lets the client introspect tokens of every client (an API checking what

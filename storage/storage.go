@@ -185,6 +185,8 @@ type Storage interface {
 
 	// Trusted issuers of federated workload identity (see TrustedIssuers).
 	TrustedIssuers
+	// The clients a federated workload may act as (see FederatedClients).
+	FederatedClients
 
 	// Heartbeat records, at now, that replica r is alive until r.ExpiresAt.
 	Heartbeat(ctx context.Context, r Replica, now time.Time) error

@@ -61,6 +61,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"PersonalTokensGoWithTheirUser", testPersonalTokensOfDeletedUser},
 		{"TrustedIssuers", testTrustedIssuers},
 		{"RestoreTrustedIssuers", testRestoreTrustedIssuers},
+		{"FederatedIndex", testFederatedIndex},
 		{"KeyRotation", testKeyRotation},
 		{"KeyRestore", testKeyRestore},
 		{"SigningKeysPerAlgorithm", testSigningKeysPerAlgorithm},

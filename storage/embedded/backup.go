@@ -189,10 +189,7 @@ func (s *Store) RestoreClient(ctx context.Context, c storage.Client, r storage.R
 		if out == storage.Unchanged || r.DryRun {
 			return out, nil
 		}
-		if err := indexClient(tx, h, &c); err != nil {
-			return 0, err
-		}
-		return out, put(tx, clientKey(c.ID), c, time.Time{}, time.Time{})
+		return out, putClient(tx, h, c)
 	})
 }
 

@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/tidwall/buntdb"
@@ -19,10 +20,7 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 		if gone, err := get[time.Time](tx, goneKey(c.ID)); err == nil {
 			c.NotBefore = gone
 		}
-		if err := indexClient(tx, nil, &c); err != nil {
-			return err
-		}
-		return put(tx, clientKey(c.ID), c, time.Time{}, time.Time{})
+		return putClient(tx, nil, c)
 	})
 }
 
@@ -43,14 +41,12 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(*storage.Cl
 			return err
 		}
 		old := c
+		old.FederatedIdentities = slices.Clone(c.FederatedIdentities)
 		if err := fn(&c); err != nil {
 			return err
 		}
 		c.ID = id
-		if err := indexClient(tx, &old, &c); err != nil {
-			return err
-		}
-		return put(tx, clientKey(id), c, time.Time{}, time.Time{})
+		return putClient(tx, &old, c)
 	})
 	return c, err
 }
@@ -62,10 +58,13 @@ func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) erro
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Delete(clientKey(id)); err != nil {
+		if err := unindex(tx, old, nil); err != nil {
 			return err
 		}
 		if err := indexClient(tx, &old, nil); err != nil {
+			return err
+		}
+		if _, err := tx.Delete(clientKey(id)); err != nil {
 			return err
 		}
 		return put(tx, goneKey(id), now.UTC(), time.Time{}, time.Time{})

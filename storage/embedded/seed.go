@@ -18,10 +18,7 @@ func (s *Store) SeedClients(ctx context.Context, n int, client func(i int) stora
 		if exists(tx, goneKey(c.ID)) || exists(tx, clientKey(c.ID)) {
 			return storage.ErrAlreadyExists
 		}
-		if err := indexClient(tx, nil, &c); err != nil {
-			return err
-		}
-		return put(tx, clientKey(c.ID), c, time.Time{}, time.Time{})
+		return putClient(tx, nil, c)
 	})
 }
 

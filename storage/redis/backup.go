@@ -284,19 +284,19 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
 if KEYS[2] then redis.call('INCR', KEYS[2]) end
 return 1`)
 
-// putClient is putField for the clients hash, which also moves the client in the owner index.
-// KEYS: clients hash. ARGV as putField's.
-var putClient = goredis.NewScript(ownerIndexLua + `
+// putClient is putField for the clients hash, which also moves the client in the owner and
+// federated identity indexes. KEYS: clients hash. ARGV as putField's.
+var putClient = goredis.NewScript(clientIndexLua + `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if ARGV[3] == '1' then
   if cur ~= ARGV[2] then return 0 end
 elseif cur then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
-reowner(KEYS[1], ARGV[1], cur, ARGV[4])
+indexclient(KEYS[1], ARGV[1], cur, ARGV[4])
 return 1`)
 
 // writeScript is the script that writes a field of hash: the clients hash has its own, which
-// keep the owner index.
+// keep the owner and federated identity indexes.
 func writeScript(hash string, generic *goredis.Script) *goredis.Script {
 	if hash != clientsKey {
 		return generic

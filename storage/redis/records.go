@@ -133,6 +133,26 @@ func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) erro
 	return err
 }
 
+// fedIndexKey is the set of the ids of the clients that registered the federated identity
+// (iss, sub), sub exact or a pattern; the scripts build the same name (fedIndexLua). Issuers
+// and subjects are printable, so the newline cannot be part of either.
+func fedIndexKey(iss, sub string) string { return clientsKey + ":fed:" + iss + "\n" + sub }
+
+// ClientsByFederatedIdentity implements storage.Storage: one SUNION over the index entries sub
+// can be registered under (storage.SubjectLookups), all in the clients' slot.
+func (s *Store) ClientsByFederatedIdentity(ctx context.Context, iss, sub string) ([]string, error) {
+	lookups := storage.SubjectLookups(sub)
+	keys := make([]string, len(lookups))
+	for i, l := range lookups {
+		keys[i] = fedIndexKey(iss, l)
+	}
+	ids, err := s.rdb.SUnion(ctx, keys...).Result()
+	if err != nil {
+		return nil, fail(err)
+	}
+	return ids, nil
+}
+
 // CreateUser implements storage.Storage: one script over both user hashes. An unconfirmed
 // create is undone, so a retry does not find its username taken.
 func (s *Store) CreateUser(ctx context.Context, u storage.User) error {

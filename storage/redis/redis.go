@@ -260,6 +260,7 @@ func (s *Store) Client() goredis.UniversalClient { return s.rdb }
 //	ts:{clients}:gone              hash  deleted client id → deletion time (ms)
 //	ts:{clients}:owned:<user>      set   the ids of the clients a user owns (owners.go)
 //	ts:{clients}:longest / :indexed  the longest access token lifetime (ms); index complete
+//	ts:{clients}:fed:<iss>\n<sub>  set   ids of the clients that list a federated identity
 //	ts:{users}:byid / :byname      hashes  user id → user JSON, folded username → user id
 //	ts:{users}:lf:<u>[:<addr>]     failed-login counts (digests of username and address)
 //	ts:{users}:pat / :patused      hashes  personal token id → JSON, → last-used time (ms)

@@ -18,30 +18,66 @@ return 1`)
 
 // createClient. KEYS: clients hash, deletions hash. ARGV: id, json, the deletion time the json
 // carries (” for none). Answers {'ok'}, {'exists'} or {'gone', <recorded deletion time>}.
-var createClient = goredis.NewScript(ownerIndexLua + `
+var createClient = goredis.NewScript(clientIndexLua + `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {'exists'} end
 local gone = redis.call('HGET', KEYS[2], ARGV[1]) or ''
 if gone ~= ARGV[3] then return {'gone', gone} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-reowner(KEYS[1], ARGV[1], false, ARGV[2])
+indexclient(KEYS[1], ARGV[1], false, ARGV[2])
 return {'ok'}`)
 
 // deleteClient. KEYS: clients hash, deletions hash. ARGV: id, now_ms.
-var deleteClient = goredis.NewScript(ownerIndexLua + `
+var deleteClient = goredis.NewScript(clientIndexLua + `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-reowner(KEYS[1], ARGV[1], cur, false)
+indexclient(KEYS[1], ARGV[1], cur, false)
 return 1`)
 
-// swapClient is swapField for the clients hash, which also moves the client in the owner
-// index. KEYS: clients hash. ARGV: id, expected, new.
-var swapClient = goredis.NewScript(ownerIndexLua + `
+// swapClient is swapField for the clients hash, which also moves the client in the owner and
+// federated identity indexes. KEYS: clients hash. ARGV: id, expected, new.
+var swapClient = goredis.NewScript(clientIndexLua + `
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-reowner(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+indexclient(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 return 1`)
+
+// fedIndexLua maintains the federated identity index (see fedIndexKey) from a client's JSON,
+// old and new, so each client script keeps it in the same atomic step as the record. Its keys
+// are built under the clients hash's name, so they share its slot on a Cluster.
+const fedIndexLua = `
+local function fedkeys(hash, json)
+  local out = {}
+  if not json then return out end
+  local ok, c = pcall(cjson.decode, json)
+  if not ok or type(c) ~= 'table' or type(c.federated_identities) ~= 'table' then return out end
+  for _, f in ipairs(c.federated_identities) do
+    if type(f) == 'table' and type(f.issuer) == 'string' and type(f.subject) == 'string' then
+      out[#out + 1] = hash .. ':fed:' .. f.issuer .. '\n' .. f.subject
+    end
+  end
+  return out
+end
+local function reindex(hash, id, old, new)
+  local keep = {}
+  local add = fedkeys(hash, new)
+  for _, k in ipairs(add) do keep[k] = true end
+  for _, k in ipairs(fedkeys(hash, old)) do
+    if not keep[k] then redis.call('SREM', k, id) end
+  end
+  for _, k in ipairs(add) do redis.call('SADD', k, id) end
+end
+`
+
+// clientIndexLua keeps both indexes of the clients hash, the owners' and the federated
+// identities', in every script that writes a client.
+const clientIndexLua = ownerIndexLua + fedIndexLua + `
+local function indexclient(hash, id, old, new)
+  reowner(hash, id, old, new)
+  reindex(hash, id, old, new)
+end
+`
 
 // createUser. KEYS: by-id hash, by-name hash. ARGV: id, folded username (the form it is
 // stored under), json, then any other form the name is reserved under (its legacy form).
