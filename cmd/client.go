@@ -31,7 +31,7 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() (registry.ClientInput, e
 		jwksFile, jwksURI                                       string
 		grants, scopes, aud, federated                          []string
 		reuse, resourceServer, dailyShadow, hourlyShadow        bool
-		dpopBound                                               bool
+		dpopBound, dpopNonce                                    bool
 		limit, hourly                                           int
 	)
 	if withID {
@@ -60,6 +60,7 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() (registry.ClientInput, e
 	fs.StringVar(&alg, "signing-alg", "", "algorithm of the client's access tokens: one of the server's keys.algorithms (RS256, PS256, ES256, EdDSA); empty: the first of them")
 	fs.BoolVar(&resourceServer, "resource-server", false, "may introspect every client's tokens (an API checking what integrators send it)")
 	fs.BoolVar(&dpopBound, "dpop-bound", false, "every token request must carry a DPoP proof: no bearer tokens for this client")
+	fs.BoolVar(&dpopNonce, "dpop-nonce", false, "DPoP proofs must carry a nonce the server handed out (DPoP-Nonce)")
 	return func() (registry.ClientInput, error) {
 		var in registry.ClientInput
 		var err error
@@ -123,6 +124,7 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() (registry.ClientInput, e
 		set("resource-server", func() { in.ResourceServer = &resourceServer })
 		set("signing-alg", func() { in.AccessTokenSigningAlg = &alg })
 		set("dpop-bound", func() { in.DPoPBoundAccessTokens = &dpopBound })
+		set("dpop-nonce", func() { in.DPoPNonceRequired = &dpopNonce })
 		return in, err
 	}
 }
@@ -330,6 +332,7 @@ func printClient(g *globals, v registry.ClientView) {
 	row("owner", dash(v.Owner))
 	row("resource_server", fmt.Sprint(v.ResourceServer))
 	row("dpop_bound", fmt.Sprint(v.DPoPBoundAccessTokens))
+	row("dpop_nonce", fmt.Sprint(v.DPoPNonceRequired))
 	if !v.SecretGraceUntil.IsZero() {
 		row("previous_secret_until", v.SecretGraceUntil.Format("2006-01-02 15:04:05 MST"))
 	}

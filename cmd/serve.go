@@ -187,7 +187,12 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 	if err != nil {
 		return fmt.Errorf("audit key: %w", err)
 	}
-	gh := grants.NewService(store, keyset, grantsPolicy(cfg), grants.WithAuditKey([]byte(auditKey)),
+	// DPoP nonces are made by one replica and checked by another: one key for all.
+	nonceKey, err := store.EnsureServerSecret(ctx, grants.DPoPNonceKeyName, secret.NewSecret())
+	if err != nil {
+		return fmt.Errorf("DPoP nonce key: %w", err)
+	}
+	gh := grants.NewService(store, keyset, grantsPolicy(cfg), grants.WithAuditKey([]byte(auditKey)), grants.WithDPoPNonceKey([]byte(nonceKey)),
 		grants.WithLogger(log), grants.WithReplicas(replicas.Live), grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
 		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }),
 		grants.WithQuotaHook(func(e grants.QuotaEvent) { m.Quota(e.ClientID, e.Window, e.Shadow) }),

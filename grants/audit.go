@@ -108,8 +108,9 @@ func (c *core) refusedUsername(name string, known bool) (username, digest string
 	return username, hex.EncodeToString(m.Sum(nil))[:usernameDigestLen]
 }
 
-// processAuditKey keys the digests of a Service given no key: stable for the process only.
-func processAuditKey() []byte {
+// processKey is the key of a Service given none (the audit digests, the DPoP nonces): stable
+// for the process only.
+func processKey() []byte {
 	k := make([]byte, 32)
 	_, _ = rand.Read(k)
 	return k

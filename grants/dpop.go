@@ -2,7 +2,12 @@ package grants
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
+	"time"
 
 	"github.com/tokensmith/tokensmith/dpop"
 	"github.com/tokensmith/tokensmith/protocol"
@@ -33,10 +38,19 @@ func (c *core) bindDPoP(ctx context.Context, cl *Client, r *Request) error {
 		return protocol.Errorf(protocol.InvalidRequest, "DPoP-bound tokens are not offered to public clients yet")
 	}
 	now := c.now()
-	p, err := dpop.Check(r.DPoP[0], dpop.Expect{Method: "POST", URL: c.tokenEndpoint(), Now: now})
+	expect := dpop.Expect{Method: "POST", URL: c.tokenEndpoint(), Now: now}
+	if cl.DPoPNonceRequired {
+		expect.Nonces = c.dpopNonces(now)
+	}
+	p, err := dpop.Check(r.DPoP[0], expect)
 	if err != nil {
 		var pe *dpop.ProofError
-		if errors.As(err, &pe) {
+		switch {
+		case errors.As(err, &pe) && errors.Is(err, dpop.ErrUseNonce):
+			e := protocol.Errorf(protocol.UseDPoPNonce, "%s", pe.Description)
+			e.DPoPNonce = expect.Nonces[0]
+			return e
+		case pe != nil:
 			return protocol.Errorf(protocol.InvalidDPoPProof, "%s", pe.Description)
 		}
 		return protocol.Errorf(protocol.InvalidDPoPProof, "DPoP proof: it cannot be checked")
@@ -53,3 +67,37 @@ func (c *core) bindDPoP(ctx context.Context, cl *Client, r *Request) error {
 	r.jkt = p.Thumbprint
 	return nil
 }
+
+// DPoPNonceKeyName is the name of the server secret (storage.Storage.EnsureServerSecret) that
+// keys DPoP nonces, so a nonce one replica hands out is good on every other.
+const DPoPNonceKeyName = "dpop-nonce"
+
+// WithDPoPNonceKey sets the key DPoP nonces are made with: one all replicas share
+// (DPoPNonceKeyName in the store). Without it a key of this process is used, which is right
+// for one process only.
+func WithDPoPNonceKey(key []byte) Option { return func(c *core) { c.nonceKey = key } }
+
+// dpopNonceWindow is how long one nonce is handed out. A proof may carry the current one or the
+// one before, so a nonce is good for one to two windows and a client that keeps the latest
+// DPoP-Nonce it was sent never has to retry.
+const dpopNonceWindow = 5 * time.Minute
+
+// dpopNonce is the nonce of window w: the window and an HMAC of it under the shared key. It is
+// stateless: any replica computes the same one, and nothing is stored per nonce.
+func (c *core) dpopNonce(w int64) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(w))
+	m := hmac.New(sha256.New, c.nonceKey)
+	m.Write([]byte("tokensmith dpop nonce\x00"))
+	m.Write(b[:])
+	return base64.RawURLEncoding.EncodeToString(append(b[:], m.Sum(nil)[:16]...))
+}
+
+// dpopNonces are the nonces a proof may carry at now: the current window's first.
+func (c *core) dpopNonces(now time.Time) []string {
+	w := now.Unix() / int64(dpopNonceWindow/time.Second)
+	return []string{c.dpopNonce(w), c.dpopNonce(w - 1)}
+}
+
+// DPoPNonce is the nonce to hand out now (the DPoP-Nonce header of a token response).
+func (h *Service) DPoPNonce() string { return h.core.dpopNonces(h.core.now())[0] }

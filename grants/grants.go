@@ -66,6 +66,8 @@ type Token struct {
 	JKT string `json:"jkt,omitempty"`
 	// IssuedTokenType is RFC 8693's issued_token_type, set by token exchange.
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	// DPoPNonce is the nonce a DPoP client's next proof is to carry (the DPoP-Nonce header).
+	DPoPNonce string `json:"-"`
 	// RateLimit is where the caller stands against the client's tightest quota after this new
 	// token; nil when the client has no limit or nothing was counted (reuse, refresh).
 	RateLimit *protocol.RateLimit `json:"-"`

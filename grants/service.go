@@ -62,6 +62,8 @@ type core struct {
 	personalMatches atomic.Int64
 	// fed caches trusted issuers and their keys, for workloads' platform tokens.
 	fed *federated
+	// nonceKey keys the DPoP nonces (WithDPoPNonceKey).
+	nonceKey []byte
 }
 
 // Auditor takes audit events (audit.Writer implements it); it must not block.
@@ -109,7 +111,10 @@ func NewService(store Store, k Keys, p Policy, opts ...Option) *Service {
 		o(c)
 	}
 	if len(c.auditKey) == 0 {
-		c.auditKey = processAuditKey()
+		c.auditKey = processKey()
+	}
+	if len(c.nonceKey) == 0 {
+		c.nonceKey = processKey()
 	}
 	if p.StoreTimeout > 0 || c.observe != nil || c.spans.tracer != nil {
 		c.store = guardedStore{next: store, timeout: p.StoreTimeout, observe: c.observe, spans: c.spans}
@@ -217,5 +222,10 @@ func (h *Service) token(ctx context.Context, r *Request) (*Token, error) {
 	if err := h.core.bindDPoP(ctx, c, r); err != nil {
 		return nil, err
 	}
-	return g.Handle(ctx, c, r)
+	t, err := g.Handle(ctx, c, r)
+	if err == nil && len(r.DPoP) > 0 {
+		// The next proof can carry it: no use_dpop_nonce round trip when one becomes required.
+		t.DPoPNonce = h.core.dpopNonces(h.core.now())[0]
+	}
+	return t, err
 }

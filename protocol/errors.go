@@ -57,6 +57,9 @@ type Error struct {
 	Basic bool `json:"-"`
 	// RateLimit, when set, is the quota that refused the request, for X-RateLimit-* headers.
 	RateLimit *RateLimit `json:"-"`
+	// DPoPNonce, when set, is the server's current DPoP nonce, for the DPoP-Nonce header
+	// (RFC 9449 §8): with use_dpop_nonce, the nonce to retry with.
+	DPoPNonce string `json:"-"`
 	// cause is kept for logs and errors.Unwrap; it is never sent to the caller.
 	cause error
 }
@@ -140,6 +143,10 @@ const InvalidTarget = "invalid_target"
 
 // InvalidDPoPProof is RFC 9449 §5's error for a DPoP proof the token endpoint refuses (400).
 const InvalidDPoPProof = "invalid_dpop_proof"
+
+// UseDPoPNonce is RFC 9449 §8's error for a DPoP proof without the server's current nonce
+// (400, with the nonce in the DPoP-Nonce header).
+const UseDPoPNonce = "use_dpop_nonce"
 
 // RateLimit is where a caller stands against the tightest of its client's quotas (daily or
 // hourly limit), answered as X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset.

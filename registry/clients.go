@@ -46,6 +46,9 @@ type ClientInput struct {
 	// DPoPBoundAccessTokens makes every token request of the client carry a DPoP proof, so
 	// that none of its access tokens is a bearer token.
 	DPoPBoundAccessTokens *bool `json:"dpop_bound_access_tokens,omitempty"`
+	// DPoPNonceRequired makes the client's DPoP proofs carry a nonce the server handed out
+	// (DPoP-Nonce), so that no proof can be made ahead of time.
+	DPoPNonceRequired *bool `json:"dpop_nonce_required,omitempty"`
 	// JWKS (an RFC 7517 set of public keys, inline) or JWKSURI (where the client publishes
 	// it) holds the keys a private_key_jwt client signs its assertions with; null or "" removes.
 	JWKS    *json.RawMessage `json:"jwks,omitempty"`
@@ -79,6 +82,7 @@ type ClientView struct {
 	ResourceServer          bool     `json:"resource_server"`
 	AccessTokenSigningAlg   string   `json:"access_token_signing_alg"`
 	DPoPBoundAccessTokens   bool     `json:"dpop_bound_access_tokens"`
+	DPoPNonceRequired       bool     `json:"dpop_nonce_required"`
 	JWKSURI                 string   `json:"jwks_uri,omitempty"`
 	// KeyIDs are the kids of an inline jwks: the keys themselves are not shown again.
 	KeyIDs []string `json:"key_ids,omitempty"`
@@ -99,6 +103,7 @@ func View(c storage.Client) ClientView {
 		AccessTokenTTL: fmtDur(c.AccessTokenTTL), RefreshTokenTTL: fmtDur(c.RefreshTokenTTL),
 		ReuseMinRemaining: fmtDur(c.ReuseMinRemaining), AccessTokenSigningAlg: c.SigningAlg(),
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, JWKSURI: c.JWKSURI, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
+		DPoPNonceRequired:   c.DPoPNonceRequired,
 		FederatedIdentities: c.FederatedIdentities,
 	}
 	if len(c.JWKS) > 0 {
@@ -584,6 +589,9 @@ func apply(c *storage.Client, in ClientInput) error {
 	}
 	if in.DPoPBoundAccessTokens != nil {
 		c.DPoPBoundAccessTokens = *in.DPoPBoundAccessTokens
+	}
+	if in.DPoPNonceRequired != nil {
+		c.DPoPNonceRequired = *in.DPoPNonceRequired
 	}
 	if c.DPoPBoundAccessTokens && c.TokenEndpointAuthMethod == protocol.AuthNone {
 		return invalid("dpop_bound_access_tokens: public clients cannot have DPoP-bound tokens yet (their refresh tokens would have to be bound to the key too)")

@@ -230,6 +230,70 @@ func TestDPoPBoundClient(t *testing.T) {
 	}
 }
 
+// countingTransport counts the requests that reach the server.
+type countingTransport struct {
+	n    int
+	base http.RoundTripper
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n++
+	return c.base.RoundTrip(r)
+}
+
+// TestDPoPNonce: a client that must use server nonces is answered use_dpop_nonce with a nonce
+// in DPoP-Nonce; the dpop transport retries once with it, and keeps the nonce every answer
+// carries, so the next request needs no retry. A made-up nonce is refused.
+func TestDPoPNonce(t *testing.T) {
+	ts := newTestServer(t)
+	created := ts.admin(t, "POST", "/admin/clients", `{"dpop_nonce_required":true}`)
+	id, sec := created.str("client_id"), created.str("client_secret")
+	if created.Status != 201 || created.Body["dpop_nonce_required"] != true {
+		t.Fatalf("create: %d %s", created.Status, created.RawBody)
+	}
+	key := newProofKey(t)
+	tokenURL := ts.URL + "/oauth2/token"
+	p, _ := key.Proof("POST", tokenURL, "")
+	first := ts.post(t, "application/x-www-form-urlencoded", "grant_type=client_credentials", map[string]string{"Authorization": basic(id, sec), dpop.Header: p})
+	nonce := first.Header.Get(dpop.NonceHeader)
+	if first.Status != 400 || first.str("error") != protocol.UseDPoPNonce || nonce == "" || first.str("access_token") != "" {
+		t.Fatalf("a proof without a nonce: %d %s (DPoP-Nonce %q)", first.Status, first.RawBody, nonce)
+	}
+
+	counted := &countingTransport{base: http.DefaultTransport}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: key.Transport(counted)})
+	cfg := clientcredentials.Config{ClientID: id, ClientSecret: sec, TokenURL: tokenURL}
+	tok, err := cfg.Token(ctx)
+	if err != nil || tok.TokenType != protocol.TokenTypeDPoP || counted.n != 2 {
+		t.Fatalf("through the transport: %v %v after %d requests, want a DPoP token after 2", err, tok, counted.n)
+	}
+	if _, err := cfg.Token(ctx); err != nil || counted.n != 3 {
+		t.Fatalf("the next token: %v after %d requests, want no retry", err, counted.n)
+	}
+
+	// A nonce the server never handed out. The Signer only sends nonces it was given, so this
+	// proof is built as a client that makes one up would.
+	forged := newProofKey(t)
+	fake := forged.Transport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		h := http.Header{}
+		h.Set(dpop.NonceHeader, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+		return &http.Response{StatusCode: 200, Header: h, Body: http.NoBody, Request: r}, nil
+	}))
+	req, _ := http.NewRequest("POST", tokenURL, nil)
+	if _, err := fake.RoundTrip(req); err != nil {
+		t.Fatal(err)
+	}
+	p, _ = forged.Proof("POST", tokenURL, "")
+	r := ts.post(t, "application/x-www-form-urlencoded", "grant_type=client_credentials", map[string]string{"Authorization": basic(id, sec), dpop.Header: p})
+	if r.Status != 400 || r.str("error") != protocol.UseDPoPNonce || !strings.Contains(r.str("error_description"), "no longer valid") {
+		t.Fatalf("a made-up nonce: %d %s", r.Status, r.RawBody)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 // TestDPoPRefresh: a confidential client's refresh token is bound to the client; each access
 // token is bound to the key of the proof that came with its request.
 func TestDPoPRefresh(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/tokensmith/tokensmith/dpop"
 	"github.com/tokensmith/tokensmith/protocol"
 	"go.opentelemetry.io/otel/attribute"
 )
@@ -49,6 +50,9 @@ func writeErrorAs(c *gin.Context, log *slog.Logger, err error, render func(*prot
 		h.Set("Retry-After", strconv.Itoa(pe.RetryAfter))
 	}
 	rateLimitHeaders(c, pe.RateLimit)
+	if pe.DPoPNonce != "" {
+		h.Set(dpop.NonceHeader, pe.DPoPNonce)
+	}
 	c.AbortWithStatusJSON(status, body)
 }
 

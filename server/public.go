@@ -142,6 +142,9 @@ func (p *Public) issue(c *gin.Context, parse func(*http.Request) (*grants.Reques
 		if tok, err = p.Grants.Token(c.Request.Context(), req); err == nil {
 			noStore(c)
 			rateLimitHeaders(c, tok.RateLimit)
+			if tok.DPoPNonce != "" {
+				c.Header(dpop.NonceHeader, tok.DPoPNonce)
+			}
 			c.JSON(http.StatusOK, success(tok))
 			return
 		}

@@ -56,6 +56,9 @@ type Client struct {
 	// DPoPBoundAccessTokens: the client always binds its tokens to a DPoP key (RFC 9449
 	// §5.2), and a token request of it without a proof is refused.
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+	// DPoPNonceRequired: the client's DPoP proofs must carry a nonce the server gave it
+	// (RFC 9449 §8), so a proof made ahead of time is of no use.
+	DPoPNonceRequired bool `json:"dpop_nonce_required,omitempty"`
 	// NotBefore is when an earlier client with this id was deleted: tokens issued before it
 	// belong to that client, not to this one. Set by the store (CreateClient).
 	NotBefore time.Time `json:"not_before,omitzero"`
