@@ -32,10 +32,6 @@ func (c *core) bindDPoP(ctx context.Context, cl *Client, r *Request) error {
 		return nil
 	case len(r.DPoP) > 1:
 		return protocol.Errorf(protocol.InvalidDPoPProof, "DPoP proof: the request carries more than one DPoP header")
-	case cl.IsPublic():
-		// A public client's refresh token must be bound to the key too, which is not offered
-		// yet: better no bound token than one whose refresh token a thief can use.
-		return protocol.Errorf(protocol.InvalidRequest, "DPoP-bound tokens are not offered to public clients yet")
 	}
 	now := c.now()
 	expect := dpop.Expect{Method: "POST", URL: c.tokenEndpoint(), Now: now}

@@ -204,9 +204,16 @@ func (g *password) prepareLogin(ctx context.Context, c *Client, a access, now ti
 	rexp := now.Add(orDefault(c.RefreshTokenTTL, g.policy.RefreshTTL)).Truncate(time.Second)
 	t := m.answer(a.scope)
 	t.RefreshToken, t.RefreshExpiresAt = refresh, rexp
-	return t, storage.RefreshToken{
+	rec := storage.RefreshToken{
 		Hash: hash, FamilyID: a.family, ClientID: c.ID, Subject: a.subject, Scope: a.scope,
 		Audience: a.audience, AccessTTL: a.ttl, IssuedAt: now, ExpiresAt: rexp,
 		UserID: a.user, Epoch: a.epoch,
-	}, nil
+	}
+	if c.IsPublic() {
+		// Anyone may present a public client's refresh token with its id: bound to the
+		// key, it is of no use without it (RFC 9449 §5). A confidential client's is bound to
+		// the client's own authentication.
+		rec.JKT = a.jkt
+	}
+	return t, rec, nil
 }

@@ -81,6 +81,10 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 	if old.ClientID != c.ID || !now.Before(old.ExpiresAt) || old.IssuedAt.Before(c.NotBefore) {
 		return nil, errUnknownRefresh
 	}
+	if old.JKT != "" && jkt != old.JKT {
+		// Checked before anything is rotated: a thief without the key burns nothing.
+		return nil, protocol.Errorf(protocol.InvalidGrant, "refresh token is bound to a DPoP key: send a proof signed by that key")
+	}
 
 	rot := storage.Rotation{FamilyID: family, Hash: hash, ClientID: c.ID, UserID: userOf(old.Subject, c.ID), IssuedAt: old.IssuedAt,
 		Epoch: old.Epoch, Now: now, Grace: grace}
@@ -100,7 +104,7 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 		rot.Next = storage.RefreshToken{
 			Hash: nextHash, FamilyID: family, ClientID: c.ID, Subject: old.Subject, Scope: old.Scope,
 			Audience: old.Audience, AccessTTL: old.AccessTTL, IssuedAt: now, ExpiresAt: next.RefreshExpiresAt,
-			UserID: old.UserID, Epoch: old.Epoch,
+			UserID: old.UserID, Epoch: old.Epoch, JKT: old.JKT,
 		}
 		if rot.Sealed, err = seal(raw, next); err != nil {
 			return nil, err

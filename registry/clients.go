@@ -593,9 +593,6 @@ func apply(c *storage.Client, in ClientInput) error {
 	if in.DPoPNonceRequired != nil {
 		c.DPoPNonceRequired = *in.DPoPNonceRequired
 	}
-	if c.DPoPBoundAccessTokens && c.TokenEndpointAuthMethod == protocol.AuthNone {
-		return invalid("dpop_bound_access_tokens: public clients cannot have DPoP-bound tokens yet (their refresh tokens would have to be bound to the key too)")
-	}
 	return nil
 }
 

@@ -150,8 +150,6 @@ func TestDPoPEndToEnd(t *testing.T) {
 func TestDPoPRefusals(t *testing.T) {
 	ts := newTestServer(t)
 	id, sec := ts.client(t, registry.ClientInput{Scopes: &[]string{"orders:read"}})
-	public, _ := ts.client(t, registry.ClientInput{TokenEndpointAuthMethod: ptr(protocol.AuthNone)})
-	ts.user(t, "alice", "correct horse battery")
 	key := newProofKey(t)
 	proof := func(method, u string) string {
 		p, err := key.Proof(method, u, "")
@@ -191,8 +189,6 @@ func TestDPoPRefusals(t *testing.T) {
 		{"a proof for GET", basic(id, sec), cc, []string{proof("GET", tokenURL)}, protocol.InvalidDPoPProof, "htm"},
 		{"two proofs", basic(id, sec), cc, []string{proof("POST", tokenURL), proof("POST", tokenURL)}, protocol.InvalidDPoPProof, "more than one"},
 		{"not a proof", basic(id, sec), cc, []string{"e30.e30.e30"}, protocol.InvalidDPoPProof, "DPoP proof"},
-		{"a public client", "", url.Values{"grant_type": {"password"}, "client_id": {public}, "username": {"alice"}, "password": {"correct horse battery"}}.Encode(),
-			[]string{proof("POST", tokenURL)}, protocol.InvalidRequest, "public clients"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := send(tc.auth, tc.body, tc.proofs...)
@@ -204,7 +200,7 @@ func TestDPoPRefusals(t *testing.T) {
 }
 
 // TestDPoPBoundClient: a client registered with dpop_bound_access_tokens gets no token without
-// a proof, and a public client cannot be registered so.
+// a proof.
 func TestDPoPBoundClient(t *testing.T) {
 	ts := newTestServer(t)
 	created := ts.admin(t, "POST", "/admin/clients", `{"dpop_bound_access_tokens":true}`)
@@ -223,10 +219,6 @@ func TestDPoPBoundClient(t *testing.T) {
 	bound := ts.post(t, "application/x-www-form-urlencoded", "grant_type=client_credentials", map[string]string{"Authorization": basic(id, sec), dpop.Header: p})
 	if bound.Status != 200 || bound.str("token_type") != protocol.TokenTypeDPoP {
 		t.Fatalf("with a proof: %d %s", bound.Status, bound.RawBody)
-	}
-	if r := ts.admin(t, "POST", "/admin/clients", `{"token_endpoint_auth_method":"none","dpop_bound_access_tokens":true}`); r.Status != 400 ||
-		!strings.HasPrefix(r.str("error_description"), "dpop_bound_access_tokens:") {
-		t.Fatalf("a public DPoP-bound client: %d %s", r.Status, r.RawBody)
 	}
 }
 
@@ -293,6 +285,59 @@ func TestDPoPNonce(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestDPoPPublicClient: a public client's login with a proof binds its refresh token to the
+// key: anyone can present the token with the client's id, so without a proof by that key the
+// refresh is refused, and burns nothing; with one it rotates, and the family stays bound.
+func TestDPoPPublicClient(t *testing.T) {
+	ts := newTestServer(t)
+	public, _ := ts.client(t, registry.ClientInput{TokenEndpointAuthMethod: ptr(protocol.AuthNone)})
+	ts.user(t, "alice", "correct horse battery")
+	key, thief := newProofKey(t), newProofKey(t)
+	tokenURL := ts.URL + "/oauth2/token"
+	send := func(s *dpop.Signer, v url.Values) reply {
+		h := map[string]string{}
+		if s != nil {
+			p, err := s.Proof("POST", tokenURL, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			h[dpop.Header] = p
+		}
+		return ts.post(t, "application/x-www-form-urlencoded", v.Encode(), h)
+	}
+	login := send(key, url.Values{"grant_type": {"password"}, "client_id": {public}, "username": {"alice"}, "password": {"correct horse battery"}})
+	if login.Status != 200 || login.str("token_type") != "DPoP" || jktOf(t, login.str("access_token")) != key.Thumbprint() || login.str("refresh_token") == "" {
+		t.Fatalf("login: %d %s", login.Status, login.RawBody)
+	}
+	refresh := func(s *dpop.Signer, rt string, withID bool) reply {
+		v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
+		if withID {
+			v.Set("client_id", public)
+		}
+		return send(s, v)
+	}
+	for _, tc := range []struct {
+		name   string
+		signer *dpop.Signer
+		withID bool
+	}{{"no proof", nil, true}, {"another key's proof", thief, true}} {
+		if r := refresh(tc.signer, login.str("refresh_token"), tc.withID); r.Status != 400 || r.str("error") != protocol.InvalidGrant ||
+			!strings.Contains(r.str("error_description"), "bound to a DPoP key") {
+			t.Fatalf("%s: %d %s", tc.name, r.Status, r.RawBody)
+		}
+	}
+	next := refresh(key, login.str("refresh_token"), true)
+	if next.Status != 200 || jktOf(t, next.str("access_token")) != key.Thumbprint() {
+		t.Fatalf("the holder of the key: %d %s", next.Status, next.RawBody)
+	}
+	if r := refresh(thief, next.str("refresh_token"), true); r.Status != 400 || !strings.Contains(r.str("error_description"), "bound to a DPoP key") {
+		t.Fatalf("the successor without the key: %d %s", r.Status, r.RawBody)
+	}
+	if r := refresh(key, next.str("refresh_token"), true); r.Status != 200 {
+		t.Fatalf("the successor with the key: %d %s", r.Status, r.RawBody)
+	}
+}
 
 // TestDPoPRefresh: a confidential client's refresh token is bound to the client; each access
 // token is bound to the key of the proof that came with its request.

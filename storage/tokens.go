@@ -28,6 +28,9 @@ type RefreshToken struct {
 	// (rotation answers ErrRevoked, TokenState Revoked) as soon as they do not.
 	UserID string `json:"user_id,omitempty"`
 	Epoch  uint64 `json:"epoch,omitempty"`
+	// JKT binds a public client's login to the DPoP key of the proof it came with (its RFC
+	// 7638 thumbprint): every token of the family can be rotated only with a proof of that key.
+	JKT string `json:"jkt,omitempty"`
 }
 
 // FamilyExpiry is how long the family of t must be remembered: until t and the access tokens
