@@ -50,6 +50,7 @@ func (e Event) attrs() []slog.Attr {
 	add("client_id", e.ClientID)
 	add("sub", e.Subject)
 	add("username", e.Username)
+	add("username_digest", e.UsernameDigest)
 	add("grant", e.Grant)
 	add("jti", e.JTI)
 	add("family", e.Family)

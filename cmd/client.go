@@ -31,6 +31,7 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() (registry.ClientInput, e
 		jwksFile, jwksURI                                       string
 		grants, scopes, aud, federated                          []string
 		reuse, resourceServer, dailyShadow, hourlyShadow        bool
+		dpopBound                                               bool
 		limit, hourly                                           int
 	)
 	if withID {
@@ -58,6 +59,7 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() (registry.ClientInput, e
 	fs.StringVar(&owner, "owner", "", "id of the user who manages this client")
 	fs.StringVar(&alg, "signing-alg", "", "algorithm of the client's access tokens: one of the server's keys.algorithms (RS256, PS256, ES256, EdDSA); empty: the first of them")
 	fs.BoolVar(&resourceServer, "resource-server", false, "may introspect every client's tokens (an API checking what integrators send it)")
+	fs.BoolVar(&dpopBound, "dpop-bound", false, "every token request must carry a DPoP proof: no bearer tokens for this client")
 	return func() (registry.ClientInput, error) {
 		var in registry.ClientInput
 		var err error
@@ -120,6 +122,7 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() (registry.ClientInput, e
 		set("owner", func() { in.Owner = &owner })
 		set("resource-server", func() { in.ResourceServer = &resourceServer })
 		set("signing-alg", func() { in.AccessTokenSigningAlg = &alg })
+		set("dpop-bound", func() { in.DPoPBoundAccessTokens = &dpopBound })
 		return in, err
 	}
 }
@@ -326,6 +329,7 @@ func printClient(g *globals, v registry.ClientView) {
 	row("signing_alg", v.AccessTokenSigningAlg)
 	row("owner", dash(v.Owner))
 	row("resource_server", fmt.Sprint(v.ResourceServer))
+	row("dpop_bound", fmt.Sprint(v.DPoPBoundAccessTokens))
 	if !v.SecretGraceUntil.IsZero() {
 		row("previous_secret_until", v.SecretGraceUntil.Format("2006-01-02 15:04:05 MST"))
 	}

@@ -139,6 +139,9 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 			return err
 		}
 	}
+	if err := reindexUsernames(ctx, store, log); err != nil {
+		return err
+	}
 	bus := replica.NewBus(store, log)
 	km, firstStart, err := keys.Open(ctx, store, keyOptions(cfg, store, bus), log)
 	if err != nil {
@@ -162,7 +165,8 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 	// stops after the last request has been answered, writes what is still queued, and closes
 	// its sink.
 	a.startOwn(runAudit)
-	reg := registry.New(store, bus, registry.WithAuditor(auditor), registry.WithSigningAlgorithms(keyset))
+	reg := registry.New(store, bus, registry.WithAuditor(auditor), registry.WithSigningAlgorithms(keyset),
+		registry.WithAccessTokenBound(grants.AccessTokenBound(grantsPolicy(cfg), keyset)))
 	replicas := replica.New(store, cfg.ReplicaTimeout.D(), Version, log)
 	m.Gauges(replicas.Live, func() time.Duration { return signingKeyAge(keyset, time.Now()) })
 	kind, _, _ := config.ParseStorage(cfg.Storage)
@@ -177,7 +181,13 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 	// Started after the store opened, so stopped (deregistered) before it closes: the other
 	// replicas stop counting this one at once.
 	a.start(replicas.Run)
-	gh := grants.NewService(store, keyset, grantsPolicy(cfg),
+	// The key of the audit trail's username digests is made by the first replica to start and
+	// shared through the store, so a name has one digest on every replica and after restarts.
+	auditKey, err := store.EnsureServerSecret(ctx, grants.AuditKeyName, secret.NewSecret())
+	if err != nil {
+		return fmt.Errorf("audit key: %w", err)
+	}
+	gh := grants.NewService(store, keyset, grantsPolicy(cfg), grants.WithAuditKey([]byte(auditKey)),
 		grants.WithLogger(log), grants.WithReplicas(replicas.Live), grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
 		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }),
 		grants.WithQuotaHook(func(e grants.QuotaEvent) { m.Quota(e.ClientID, e.Window, e.Shadow) }),
@@ -250,4 +260,24 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 		{name: "public listener", ln: pubLn, tls: pubTLS, handler: pub.Handler(), hsts: devCert == ""},
 		{name: "admin listener", ln: admLn, tls: admTLS, handler: adm.Handler(), hsts: devCert == ""},
 	})
+}
+
+// reindexUsernames moves users stored before usernames were Unicode-normalised to the
+// normalised form, so a look-alike name is refused for them too. Every start runs it: on a
+// store already moved it only reads the name index. Users it cannot move (two old users whose
+// names look alike) still sign in with their own names; the operator hears of them once per
+// start.
+func reindexUsernames(ctx context.Context, store storage.Storage, log *slog.Logger) error {
+	r, err := store.ReindexUsernames(ctx)
+	if err != nil {
+		return fmt.Errorf("reindexing usernames: %w", err)
+	}
+	if r.Moved > 0 {
+		log.Info("usernames stored before Unicode normalisation moved to their normalised form", "users", r.Moved)
+	}
+	for _, c := range r.Conflicts {
+		log.Warn("two users have names that look alike once normalised; both still sign in with their own names, "+
+			"but consider deleting one and creating it again under another name", "user", c[0], "look_alike", c[1])
+	}
+	return nil
 }

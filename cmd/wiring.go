@@ -19,9 +19,10 @@ import (
 )
 
 // keyOptions is the signing-key lifecycle of cfg. A retired key stays published as long as the
-// longest access token any client can be given; a shared store (Redis) may be one that lost
-// its data under running replicas, so a start on an empty one waits for them to write their keys
-// back.
+// longest access token any client can be given (the store keeps that bound as clients are
+// written, so a rotation reads one record, not every client); a shared store (Redis) may be
+// one that lost its data under running replicas, so a start on an empty one waits for them to
+// write their keys back.
 func keyOptions(cfg config.Config, store storage.Storage, bus *replica.Bus) keys.Options {
 	opts := keys.Options{
 		Algorithms:   cfg.Keys.Algorithms,
@@ -30,11 +31,8 @@ func keyOptions(cfg config.Config, store storage.Storage, bus *replica.Bus) keys
 		Refresh:      keyRefresh,
 		Lifetime: func(ctx context.Context) (time.Duration, error) {
 			longest := max(cfg.Tokens.ClientCredentialsTTL.D(), cfg.Tokens.PasswordTTL.D(), cfg.Tokens.ExchangeTTL.D())
-			clients, err := store.ListClients(ctx)
-			for _, c := range clients {
-				longest = max(longest, c.AccessTokenTTL)
-			}
-			return longest, err
+			given, err := store.LongestAccessTokenTTL(ctx)
+			return max(longest, given), err
 		},
 		Changed: func(ctx context.Context) {
 			_ = bus.Announce(ctx, storage.Change{Kind: storage.ChangeSigningKeys})

@@ -573,3 +573,19 @@ func luminance(hex string) float64 {
 	}
 	return 0.2126*ch(0) + 0.7152*ch(1) + 0.0722*ch(2)
 }
+
+// TestSignInWithLookAlikeUsername: the console signs a user in under any form of its name
+// that normalises to it (fullwidth, another case, a combining accent), as the password grant
+// does.
+func TestSignInWithLookAlikeUsername(t *testing.T) {
+	e := newEnv(t)
+	e.user(t, "jos\u00e9", "jose-password")
+	for _, name := range []string{"jos\u00e9", "ｊｏｓ\u00e9", "JOSE\u0301"} {
+		t.Run(name, func(t *testing.T) {
+			home := e.browserless(t).signIn(name, "jose-password")
+			if !strings.Contains(home.Body, "jos\u00e9") {
+				t.Fatalf("the Integration page does not name the user:\n%s", home.Body)
+			}
+		})
+	}
+}

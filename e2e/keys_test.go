@@ -108,3 +108,34 @@ func TestStoreThatLostItsKeys(t *testing.T) {
 		t.Fatalf("replicas sign with %v, want the one key %s", kids, jwks.Keys[0].Kid)
 	}
 }
+
+// TestReplicasStartingTogether: a second replica started 2 s after the first on a new, empty
+// Redis, while the first still waits for running replicas to write back keys, finds the keys
+// the first made and logs no error about a lost store; both sign with the one key, and only the
+// first greets the operator with a demo client.
+func TestReplicasStartingTogether(t *testing.T) {
+	srv := redistest.Start(t)
+	env := []string{"TOKENSMITH_STORAGE=" + srv.URL(), "TOKENSMITH_ADMIN_TOKEN=" + sharedAdminToken,
+		"TOKENSMITH_ISSUER=https://tokens.example.test", "TOKENSMITH_REPLICA_TIMEOUT=3s"}
+	first := make(chan *proc, 1)
+	go func() { first <- start(t, t.TempDir(), env...) }()
+	time.Sleep(2 * time.Second)
+	b := start(t, t.TempDir(), env...)
+	a := <-first
+	for _, p := range []*proc{a, b} {
+		// The log is written in batches: wait for the line that follows the key check.
+		if !p.stderr.Has("tokensmith started") {
+			t.Fatalf("%s did not log its start:\n%s", p.url, p.stderr.String())
+		}
+		if strings.Contains(p.stderr.String(), "level=ERROR") || strings.Contains(p.stderr.String(), "lost its signing keys") {
+			t.Errorf("%s logged an error on a normal start:\n%s", p.url, p.stderr.String())
+		}
+	}
+	if got, want := jwksOf(t, b), jwksOf(t, a); got != want {
+		t.Fatalf("the replicas publish %s and %s, want one key set", got, want)
+	}
+	if strings.Contains(b.stdout.String(), "client_secret") == strings.Contains(a.stdout.String(), "client_secret") {
+		t.Errorf("demo client from the first: %v, from the second: %v; want exactly one",
+			strings.Contains(a.stdout.String(), "client_secret"), strings.Contains(b.stdout.String(), "client_secret"))
+	}
+}

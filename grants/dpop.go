@@ -21,6 +21,8 @@ const dpopReplaySpace = "dpop "
 // proofs, and sets r.jkt for the grant to bind its access token to.
 func (c *core) bindDPoP(ctx context.Context, cl *Client, r *Request) error {
 	switch {
+	case len(r.DPoP) == 0 && cl.DPoPBoundAccessTokens:
+		return protocol.Errorf(protocol.InvalidRequest, "this client's tokens are bound to a DPoP key: send a DPoP proof with every token request")
 	case len(r.DPoP) == 0:
 		return nil
 	case len(r.DPoP) > 1:

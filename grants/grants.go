@@ -39,6 +39,9 @@ type Request struct {
 	refresh *storage.RefreshToken
 	// jkt is the thumbprint of the key of the request's valid DPoP proof.
 	jkt string
+	// userKnown: the password grant found a user of the asked username (whatever the
+	// password), so a refusal may name it in the audit trail.
+	userKnown bool
 }
 
 // Token is what a successful grant returns. Times are absolute so a replayed answer (refresh

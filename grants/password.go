@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -60,7 +59,8 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 	if err != nil {
 		return nil, err
 	}
-	u, err := g.checkPassword(ctx, username, pw, r.Remote)
+	u, known, err := g.checkPassword(ctx, username, pw, r.Remote)
+	r.userKnown = known
 	if err != nil {
 		return nil, err
 	}
@@ -111,14 +111,12 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 // A refusal is recorded in the audit trail (endpoint "console"), as a refused password grant
 // is: the two share the backoff, so the trail must show every failure that led to one.
 func (h *Service) CheckPassword(ctx context.Context, username, password, remote string) (*storage.User, error) {
-	u, err := newPassword(h.core).checkPassword(ctx, username, password, remote)
+	u, known, err := newPassword(h.core).checkPassword(ctx, username, password, remote)
 	if err != nil {
 		pe := protocol.As(err)
-		if len(username) > maxAuditedUsername {
-			username = strings.ToValidUTF8(username[:maxAuditedUsername], "") + "…"
-		}
-		h.core.audit.Record(ctx, audit.Event{Kind: audit.TokenRefused, Endpoint: EndpointConsole, Username: username,
-			Error: pe.Code, Reason: pe.Description})
+		name, digest := h.core.refusedUsername(username, known)
+		h.core.audit.Record(ctx, audit.Event{Kind: audit.TokenRefused, Endpoint: EndpointConsole, Username: name,
+			UsernameDigest: digest, Error: pe.Code, Reason: pe.Description})
 	}
 	return u, err
 }
@@ -128,17 +126,20 @@ func (h *Service) CheckPassword(ctx context.Context, username, password, remote 
 const maxAuditedUsername = 256
 
 // checkPassword finds the user and checks the password under the failed-login backoff: one
-// store call for a clean login, one more to count a failure or to clear earlier ones.
-func (g *password) checkPassword(ctx context.Context, username, pw, remote string) (*storage.User, error) {
+// store call for a clean login, one more to count a failure or to clear earlier ones. known
+// reports that the username names a user, whatever the password: the audit trail of a
+// refusal names only such a username, learnt from the lookup the check makes anyway.
+func (g *password) checkPassword(ctx context.Context, username, pw, remote string) (u *storage.User, known bool, err error) {
 	at := g.attempt(username, remote, g.now())
 	st, err := g.store.Login(ctx, at)
 	if err != nil {
-		return nil, protocol.Unavailable(err)
+		return nil, false, protocol.Unavailable(err)
 	}
+	known = st.User != nil
 	if st.Wait > 0 {
 		e := protocol.Errorf(protocol.RateLimited, "too many failed logins for this username, retry later")
 		e.RetryAfter = int((st.Wait + time.Second - 1) / time.Second)
-		return nil, e
+		return nil, known, e
 	}
 	hash := dummyHash()
 	if st.User != nil {
@@ -148,21 +149,21 @@ func (g *password) checkPassword(ctx context.Context, username, pw, remote strin
 	// is wrong (and still costs the comparison).
 	var match bool
 	if err := g.cpu.do(ctx, spanPassword, func() { match = bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil }); err != nil {
-		return nil, err
+		return nil, known, err
 	}
 	match = match && len(pw) <= maxPasswordLen
 	if !match || st.User == nil {
 		if err := g.store.LoginFailed(context.WithoutCancel(ctx), at); err != nil {
 			g.log.WarnContext(ctx, "counting a failed login failed", "error", err)
 		}
-		return nil, protocol.Errorf(protocol.InvalidGrant, "wrong username or password")
+		return nil, known, protocol.Errorf(protocol.InvalidGrant, "wrong username or password")
 	}
 	if st.Failed {
 		if err := g.store.LoginSucceeded(ctx, at); err != nil {
 			g.log.WarnContext(ctx, "clearing failed logins failed", "error", err)
 		}
 	}
-	return st.User, nil
+	return st.User, known, nil
 }
 
 // login starts a refresh-token family: the access token names it in its jti.

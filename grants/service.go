@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokensmith/tokensmith/audit"
@@ -53,6 +54,12 @@ type core struct {
 	spans spans
 	// clientKeys caches the key sets private_key_jwt clients publish at their jwks_uri.
 	clientKeys *jwkscache.Group
+	// auditKey keys the digests of refused usernames (WithAuditKey).
+	auditKey []byte
+	// patMisses remembers personal token ids the store did not hold; personalMatches counts
+	// the digest comparisons of presented personal tokens.
+	patMisses       *misses
+	personalMatches atomic.Int64
 	// fed caches trusted issuers and their keys, for workloads' platform tokens.
 	fed *federated
 }
@@ -101,6 +108,9 @@ func NewService(store Store, k Keys, p Policy, opts ...Option) *Service {
 	for _, o := range opts {
 		o(c)
 	}
+	if len(c.auditKey) == 0 {
+		c.auditKey = processAuditKey()
+	}
 	if p.StoreTimeout > 0 || c.observe != nil || c.spans.tracer != nil {
 		c.store = guardedStore{next: store, timeout: p.StoreTimeout, observe: c.observe, spans: c.spans}
 	}
@@ -108,6 +118,7 @@ func NewService(store Store, k Keys, p Policy, opts ...Option) *Service {
 	c.clients = newCache[storage.Client](p.ClientCacheTTL, c.now, c.trusted)
 	c.pats = newCache[storage.PersonalToken](p.ClientCacheTTL, c.now, c.trusted)
 	c.usage = newUsage()
+	c.patMisses = newMisses()
 	c.clientKeys = jwkscache.NewGroup(jwkscache.Config{Interval: 10 * time.Second, Timeout: 3 * time.Second, Now: c.now, Log: c.log})
 	c.fed = newFederated(p.ClientCacheTTL, c.now, c.trusted, jwkscache.Config{Interval: 10 * time.Second, Timeout: 3 * time.Second, Now: c.now, Log: c.log})
 	if len(c.policy.Audience) == 0 {
@@ -146,6 +157,7 @@ func (h *Service) Forget(c storage.Change) {
 		h.core.clients.drop(c.ID)
 	case storage.ChangePersonalToken:
 		h.core.pats.drop(c.ID)
+		h.core.patMisses.forget(c.ID)
 	case storage.ChangeUser:
 		h.core.pats.dropIf(func(t storage.PersonalToken) bool { return t.UserID == c.ID })
 	case storage.ChangeTrustedIssuer:
@@ -153,6 +165,7 @@ func (h *Service) Forget(c storage.Change) {
 	case "":
 		h.core.clients.clear()
 		h.core.pats.clear()
+		h.core.patMisses.clear()
 		h.core.fed.forget("")
 	}
 }

@@ -49,3 +49,19 @@ func (k *Key) sign(claims jwt.Claims) (string, error) {
 	tok = b64url.AppendEncode(tok, sig)
 	return string(tok), nil
 }
+
+// TokenOverhead is the most bytes any key of the set adds around a token's encoded claims:
+// its encoded header with the dot after it, the dot before the signature and the encoded
+// signature. Keys of every algorithm count, since a token of one algorithm can fall back to
+// another's key. A set that holds only smaller keys still counts a generated RSA key, which a
+// rotation may bring at any time.
+func (s *Set) TokenOverhead() int {
+	// A generated RSA key's header: a kid is always a 43-character thumbprint (RFC 7638), and
+	// PS256 is as long as RS256.
+	most := len(`{"alg":"RS256","kid":"","typ":""}`) + 43 + len(TokenType)
+	most = b64url.EncodedLen(most) + 1 + 1 + b64url.EncodedLen(Bits/8)
+	for _, k := range s.state.Load().all {
+		most = max(most, len(k.header)+1+b64url.EncodedLen(k.sigSize))
+	}
+	return most
+}

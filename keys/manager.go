@@ -89,10 +89,17 @@ func Open(ctx context.Context, store Store, opts Options, log *slog.Logger) (m *
 	if len(stored) == 0 && opts.RestoreWait > 0 {
 		log.Warn("the store holds no signing keys; waiting for running replicas to write back theirs before starting afresh",
 			"wait", opts.RestoreWait)
+		foundEmpty := m.now()
 		if stored, err = m.awaitRestore(ctx); err != nil {
 			return nil, false, err
 		}
-		if len(stored) > 0 {
+		switch {
+		case len(stored) == 0:
+		case madeSince(stored, foundEmpty):
+			// Replicas started together on a new store: the one whose wait ended first made
+			// the keys, which is the normal first start, not a loss.
+			log.Info("another replica starting on the same empty store made the signing keys", "keys", len(stored))
+		default:
 			log.Error("the store had lost its signing keys and a running replica wrote them back; clients, users and tokens kept in it may be lost too: restore it from a backup")
 		}
 	}
@@ -141,6 +148,20 @@ func (m *Manager) signsNow(stored []storage.SigningKey, now time.Time) bool {
 		}
 	}
 	return false
+}
+
+// madeSince reports whether every key in stored was made after the store was found empty at
+// emptyAt, give or take clocks that disagree a little: keys a running replica writes back
+// existed before the store lost them, so only a replica's first start can have made them all
+// since. A loss shortly after a deployment's first start may look like a first start here;
+// the replica that writes the keys back still reports it as an error.
+func madeSince(stored []storage.SigningKey, emptyAt time.Time) bool {
+	for _, k := range stored {
+		if k.CreatedAt.Before(emptyAt.Add(-lifetimeMargin)) {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *Manager) awaitRestore(ctx context.Context) ([]storage.SigningKey, error) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/tokensmith/tokensmith/internal/testclock"
+	"github.com/tokensmith/tokensmith/internal/testlog"
 	"github.com/tokensmith/tokensmith/storage"
 	"github.com/tokensmith/tokensmith/storage/embedded"
 	redisstore "github.com/tokensmith/tokensmith/storage/redis"
@@ -479,5 +480,100 @@ func TestDroppedAlgorithm(t *testing.T) {
 		if got := slices.Contains(jwksKids(t, m.Set), esKid); got != step.published {
 			t.Fatalf("%s after retiring: published = %v, want %v", step.after, got, step.published)
 		}
+	}
+}
+
+// TestStartOnEmptySharedStore: replicas sharing one Redis tell a deployment's first start from
+// a store that lost its keys. A replica starting while another first start is still waiting
+// finds the keys that one made and logs no error; a replica starting on a store whose old keys
+// a running replica writes back after a loss logs the loss as an error, as the running replica
+// does. Each replica has a store connection and a log of its own.
+func TestStartOnEmptySharedStore(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// keyAge, when set, seeds the store with a key made that long ago, held by a running
+		// replica, and flushes the store before the second start.
+		keyAge    time.Duration
+		wantError bool
+	}{
+		{name: "second replica of a first start", wantError: false},
+		{name: "start on a store that lost its keys", keyAge: 2 * time.Hour, wantError: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			open := func() Store {
+				store, err := redisstore.Open(context.Background(), srv.URL())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { store.Close() })
+				return store
+			}
+			var firstLog, secondLog testlog.Buffer
+			logger := func(b *testlog.Buffer) *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
+			ctx := context.Background()
+			first := make(chan *Manager, 1)
+			if tc.keyAge > 0 {
+				old, err := Generate(RS256, time.Now().Add(-tc.keyAge))
+				if err != nil {
+					t.Fatal(err)
+				}
+				seed := open()
+				if _, _, err := seed.EnsureSigningKey(ctx, old); err != nil {
+					t.Fatal(err)
+				}
+				m, _, err := Open(ctx, seed, Options{RestoreWait: 500 * time.Millisecond}, logger(&firstLog))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := srv.Client().FlushAll(ctx).Err(); err != nil {
+					t.Fatal(err)
+				}
+				first <- m
+			} else {
+				go func() {
+					m, _, err := Open(ctx, open(), Options{RestoreWait: 500 * time.Millisecond}, logger(&firstLog))
+					if err != nil {
+						t.Error(err)
+					}
+					first <- m
+				}()
+				time.Sleep(200 * time.Millisecond)
+			}
+			second := make(chan *Manager, 1)
+			go func() {
+				m, _, err := Open(ctx, open(), Options{RestoreWait: 5 * time.Second}, logger(&secondLog))
+				if err != nil {
+					t.Error(err)
+				}
+				second <- m
+			}()
+			a := <-first
+			if a == nil {
+				t.FailNow()
+			}
+			t.Cleanup(a.Set.Close)
+			if tc.keyAge > 0 {
+				// The running replica notices the loss at its next refresh.
+				time.Sleep(300 * time.Millisecond)
+				if err := a.tick(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b := <-second
+			if b == nil {
+				t.FailNow()
+			}
+			t.Cleanup(b.Set.Close)
+			if a.Set.ActiveID() != b.Set.ActiveID() {
+				t.Fatalf("the replicas sign with %s and %s, want one key", a.Set.ActiveID(), b.Set.ActiveID())
+			}
+			if got := strings.Contains(secondLog.String(), "level=ERROR"); got != tc.wantError {
+				t.Errorf("second replica logged an error: %v, want %v:\n%s", got, tc.wantError, secondLog.String())
+			}
+			if got := strings.Contains(firstLog.String(), "level=ERROR"); got != tc.wantError {
+				t.Errorf("first replica logged an error: %v, want %v:\n%s", got, tc.wantError, firstLog.String())
+			}
+		})
 	}
 }

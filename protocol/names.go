@@ -58,6 +58,12 @@ const (
 	ParamResource           = "resource"
 )
 
+// MaxTokenLen is the longest token, in bytes, that the revocation and introspection endpoints
+// take in their token parameter (RFC 7009 §2.1, RFC 7662 §2.1). Nothing issued may be longer:
+// a client whose registered scopes and audiences could make a longer access token is refused
+// when it is saved, so every token can be taken back and looked at.
+const MaxTokenLen = 8192
+
 // Token type hints (RFC 7009 §2.1) and introspection token_type values.
 const (
 	TokenTypeAccess  = "access_token"

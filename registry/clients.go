@@ -43,6 +43,9 @@ type ClientInput struct {
 	// AccessTokenSigningAlg is the algorithm of the client's access tokens: one of the
 	// server's keys.algorithms, the first of them when not given at creation (or set to "").
 	AccessTokenSigningAlg *string `json:"access_token_signing_alg,omitempty"`
+	// DPoPBoundAccessTokens makes every token request of the client carry a DPoP proof, so
+	// that none of its access tokens is a bearer token.
+	DPoPBoundAccessTokens *bool `json:"dpop_bound_access_tokens,omitempty"`
 	// JWKS (an RFC 7517 set of public keys, inline) or JWKSURI (where the client publishes
 	// it) holds the keys a private_key_jwt client signs its assertions with; null or "" removes.
 	JWKS    *json.RawMessage `json:"jwks,omitempty"`
@@ -75,6 +78,7 @@ type ClientView struct {
 	Owner                   string   `json:"owner,omitempty"`
 	ResourceServer          bool     `json:"resource_server"`
 	AccessTokenSigningAlg   string   `json:"access_token_signing_alg"`
+	DPoPBoundAccessTokens   bool     `json:"dpop_bound_access_tokens"`
 	JWKSURI                 string   `json:"jwks_uri,omitempty"`
 	// KeyIDs are the kids of an inline jwks: the keys themselves are not shown again.
 	KeyIDs []string `json:"key_ids,omitempty"`
@@ -94,7 +98,7 @@ func View(c storage.Client) ClientView {
 		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, Owner: c.Owner, ResourceServer: c.ResourceServer,
 		AccessTokenTTL: fmtDur(c.AccessTokenTTL), RefreshTokenTTL: fmtDur(c.RefreshTokenTTL),
 		ReuseMinRemaining: fmtDur(c.ReuseMinRemaining), AccessTokenSigningAlg: c.SigningAlg(),
-		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, JWKSURI: c.JWKSURI,
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, JWKSURI: c.JWKSURI, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
 		FederatedIdentities: c.FederatedIdentities,
 	}
 	if len(c.JWKS) > 0 {
@@ -163,6 +167,9 @@ func (s *Service) CreateClient(ctx context.Context, in ClientInput) (ClientView,
 		c.GrantTypes = slices.Clone(publicGrants)
 	}
 	if err := apply(&c, in); err != nil {
+		return ClientView{}, err
+	}
+	if err := s.checkTokenLen(c); err != nil {
 		return ClientView{}, err
 	}
 	var sec string
@@ -250,7 +257,10 @@ func (s *Service) UpdateClient(ctx context.Context, id string, in ClientInput) (
 	c, err := s.store.UpdateClient(ctx, id, func(c *storage.Client) error {
 		before = *c
 		c.UpdatedAt = now
-		return apply(c, in)
+		if err := apply(c, in); err != nil {
+			return err
+		}
+		return s.checkTokenLen(*c)
 	})
 	if err != nil {
 		return ClientView{}, storeErr(err, "client "+id)
@@ -259,6 +269,26 @@ func (s *Service) UpdateClient(ctx context.Context, id string, in ClientInput) (
 	v := View(c)
 	s.recordChange(ctx, ActionClientUpdate, id, View(before), v)
 	return v, nil
+}
+
+// checkTokenLen refuses a client whose longest access token would not fit the token parameter
+// of the revocation and introspection endpoints, naming the larger of the two fields that make
+// it long. It reads nothing, so it may run inside a store update.
+func (s *Service) checkTokenLen(c storage.Client) error {
+	if s.tokenBound == nil {
+		return nil
+	}
+	n := s.tokenBound(c)
+	if n <= protocol.MaxTokenLen {
+		return nil
+	}
+	field := "scopes"
+	if len(strings.Join(c.Audience, " ")) > len(strings.Join(c.Scopes, " ")) {
+		field = "audience"
+	}
+	return invalid("%s: this client's access tokens could be %d bytes long, and the revocation and introspection "+
+		"endpoints take tokens of at most %d bytes; register %d bytes less of scopes or audiences",
+		field, n, protocol.MaxTokenLen, n-protocol.MaxTokenLen)
 }
 
 // checkOwner makes sure an owner being set names an existing user.
@@ -317,13 +347,17 @@ func (s *Service) RotateOwnedSecret(ctx context.Context, owner, id string, grace
 	return s.rotateSecret(ctx, id, grace, owner)
 }
 
-// OwnedClients lists the clients owner manages in the console, ordered by id.
+// OwnedClients lists the clients owner manages in the console, ordered by id. The store's
+// owner index answers it, so a page view costs the owner's clients, not the whole registry.
 func (s *Service) OwnedClients(ctx context.Context, owner string) ([]ClientView, error) {
-	all, err := s.ListClients(ctx)
-	if err != nil {
-		return nil, err
+	if owner == "" {
+		return nil, nil
 	}
-	return slices.DeleteFunc(all, func(c ClientView) bool { return owner == "" || c.Owner != owner }), nil
+	owned, err := s.store.OwnedClients(ctx, owner)
+	if err != nil {
+		return nil, storeErr(err, "clients")
+	}
+	return views(owned), nil
 }
 
 // rotateSecret rotates a client's secret; with owner set, only if the client is owner's.
@@ -386,12 +420,17 @@ func (s *Service) ListClients(ctx context.Context) ([]ClientView, error) {
 	if err != nil {
 		return nil, storeErr(err, "clients")
 	}
-	out := make([]ClientView, 0, len(all))
-	for _, c := range all {
+	return views(all), nil
+}
+
+// views are the views of cs, ordered by id.
+func views(cs []storage.Client) []ClientView {
+	out := make([]ClientView, 0, len(cs))
+	for _, c := range cs {
 		out = append(out, View(c))
 	}
 	slices.SortFunc(out, func(a, b ClientView) int { return strings.Compare(a.ClientID, b.ClientID) })
-	return out, nil
+	return out
 }
 
 // DeleteClient removes a client. Its tokens stop working at once on every replica: it can no
@@ -542,6 +581,12 @@ func apply(c *storage.Client, in ClientInput) error {
 	}
 	if in.AccessTokenSigningAlg != nil {
 		c.AccessTokenSigningAlg = *in.AccessTokenSigningAlg // checked by checkSigningAlg
+	}
+	if in.DPoPBoundAccessTokens != nil {
+		c.DPoPBoundAccessTokens = *in.DPoPBoundAccessTokens
+	}
+	if c.DPoPBoundAccessTokens && c.TokenEndpointAuthMethod == protocol.AuthNone {
+		return invalid("dpop_bound_access_tokens: public clients cannot have DPoP-bound tokens yet (their refresh tokens would have to be bound to the key too)")
 	}
 	return nil
 }

@@ -115,6 +115,8 @@ func (s *Service) CreatePersonalToken(ctx context.Context, userID string, in Per
 		}
 		return PersonalTokenView{}, storeErr(err, "user "+userID)
 	}
+	// Every replica forgets having seen this id unknown (a guess that happened to take it).
+	s.changed(ctx, storage.ChangePersonalToken, id)
 	v := personalView(t)
 	s.recordChange(ctx, ActionPersonalTokenCreate, id, nil, v)
 	v.Token = tok

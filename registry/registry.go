@@ -25,6 +25,7 @@ type Store interface {
 	CreateClient(ctx context.Context, c storage.Client) error
 	GetClient(ctx context.Context, id string) (storage.Client, error)
 	ListClients(ctx context.Context) ([]storage.Client, error)
+	OwnedClients(ctx context.Context, owner string) ([]storage.Client, error)
 	UpdateClient(ctx context.Context, id string, fn func(*storage.Client) error) (storage.Client, error)
 	DeleteClient(ctx context.Context, id string, now time.Time) error
 	CreateUser(ctx context.Context, u storage.User) error
@@ -70,6 +71,8 @@ type Service struct {
 	announce Announcer
 	audit    Auditor
 	algs     SigningAlgorithms
+	// tokenBound, when set, is the length of the longest access token a client can be issued.
+	tokenBound func(storage.Client) int
 }
 
 // New returns a Service on store. Changes are announced to a, if not nil.
@@ -87,6 +90,14 @@ type Option func(*Service)
 // WithSigningAlgorithms sets what access_token_signing_alg is checked against and defaults
 // to (the first algorithm); RS256 alone without it.
 func WithSigningAlgorithms(a SigningAlgorithms) Option { return func(s *Service) { s.algs = a } }
+
+// WithAccessTokenBound makes every client save check that the longest access token the client
+// can be issued, as bound computes it (grants.AccessTokenBound), fits the revocation and
+// introspection endpoints (protocol.MaxTokenLen): a token that cannot be revoked must not be
+// issued. Without it no length is checked.
+func WithAccessTokenBound(bound func(storage.Client) int) Option {
+	return func(s *Service) { s.tokenBound = bound }
+}
 
 // WithClock replaces time.Now (tests share one clock between the registry and the token path).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }

@@ -63,9 +63,14 @@ type UserUpdate struct {
 }
 
 // CreateUser registers a user for the password grant. Usernames are unique compared
-// case-insensitively: "bob" and "BOB" are one user.
+// case-insensitively after Unicode normalisation (storage.FoldUsername): "bob", "BOB" and the
+// fullwidth "ｂｏｂ" are one user.
 func (s *Service) CreateUser(ctx context.Context, in UserInput) (UserView, error) {
-	if in.Username == "" || len(in.Username) > MaxUsernameLen || !printable(in.Username) || strings.IndexFunc(in.Username, unicode.IsSpace) >= 0 {
+	// The form names are compared in (storage.FoldUsername) is held to the same rules: a
+	// compatibility character can normalise to a space ("¨" is a space and a combining mark).
+	folded := storage.FoldUsername(in.Username)
+	if in.Username == "" || len(in.Username) > MaxUsernameLen || !printable(in.Username) || strings.IndexFunc(in.Username, unicode.IsSpace) >= 0 ||
+		!printable(folded) || strings.IndexFunc(folded, unicode.IsSpace) >= 0 {
 		return UserView{}, invalid("username must be 1 to %d bytes of printable characters without spaces", MaxUsernameLen)
 	}
 	scopes, err := checkScopes("scopes", in.Scopes)
@@ -79,7 +84,7 @@ func (s *Service) CreateUser(ctx context.Context, in UserInput) (UserView, error
 	u := storage.User{ID: secret.NewID(), Username: in.Username, Scopes: scopes, PasswordHash: hash, CreatedAt: s.now().UTC()}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, storage.ErrAlreadyExists) {
-			return UserView{}, protocol.Errorf(protocol.AlreadyExists, "a user named %q already exists (usernames are compared case-insensitively)", in.Username)
+			return UserView{}, protocol.Errorf(protocol.AlreadyExists, "a user named %q already exists (usernames are compared case-insensitively, after Unicode normalisation)", in.Username)
 		}
 		return UserView{}, storeErr(err, "user "+in.Username)
 	}
@@ -192,16 +197,14 @@ func (s *Service) DeleteUser(ctx context.Context, id string) error {
 // disown clears a deleted user as the owner of its clients, so no client names a user that
 // is gone. Clients and users live apart (on Redis in different Cluster slots), so this follows
 // the deletion; it is idempotent, and a retried DeleteUser (not found) leaves nothing to do
-// because each owned client is cleared before the call answers.
+// because each owned client is cleared before the call answers. The owner index finds the
+// clients, so deleting a user costs its clients, not the whole registry.
 func (s *Service) disown(ctx context.Context, userID string) error {
-	all, err := s.store.ListClients(ctx)
+	owned, err := s.store.OwnedClients(ctx, userID)
 	if err != nil {
 		return storeErr(err, "clients")
 	}
-	for _, c := range all {
-		if c.Owner != userID {
-			continue
-		}
+	for _, c := range owned {
 		_, err := s.store.UpdateClient(ctx, c.ID, func(c *storage.Client) error {
 			if c.Owner == userID {
 				c.Owner = ""

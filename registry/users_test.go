@@ -30,6 +30,8 @@ func TestCreateUserRefusals(t *testing.T) {
 		{name: "username space", in: registry.UserInput{Username: "bob smith", Password: pw}, code: protocol.InvalidRequest, desc: "without spaces"},
 		{name: "username tab", in: registry.UserInput{Username: "bob\tsmith", Password: pw}, code: protocol.InvalidRequest, desc: "without spaces"},
 		{name: "username no-break space", in: registry.UserInput{Username: "bob\u00a0smith", Password: pw}, code: protocol.InvalidRequest, desc: "without spaces"},
+		// U+00A8 is printable, but normalises to a space and a combining diaeresis.
+		{name: "username normalising to a space", in: registry.UserInput{Username: "bob¨smith", Password: pw}, code: protocol.InvalidRequest, desc: "without spaces"},
 		{name: "username escape", in: registry.UserInput{Username: "bob\x1b[2J", Password: pw}, code: protocol.InvalidRequest, desc: "printable characters"},
 		{name: "username invalid UTF-8", in: registry.UserInput{Username: "bob\xff", Password: pw}, code: protocol.InvalidRequest, desc: "printable characters"},
 		{name: "password empty", in: registry.UserInput{Username: "bob"}, code: protocol.InvalidRequest, desc: "password must be at least 8 characters"},
@@ -98,7 +100,7 @@ func TestCreateUser(t *testing.T) {
 	}
 
 	_, err := e.reg.CreateUser(ctx, registry.UserInput{Username: "ZOË", Password: "12345678"})
-	wantError(t, err, protocol.AlreadyExists, `a user named "ZOË" already exists (usernames are compared case-insensitively)`)
+	wantError(t, err, protocol.AlreadyExists, `a user named "ZOË" already exists (usernames are compared case-insensitively, after Unicode normalisation)`)
 
 	for _, name := range []string{"zoë", "ZOË", "Zoë"} {
 		v, err := e.reg.FindUser(ctx, name)

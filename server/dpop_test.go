@@ -203,6 +203,33 @@ func TestDPoPRefusals(t *testing.T) {
 	}
 }
 
+// TestDPoPBoundClient: a client registered with dpop_bound_access_tokens gets no token without
+// a proof, and a public client cannot be registered so.
+func TestDPoPBoundClient(t *testing.T) {
+	ts := newTestServer(t)
+	created := ts.admin(t, "POST", "/admin/clients", `{"dpop_bound_access_tokens":true}`)
+	id, sec := created.str("client_id"), created.str("client_secret")
+	if created.Status != 201 || created.Body["dpop_bound_access_tokens"] != true {
+		t.Fatalf("create: %d %s", created.Status, created.RawBody)
+	}
+	bare := ts.form(t, id, sec, url.Values{"grant_type": {"client_credentials"}})
+	if bare.Status != 400 || bare.str("error") != protocol.InvalidRequest || !strings.Contains(bare.str("error_description"), "DPoP proof") {
+		t.Fatalf("without a proof: %d %s", bare.Status, bare.RawBody)
+	}
+	p, err := newProofKey(t).Proof("POST", ts.URL+"/oauth2/token", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := ts.post(t, "application/x-www-form-urlencoded", "grant_type=client_credentials", map[string]string{"Authorization": basic(id, sec), dpop.Header: p})
+	if bound.Status != 200 || bound.str("token_type") != protocol.TokenTypeDPoP {
+		t.Fatalf("with a proof: %d %s", bound.Status, bound.RawBody)
+	}
+	if r := ts.admin(t, "POST", "/admin/clients", `{"token_endpoint_auth_method":"none","dpop_bound_access_tokens":true}`); r.Status != 400 ||
+		!strings.HasPrefix(r.str("error_description"), "dpop_bound_access_tokens:") {
+		t.Fatalf("a public DPoP-bound client: %d %s", r.Status, r.RawBody)
+	}
+}
+
 // TestDPoPRefresh: a confidential client's refresh token is bound to the client; each access
 // token is bound to the key of the proof that came with its request.
 func TestDPoPRefresh(t *testing.T) {

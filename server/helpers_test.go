@@ -138,19 +138,20 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	stopAudit := func() { stopOnce.Do(func() { cancelAudit(); <-auditDone }) }
 	t.Cleanup(stopAudit)
 	auditor := audit.Tee(m, aw)
-	ts := &testServer{Store: store, Registry: registry.New(store, bus, registry.WithClock(clk.Now), registry.WithAuditor(auditor),
-		registry.WithSigningAlgorithms(ks)),
-		Metrics: m, Clock: clk, Keys: ks, auditFile: auditFile, stopAudit: stopAudit}
 	pubSrv := httptest.NewUnstartedServer(nil)
 	pubSrv.Start()
 	t.Cleanup(pubSrv.Close)
-	ts.URL = pubSrv.URL
-	gh := grants.NewService(store, ks, grants.Policy{
-		Issuer: ts.URL, Audience: []string{"https://api.example.com"},
+	policy := grants.Policy{
+		Issuer: pubSrv.URL, Audience: []string{"https://api.example.com"},
 		ClientCredentialsTTL: 3 * time.Hour, PasswordTTL: 24 * time.Hour, RefreshTTL: 14 * 24 * time.Hour,
 		RefreshGrace: 5 * time.Second, FailedLoginLimit: 3, ReuseMinRemaining: 5 * time.Minute,
 		ClientCacheTTL: o.cacheTTL, StoreTimeout: 500 * time.Millisecond,
-	}, grants.WithClock(ts.Clock.Now), grants.WithLogger(log), grants.WithReplicas(func() int { return o.replicas }),
+	}
+	ts := &testServer{Store: store, Registry: registry.New(store, bus, registry.WithClock(clk.Now), registry.WithAuditor(auditor),
+		registry.WithSigningAlgorithms(ks), registry.WithAccessTokenBound(grants.AccessTokenBound(policy, ks))),
+		Metrics: m, Clock: clk, Keys: ks, auditFile: auditFile, stopAudit: stopAudit}
+	ts.URL = pubSrv.URL
+	gh := grants.NewService(store, ks, policy, grants.WithClock(ts.Clock.Now), grants.WithLogger(log), grants.WithReplicas(func() int { return o.replicas }),
 		grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
 		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }),
 		grants.WithQuotaHook(func(e grants.QuotaEvent) { ts.Metrics.Quota(e.ClientID, e.Window, e.Shadow) }),

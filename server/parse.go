@@ -37,7 +37,7 @@ var MaxParamLen = map[string]int{
 	protocol.ParamScope:         2048,
 	protocol.ParamAudience:      512,
 	protocol.ParamRefreshToken:  256,
-	protocol.ParamToken:         8192,
+	protocol.ParamToken:         protocol.MaxTokenLen,
 	protocol.ParamTokenTypeHint: 64,
 }
 

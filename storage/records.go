@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Client is a registered OAuth2 client. Zero durations mean "use the server default".
@@ -52,6 +53,9 @@ type Client struct {
 	// AccessTokenSigningAlg is the JWS algorithm of the client's access tokens; empty in
 	// clients stored before there was a choice, which are RS256 (SigningAlg).
 	AccessTokenSigningAlg string `json:"access_token_signing_alg,omitempty"`
+	// DPoPBoundAccessTokens: the client always binds its tokens to a DPoP key (RFC 9449
+	// §5.2), and a token request of it without a proof is refused.
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 	// NotBefore is when an earlier client with this id was deleted: tokens issued before it
 	// belong to that client, not to this one. Set by the store (CreateClient).
 	NotBefore time.Time `json:"not_before,omitzero"`
@@ -95,9 +99,41 @@ type User struct {
 	CreatedAt    time.Time `json:"created_at"`
 }
 
-// FoldUsername is the form usernames are compared in: Unicode case folding, so "bob", "BOB"
-// and "Bob" are one user.
-func FoldUsername(name string) string { return cases.Fold().String(name) }
+// FoldUsername is the form usernames are compared in: Unicode compatibility normalisation
+// (NFKC), then case folding, so "bob", "BOB", "Bob" and the fullwidth "ｂｏｂ" are one user, as
+// are "ﬁ" and "fi", or "é" written as one code point or as "e" and a combining accent: two
+// users cannot look alike. NFKC again after the fold, since folding can undo it, so the form is
+// stable: folding it again changes nothing.
+func FoldUsername(name string) string {
+	return norm.NFKC.String(cases.Fold().String(norm.NFKC.String(name)))
+}
+
+// LegacyFoldUsername is the form usernames were compared in before they were normalised: case
+// folding alone. Users stored then are indexed under it; it differs from FoldUsername only for
+// names that were not in normal form.
+func LegacyFoldUsername(name string) string { return cases.Fold().String(name) }
+
+// UsernameKeys are the forms a username is looked up and reserved under, in the order a lookup
+// tries them: the legacy form first, so a user stored before normalisation keeps signing in
+// with the name it always used and no user created since can take its logins; then
+// FoldUsername, under which every user is stored now. One form when both agree, which they do
+// for every name already in normal form (all of ASCII).
+func UsernameKeys(name string) []string {
+	folded, legacy := FoldUsername(name), LegacyFoldUsername(name)
+	if folded == legacy {
+		return []string{folded}
+	}
+	return []string{legacy, folded}
+}
+
+// Reindexed is what ReindexUsernames did.
+type Reindexed struct {
+	// Moved is how many users it moved to their normalised form.
+	Moved int
+	// Conflicts are the users it could not move, each with the user that holds its normalised
+	// form: {kept under the legacy form, holding the normalised form}.
+	Conflicts [][2]string
+}
 
 // PersonalToken is a user's long-lived credential (livedigital's personal tokens): named, shown
 // once, used instead of a password for token exchange and accepted by introspection. Hash is

@@ -54,6 +54,16 @@ type Storage interface {
 	// created later under the same id gets NotBefore = now (CreateClient), so no token of the
 	// deleted one is ever taken for its own.
 	DeleteClient(ctx context.Context, id string, now time.Time) error
+	// OwnedClients returns the clients whose Owner is owner, in any order. The store keeps an
+	// index of clients by owner, updated in the same atomic step as every client write, so the
+	// console's list costs the owner's clients however many clients the store holds.
+	OwnedClients(ctx context.Context, owner string) ([]Client, error)
+	// LongestAccessTokenTTL is the longest AccessTokenTTL a client has been given (0 while no
+	// client has its own; a backend may round it up to the millisecond), kept up to date by
+	// every client write. It never decreases: a token
+	// issued before its client's lifetime was shortened, or the client deleted, may still be
+	// live, and the signing key that signed it must stay published until it expires.
+	LongestAccessTokenTTL(ctx context.Context) (time.Duration, error)
 
 	// CreateUser fails with ErrAlreadyExists when the id is taken or the username is, compared
 	// case-insensitively (FoldUsername).
@@ -62,6 +72,12 @@ type Storage interface {
 	// GetUserByUsername finds a user by username, case-insensitively.
 	GetUserByUsername(ctx context.Context, username string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
+	// ReindexUsernames moves every user still indexed under the legacy form of its username
+	// (LegacyFoldUsername, from before names were normalised) to FoldUsername's form, each in
+	// one atomic step, so that a new user whose name merely looks like it is refused too. A
+	// user whose normalised form another user holds (two users stored then whose names look
+	// alike) keeps its legacy entry and is reported. Running it again changes nothing.
+	ReindexUsernames(ctx context.Context) (Reindexed, error)
 	// UpdateUser applies fn to the stored user atomically, with UpdateClient's rules for fn.
 	// The id and username cannot change.
 	UpdateUser(ctx context.Context, id string, fn func(*User) error) (User, error)
@@ -160,6 +176,12 @@ type Storage interface {
 	// changing nothing, when the same client's jti is remembered already, so an assertion is
 	// accepted once on every replica. The entry expires by itself; nothing sweeps it.
 	UseAssertion(ctx context.Context, a AssertionUse) error
+
+	// EnsureServerSecret stores candidate as the server secret called name unless the store
+	// holds one of that name already, in one atomic step, and returns the stored one: every
+	// replica, and every restart, gets the same secret for name. It is for keys the replicas
+	// must share and nobody hands them (the audit trail's username digests).
+	EnsureServerSecret(ctx context.Context, name, candidate string) (string, error)
 
 	// Trusted issuers of federated workload identity (see TrustedIssuers).
 	TrustedIssuers

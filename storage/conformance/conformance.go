@@ -21,6 +21,9 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 	}{
 		{"Clients", testClients},
 		{"UpdateClientAtomic", testUpdateClientAtomic},
+		{"OwnedClients", testOwnedClients},
+		{"OwnedClientsConcurrent", testOwnedClientsConcurrent},
+		{"LongestAccessTokenTTL", testLongestAccessTokenTTL},
 		{"Users", testUsers},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeysRace", testSigningKeysRace},
@@ -81,6 +84,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"PersonalTokenCap", testPersonalTokenCap},
 		{"Seed", testSeed},
 		{"TokensLeaveTheStore", testTokensLeaveTheStore},
+		{"ServerSecret", testServerSecret},
+		{"UsernamesNormalised", testUsernamesNormalised},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

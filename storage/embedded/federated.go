@@ -16,7 +16,8 @@ import (
 // cannot be part of either. Every client write updates it in its own transaction.
 func fedKey(iss, sub string) string { return "fedid:" + iss + "\n" + sub }
 
-// putClient writes c and moves its index entries from what old (nil for a new client) had.
+// putClient writes c and moves its entries in the owner and federated identity indexes from
+// what old (nil for a new client) had.
 func putClient(tx *buntdb.Tx, old *storage.Client, c storage.Client) error {
 	if old != nil {
 		if err := unindex(tx, *old, c.FederatedIdentities); err != nil {
@@ -35,6 +36,9 @@ func putClient(tx *buntdb.Tx, old *storage.Client, c storage.Client) error {
 		}); err != nil {
 			return err
 		}
+	}
+	if err := indexClient(tx, old, &c); err != nil {
+		return err
 	}
 	return put(tx, clientKey(c.ID), c, time.Time{}, time.Time{})
 }

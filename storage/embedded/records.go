@@ -61,6 +61,9 @@ func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) erro
 		if err := unindex(tx, old, nil); err != nil {
 			return err
 		}
+		if err := indexClient(tx, &old, nil); err != nil {
+			return err
+		}
 		if _, err := tx.Delete(clientKey(id)); err != nil {
 			return err
 		}
@@ -71,8 +74,13 @@ func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) erro
 // CreateUser implements storage.Storage.
 func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
 	return s.update(ctx, func(tx *buntdb.Tx) error {
-		if exists(tx, userKey(u.ID)) || exists(tx, usernameKey(u.Username)) {
+		if exists(tx, userKey(u.ID)) {
 			return storage.ErrAlreadyExists
+		}
+		for _, k := range storage.UsernameKeys(u.Username) {
+			if exists(tx, usernameIndex(k)) {
+				return storage.ErrAlreadyExists
+			}
 		}
 		if _, _, err := tx.Set(usernameKey(u.Username), u.ID, nil); err != nil {
 			return err
@@ -86,14 +94,19 @@ func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 	return getOne[storage.User](ctx, s, userKey(id))
 }
 
+// userByName finds a user under each form of username in turn (storage.UsernameKeys), so one
+// stored before names were normalised is found too.
 func userByName(tx *buntdb.Tx, username string) (storage.User, error) {
-	id, err := tx.Get(usernameKey(username))
-	if errors.Is(err, buntdb.ErrNotFound) {
-		return storage.User{}, storage.ErrNotFound
-	} else if err != nil {
-		return storage.User{}, err
+	for _, k := range storage.UsernameKeys(username) {
+		id, err := tx.Get(usernameIndex(k))
+		if errors.Is(err, buntdb.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return storage.User{}, err
+		}
+		return get[storage.User](tx, userKey(id))
 	}
-	return get[storage.User](tx, userKey(id))
+	return storage.User{}, storage.ErrNotFound
 }
 
 // GetUserByUsername implements storage.Storage.
@@ -136,9 +149,55 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if _, err := tx.Delete(userKey(id)); err != nil {
 			return err
 		}
-		if _, err := tx.Delete(usernameKey(u.Username)); err != nil {
-			return err
+		// The user is indexed under one form, the legacy one if it was stored before names
+		// were normalised; either way only an entry naming this user goes.
+		for _, k := range storage.UsernameKeys(u.Username) {
+			if owner, err := tx.Get(usernameIndex(k)); err == nil && owner == id {
+				if _, err := tx.Delete(usernameIndex(k)); err != nil {
+					return err
+				}
+			}
 		}
 		return deleteUserPATs(tx, id)
 	})
+}
+
+// ReindexUsernames implements storage.Storage, in one transaction.
+func (s *Store) ReindexUsernames(ctx context.Context) (out storage.Reindexed, err error) {
+	err = s.update(ctx, func(tx *buntdb.Tx) error {
+		out = storage.Reindexed{}
+		var stale [][2]string // index key, user id
+		err := tx.AscendKeys(usernameIndex("*"), func(k, id string) bool {
+			stale = append(stale, [2]string{k, id})
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		for _, e := range stale {
+			u, err := get[storage.User](tx, userKey(e[1]))
+			if errors.Is(err, storage.ErrNotFound) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			to := usernameKey(u.Username)
+			if e[0] == to {
+				continue
+			}
+			if holder, err := tx.Get(to); err == nil && holder != u.ID {
+				out.Conflicts = append(out.Conflicts, [2]string{u.ID, holder})
+				continue
+			}
+			if _, _, err := tx.Set(to, u.ID, nil); err != nil {
+				return err
+			}
+			if _, err := tx.Delete(e[0]); err != nil {
+				return err
+			}
+			out.Moved++
+		}
+		return nil
+	})
+	return out, err
 }

@@ -215,7 +215,11 @@ func (s *Store) EachRefreshToken(ctx context.Context, now time.Time, fn func(sto
 			if err != nil {
 				return fail(err)
 			}
-			t, err := decodeRefresh(m)
+			fam, hash, ok := refreshKeyParts(k)
+			if !ok {
+				continue
+			}
+			t, err := decodeRefresh(m, fam, hash)
 			if errors.Is(err, storage.ErrNotFound) {
 				continue
 			} else if err != nil {
@@ -280,19 +284,19 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
 if KEYS[2] then redis.call('INCR', KEYS[2]) end
 return 1`)
 
-// putClient is putField for the clients hash, which also moves the client's entries in the
-// federated identity index. KEYS: clients hash. ARGV as putField's.
-var putClient = goredis.NewScript(fedIndexLua + `
+// putClient is putField for the clients hash, which also moves the client in the owner and
+// federated identity indexes. KEYS: clients hash. ARGV as putField's.
+var putClient = goredis.NewScript(clientIndexLua + `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if ARGV[3] == '1' then
   if cur ~= ARGV[2] then return 0 end
 elseif cur then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
-reindex(KEYS[1], ARGV[1], cur, ARGV[4])
+indexclient(KEYS[1], ARGV[1], cur, ARGV[4])
 return 1`)
 
 // writeScript is the script that writes a field of hash: the clients hash has its own, which
-// keep the federated identity index.
+// keep the owner and federated identity indexes.
 func writeScript(hash string, generic *goredis.Script) *goredis.Script {
 	if hash != clientsKey {
 		return generic

@@ -192,6 +192,13 @@ func TestUnconfirmedWrites(t *testing.T) {
 		}
 	})
 
+	t.Run("an unconfirmed server secret is left for the retry", func(t *testing.T) {
+		unconfirmed(t, replica, func() error { _, err := s.EnsureServerSecret(ctx, "audit", "first"); return err })
+		if got, err := s.EnsureServerSecret(ctx, "audit", "second"); err != nil || got != "first" {
+			t.Fatalf("the retry got %q %v, want the secret the unconfirmed write left", got, err)
+		}
+	})
+
 	t.Run("a sign-out retried finds the session gone", func(t *testing.T) {
 		sess := storage.Session{IDHash: "s1", UserID: "u1", CreatedAt: now, IdleUntil: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour)}
 		unconfirmed(t, replica, func() error { return s.CreateSession(ctx, sess, now) })

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/tokensmith/tokensmith/storage"
@@ -26,4 +27,19 @@ func ShardOf(s storage.Storage, client, jti string) (string, error) {
 		return "", err
 	}
 	return n.Options().Addr, nil
+}
+
+// PutLegacyUser stores u as a store written before usernames were normalised did: indexed
+// under its case-folded name alone (tests only).
+func PutLegacyUser(s storage.Storage, u storage.User) error {
+	b, err := json.Marshal(u)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	rdb := s.(*Store).rdb
+	if err := rdb.HSet(ctx, usersByID, u.ID, b).Err(); err != nil {
+		return err
+	}
+	return rdb.HSet(ctx, usersByName, storage.LegacyFoldUsername(u.Username), u.ID).Err()
 }

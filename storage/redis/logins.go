@@ -22,7 +22,7 @@ func loginKeys(a storage.LoginAttempt) (pair, user string) {
 func (s *Store) Login(ctx context.Context, a storage.LoginAttempt) (storage.LoginState, error) {
 	pair, user := loginKeys(a)
 	res, err := login.Run(ctx, s.rdb, []string{usersByName, usersByID, pair, user},
-		storage.FoldUsername(a.Username), ms(a.Now)).Slice()
+		append([]any{ms(a.Now)}, usernameForms(a.Username)...)...).Slice()
 	if err != nil {
 		return storage.LoginState{}, fail(err)
 	}

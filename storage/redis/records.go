@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -160,7 +161,13 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
 		return err
 	}
 	name := storage.FoldUsername(u.Username)
-	cmd, err := s.run(ctx, createUser, []string{usersByID, usersByName}, u.ID, name, b)
+	args := []any{u.ID, name, b}
+	for _, k := range storage.UsernameKeys(u.Username) {
+		if k != name {
+			args = append(args, k)
+		}
+	}
+	cmd, err := s.run(ctx, createUser, []string{usersByID, usersByName}, args...)
 	if cmd == nil {
 		return err
 	}
@@ -186,7 +193,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 
 // GetUserByUsername implements storage.Storage.
 func (s *Store) GetUserByUsername(ctx context.Context, username string) (storage.User, error) {
-	v, err := userByName.Run(ctx, s.rdb, []string{usersByName, usersByID}, storage.FoldUsername(username)).Text()
+	v, err := userByName.Run(ctx, s.rdb, []string{usersByName, usersByID}, usernameForms(username)...).Text()
 	if err != nil {
 		return storage.User{}, fail(err)
 	}
@@ -224,7 +231,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 			return err
 		}
 		cmd, err := s.run(ctx, deleteUser, []string{usersByID, usersByName, patsKey, patUsedKey, userPATsKey(id)},
-			id, old, storage.FoldUsername(u.Username))
+			append([]any{id, old}, usernameForms(u.Username)...)...)
 		if cmd == nil {
 			return err
 		}
@@ -233,4 +240,63 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		}
 	}
 	return fmt.Errorf("%w: user %s changed concurrently too often", storage.ErrUnavailable, id)
+}
+
+// usernameForms are the forms of a username a script tries in order (storage.UsernameKeys).
+func usernameForms(name string) []any {
+	keys := storage.UsernameKeys(name)
+	out := make([]any, len(keys))
+	for i, k := range keys {
+		out[i] = k
+	}
+	return out
+}
+
+// ReindexUsernames implements storage.Storage: one walk of the name index, and one script per
+// user to move; a name already in its normalised form costs nothing more.
+func (s *Store) ReindexUsernames(ctx context.Context) (storage.Reindexed, error) {
+	var stale [][2]string // form, user id
+	err := s.hscan(ctx, usersByName, func(kv []string) error {
+		for i := 0; i+1 < len(kv); i += 2 {
+			// A form that normalising changes is a legacy one.
+			if storage.FoldUsername(kv[i]) != kv[i] {
+				stale = append(stale, [2]string{kv[i], kv[i+1]})
+			}
+		}
+		return nil
+	})
+	var out storage.Reindexed
+	if err != nil {
+		return out, err
+	}
+	for _, e := range stale {
+		u, err := s.GetUser(ctx, e[1])
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return out, err
+		}
+		to := storage.FoldUsername(u.Username)
+		if to == e[0] {
+			continue
+		}
+		cmd, err := s.run(ctx, moveUsername, []string{usersByName}, e[0], to, u.ID)
+		if cmd == nil {
+			return out, err
+		}
+		res, _ := cmd.Slice()
+		if len(res) == 2 {
+			switch n, _ := res[0].(int64); n {
+			case 1:
+				out.Moved++
+			case -1:
+				holder, _ := res[1].(string)
+				out.Conflicts = append(out.Conflicts, [2]string{u.ID, holder})
+			}
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
 }

@@ -30,6 +30,8 @@ type Store struct {
 	replicaTimeout time.Duration
 	// waits, if set, hears of every WAIT (ObserveWaits).
 	waits atomic.Pointer[WaitObserver]
+	// index builds the client index of a store written before it existed (owners.go).
+	index indexBuild
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -256,6 +258,8 @@ func (s *Store) Client() goredis.UniversalClient { return s.rdb }
 //
 //	ts:{clients}                   hash  client id → client JSON
 //	ts:{clients}:gone              hash  deleted client id → deletion time (ms)
+//	ts:{clients}:owned:<user>      set   the ids of the clients a user owns (owners.go)
+//	ts:{clients}:longest / :indexed  the longest access token lifetime (ms); index complete
 //	ts:{clients}:fed:<iss>\n<sub>  set   ids of the clients that list a federated identity
 //	ts:{users}:byid / :byname      hashes  user id → user JSON, folded username → user id
 //	ts:{users}:lf:<u>[:<addr>]     failed-login counts (digests of username and address)
@@ -284,7 +288,17 @@ const (
 
 func familyKey(fam string) string        { return "ts:{f:" + fam + "}:fam" }
 func refreshKey(fam, hash string) string { return "ts:{f:" + fam + "}:rt:" + hash }
-func clientTag(id string) string         { return "ts:{c:" + id + "}:" }
+
+// refreshKeyParts is the family and hash a refreshKey names.
+func refreshKeyParts(key string) (fam, hash string, ok bool) {
+	rest, ok := strings.CutPrefix(key, "ts:{f:")
+	if !ok {
+		return "", "", false
+	}
+	fam, hash, ok = strings.Cut(rest, "}:rt:")
+	return fam, hash, ok
+}
+func clientTag(id string) string { return "ts:{c:" + id + "}:" }
 func poolKey(p storage.Pool) string {
 	return clientTag(p.ClientID) + "pool:" + p.Digest()
 }

@@ -50,3 +50,9 @@ func patient(url string) string {
 	}
 	return url + sep + "replica_timeout=5s"
 }
+
+// TestLegacyUsernames: users stored before usernames were normalised.
+func TestLegacyUsernames(t *testing.T) {
+	srv := redistest.Start(t)
+	conformance.RunLegacyUsernameTests(t, func(t *testing.T) storage.Storage { return open(t, srv.URL()) }, redis.PutLegacyUser)
+}

@@ -18,29 +18,29 @@ return 1`)
 
 // createClient. KEYS: clients hash, deletions hash. ARGV: id, json, the deletion time the json
 // carries (” for none). Answers {'ok'}, {'exists'} or {'gone', <recorded deletion time>}.
-var createClient = goredis.NewScript(fedIndexLua + `
+var createClient = goredis.NewScript(clientIndexLua + `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {'exists'} end
 local gone = redis.call('HGET', KEYS[2], ARGV[1]) or ''
 if gone ~= ARGV[3] then return {'gone', gone} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-reindex(KEYS[1], ARGV[1], false, ARGV[2])
+indexclient(KEYS[1], ARGV[1], false, ARGV[2])
 return {'ok'}`)
 
 // deleteClient. KEYS: clients hash, deletions hash. ARGV: id, now_ms.
-var deleteClient = goredis.NewScript(fedIndexLua + `
+var deleteClient = goredis.NewScript(clientIndexLua + `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-reindex(KEYS[1], ARGV[1], cur, false)
+indexclient(KEYS[1], ARGV[1], cur, false)
 return 1`)
 
-// swapClient is swapField for the clients hash, which also moves the client's entries in the
-// federated identity index. KEYS: clients hash. ARGV: id, expected, new.
-var swapClient = goredis.NewScript(fedIndexLua + `
+// swapClient is swapField for the clients hash, which also moves the client in the owner and
+// federated identity indexes. KEYS: clients hash. ARGV: id, expected, new.
+var swapClient = goredis.NewScript(clientIndexLua + `
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-reindex(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+indexclient(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 return 1`)
 
 // fedIndexLua maintains the federated identity index (see fedIndexKey) from a client's JSON,
@@ -70,26 +70,45 @@ local function reindex(hash, id, old, new)
 end
 `
 
-// createUser. KEYS: by-id hash, by-name hash. ARGV: id, folded username, json.
+// clientIndexLua keeps both indexes of the clients hash, the owners' and the federated
+// identities', in every script that writes a client.
+const clientIndexLua = ownerIndexLua + fedIndexLua + `
+local function indexclient(hash, id, old, new)
+  reowner(hash, id, old, new)
+  reindex(hash, id, old, new)
+end
+`
+
+// createUser. KEYS: by-id hash, by-name hash. ARGV: id, folded username (the form it is
+// stored under), json, then any other form the name is reserved under (its legacy form).
 var createUser = goredis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 0 end
+for i = 4, #ARGV do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then return 0 end
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
 return 1`)
 
-// userByName. KEYS: by-name hash, by-id hash. ARGV: folded username.
+// userByName. KEYS: by-name hash, by-id hash. ARGV: the forms of the username
+// (storage.UsernameKeys), tried in order.
 var userByName = goredis.NewScript(`
-local id = redis.call('HGET', KEYS[1], ARGV[1])
-if not id then return false end
-return redis.call('HGET', KEYS[2], id)`)
+for i = 1, #ARGV do
+  local id = redis.call('HGET', KEYS[1], ARGV[i])
+  if id then return redis.call('HGET', KEYS[2], id) end
+end
+return false`)
 
 // deleteUser removes a user, if it is unchanged since it was read, with its personal tokens.
 // KEYS: by-id hash, by-name hash, personal tokens hash, their last-used hash, the user's token
-// set. ARGV: id, expected json, folded username.
+// set. ARGV: id, expected json, then every form of the username (storage.UsernameKeys): the
+// one naming this user goes.
 var deleteUser = goredis.NewScript(`
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
-if redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[1] then redis.call('HDEL', KEYS[2], ARGV[3]) end
+for i = 3, #ARGV do
+  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[1] then redis.call('HDEL', KEYS[2], ARGV[i]) end
+end
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do
   redis.call('HDEL', KEYS[3], id)
   redis.call('HDEL', KEYS[4], id)
@@ -138,13 +157,19 @@ return 1`)
 // Failed-login counts are strings "<fails>|<until_ms>".
 
 // login reads a user and the backoff of an attempt (storage.LoginAttempt).
-// KEYS: by-name hash, by-id hash, pair count, username count. ARGV: folded username, now_ms.
+// KEYS: by-name hash, by-id hash, pair count, username count. ARGV: now_ms, then the forms of
+// the username (storage.UsernameKeys), tried in order.
 // Answers {user json or ”, pair fails, wait_ms}.
 var login = goredis.NewScript(`
-local now = tonumber(ARGV[2])
+local now = tonumber(ARGV[1])
 local user = ''
-local id = redis.call('HGET', KEYS[1], ARGV[1])
-if id then user = redis.call('HGET', KEYS[2], id) or '' end
+for i = 2, #ARGV do
+  local id = redis.call('HGET', KEYS[1], ARGV[i])
+  if id then
+    user = redis.call('HGET', KEYS[2], id) or ''
+    break
+  end
+end
 local function read(k)
   local v = redis.call('GET', k)
   if not v then return 0, 0 end
@@ -376,11 +401,31 @@ if ARGV[5] == '' then
 end
 return 1`)
 
+// ensureSecret stores a server secret unless one of that name exists, and answers the stored
+// one. KEYS: the secret. ARGV: the candidate.
+var ensureSecret = goredis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]`)
+
+// moveUsername moves a user's index entry from one form of its name to another, if the entry
+// still names it. KEYS: by-name hash. ARGV: old form, new form, id. Answers 1 when moved, 0
+// when the entry changed meanwhile, -1 with the id holding the new form when another user does.
+var moveUsername = goredis.NewScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[3] then return {0, ''} end
+local holder = redis.call('HGET', KEYS[1], ARGV[2])
+if holder and holder ~= ARGV[3] then return {-1, holder} end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('HDEL', KEYS[1], ARGV[1])
+return {1, ''}`)
+
 // allScripts are loaded when a store opens.
 var allScripts = []*goredis.Script{
 	swapField, swapClient, putClient, createClient, deleteClient, createUser, userByName, deleteUser, login, loginFailed,
 	createPAT, listPATs, deletePAT, touchPATs,
 	ensureKey, readKeys, writeKeys, createRefresh, rotate, unrotate, revokeFamily, revokeAccess, heartbeat, replicas, admit, settle,
 	createSession, useAssertion,
-	createTrustedIssuer, trustedIssuerByURL, deleteTrustedIssuer,
+	createTrustedIssuer, trustedIssuerByURL, deleteTrustedIssuer, ensureSecret, moveUsername,
+	indexClients, ownedClients,
 }

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,10 +40,22 @@ func (s *Store) pipelined(ctx context.Context, scripts []*goredis.Script, fn fun
 	}
 }
 
+// storedRefresh is how a refresh token's immutable part is kept in its hash's data field:
+// without the family and hash its key names and the client its client field holds, which
+// were a seventh of a live token's weight. Records written before left them in; those are
+// read as they are (decodeRefresh), and a rotation or restore writes the shorter form.
+type storedRefresh struct {
+	storage.RefreshToken
+	// The same JSON names as RefreshToken's, which they hide, but left out when empty.
+	Hash     string `json:"hash,omitempty"`
+	FamilyID string `json:"family_id,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
+}
+
 // refreshData is the immutable part of a stored refresh token.
 func refreshData(t storage.RefreshToken) ([]byte, error) {
 	t.UsedAt, t.Successor = time.Time{}, nil
-	return json.Marshal(t)
+	return json.Marshal(storedRefresh{RefreshToken: t})
 }
 
 // CreateRefreshToken implements storage.Storage. An unconfirmed family is left in place: its
@@ -118,18 +131,22 @@ func (s *Store) GetRefreshToken(ctx context.Context, familyID, hash string) (sto
 	if err != nil {
 		return storage.RefreshToken{}, fail(err)
 	}
-	return decodeRefresh(m)
+	return decodeRefresh(m, familyID, hash)
 }
 
-// decodeRefresh reads a refresh token's hash: ErrNotFound when it is empty (gone).
-func decodeRefresh(m map[string]string) (storage.RefreshToken, error) {
-	var t storage.RefreshToken
+// decodeRefresh reads the hash of the refresh token familyID, hash: ErrNotFound when it is
+// empty (gone). What a record of the older, longer form says of its family, hash and client
+// is taken as it is.
+func decodeRefresh(m map[string]string, familyID, hash string) (storage.RefreshToken, error) {
 	if m["data"] == "" {
-		return t, storage.ErrNotFound
+		return storage.RefreshToken{}, storage.ErrNotFound
 	}
-	if err := json.Unmarshal([]byte(m["data"]), &t); err != nil {
-		return t, err
+	var r storedRefresh
+	if err := json.Unmarshal([]byte(m["data"]), &r); err != nil {
+		return storage.RefreshToken{}, err
 	}
+	t := r.RefreshToken
+	t.FamilyID, t.Hash, t.ClientID = cmp.Or(r.FamilyID, familyID), cmp.Or(r.Hash, hash), cmp.Or(r.ClientID, m["client"])
 	if used, err := strconv.ParseInt(m["used"], 10, 64); err == nil {
 		t.UsedAt = time.UnixMilli(used).UTC()
 	}
