@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/storage/redis"
@@ -151,6 +152,19 @@ func roundTripsPerRequest(t *testing.T, minReplicas int) {
 	pwReuseID, pwReuseSec := ts.client(t, registry.ClientInput{Reuse: ptr(true), GrantTypes: &[]string{"password", "refresh_token"}})
 	ts.form(t, pwReuseID, pwReuseSec, url.Values{"grant_type": {"client_credentials"}})
 
+	// A client that a workload authenticates as with its platform's token: the trusted issuer,
+	// its keys and the client cached by a first request.
+	k8s := newPlatform(t)
+	k8s.addKey(t, "k1", jose.ES256)
+	if r := ts.admin(t, "POST", "/admin/trusted-issuers", `{"issuer":"`+k8s.URL+`","audiences":["tokensmith"]}`); r.Status != 201 {
+		t.Fatalf("trusted issuer: %d %s", r.Status, r.RawBody)
+	}
+	if r := ts.admin(t, "POST", "/admin/clients", `{"client_id":"workload","federated_identities":[{"issuer":"`+k8s.URL+`","subject":"system:serviceaccount:ns:w"}]}`); r.Status != 201 {
+		t.Fatalf("workload client: %d %s", r.Status, r.RawBody)
+	}
+	workloadTok := k8s.token(t, "k1", map[string]any{"sub": "system:serviceaccount:ns:w", "aud": "tokensmith", "exp": time.Now().Add(time.Hour).Unix()})
+	mustOK(ts.postTo(t, "/oauth2/token", assertionForm("workload", workloadTok).Encode()))
+
 	tests := []struct {
 		name    string
 		path    string
@@ -194,6 +208,12 @@ func roundTripsPerRequest(t *testing.T, minReplicas int) {
 		{"tokens.make with the seed's daily limit", "/tokens.make", "", "", nil, 2, func() reply { return ts.postJSON(t, "/tokens.make", makeBody(seedApp)) }, "98"},
 		{"password with refresh token, reuse, new token", "/oauth2/token", pwReuseID, pwReuseSec, login, 3, nil, ""},
 		{"password with refresh token, reuse, token reused", "/oauth2/token", pwReuseID, pwReuseSec, login, 2, nil, ""},
+		{"client_credentials, workload token with client_id", "/oauth2/token", "", "", nil, 0, func() reply {
+			return ts.postTo(t, "/oauth2/token", assertionForm("workload", workloadTok).Encode())
+		}, ""},
+		{"client_credentials, workload token without client_id", "/oauth2/token", "", "", nil, 1, func() reply {
+			return ts.postTo(t, "/oauth2/token", assertionForm("", workloadTok).Encode())
+		}, ""},
 	}
 	for _, tc := range tests {
 		before, waitsBefore := trips.n.Load(), trips.waits.Load()
