@@ -406,3 +406,45 @@ func TestTransport(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// The examples of RFC 9449: the token request proof of §4.1 (Figure 2), the resource request
+// proof of §7.1 (Figure 13) with its access token, and the key's thumbprint of §6.1.
+const (
+	rfcTokenProof = "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIiwieCI6Imw4dEZyaHgtMzR0VjNoUklDUkRZOXpDa0RscEJoRjQyVVFVZldWQVdCRnMiLCJ5IjoiOVZFNGpmX09rX282NHpiVFRsY3VOSmFqSG10NnY5VERWclUwQ2R2R1JEQSIsImNydiI6IlAtMjU2In19" +
+		".eyJqdGkiOiItQndDM0VTYzZhY2MybFRjIiwiaHRtIjoiUE9TVCIsImh0dSI6Imh0dHBzOi8vc2VydmVyLmV4YW1wbGUuY29tL3Rva2VuIiwiaWF0IjoxNTYyMjYyNjE2fQ" +
+		".2-GxA6T8lP4vfrg8v-FdWP0A0zdrj8igiMLvqRMUvwnQg4PtFLbdLXiOSsX0x7NVY-FNyJK70nfbV37xRZT3Lg"
+	rfcResourceProof = "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIiwieCI6Imw4dEZyaHgtMzR0VjNoUklDUkRZOXpDa0RscEJoRjQyVVFVZldWQVdCRnMiLCJ5IjoiOVZFNGpmX09rX282NHpiVFRsY3VOSmFqSG10NnY5VERWclUwQ2R2R1JEQSIsImNydiI6IlAtMjU2In19" +
+		".eyJqdGkiOiJlMWozVl9iS2ljOC1MQUVCIiwiaHRtIjoiR0VUIiwiaHR1IjoiaHR0cHM6Ly9yZXNvdXJjZS5leGFtcGxlLm9yZy9wcm90ZWN0ZWRyZXNvdXJjZSIsImlhdCI6MTU2MjI2MjYxOCwiYXRoIjoiZlVIeU8ycjJaM0RaNTNFc05yV0JiMHhXWG9hTnk1OUlpS0NBcWtzbVFFbyJ9" +
+		".2oW9RP35yRqzhrtNP86L-Ey71EOptxRimPPToA1plemAgR6pxHF8y6-yqyVnmcw6Fy1dqd-jfxSYoMxhAJpLjA"
+	rfcAccessToken = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"
+	rfcThumbprint  = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+)
+
+// TestRFC9449Examples: the proofs printed in the RFC, made by its authors' library, are
+// accepted at the time they were made, with the RFC's thumbprint, and refused for another
+// token or URL.
+func TestRFC9449Examples(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		proof string
+		e     Expect
+		ok    bool
+	}{
+		{"token request", rfcTokenProof, Expect{Method: "POST", URL: "https://server.example.com/token", Now: time.Unix(1562262616, 0)}, true},
+		{"resource request", rfcResourceProof, Expect{Method: "GET", URL: "https://resource.example.org/protectedresource",
+			AccessToken: rfcAccessToken, Thumbprint: rfcThumbprint, Now: time.Unix(1562262618, 0)}, true},
+		{"resource request, another token", rfcResourceProof, Expect{Method: "GET", URL: "https://resource.example.org/protectedresource",
+			AccessToken: rfcAccessToken + "x", Now: time.Unix(1562262618, 0)}, false},
+		{"token request, today", rfcTokenProof, Expect{Method: "POST", URL: "https://server.example.com/token", Now: time.Now()}, false},
+		{"token request, another server", rfcTokenProof, Expect{Method: "POST", URL: "https://evil.example.com/token", Now: time.Unix(1562262616, 0)}, false},
+	} {
+		p, err := Check(tc.proof, tc.e)
+		if (err == nil) != tc.ok {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if tc.ok && p.Thumbprint != rfcThumbprint {
+			t.Fatalf("%s: thumbprint %s, want the RFC's %s", tc.name, p.Thumbprint, rfcThumbprint)
+		}
+	}
+}
