@@ -41,6 +41,8 @@ var scenarios = []scenario{
 	{"fresh-es256", "fresh client_credentials, ES256", prepareClientCredentials("fresh-es256", map[string]any{"access_token_signing_alg": "ES256"})},
 	{"fresh-eddsa", "fresh client_credentials, EdDSA", prepareClientCredentials("fresh-eddsa", map[string]any{"access_token_signing_alg": "EdDSA"})},
 	{"federated", "fresh client_credentials, workload token (ES256)", prepareFederated},
+	{"private-key-jwt", "fresh client_credentials, private_key_jwt (ES256 assertion)", preparePrivateKeyJWT},
+	{"dpop", "fresh client_credentials with a DPoP proof (ES256)", prepareDPoP},
 	{"limited", "daily-limited client_credentials", prepareClientCredentials("limited", map[string]any{"daily_limit": 2_000_000_000})},
 	{"jwks", "JWKS", prepareJWKS},
 	{"introspect", "introspection (access token)", prepareIntrospect},
@@ -209,7 +211,7 @@ func checkToken(status int, body []byte) error {
 		return fmt.Errorf("status %d: %s", status, truncate(body))
 	}
 	at := field(body, "access_token")
-	if strings.Count(at, ".") != 2 || field(body, "token_type") != "Bearer" {
+	if tt := field(body, "token_type"); strings.Count(at, ".") != 2 || (tt != "Bearer" && tt != "DPoP") {
 		return fmt.Errorf("not a token answer: %s", truncate(body))
 	}
 	return nil
