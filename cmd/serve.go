@@ -169,7 +169,8 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 	tokenBound := grants.AccessTokenBound(grantsPolicy(cfg), keyset)
 	reg := registry.New(store, bus, registry.WithAuditor(auditor), registry.WithSigningAlgorithms(keyset),
 		registry.WithAccessTokenBound(tokenBound))
-	warnLongTokens(ctx, store, tokenBound, log)
+	// Off the start path: a store of a million clients takes seconds to check.
+	a.start(func(ctx context.Context) { warnLongTokens(ctx, store, tokenBound, log) })
 	replicas := replica.New(store, cfg.ReplicaTimeout.D(), Version, log)
 	m.Gauges(replicas.Live, func() time.Duration { return signingKeyAge(keyset, time.Now()) })
 	kind, _, _ := config.ParseStorage(cfg.Storage)
@@ -296,6 +297,9 @@ func warnLongTokens(ctx context.Context, store storage.Storage, bound func(stora
 		return
 	}
 	for _, c := range clients {
+		if ctx.Err() != nil {
+			return
+		}
 		if n := bound(c); n > protocol.MaxTokenLen {
 			log.Warn("a client's access tokens can be longer than revocation and introspection take; narrow its scopes or audience",
 				"client_id", c.ID, "longest", n, "limit", protocol.MaxTokenLen)
