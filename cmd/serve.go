@@ -22,6 +22,7 @@ import (
 	"github.com/tokensmith/tokensmith/metrics"
 	"github.com/tokensmith/tokensmith/outage"
 	"github.com/tokensmith/tokensmith/profiles"
+	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/replica"
 	"github.com/tokensmith/tokensmith/secret"
@@ -165,8 +166,11 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 	// stops after the last request has been answered, writes what is still queued, and closes
 	// its sink.
 	a.startOwn(runAudit)
+	tokenBound := grants.AccessTokenBound(grantsPolicy(cfg), keyset)
 	reg := registry.New(store, bus, registry.WithAuditor(auditor), registry.WithSigningAlgorithms(keyset),
-		registry.WithAccessTokenBound(grants.AccessTokenBound(grantsPolicy(cfg), keyset)))
+		registry.WithAccessTokenBound(tokenBound))
+	// Off the start path: a store of a million clients takes seconds to check.
+	a.start(func(ctx context.Context) { warnLongTokens(ctx, store, tokenBound, log) })
 	replicas := replica.New(store, cfg.ReplicaTimeout.D(), Version, log)
 	m.Gauges(replicas.Live, func() time.Duration { return signingKeyAge(keyset, time.Now()) })
 	kind, _, _ := config.ParseStorage(cfg.Storage)
@@ -285,4 +289,25 @@ func reindexUsernames(ctx context.Context, store storage.Storage, log *slog.Logg
 			"but consider deleting one and creating it again under another name", "user", c[0], "look_alike", c[1])
 	}
 	return nil
+}
+
+// warnLongTokens names the clients registered before their tokens' length was checked (or
+// before the issuer or the default audience grew) whose longest access token would not fit the
+// revocation and introspection endpoints: they are still served, and the operator should narrow
+// their scopes or audiences, which any change to them now requires. A store that cannot list
+// its clients is left to the requests that follow to report.
+func warnLongTokens(ctx context.Context, store storage.Storage, bound func(storage.Client) int, log *slog.Logger) {
+	clients, err := store.ListClients(ctx)
+	if err != nil {
+		return
+	}
+	for _, c := range clients {
+		if ctx.Err() != nil {
+			return
+		}
+		if n := bound(c); n > protocol.MaxTokenLen {
+			log.Warn("a client's access tokens can be longer than revocation and introspection take; narrow its scopes or audience",
+				"client_id", c.ID, "longest", n, "limit", protocol.MaxTokenLen)
+		}
+	}
 }

@@ -70,8 +70,9 @@ func TestClientsWhoseTokensCannotBeRevokedAreRefused(t *testing.T) {
 	}
 }
 
-// TestLongestAllowedTokenRevokes: a client with as many scopes as fit gets access tokens (DPoP-bound ones, the longest) that
-// the public endpoints introspect and revoke; one scope more is refused. The bound the admin
+// TestLongestAllowedTokenRevokes: a client with as many scopes as fit gets access tokens, bound
+// to a DPoP key as the longest are, that the public endpoints introspect and revoke; one scope
+// more is refused. The bound the admin
 // check uses is never below a real token's length.
 func TestLongestAllowedTokenRevokes(t *testing.T) {
 	ts := newTestServer(t)
@@ -93,12 +94,15 @@ func TestLongestAllowedTokenRevokes(t *testing.T) {
 		t.Fatalf("create: %d %s", r.Status, r.RawBody)
 	}
 	sec := r.str("client_secret")
-	cc := clientcredentials.Config{ClientID: clientID, ClientSecret: sec, TokenURL: ts.URL + "/oauth2/token"}
-	// The longest token is a DPoP-bound one: cnf.jkt is part of the bound.
+	// Bound to a DPoP key, the longest token the client can have.
 	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: newProofKey(t).Transport(nil)})
+	cc := clientcredentials.Config{ClientID: clientID, ClientSecret: sec, TokenURL: ts.URL + "/oauth2/token"}
 	tok, err := cc.Token(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tok.TokenType != protocol.TokenTypeDPoP {
+		t.Fatalf("token_type %q, want a DPoP-bound token", tok.TokenType)
 	}
 	n = len(tok.AccessToken)
 	if n > protocol.MaxTokenLen || n < protocol.MaxTokenLen-64 {
