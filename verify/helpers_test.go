@@ -82,7 +82,7 @@ const (
 	resourceSecret = "s3cret:+/="
 )
 
-func newAuthServer(t *testing.T) *authServer {
+func newAuthServer(t testing.TB) *authServer {
 	t.Helper()
 	a := &authServer{keys: map[string]jose.JSONWebKey{}, cacheHeader: "public, max-age=300"}
 	mux := http.NewServeMux()
@@ -199,7 +199,7 @@ func with(base map[string]any, edits map[string]any) map[string]any {
 }
 
 // sign signs claims with key as alg, with header fields typ at+jwt and kid plus extra.
-func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, claims map[string]any, extra map[jose.HeaderKey]any) string {
+func sign(t testing.TB, alg jose.SignatureAlgorithm, key any, kid string, claims map[string]any, extra map[jose.HeaderKey]any) string {
 	t.Helper()
 	opts := (&jose.SignerOptions{}).WithType("at+jwt")
 	if kid != "" {
