@@ -7,6 +7,8 @@
 //	GET  /me                     any token of this API, or a personal token (tsp_…), through introspection
 //	GET  /evotor/orders          orders:read; the raw token in X-Authorization or ?access_token= (Evotor)
 //	GET  /tokens-make/orders     orders:read; refusals in tokens.make's error envelope
+//	GET  /bound/orders           orders:read, and only a token bound to the caller's key: a DPoP
+//	                             token with its proof (or a certificate-bound one), never a bearer token
 //	GET  /healthz                no token
 //
 // Settings are flags, each defaulting to an environment variable (API_LISTEN, TOKENSMITH_ISSUER,
@@ -196,6 +198,7 @@ func routes(v *verify.Verifier, introspect bool) http.Handler {
 	mux.Handle("GET /evotor/orders", v.Middleware(verify.Scopes("orders:read"),
 		verify.TokenHeader(verify.EvotorHeader), verify.TokenQuery(verify.AccessTokenQuery))(http.HandlerFunc(listOrders)))
 	mux.Handle("GET /tokens-make/orders", v.Middleware(verify.Scopes("orders:read"), verify.RenderError(tokensMakeError))(http.HandlerFunc(listOrders)))
+	mux.Handle("GET /bound/orders", v.Middleware(verify.Scopes("orders:read"), verify.RequireBinding())(http.HandlerFunc(listOrders)))
 	if introspect {
 		mux.Handle("POST /refunds", v.Middleware(verify.Scopes("orders:write"), verify.Introspect())(http.HandlerFunc(refund)))
 		mux.Handle("GET /me", v.Middleware(verify.Introspect(), verify.PersonalTokens())(http.HandlerFunc(me)))

@@ -190,6 +190,7 @@ func TestRefusalsCarryError(t *testing.T) {
 		{"no such path", "GET", "/nowhere", "", 404, "not_found", ""},
 		{"a method the path does not take", "DELETE", "/orders", "", 405, "method_not_allowed", "GET, HEAD, POST"},
 		{"an introspecting route without a client", "GET", "/me", "", 404, "not_found", ""},
+		{"no token where binding is required", "GET", "/bound/orders", "", 401, "unauthorized", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
