@@ -660,18 +660,24 @@ func TestKeyClientShowsItsKeys(t *testing.T) {
 	if _, err := e.Registry.CreateClient(context.Background(), registry.ClientInput{Name: &wname, Owner: &lena, FederatedIdentities: &fis}); err != nil {
 		t.Fatal(err)
 	}
+	// A client whose tokens are bound to a DPoP key says so.
+	dname, bound := "Payments (DPoP)", true
+	if _, err := e.Registry.CreateClient(context.Background(), registry.ClientInput{Name: &dname, Owner: &lena, DPoPBoundAccessTokens: &bound}); err != nil {
+		t.Fatal(err)
+	}
 	b := newTab(t)
 	b.signIn(e.URL, "lena", "lena-password")
 	b.run("the Integration page", chromedp.Navigate(e.URL+"/console/"), chromedp.WaitVisible(chromedp.CSS("#page-integration")))
 	page := value(b, "the page's text", chromedp.Evaluate[string]("document.body.innerText"))
-	for _, want := range []string{"private_key_jwt", "billing-2026-12", "holds no secret", k8s, "system:serviceaccount:prod:reports", "the client holds none"} {
+	for _, want := range []string{"private_key_jwt", "billing-2026-12", "holds no secret", k8s, "system:serviceaccount:prod:reports", "the client holds none",
+		"bound to a DPoP key"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the Integration page does not show %q:\n%s", want, page)
 		}
 	}
 	buttons := value(b, "counting the regenerate buttons", chromedp.Evaluate[int]("document.querySelectorAll('a[id^=rotate-]').length"))
-	if buttons != 1 {
-		t.Errorf("%d Regenerate secret buttons, want 1 (the secret client's only)", buttons)
+	if buttons != 2 {
+		t.Errorf("%d Regenerate secret buttons, want 2 (the secret clients' only)", buttons)
 	}
 	if *updateScreenshot {
 		png := value(b, "screenshot", chromedp.FullScreenshot(100))
