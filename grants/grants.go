@@ -3,6 +3,7 @@ package grants
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"errors"
 	"time"
 
@@ -30,6 +31,13 @@ type Request struct {
 	// ClientAssertion is the signed JWT of a private_key_jwt client (AuthMethod
 	// protocol.AuthPrivateKeyJWT); ClientID may then be empty, the assertion names the client.
 	ClientAssertion string
+	// ClientCert is the TLS client certificate of the request: the first the caller presented
+	// on the connection, or the one a trusted TLS-terminating proxy passed on; nil without
+	// one. ClientCertChain holds the intermediates presented after it. They authenticate
+	// tls_client_auth and self_signed_tls_client_auth clients (RFC 8705 §2) and bind
+	// certificate-bound tokens (§3).
+	ClientCert      *x509.Certificate
+	ClientCertChain []*x509.Certificate
 	// Remote is the caller's address, for the failed-login backoff.
 	Remote string
 	// Federated is the workload whose platform token authenticated the client (iss and sub,
@@ -39,6 +47,8 @@ type Request struct {
 	refresh *storage.RefreshToken
 	// jkt is the thumbprint of the key of the request's valid DPoP proof.
 	jkt string
+	// x5t is the thumbprint of the client certificate the access token is bound to.
+	x5t string
 	// userKnown: the password grant found a user of the asked username (whatever the
 	// password), so a refusal may name it in the audit trail.
 	userKnown bool
