@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"errors"
 	"net"
@@ -90,14 +92,14 @@ func (c *core) authenticateCertificate(ctx context.Context, cl *Client, r *Reque
 
 // certificateNames matches a certificate against the one name a tls_client_auth client
 // registered (RFC 8705 §2.1.2), and says which kind of name it compared. The subject is
-// compared in RFC 4514 string form (as Go and openssl's -nameopt RFC2253 print it), ignoring
+// compared in RFC 4514 string form (SubjectDN, as openssl's -nameopt RFC2253 prints it), ignoring
 // case, which is what distinguishedNameMatch does for the usual attribute types; DNS names
 // ignore case; URIs, IP addresses and email addresses compare exactly (IPs as addresses, so
 // ::ffff:10.0.0.1 is 10.0.0.1).
 func certificateNames(want storage.TLSClientAuth, cert *x509.Certificate) (string, bool) {
 	switch {
 	case want.SubjectDN != "":
-		return "subject DN", strings.EqualFold(NormalizeDN(cert.Subject.String()), NormalizeDN(want.SubjectDN))
+		return "subject DN", strings.EqualFold(NormalizeDN(SubjectDN(cert)), NormalizeDN(want.SubjectDN))
 	case want.SANDNS != "":
 		return "DNS SAN", slices.ContainsFunc(cert.DNSNames, func(n string) bool { return strings.EqualFold(n, want.SANDNS) })
 	case want.SANURI != "":
@@ -109,6 +111,18 @@ func certificateNames(want storage.TLSClientAuth, cert *x509.Certificate) (strin
 		return "email SAN", slices.Contains(cert.EmailAddresses, want.SANEmail)
 	}
 	return "subject", false
+}
+
+// SubjectDN is a certificate's subject in RFC 4514 string form, its attributes in the
+// certificate's own order (last first, as the RFC and openssl's -nameopt RFC2253 print them).
+// pkix.Name.String would reorder them into Go's fixed order, which is not what the client's
+// operator sees when reading the certificate.
+func SubjectDN(cert *x509.Certificate) string {
+	var seq pkix.RDNSequence
+	if rest, err := asn1.Unmarshal(cert.RawSubject, &seq); err != nil || len(rest) > 0 {
+		return cert.Subject.String()
+	}
+	return seq.String()
 }
 
 // NormalizeDN is the form subject DNs are stored and compared in: RFC 4514 string form with

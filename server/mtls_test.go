@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -238,6 +239,10 @@ func TestMTLSClientAuthSucceeds(t *testing.T) {
 	}{
 		{"subject DN", registry.ClientInput{TLSClientAuthSubjectDN: ptr("CN=orders,OU=Shop,O=Example,C=DE")},
 			ca.issue(t, leaf{subject: pkix.Name{CommonName: "orders", OrganizationalUnit: []string{"Shop"}, Organization: []string{"Example"}, Country: []string{"DE"}}})},
+		// The certificate's own order, CN first, as openssl -nameopt RFC2253 prints it (last
+		// attribute first), not Go's fixed order.
+		{"subject DN in the certificate's order", registry.ClientInput{TLSClientAuthSubjectDN: ptr("O=Example,CN=orders")},
+			ca.issue(t, leaf{subject: pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: "orders"}, {Type: asn1.ObjectIdentifier{2, 5, 4, 10}, Value: "Example"}}}})},
 		{"DNS SAN", registry.ClientInput{TLSClientAuthSANDNS: ptr("orders.example.com")}, ca.issue(t, leaf{dns: []string{"a.example.com", "orders.example.com"}})},
 		{"URI SAN", registry.ClientInput{TLSClientAuthSANURI: ptr("spiffe://example.com/orders")}, ca.issue(t, leaf{uris: []string{"spiffe://example.com/orders"}})},
 		{"IP SAN", registry.ClientInput{TLSClientAuthSANIP: ptr("10.1.2.3")}, ca.issue(t, leaf{ips: []string{"10.1.2.3"}})},
