@@ -232,6 +232,10 @@ func TestMTLSClientAuthSucceeds(t *testing.T) {
 	ts := newTestServer(t, withMTLS(ca.pool, ""))
 	self, jwks := selfSignedCert(t, leaf{subject: pkix.Name{CommonName: "self"}})
 	raw := json.RawMessage(jwks)
+	// A self-signed client that publishes its key at a jwks_uri (plain HTTP on loopback).
+	published, publishedJWKS := selfSignedCert(t, leaf{subject: pkix.Name{CommonName: "published"}})
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(publishedJWKS) }))
+	defer keys.Close()
 	for _, tc := range []struct {
 		name string
 		in   registry.ClientInput
@@ -248,6 +252,7 @@ func TestMTLSClientAuthSucceeds(t *testing.T) {
 		{"IP SAN", registry.ClientInput{TLSClientAuthSANIP: ptr("10.1.2.3")}, ca.issue(t, leaf{ips: []string{"10.1.2.3"}})},
 		{"email SAN", registry.ClientInput{TLSClientAuthSANEmail: ptr("orders@example.com")}, ca.issue(t, leaf{emails: []string{"orders@example.com"}})},
 		{"self-signed", registry.ClientInput{TokenEndpointAuthMethod: ptr(protocol.AuthSelfSignedTLSClient), JWKS: &raw}, self},
+		{"self-signed, key at a jwks_uri", registry.ClientInput{TokenEndpointAuthMethod: ptr(protocol.AuthSelfSignedTLSClient), JWKSURI: ptr(keys.URL)}, published},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := strings.ReplaceAll(tc.name, " ", "-")
@@ -327,6 +332,18 @@ func TestCertificateBoundToken(t *testing.T) {
 	got, _ := r.Body["cnf"].(map[string]any)
 	if r.Status != http.StatusOK || r.Body["active"] != true || got["x5t#S256"] != thumbprint(mine) || r.str("token_type") != protocol.TokenTypeBearer {
 		t.Fatalf("introspect: %d %s", r.Status, r.RawBody)
+	}
+
+	// Revocation, authenticated by the certificate, ends the token.
+	req, _ = http.NewRequest("POST", ts.URL+"/oauth2/revoke", strings.NewReader(url.Values{"token": {again.AccessToken}, "client_id": {"bound"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if r := sendWith(t, ts.tlsClient(mine), req); r.Status != http.StatusOK {
+		t.Fatalf("revoke: %d %s", r.Status, r.RawBody)
+	}
+	req, _ = http.NewRequest("POST", ts.URL+"/oauth2/introspect", strings.NewReader(url.Values{"token": {again.AccessToken}, "client_id": {"bound"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if r := sendWith(t, ts.tlsClient(mine), req); r.Status != http.StatusOK || r.Body["active"] != false {
+		t.Fatalf("introspect after revoke: %d %s", r.Status, r.RawBody)
 	}
 
 	if r := ts.certToken(t, "bound", nil); r.Status != http.StatusUnauthorized {
