@@ -444,6 +444,10 @@ func TestUpdateClientRefusals(t *testing.T) {
 			code: protocol.InvalidRequest, desc: "access_token_ttl must be at least 1s"},
 		{name: "negative limit", id: "svc", patch: `{"hourly_limit":-5}`, code: protocol.InvalidRequest, desc: "hourly_limit must not be negative"},
 		{name: "empty grant_types", id: "svc", patch: `{"grant_types":[]}`, code: protocol.InvalidRequest, desc: "grant_types must not be empty"},
+		{name: "tls_client_auth without a name", id: "svc", patch: `{"token_endpoint_auth_method":"tls_client_auth"}`,
+			code: protocol.InvalidRequest, desc: "a client with token_endpoint_auth_method tls_client_auth needs exactly one of them"},
+		{name: "certificate name on a secret client", id: "svc", patch: `{"tls_client_auth_san_ip":"10.0.0.1"}`,
+			code: protocol.InvalidRequest, desc: "tls_client_auth_san_ip: only a client with token_endpoint_auth_method tls_client_auth has one"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -504,6 +508,34 @@ func TestUpdateClientToPublicDropsSecrets(t *testing.T) {
 	// A public client may not widen its grants to one that needs a secret.
 	_, err = e.reg.UpdateClient(ctx, "app", clientInput(t, `{"grant_types":["client_credentials"]}`))
 	wantError(t, err, protocol.InvalidRequest, "a public client (token_endpoint_auth_method none) may have only")
+}
+
+// TestUpdateClientToCertificate: a secret client moved to tls_client_auth loses its secrets;
+// moving it back needs its certificate name removed in the same request, or the PATCH is
+// refused naming the field.
+func TestUpdateClientToCertificate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.reg.CreateClient(ctx, clientInput(t, `{"client_id":"svc"}`)); err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.reg.UpdateClient(ctx, "svc", clientInput(t, `{"token_endpoint_auth_method":"tls_client_auth","tls_client_auth_san_uri":"spiffe://example.com/svc"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.TLSClientAuthSANURI != "spiffe://example.com/svc" {
+		t.Errorf("tls_client_auth_san_uri %q", v.TLSClientAuthSANURI)
+	}
+	if c, _ := e.store.GetClient(ctx, "svc"); len(c.SecretHash) != 0 {
+		t.Error("a tls_client_auth client kept its secret")
+	}
+	_, err = e.reg.UpdateClient(ctx, "svc", clientInput(t, `{"token_endpoint_auth_method":"client_secret_basic"}`))
+	wantError(t, err, protocol.InvalidRequest, "tls_client_auth_san_uri: only a client with token_endpoint_auth_method tls_client_auth has one")
+	v, err = e.reg.UpdateClient(ctx, "svc", clientInput(t, `{"token_endpoint_auth_method":"client_secret_basic","tls_client_auth_san_uri":""}`))
+	if err != nil || v.TLSClientAuthSANURI != "" || v.TokenEndpointAuthMethod != "client_secret_basic" {
+		t.Fatalf("back to a secret: %+v %v", v, err)
+	}
 }
 
 func TestRotateSecret(t *testing.T) {
