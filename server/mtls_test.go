@@ -439,3 +439,27 @@ func TestMTLSDiscovery(t *testing.T) {
 		}
 	}
 }
+
+// TestCertificateBoundSecretClient: binding follows the registration, not the method: a
+// client that authenticates with its secret and asks for certificate-bound tokens gets one
+// bound to the certificate it presents, and without one is refused rather than handed a
+// bearer token.
+func TestCertificateBoundSecretClient(t *testing.T) {
+	ca := newTestCA(t, "client CA")
+	ts := newTestServer(t, withMTLS(ca.pool, ""))
+	id, sec := ts.client(t, registry.ClientInput{ClientID: ptr("secret-bound"), TLSClientCertificateBoundAccessTokens: ptr(true)})
+	cert := ca.issue(t, leaf{subject: pkix.Name{CommonName: "anything"}})
+
+	if r := ts.form(t, id, sec, url.Values{"grant_type": {"client_credentials"}}); r.Status != http.StatusBadRequest ||
+		r.str("error") != protocol.InvalidRequest || !strings.Contains(r.str("error_description"), "bound to its TLS client certificate") {
+		t.Fatalf("no certificate: %d %s, want 400 invalid_request", r.Status, r.RawBody)
+	}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, ts.tlsClient(cert))
+	tok, err := (&clientcredentials.Config{ClientID: id, ClientSecret: sec, TokenURL: ts.URL + "/oauth2/token"}).Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cnf, _ := claimsOf(t, tok.AccessToken)["cnf"].(map[string]any); cnf["x5t#S256"] != thumbprint(cert) {
+		t.Fatalf("cnf %v, want the presented certificate's thumbprint", cnf)
+	}
+}
