@@ -81,7 +81,10 @@ func (c *core) authenticate(ctx context.Context, r *Request) (*Client, error) {
 // name a renewed certificate.
 func (c *core) authenticateByCertificate(ctx context.Context, r *Request, cl *Client) (*Client, error) {
 	if r.ClientSecret != "" || r.AuthMethod == protocol.AuthSecretBasic {
-		return nil, protocol.Errorf(protocol.InvalidClient, "client must authenticate with %s: send client_id and no secret, and present the certificate on the TLS connection", cl.TokenEndpointAuthMethod)
+		e := protocol.Errorf(protocol.InvalidClient, "client must authenticate with %s: send client_id and no secret, and present the certificate on the TLS connection", cl.TokenEndpointAuthMethod)
+		// RFC 6749 §5.2: a client that tried HTTP Basic is answered with its challenge.
+		e.Basic = r.AuthMethod == protocol.AuthSecretBasic
+		return nil, e
 	}
 	err := c.authenticateCertificate(ctx, cl, r)
 	if err != nil {

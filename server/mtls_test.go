@@ -200,6 +200,10 @@ func TestMTLSClientAuthRefusals(t *testing.T) {
 			if r.str("access_token") != "" {
 				t.Fatal("a token was issued")
 			}
+			// A caller that tried HTTP Basic gets its challenge (RFC 6749 §5.2).
+			if _, basicTried := tc.header["Authorization"]; basicTried != strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Basic") {
+				t.Fatalf("WWW-Authenticate %q with HTTP Basic tried: %v", r.Header.Get("WWW-Authenticate"), basicTried)
+			}
 		})
 	}
 	_, events := ts.auditTrail(t)
