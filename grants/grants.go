@@ -23,7 +23,9 @@ type Request struct {
 	// AuthMethod is protocol.AuthSecretBasic, protocol.AuthSecretPost, or protocol.AuthNone
 	// for a caller that sends no secret by design (a seed API's public app id). With
 	// AuthNone, a refresh_token grant and no ClientID, the refresh token names its client,
-	// which must be public (tokens.refresh sends nothing else).
+	// which must be public (tokens.refresh sends nothing else). A client registered for a
+	// mutual-TLS method sends its id as client_secret_post without a secret; once its
+	// certificate authenticated it, AuthMethod is that method.
 	AuthMethod string
 	// DPoP holds the DPoP proofs the request came with (the DPoP header's values; RFC 9449
 	// allows one). With one, the access token is bound to the proof's key.
