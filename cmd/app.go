@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -66,6 +67,10 @@ type listener struct {
 	// tls is nil for plain HTTP.
 	tls     *tlscert.Files
 	handler http.Handler
+	// clientCerts asks every caller for a TLS client certificate without requiring one
+	// (tls_client_auth request); the certificate is checked by the grants, not by crypto/tls,
+	// so CA-issued and self-signed ones are both let through to be judged per client.
+	clientCerts bool
 	// hsts asks browsers to use HTTPS only for this host (RFC 6797). Only a production
 	// certificate offers it: a browser remembers the header for a year, and the dev
 	// certificate's localhost serves plain HTTP again once dev_tls is off.
@@ -100,6 +105,9 @@ func serveListeners(ctx context.Context, log *slog.Logger, ls []listener) error 
 		s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 		if l.tls != nil {
 			s.TLSConfig = tlscert.Config(l.tls)
+			if l.clientCerts {
+				s.TLSConfig.ClientAuth = tls.RequestClientCert
+			}
 		}
 		servers[i] = s
 		go func() {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/protocol"
 	"github.com/tokensmith/tokensmith/registry"
 	"github.com/tokensmith/tokensmith/server"
@@ -31,7 +32,8 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() (registry.ClientInput, e
 		jwksFile, jwksURI                                       string
 		grants, scopes, aud, federated                          []string
 		reuse, resourceServer, dailyShadow, hourlyShadow        bool
-		dpopBound, dpopNonce                                    bool
+		dpopBound, dpopNonce, certBound                         bool
+		subjectDN, sanDNS, sanURI, sanIP, sanEmail              string
 		limit, hourly                                           int
 	)
 	if withID {
@@ -50,10 +52,19 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() (registry.ClientInput, e
 	fs.IntVar(&hourly, "hourly-limit", 0, "new tokens per subject per clock hour (0: no limit)")
 	fs.BoolVar(&dailyShadow, "daily-limit-shadow", false, "count the daily limit and report who passes it, without refusing")
 	fs.BoolVar(&hourlyShadow, "hourly-limit-shadow", false, "count the hourly limit and report who passes it, without refusing")
-	fs.StringVar(&auth, "auth-method", "", "client_secret_basic, client_secret_post (empty: both), private_key_jwt (signed assertions, no secret: give --jwks or --jwks-uri), or none: a public client without a secret, password and refresh_token grants only")
+	fs.StringVar(&auth, "auth-method", "", "client_secret_basic, client_secret_post (empty: both), private_key_jwt (signed assertions, no secret: give --jwks or --jwks-uri), "+
+		"tls_client_auth (a certificate from the server's client CA: give one of --tls-subject-dn, --tls-san-dns, --tls-san-uri, --tls-san-ip, --tls-san-email), "+
+		"self_signed_tls_client_auth (a self-signed certificate whose key is in --jwks or --jwks-uri), "+
+		"or none: a public client without a secret, password and refresh_token grants only")
 	fs.StringVar(&auth, "auth", "", "short for --auth-method")
-	fs.StringVar(&jwksFile, "jwks", "", "file holding the client's public keys (a JWK set) for --auth private_key_jwt; empty removes them")
-	fs.StringVar(&jwksURI, "jwks-uri", "", "https URL where the client publishes its public keys, for --auth private_key_jwt; empty removes it")
+	fs.StringVar(&jwksFile, "jwks", "", "file holding the client's public keys (a JWK set) for --auth private_key_jwt or self_signed_tls_client_auth; empty removes them")
+	fs.StringVar(&jwksURI, "jwks-uri", "", "https URL where the client publishes its public keys, for --auth private_key_jwt or self_signed_tls_client_auth; empty removes it")
+	fs.StringVar(&subjectDN, "tls-subject-dn", "", "for --auth tls_client_auth: the certificate's subject DN in RFC 4514 form, as openssl x509 -noout -subject -nameopt RFC2253 prints it (CN=orders,O=Example); empty removes it")
+	fs.StringVar(&sanDNS, "tls-san-dns", "", "for --auth tls_client_auth: a DNS name of the certificate's subject alternative names; empty removes it")
+	fs.StringVar(&sanURI, "tls-san-uri", "", "for --auth tls_client_auth: a URI of the certificate's subject alternative names (spiffe://…); empty removes it")
+	fs.StringVar(&sanIP, "tls-san-ip", "", "for --auth tls_client_auth: an IP address of the certificate's subject alternative names; empty removes it")
+	fs.StringVar(&sanEmail, "tls-san-email", "", "for --auth tls_client_auth: an email address of the certificate's subject alternative names; empty removes it")
+	fs.BoolVar(&certBound, "tls-bound", false, "bind every access token to the TLS client certificate the client asks with (cnf x5t#S256): no bearer tokens usable without it")
 	fs.StringArrayVar(&federated, "federated", nil, "a workload that may act as the client with a token its platform issued: ISSUER=SUBJECT, "+
 		"ISSUER a trusted issuer, SUBJECT exact or ending in ':*' or '/*' (repeat; on create it implies --auth private_key_jwt; on update it replaces the list, and one empty value removes it)")
 	fs.StringVar(&owner, "owner", "", "id of the user who manages this client")
@@ -125,6 +136,12 @@ func clientFlags(fs *pflag.FlagSet, withID bool) func() (registry.ClientInput, e
 		set("signing-alg", func() { in.AccessTokenSigningAlg = &alg })
 		set("dpop-bound", func() { in.DPoPBoundAccessTokens = &dpopBound })
 		set("dpop-nonce", func() { in.DPoPNonceRequired = &dpopNonce })
+		set("tls-subject-dn", func() { in.TLSClientAuthSubjectDN = &subjectDN })
+		set("tls-san-dns", func() { in.TLSClientAuthSANDNS = &sanDNS })
+		set("tls-san-uri", func() { in.TLSClientAuthSANURI = &sanURI })
+		set("tls-san-ip", func() { in.TLSClientAuthSANIP = &sanIP })
+		set("tls-san-email", func() { in.TLSClientAuthSANEmail = &sanEmail })
+		set("tls-bound", func() { in.TLSClientCertificateBoundAccessTokens = &certBound })
 		return in, err
 	}
 }
@@ -153,6 +170,9 @@ func clientCreateCmd(g *globals) *cobra.Command {
 		switch {
 		case v.ClientSecret == "" && v.TokenEndpointAuthMethod == protocol.AuthPrivateKeyJWT:
 			fmt.Fprintln(g.out, "\nNo secret: the client authenticates with a signed assertion (its own key, or its workload's platform token).")
+			return nil
+		case v.ClientSecret == "" && grants.CertificateMethod(v.TokenEndpointAuthMethod):
+			fmt.Fprintln(g.out, "\nNo secret: the client authenticates with its TLS client certificate, sending its client_id.")
 			return nil
 		case v.ClientSecret == "":
 			fmt.Fprintln(g.out, "\nA public client: it has no secret and is identified by its client_id alone.")
@@ -328,6 +348,13 @@ func printClient(g *globals, v registry.ClientView) {
 	for _, f := range v.FederatedIdentities {
 		row("federated", f.Issuer+" = "+f.Subject)
 	}
+	for _, n := range [][2]string{{"tls_subject_dn", v.TLSClientAuthSubjectDN}, {"tls_san_dns", v.TLSClientAuthSANDNS},
+		{"tls_san_uri", v.TLSClientAuthSANURI}, {"tls_san_ip", v.TLSClientAuthSANIP}, {"tls_san_email", v.TLSClientAuthSANEmail}} {
+		if n[1] != "" {
+			row(n[0], n[1])
+		}
+	}
+	row("tls_bound", fmt.Sprint(v.TLSClientCertificateBoundAccessTokens))
 	row("signing_alg", v.AccessTokenSigningAlg)
 	row("owner", dash(v.Owner))
 	row("resource_server", fmt.Sprint(v.ResourceServer))

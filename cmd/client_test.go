@@ -7,8 +7,8 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// TestClientFlagsForQuotasAndPublicClients: the flags of issue 14 set exactly their admin API
-// fields, and only when given.
+// TestClientFlagsForQuotasAndPublicClients: the flags of issue 14 (and of the key and
+// certificate methods since) set exactly their admin API fields, and only when given.
 func TestClientFlagsForQuotasAndPublicClients(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -23,6 +23,11 @@ func TestClientFlagsForQuotasAndPublicClients(t *testing.T) {
 			`{"federated_identities":[{"issuer":"https://k8s.example","subject":"system:serviceaccount:prod:billing"},` +
 				`{"issuer":"https://token.actions.githubusercontent.com","subject":"repo:acme/app:*"}]}`},
 		{[]string{"--federated", ""}, `{"federated_identities":[]}`},
+		{[]string{"--auth", "tls_client_auth", "--tls-subject-dn", "CN=orders,O=Example", "--tls-bound"},
+			`{"token_endpoint_auth_method":"tls_client_auth","tls_client_auth_subject_dn":"CN=orders,O=Example","tls_client_certificate_bound_access_tokens":true}`},
+		{[]string{"--tls-san-dns", "a.example.com", "--tls-san-uri", "spiffe://example.com/a", "--tls-san-ip", "10.0.0.1", "--tls-san-email", "a@example.com"},
+			`{"tls_client_auth_san_dns":"a.example.com","tls_client_auth_san_uri":"spiffe://example.com/a","tls_client_auth_san_ip":"10.0.0.1","tls_client_auth_san_email":"a@example.com"}`},
+		{[]string{"--tls-subject-dn", "", "--tls-bound=false"}, `{"tls_client_auth_subject_dn":"","tls_client_certificate_bound_access_tokens":false}`},
 	} {
 		fs := pflag.NewFlagSet("client update", pflag.ContinueOnError)
 		input := clientFlags(fs, false)

@@ -29,6 +29,7 @@ import (
 	"github.com/tokensmith/tokensmith/server"
 	"github.com/tokensmith/tokensmith/storage"
 	redisstore "github.com/tokensmith/tokensmith/storage/redis"
+	"github.com/tokensmith/tokensmith/tlscert"
 	"github.com/tokensmith/tokensmith/tracing"
 )
 
@@ -196,11 +197,19 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 	if err != nil {
 		return fmt.Errorf("DPoP nonce key: %w", err)
 	}
-	gh := grants.NewService(store, keyset, grantsPolicy(cfg), grants.WithAuditKey([]byte(auditKey)), grants.WithDPoPNonceKey([]byte(nonceKey)),
+	grantOpts := []grants.Option{grants.WithAuditKey([]byte(auditKey)), grants.WithDPoPNonceKey([]byte(nonceKey))}
+	if cfg.TLSClientCA != "" {
+		cas, err := tlscert.LoadClientCAs(cfg.TLSClientCA, log.With("listener", "public"))
+		if err != nil {
+			return fmt.Errorf("tls_client_ca (TOKENSMITH_TLS_CLIENT_CA): %w", err)
+		}
+		grantOpts = append(grantOpts, grants.WithClientCAs(cas.Pool))
+	}
+	gh := grants.NewService(store, keyset, grantsPolicy(cfg), append(grantOpts,
 		grants.WithLogger(log), grants.WithReplicas(replicas.Live), grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
 		grants.WithIssueHook(func(g string) { m.Issued.WithLabelValues(g).Inc() }),
 		grants.WithQuotaHook(func(e grants.QuotaEvent) { m.Quota(e.ClientID, e.Window, e.Shadow) }),
-		grants.WithAuditor(auditor), grants.WithStoreObserver(m.ObserveStore), grants.WithTracerProvider(tr.Provider))
+		grants.WithAuditor(auditor), grants.WithStoreObserver(m.ObserveStore), grants.WithTracerProvider(tr.Provider))...)
 	bus.Handle(gh.Forget)
 	bus.Handle(func(c storage.Change) {
 		if c.Kind == storage.ChangeSigningKeys || c.Kind == "" {
@@ -222,7 +231,8 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 	a.start(outages.Run)
 
 	pub := &server.Public{Issuer: cfg.Issuer, Grants: gh, Keys: keyset, Store: readiness(store), Metrics: m, Log: log,
-		TrustedProxies: cfg.TrustedProxies, Outages: outages, Profiles: endpoints, Tracer: tr.Provider}
+		TrustedProxies: cfg.TrustedProxies, Outages: outages, Profiles: endpoints, Tracer: tr.Provider,
+		MTLS: cfg.MTLS(), ClientCertHeader: cfg.TLSClientCertHeader}
 	if cfg.Console.Enabled {
 		pub.Console = console.New(console.Options{
 			Passwords: gh, Registry: reg, Store: store, Issuer: cfg.Issuer,
@@ -266,7 +276,8 @@ func serve(ctx context.Context, cfg config.Config, endpoints []profiles.Endpoint
 
 	// The listeners are shut down, their last requests answered, before anything above stops.
 	return serveListeners(ctx, log, []listener{
-		{name: "public listener", ln: pubLn, tls: pubTLS, handler: pub.Handler(), hsts: devCert == ""},
+		{name: "public listener", ln: pubLn, tls: pubTLS, handler: pub.Handler(), hsts: devCert == "",
+			clientCerts: cfg.TLSClientAuth == config.ClientAuthRequest},
 		{name: "admin listener", ln: admLn, tls: admTLS, handler: adm.Handler(), hsts: devCert == ""},
 	})
 }

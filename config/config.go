@@ -34,6 +34,22 @@ type Config struct {
 	// 127.0.0.1 and ::1, generated into DataDir (dev-cert.pem): for trying TLS-only clients on
 	// one machine, never for production. Not with TLSCert or AdminTLSCert.
 	DevTLS bool `yaml:"dev_tls" env:"DEV_TLS"`
+	// TLSClientAuth is off or request. With request the public TLS listener asks every caller
+	// for a client certificate without requiring one (RFC 8705 mutual TLS): clients that
+	// authenticate with tls_client_auth or self_signed_tls_client_auth, or whose tokens are
+	// bound to their certificate, present one; everyone else carries on without. The server
+	// checks the certificate itself, so CA-issued and self-signed ones share the listener.
+	// Needs tls_cert (or dev_tls).
+	TLSClientAuth string `yaml:"tls_client_auth" env:"TLS_CLIENT_AUTH"`
+	// TLSClientCA is a PEM file of the CA certificates a tls_client_auth client's certificate
+	// must chain to. It is read again when it changes on disk, like tls_cert. Without it only
+	// self_signed_tls_client_auth is offered.
+	TLSClientCA string `yaml:"tls_client_ca" env:"TLS_CLIENT_CA"`
+	// TLSClientCertHeader is the request header in which a TLS-terminating proxy in front
+	// passes the client certificate it received, as URL-encoded PEM (nginx's
+	// $ssl_client_escaped_cert). It is believed only from trusted_proxies and ignored from
+	// anyone else; it turns mutual TLS on without tls_client_auth.
+	TLSClientCertHeader string `yaml:"tls_client_cert_header" env:"TLS_CLIENT_CERT_HEADER"`
 	// TrustedProxies are the addresses (IPs or CIDRs; in the environment, comma-separated)
 	// whose X-Forwarded-For and X-Forwarded-Proto headers are believed; from anyone else they
 	// are ignored.
@@ -183,6 +199,18 @@ func (c Config) ParseAuditSink() (kind, target string, err error) {
 	default:
 		return "", "", fmt.Errorf("%q: want log, off, file:PATH, redis or a Redis URL", s)
 	}
+}
+
+// Values of TLSClientAuth.
+const (
+	ClientAuthOff     = "off"
+	ClientAuthRequest = "request"
+)
+
+// MTLS reports whether client certificates reach the server: asked for on the public TLS
+// listener, or passed on by a trusted proxy.
+func (c Config) MTLS() bool {
+	return c.TLSClientAuth == ClientAuthRequest || c.TLSClientCertHeader != ""
 }
 
 // PublicTLS reports whether the public listener serves HTTPS.

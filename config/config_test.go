@@ -1,6 +1,13 @@
 package config_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -131,6 +138,12 @@ func TestValidationNamesEveryBadField(t *testing.T) {
 		{"unknown algorithm", []string{"TOKENSMITH_KEYS_ALGORITHMS=ES384"}, "", "keys.algorithms: \"ES384\" is not one of"},
 		{"no algorithm", nil, "keys:\n  algorithms: []\n", "keys.algorithms: must name"},
 		{"an algorithm twice", []string{"TOKENSMITH_KEYS_ALGORITHMS=ES256,RS256,ES256"}, "", "keys.algorithms: ES256 is named twice"},
+		{"client certificates without TLS", []string{"TOKENSMITH_TLS_CLIENT_AUTH=request"}, "", "tls_client_auth: request needs the public listener to serve TLS"},
+		{"client certificates required", []string{"TOKENSMITH_DEV_TLS=true", "TOKENSMITH_TLS_CLIENT_AUTH=require"}, "", "tls_client_auth: \"require\" must be off or request"},
+		{"client CA missing", []string{"TOKENSMITH_DEV_TLS=true", "TOKENSMITH_TLS_CLIENT_AUTH=request", "TOKENSMITH_TLS_CLIENT_CA=/nonexistent/ca.pem"}, "", "tls_client_ca: open /nonexistent/ca.pem"},
+		{"client CA without mutual TLS", []string{"TOKENSMITH_TLS_CLIENT_CA=/etc/ts/ca.pem"}, "", "tls_client_ca: is used only with"},
+		{"client certificate header without proxies", []string{"TOKENSMITH_TLS_CLIENT_CERT_HEADER=X-SSL-Client-Cert"}, "", "tls_client_cert_header: is believed only from trusted_proxies"},
+		{"client certificate header not a name", []string{"TOKENSMITH_TLS_CLIENT_CERT_HEADER=X SSL", "TOKENSMITH_TRUSTED_PROXIES=10.0.0.1"}, "", "tls_client_cert_header: \"X SSL\" is not a header name"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,6 +165,44 @@ func TestValidationNamesEveryBadField(t *testing.T) {
 	_, err := config.Load("", []string{"TOKENSMITH_ISSUER=x", "TOKENSMITH_LOG_LEVEL=loud"})
 	if err == nil || !strings.Contains(err.Error(), "issuer:") || !strings.Contains(err.Error(), "log_level:") {
 		t.Fatalf("error %v, want both fields", err)
+	}
+}
+
+// TestClientCAFile: a client CA file is read at start; one without a certificate is refused,
+// naming the field once, and a good one passes.
+func TestClientCAFile(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"TOKENSMITH_DEV_TLS=true", "TOKENSMITH_TLS_CLIENT_AUTH=request", "TOKENSMITH_TLS_CLIENT_CA=" + notPEM}
+	_, err := config.Load("", env)
+	if err == nil || strings.Count(err.Error(), "tls_client_ca:") != 1 || !strings.Contains(err.Error(), "holds no PEM certificate") {
+		t.Fatalf("error %v, want one tls_client_ca problem: no certificate", err)
+	}
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(good, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env[2] = "TOKENSMITH_TLS_CLIENT_CA=" + good
+	cfg, err := config.Load("", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.MTLS() {
+		t.Fatal("MTLS() = false with tls_client_auth request")
 	}
 }
 

@@ -29,6 +29,7 @@ func Default() Config {
 		DataDir:        "./data",
 		LogLevel:       "info",
 		LogFormat:      "text",
+		TLSClientAuth:  ClientAuthOff,
 		ReplicaTimeout: duration.Duration(15 * time.Second),
 		StoreTimeout:   duration.Duration(500 * time.Millisecond),
 		ClientCacheTTL: duration.Duration(time.Second),

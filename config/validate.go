@@ -1,10 +1,13 @@
 package config
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -47,6 +50,7 @@ func (c Config) Validate() error {
 			bad("dev_tls", "cannot be combined with %s: the dev certificate is for trying TLS on one machine", pair[0])
 		}
 	}
+	c.validateMTLS(bad)
 	for _, p := range c.TrustedProxies {
 		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
 			bad("trusted_proxies", "%q is neither an IP address nor a CIDR range", p)
@@ -145,6 +149,84 @@ func (c Config) Validate() error {
 		bad("audit.buffer", "must be between 1 and 10000000")
 	}
 	return errors.Join(errs...)
+}
+
+// validateMTLS checks the three mutual-TLS settings: each problem once, naming its field.
+func (c Config) validateMTLS(bad func(field, format string, args ...any)) {
+	switch c.TLSClientAuth {
+	case ClientAuthOff:
+	case ClientAuthRequest:
+		if !c.PublicTLS() {
+			bad("tls_client_auth", "request needs the public listener to serve TLS (tls_cert and tls_key, or dev_tls); "+
+				"behind a TLS-terminating proxy use tls_client_cert_header instead")
+		}
+	default:
+		bad("tls_client_auth", "%q must be off or request", c.TLSClientAuth)
+	}
+	if c.TLSClientCA != "" {
+		if !c.MTLS() {
+			bad("tls_client_ca", "is used only with tls_client_auth request or tls_client_cert_header")
+		} else if err := checkCAFile(c.TLSClientCA); err != nil {
+			bad("tls_client_ca", "%v", err)
+		}
+	}
+	if h := c.TLSClientCertHeader; h != "" {
+		switch {
+		case !validHeaderName(h):
+			bad("tls_client_cert_header", "%q is not a header name", h)
+		case len(c.TrustedProxies) == 0:
+			bad("tls_client_cert_header", "is believed only from trusted_proxies, and none are configured")
+		}
+	}
+}
+
+// checkCAFile reads a PEM file of CA certificates, refusing one that holds none.
+func checkCAFile(name string) error {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	if _, err := ParseCAs(b); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// ParseCAs reads PEM CA certificates into a pool; PEM blocks of other types are skipped, and a
+// file without a single certificate, or with one that does not parse, is refused.
+func ParseCAs(pemBytes []byte) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	n := 0
+	for rest := pemBytes; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", n+1, err)
+		}
+		pool.AddCert(cert)
+		n++
+	}
+	if n == 0 {
+		return nil, errors.New("holds no PEM certificate")
+	}
+	return pool, nil
+}
+
+// validHeaderName reports whether h is an HTTP field name (RFC 9110 token).
+func validHeaderName(h string) bool {
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return h != ""
 }
 
 // MinAdminTokenBits is the least estimated entropy an admin token may have.

@@ -638,7 +638,8 @@ func TestKeyboardAndLabels(t *testing.T) {
 }
 
 // A client that authenticates with its key shows its method and key ids, and offers no
-// secret to regenerate (it has none); a secret client beside it keeps its button.
+// secret to regenerate (it has none), nor does one that authenticates with its TLS
+// certificate; a secret client beside them keeps its button.
 func TestKeyClientShowsItsKeys(t *testing.T) {
 	e := newEnv(t)
 	lena := e.user(t, "lena", "lena-password", "orders:read")
@@ -665,12 +666,19 @@ func TestKeyClientShowsItsKeys(t *testing.T) {
 	if _, err := e.Registry.CreateClient(context.Background(), registry.ClientInput{Name: &dname, Owner: &lena, DPoPBoundAccessTokens: &bound}); err != nil {
 		t.Fatal(err)
 	}
+	// A client that authenticates with its TLS certificate names the certificate, has no
+	// button, and says its tokens are bound to the certificate.
+	cname, cmethod, dn := "Orders (mTLS)", protocol.AuthTLSClient, "CN=orders,O=Example"
+	if _, err := e.Registry.CreateClient(context.Background(), registry.ClientInput{Name: &cname, Owner: &lena,
+		TokenEndpointAuthMethod: &cmethod, TLSClientAuthSubjectDN: &dn, TLSClientCertificateBoundAccessTokens: new(true)}); err != nil {
+		t.Fatal(err)
+	}
 	b := newTab(t)
 	b.signIn(e.URL, "lena", "lena-password")
 	b.run("the Integration page", chromedp.Navigate(e.URL+"/console/"), chromedp.WaitVisible(chromedp.CSS("#page-integration")))
 	page := value(b, "the page's text", chromedp.Evaluate[string]("document.body.innerText"))
 	for _, want := range []string{"private_key_jwt", "billing-2026-12", "holds no secret", k8s, "system:serviceaccount:prod:reports", "the client holds none",
-		"bound to a DPoP key"} {
+		"bound to a DPoP key", "tls_client_auth", "subject " + dn, "bound to the client's TLS certificate"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the Integration page does not show %q:\n%s", want, page)
 		}

@@ -47,9 +47,15 @@ func (c *core) authenticate(ctx context.Context, r *Request) (*Client, error) {
 		return nil, fail("client authentication is required")
 	}
 	cl, err := c.lookupClient(ctx, r.ClientID, false)
+	if err == nil && CertificateMethod(cl.TokenEndpointAuthMethod) {
+		return c.authenticateByCertificate(ctx, r, cl)
+	}
 	if err == nil && !cl.accepts(r.ClientSecret) {
 		// The cached record may predate a secret rotation: check the store before refusing.
 		cl, err = c.lookupClient(ctx, r.ClientID, true)
+		if err == nil && CertificateMethod(cl.TokenEndpointAuthMethod) {
+			return c.authenticateByCertificate(ctx, r, cl)
+		}
 		if err == nil && !cl.accepts(r.ClientSecret) {
 			if cl.IsPublic() {
 				return nil, fail("this client is public (token_endpoint_auth_method none): it sends its client_id and no secret")
@@ -66,6 +72,37 @@ func (c *core) authenticate(ctx context.Context, r *Request) (*Client, error) {
 	if m := cl.TokenEndpointAuthMethod; m != "" && !cl.IsPublic() && m != r.AuthMethod {
 		return nil, fail("client must authenticate with " + m)
 	}
+	return cl, nil
+}
+
+// authenticateByCertificate authenticates a client registered for a mutual-TLS method: the
+// request names it by client_id (RFC 8705 §2: required in the body) and sends no other
+// credential. A refusal with a cached record is checked again against the store's, which may
+// name a renewed certificate.
+func (c *core) authenticateByCertificate(ctx context.Context, r *Request, cl *Client) (*Client, error) {
+	if r.ClientSecret != "" || r.AuthMethod == protocol.AuthSecretBasic {
+		e := protocol.Errorf(protocol.InvalidClient, "client must authenticate with %s: send client_id and no secret, and present the certificate on the TLS connection", cl.TokenEndpointAuthMethod)
+		// RFC 6749 §5.2: a client that tried HTTP Basic is answered with its challenge.
+		e.Basic = r.AuthMethod == protocol.AuthSecretBasic
+		return nil, e
+	}
+	err := c.authenticateCertificate(ctx, cl, r)
+	if err != nil {
+		fresh, ferr := c.lookupClient(ctx, r.ClientID, true)
+		switch {
+		case errors.Is(ferr, storage.ErrNotFound):
+			return nil, protocol.Errorf(protocol.InvalidClient, "unknown client or wrong secret")
+		case ferr != nil:
+			return nil, protocol.Unavailable(ferr)
+		case !CertificateMethod(fresh.TokenEndpointAuthMethod):
+			return nil, protocol.Errorf(protocol.InvalidClient, "client must authenticate with %s", fresh.TokenEndpointAuthMethod)
+		}
+		if err = c.authenticateCertificate(ctx, fresh, r); err != nil {
+			return nil, err
+		}
+		cl = fresh
+	}
+	r.AuthMethod = cl.TokenEndpointAuthMethod
 	return cl, nil
 }
 

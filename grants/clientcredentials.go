@@ -24,7 +24,7 @@ func (g *clientCredentials) Handle(ctx context.Context, c *Client, r *Request) (
 	now := g.now()
 	a := access{
 		clientID: c.ID, alg: c.SigningAlg(), subject: c.ID, scope: scope, audience: aud,
-		ttl: orDefault(c.AccessTokenTTL, g.policy.ClientCredentialsTTL), jkt: r.jkt,
+		ttl: orDefault(c.AccessTokenTTL, g.policy.ClientCredentialsTTL), jkt: r.jkt, x5t: r.x5t,
 	}
 	return g.issue(ctx, c, a, now, true, func(ctx context.Context, now time.Time) (*Token, error) {
 		m, err := g.mint(ctx, protocol.GrantClientCredentials, a, now)

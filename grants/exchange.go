@@ -78,7 +78,7 @@ func (g *exchange) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 			return nil, invalid("subject_token is about to expire")
 		}
 	}
-	a := access{clientID: c.ID, alg: c.SigningAlg(), subject: t.UserID, scope: scope, audience: audience, ttl: ttl, personal: t.ID, jkt: r.jkt}
+	a := access{clientID: c.ID, alg: c.SigningAlg(), subject: t.UserID, scope: scope, audience: audience, ttl: ttl, personal: t.ID, jkt: r.jkt, x5t: r.x5t}
 	// Exchanged tokens are never reused: each names its own personal token. The client's daily
 	// limit counts them like any new token.
 	return g.issue(ctx, c, a, now, false, func(ctx context.Context, now time.Time) (*Token, error) {

@@ -3,6 +3,7 @@ package grants
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"errors"
 	"time"
 
@@ -22,7 +23,9 @@ type Request struct {
 	// AuthMethod is protocol.AuthSecretBasic, protocol.AuthSecretPost, or protocol.AuthNone
 	// for a caller that sends no secret by design (a seed API's public app id). With
 	// AuthNone, a refresh_token grant and no ClientID, the refresh token names its client,
-	// which must be public (tokens.refresh sends nothing else).
+	// which must be public (tokens.refresh sends nothing else). A client registered for a
+	// mutual-TLS method sends its id as client_secret_post without a secret; once its
+	// certificate authenticated it, AuthMethod is that method.
 	AuthMethod string
 	// DPoP holds the DPoP proofs the request came with (the DPoP header's values; RFC 9449
 	// allows one). With one, the access token is bound to the proof's key.
@@ -30,6 +33,13 @@ type Request struct {
 	// ClientAssertion is the signed JWT of a private_key_jwt client (AuthMethod
 	// protocol.AuthPrivateKeyJWT); ClientID may then be empty, the assertion names the client.
 	ClientAssertion string
+	// ClientCert is the TLS client certificate of the request: the first the caller presented
+	// on the connection, or the one a trusted TLS-terminating proxy passed on; nil without
+	// one. ClientCertChain holds the intermediates presented after it. They authenticate
+	// tls_client_auth and self_signed_tls_client_auth clients (RFC 8705 §2) and bind
+	// certificate-bound tokens (§3).
+	ClientCert      *x509.Certificate
+	ClientCertChain []*x509.Certificate
 	// Remote is the caller's address, for the failed-login backoff.
 	Remote string
 	// Federated is the workload whose platform token authenticated the client (iss and sub,
@@ -39,6 +49,8 @@ type Request struct {
 	refresh *storage.RefreshToken
 	// jkt is the thumbprint of the key of the request's valid DPoP proof.
 	jkt string
+	// x5t is the thumbprint of the client certificate the access token is bound to.
+	x5t string
 	// userKnown: the password grant found a user of the asked username (whatever the
 	// password), so a refusal may name it in the audit trail.
 	userKnown bool

@@ -23,7 +23,8 @@ type Introspection struct {
 	Audience  protocol.Audience `json:"aud,omitempty"`
 	Issuer    string            `json:"iss,omitempty"`
 	ID        string            `json:"jti,omitempty"`
-	// Cnf is the key a DPoP-bound token is bound to (RFC 9449 §6.2).
+	// Cnf is the key a DPoP-bound token is bound to (RFC 9449 §6.2), or the certificate a
+	// certificate-bound one is (RFC 8705 §3.2).
 	Cnf *Confirmation `json:"cnf,omitempty"`
 }
 
@@ -94,7 +95,12 @@ func (h *Service) introspect(ctx context.Context, requester *Client, raw string)
 	if a := p.access; a != nil {
 		out.TokenType = protocol.TokenTypeBearer
 		if a.Cnf != nil {
-			out.TokenType, out.Cnf = protocol.TokenTypeDPoP, a.Cnf
+			// A certificate-bound token is still a Bearer token (RFC 8705 §3); one bound to a
+			// DPoP key is a DPoP token.
+			out.Cnf = a.Cnf
+			if a.Cnf.JKT != "" {
+				out.TokenType = protocol.TokenTypeDPoP
+			}
 		}
 		out.Scope, out.Subject, out.Audience, out.ID = a.Scope, a.Subject, a.Audience, a.ID
 		out.IssuedAt, out.ExpiresAt = a.IssuedAt, a.ExpiresAt

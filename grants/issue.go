@@ -25,8 +25,9 @@ type fresh func(ctx context.Context, now time.Time) (*Token, error)
 // step settles the outcome. Clients with none of these policies go straight to minting;
 // reusable is false for grants whose tokens must never be handed out twice.
 func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, reusable bool, mint fresh) (*Token, error) {
-	// A token bound to a DPoP key is never pooled: it is of use to that key's holder alone.
-	reuse := cl.Reuse && reusable && a.jkt == ""
+	// A token bound to a DPoP key or a certificate is never pooled: it is of use to that key's
+	// holder alone.
+	reuse := cl.Reuse && reusable && a.jkt == "" && a.x5t == ""
 	if !reuse && cl.DailyLimit == 0 && cl.HourlyLimit == 0 {
 		return mint(ctx, now)
 	}

@@ -30,7 +30,8 @@ type AccessClaims struct {
 	IssuedAt  int64             `json:"iat"`
 	ExpiresAt int64             `json:"exp"`
 	ID        string            `json:"jti"`
-	// Cnf binds the token to a DPoP key (RFC 9449 §6.1); absent from a bearer token.
+	// Cnf binds the token to a DPoP key (RFC 9449 §6.1) or a TLS client certificate
+	// (RFC 8705 §3.1); absent from a bearer token.
 	Cnf *Confirmation `json:"cnf,omitempty"`
 }
 
@@ -38,6 +39,8 @@ type AccessClaims struct {
 type Confirmation struct {
 	// JKT is the RFC 7638 thumbprint of the DPoP key.
 	JKT string `json:"jkt,omitempty"`
+	// X5TS256 is the base64url SHA-256 of the DER of the client certificate (RFC 8705 §3.1).
+	X5TS256 string `json:"x5t#S256,omitempty"`
 }
 
 var _ jwt.Claims = AccessClaims{}
@@ -88,6 +91,8 @@ type access struct {
 	epoch uint64
 	// jkt binds the token to a DPoP key.
 	jkt string
+	// x5t binds the token to a TLS client certificate.
+	x5t string
 }
 
 // minted is a signed access token.
@@ -119,8 +124,8 @@ func (c *core) mint(ctx context.Context, grant string, a access, now time.Time) 
 	if a.personal != "" {
 		claims.ID = newPersonalJTI(a.personal)
 	}
-	if a.jkt != "" {
-		claims.Cnf = &Confirmation{JKT: a.jkt}
+	if a.jkt != "" || a.x5t != "" {
+		claims.Cnf = &Confirmation{JKT: a.jkt, X5TS256: a.x5t}
 	}
 	var tok string
 	var err error

@@ -48,13 +48,13 @@ func (g *refresh) Handle(ctx context.Context, c *Client, r *Request) (*Token, er
 	scope := r.Params[protocol.ParamScope]
 	if grace <= 0 {
 		// Without a grace window a second presentation must fail, so callers are not merged.
-		return g.rotate(ctx, c, raw, family, hash, scope, grace, r.refresh, r.jkt)
+		return g.rotate(ctx, c, raw, family, hash, scope, grace, r.refresh, r.jkt, r.x5t)
 	}
 	// Callers share the rotation; it must not die with whichever of them started it.
 	shared := context.WithoutCancel(ctx)
 	// Callers with different DPoP keys get tokens bound to different keys: not one answer.
-	v, err, _ := g.flight.Do(c.ID+"\x00"+hash+"\x00"+scope+"\x00"+r.jkt, func() (any, error) {
-		return g.rotate(shared, c, raw, family, hash, scope, grace, r.refresh, r.jkt)
+	v, err, _ := g.flight.Do(c.ID+"\x00"+hash+"\x00"+scope+"\x00"+r.jkt+"\x00"+r.x5t, func() (any, error) {
+		return g.rotate(shared, c, raw, family, hash, scope, grace, r.refresh, r.jkt, r.x5t)
 	})
 	if err != nil {
 		return nil, err
@@ -64,8 +64,8 @@ func (g *refresh) Handle(ctx context.Context, c *Client, r *Request) (*Token, er
 
 // rotate consumes a refresh token. known is its record when the caller has just read it (to
 // find a public client), which saves reading it again. jkt is the DPoP key the new access
-// token is bound to, if any.
-func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqScope string, grace time.Duration, known *storage.RefreshToken, jkt string) (*Token, error) {
+// token is bound to, if any, and x5t the TLS client certificate.
+func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqScope string, grace time.Duration, known *storage.RefreshToken, jkt, x5t string) (*Token, error) {
 	now := g.now()
 	var old storage.RefreshToken
 	if known != nil {
@@ -96,7 +96,7 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 		if err != nil {
 			return nil, err
 		}
-		next, err := g.successor(ctx, c, old, scope, jkt, now)
+		next, err := g.successor(ctx, c, old, scope, jkt, x5t, now)
 		if err != nil {
 			return nil, err
 		}
@@ -169,10 +169,11 @@ func (c *core) readRefresh(ctx context.Context, raw string) (storage.RefreshToke
 // the access token gets the (possibly narrowed) requested scope, as RFC 6749 §6 allows.
 // jkt binds the new access token to the DPoP key of the refresh request's proof: a
 // confidential client's refresh token is bound to the client, not to a key (RFC 9449 §5).
-func (g *refresh) successor(ctx context.Context, c *Client, old storage.RefreshToken, scope, jkt string, now time.Time) (*Token, error) {
+// x5t binds it to the request's TLS client certificate (RFC 8705 §3).
+func (g *refresh) successor(ctx context.Context, c *Client, old storage.RefreshToken, scope, jkt, x5t string, now time.Time) (*Token, error) {
 	m, err := g.mint(ctx, protocol.GrantRefreshToken, access{
 		clientID: c.ID, alg: c.SigningAlg(), subject: old.Subject, scope: scope, audience: old.Audience,
-		ttl: orDefault(old.AccessTTL, g.policy.PasswordTTL), family: old.FamilyID, jkt: jkt,
+		ttl: orDefault(old.AccessTTL, g.policy.PasswordTTL), family: old.FamilyID, jkt: jkt, x5t: x5t,
 	}, now)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package grants
 
 import (
 	"context"
+	"crypto/x509"
 	"log/slog"
 	"slices"
 	"strings"
@@ -62,6 +63,8 @@ type core struct {
 	personalMatches atomic.Int64
 	// fed caches trusted issuers and their keys, for workloads' platform tokens.
 	fed *federated
+	// clientCAs are the CAs of tls_client_auth clients (WithClientCAs).
+	clientCAs func() *x509.CertPool
 	// nonceKey keys the DPoP nonces (WithDPoPNonceKey).
 	nonceKey []byte
 }
@@ -220,6 +223,9 @@ func (h *Service) token(ctx context.Context, r *Request) (*Token, error) {
 		return nil, protocol.Errorf(protocol.UnauthorizedClient, "client is not allowed the %s grant", r.GrantType)
 	}
 	if err := h.core.bindDPoP(ctx, c, r); err != nil {
+		return nil, err
+	}
+	if err := h.core.bindCertificate(c, r); err != nil {
 		return nil, err
 	}
 	t, err := g.Handle(ctx, c, r)

@@ -17,8 +17,8 @@ type TokenOverhead interface {
 
 // AccessTokenBound returns the length of the longest access token a client can be issued
 // under policy p with the keys of k: every registered scope, every audience (the server's when
-// the client has none), the longest subject, jti and dates any grant writes, and a DPoP
-// binding. Every grant's scope and audience are subsets of the client's registration (scope and resource narrow,
+// the client has none), the longest subject, jti and dates any grant writes, and DPoP
+// and certificate bindings. Every grant's scope and audience are subsets of the client's registration (scope and resource narrow,
 // token exchange intersects with the personal token's), so nothing it can ask for is longer.
 // The claims go through the same struct and encoder as mint, so the bound follows any claim
 // added there.
@@ -40,8 +40,9 @@ func AccessTokenBound(p Policy, k TokenOverhead) func(c storage.Client) int {
 			// Ten digits: every date until the year 2286.
 			IssuedAt: 9_999_999_999, ExpiresAt: 9_999_999_999,
 			ID: strings.Repeat("x", max(personalJTILen, familyJTILen, len(newJTI("")))),
-			// Any client may bind its token to a DPoP key: a 43-character thumbprint.
-			Cnf: &Confirmation{JKT: strings.Repeat("x", 43)},
+			// Any client may bind its token to a DPoP key and to a TLS client certificate:
+			// a 43-character thumbprint each.
+			Cnf: &Confirmation{JKT: strings.Repeat("x", 43), X5TS256: strings.Repeat("x", 43)},
 		}
 		payload, err := json.Marshal(claims)
 		if err != nil {

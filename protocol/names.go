@@ -27,6 +27,12 @@ const (
 	AuthNone = "none"
 	// AuthPrivateKeyJWT is a client that signs an assertion with its key (RFC 7523 §2.2).
 	AuthPrivateKeyJWT = "private_key_jwt"
+	// AuthTLSClient is a client that presents a certificate from the client CA on the TLS
+	// connection, matched by its subject or one subject alternative name (RFC 8705 §2.1).
+	AuthTLSClient = "tls_client_auth"
+	// AuthSelfSignedTLSClient is a client that presents a certificate whose key is in its
+	// registered key set (RFC 8705 §2.2).
+	AuthSelfSignedTLSClient = "self_signed_tls_client_auth"
 )
 
 // Client assertion parameters (RFC 7521 §4.2) and the JWT assertion type (RFC 7523 §2.2).

@@ -6,6 +6,9 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/tokensmith/tokensmith/audit"
 	"github.com/tokensmith/tokensmith/duration"
+	"github.com/tokensmith/tokensmith/grants"
 	"github.com/tokensmith/tokensmith/internal/jwkscache"
 	"github.com/tokensmith/tokensmith/logging"
 	"github.com/tokensmith/tokensmith/protocol"
@@ -53,6 +57,16 @@ type ClientInput struct {
 	// it) holds the keys a private_key_jwt client signs its assertions with; null or "" removes.
 	JWKS    *json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI *string          `json:"jwks_uri,omitempty"`
+	// TLSClientAuthSubjectDN and the four TLSClientAuthSAN fields name the certificate of a
+	// tls_client_auth client (RFC 8705 §2.1.2): exactly one is set; "" removes.
+	TLSClientAuthSubjectDN *string `json:"tls_client_auth_subject_dn,omitempty"`
+	TLSClientAuthSANDNS    *string `json:"tls_client_auth_san_dns,omitempty"`
+	TLSClientAuthSANURI    *string `json:"tls_client_auth_san_uri,omitempty"`
+	TLSClientAuthSANIP     *string `json:"tls_client_auth_san_ip,omitempty"`
+	TLSClientAuthSANEmail  *string `json:"tls_client_auth_san_email,omitempty"`
+	// TLSClientCertificateBoundAccessTokens binds the client's access tokens to the TLS
+	// client certificate it asks with (RFC 8705 §3).
+	TLSClientCertificateBoundAccessTokens *bool `json:"tls_client_certificate_bound_access_tokens,omitempty"`
 	// FederatedIdentities are the workloads that may act as the client with a token their
 	// platform issued (a trusted issuer's iss and the token's sub); [] removes them all.
 	FederatedIdentities *[]storage.FederatedIdentity `json:"federated_identities,omitempty"`
@@ -84,6 +98,14 @@ type ClientView struct {
 	DPoPBoundAccessTokens   bool     `json:"dpop_bound_access_tokens"`
 	DPoPNonceRequired       bool     `json:"dpop_nonce_required"`
 	JWKSURI                 string   `json:"jwks_uri,omitempty"`
+	// The name a tls_client_auth client's certificate is matched by (one of them).
+	TLSClientAuthSubjectDN string `json:"tls_client_auth_subject_dn,omitempty"`
+	TLSClientAuthSANDNS    string `json:"tls_client_auth_san_dns,omitempty"`
+	TLSClientAuthSANURI    string `json:"tls_client_auth_san_uri,omitempty"`
+	TLSClientAuthSANIP     string `json:"tls_client_auth_san_ip,omitempty"`
+	TLSClientAuthSANEmail  string `json:"tls_client_auth_san_email,omitempty"`
+	// TLSClientCertificateBoundAccessTokens: the client's access tokens carry cnf x5t#S256.
+	TLSClientCertificateBoundAccessTokens bool `json:"tls_client_certificate_bound_access_tokens"`
 	// KeyIDs are the kids of an inline jwks: the keys themselves are not shown again.
 	KeyIDs []string `json:"key_ids,omitempty"`
 	// FederatedIdentities are the workloads that may act as the client.
@@ -103,8 +125,12 @@ func View(c storage.Client) ClientView {
 		AccessTokenTTL: fmtDur(c.AccessTokenTTL), RefreshTokenTTL: fmtDur(c.RefreshTokenTTL),
 		ReuseMinRemaining: fmtDur(c.ReuseMinRemaining), AccessTokenSigningAlg: c.SigningAlg(),
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, JWKSURI: c.JWKSURI, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
-		DPoPNonceRequired:   c.DPoPNonceRequired,
-		FederatedIdentities: c.FederatedIdentities,
+		DPoPNonceRequired:      c.DPoPNonceRequired,
+		FederatedIdentities:    c.FederatedIdentities,
+		TLSClientAuthSubjectDN: c.TLSClientAuth.SubjectDN, TLSClientAuthSANDNS: c.TLSClientAuth.SANDNS,
+		TLSClientAuthSANURI: c.TLSClientAuth.SANURI, TLSClientAuthSANIP: c.TLSClientAuth.SANIP,
+		TLSClientAuthSANEmail:                 c.TLSClientAuth.SANEmail,
+		TLSClientCertificateBoundAccessTokens: c.TLSClientCertificateBoundAccessTokens,
 	}
 	if len(c.JWKS) > 0 {
 		v.KeyIDs, _ = jwkscache.Check(c.JWKS)
@@ -385,6 +411,10 @@ func (s *Service) rotateSecret(ctx context.Context, id string, grace time.Durati
 			return invalid("client %s authenticates with its key (token_endpoint_auth_method %s) and has no secret; "+
 				"to rotate, publish a new key in its jwks or jwks_uri", id, protocol.AuthPrivateKeyJWT)
 		}
+		if grants.CertificateMethod(c.TokenEndpointAuthMethod) {
+			return invalid("client %s authenticates with its TLS client certificate (token_endpoint_auth_method %s) and has no secret; "+
+				"to rotate, issue it a new certificate", id, c.TokenEndpointAuthMethod)
+		}
 		// A retry of the rotation whose answer never arrived replaces the secret nobody saw and
 		// keeps the grace of the one before it, which the client may still be using.
 		retry := key != "" && c.RotateRequest == key && now.Sub(c.UpdatedAt) <= RetryWindow
@@ -558,17 +588,25 @@ func apply(c *storage.Client, in ClientInput) error {
 		switch m := *in.TokenEndpointAuthMethod; m {
 		case "", protocol.AuthSecretBasic, protocol.AuthSecretPost:
 			c.TokenEndpointAuthMethod = m
-		case protocol.AuthNone, protocol.AuthPrivateKeyJWT:
-			// A public or key-authenticated client has no secret: whatever it had stops working.
+		case protocol.AuthNone, protocol.AuthPrivateKeyJWT, protocol.AuthTLSClient, protocol.AuthSelfSignedTLSClient:
+			// A public, key- or certificate-authenticated client has no secret: whatever it had
+			// stops working.
 			c.TokenEndpointAuthMethod = m
 			c.SecretHash, c.PrevSecretHash, c.PrevSecretExpiresAt = nil, nil, time.Time{}
 		default:
-			return invalid("token_endpoint_auth_method must be %s, %s, %s or %s",
-				protocol.AuthSecretBasic, protocol.AuthSecretPost, protocol.AuthPrivateKeyJWT, protocol.AuthNone)
+			return invalid("token_endpoint_auth_method must be %s, %s, %s, %s, %s or %s",
+				protocol.AuthSecretBasic, protocol.AuthSecretPost, protocol.AuthPrivateKeyJWT,
+				protocol.AuthTLSClient, protocol.AuthSelfSignedTLSClient, protocol.AuthNone)
 		}
 	}
 	if err := applyKeys(c, in); err != nil {
 		return err
+	}
+	if err := applyCertificateName(c, in); err != nil {
+		return err
+	}
+	if in.TLSClientCertificateBoundAccessTokens != nil {
+		c.TLSClientCertificateBoundAccessTokens = *in.TLSClientCertificateBoundAccessTokens
 	}
 	if c.TokenEndpointAuthMethod == protocol.AuthNone {
 		for _, g := range c.GrantTypes {
@@ -623,15 +661,19 @@ func applyKeys(c *storage.Client, in ClientInput) error {
 		}
 		c.FederatedIdentities = fis
 	}
-	keyed := c.TokenEndpointAuthMethod == protocol.AuthPrivateKeyJWT
+	jwt := c.TokenEndpointAuthMethod == protocol.AuthPrivateKeyJWT
+	selfSigned := c.TokenEndpointAuthMethod == protocol.AuthSelfSignedTLSClient
+	keyed := jwt || selfSigned
 	switch {
-	case keyed && len(c.JWKS) == 0 && c.JWKSURI == "" && len(c.FederatedIdentities) == 0:
+	case jwt && len(c.JWKS) == 0 && c.JWKSURI == "" && len(c.FederatedIdentities) == 0:
 		return invalid("jwks, jwks_uri or federated_identities: a client with token_endpoint_auth_method %s needs its public keys or a federated identity", protocol.AuthPrivateKeyJWT)
+	case selfSigned && len(c.JWKS) == 0 && c.JWKSURI == "":
+		return invalid("jwks or jwks_uri: a client with token_endpoint_auth_method %s needs the public key of its certificate", protocol.AuthSelfSignedTLSClient)
 	case keyed && len(c.JWKS) > 0 && c.JWKSURI != "":
 		return invalid("jwks and jwks_uri: give one of them, not both")
 	case !keyed && (len(c.JWKS) > 0 || c.JWKSURI != ""):
-		return invalid("jwks, jwks_uri: only a client with token_endpoint_auth_method %s has keys", protocol.AuthPrivateKeyJWT)
-	case !keyed && len(c.FederatedIdentities) > 0:
+		return invalid("jwks, jwks_uri: only a client with token_endpoint_auth_method %s or %s has keys", protocol.AuthPrivateKeyJWT, protocol.AuthSelfSignedTLSClient)
+	case !jwt && len(c.FederatedIdentities) > 0:
 		return invalid("federated_identities: only a client with token_endpoint_auth_method %s has federated identities", protocol.AuthPrivateKeyJWT)
 	}
 	return nil
@@ -639,7 +681,94 @@ func applyKeys(c *storage.Client, in ClientInput) error {
 
 // hasSecret says whether a client authenticates with a secret we generate.
 func hasSecret(c storage.Client) bool {
-	return c.TokenEndpointAuthMethod != protocol.AuthNone && c.TokenEndpointAuthMethod != protocol.AuthPrivateKeyJWT
+	m := c.TokenEndpointAuthMethod
+	return m != protocol.AuthNone && m != protocol.AuthPrivateKeyJWT && !grants.CertificateMethod(m)
+}
+
+// applyCertificateName sets the name a tls_client_auth client's certificate is matched by,
+// and requires exactly one such name of that method and none of any other.
+func applyCertificateName(c *storage.Client, in ClientInput) error {
+	names := []struct {
+		field string
+		in    *string
+		set   *string
+		check func(string) error
+	}{
+		{"tls_client_auth_subject_dn", in.TLSClientAuthSubjectDN, &c.TLSClientAuth.SubjectDN, checkDN},
+		{"tls_client_auth_san_dns", in.TLSClientAuthSANDNS, &c.TLSClientAuth.SANDNS, checkDNSName},
+		{"tls_client_auth_san_uri", in.TLSClientAuthSANURI, &c.TLSClientAuth.SANURI, checkURI},
+		{"tls_client_auth_san_ip", in.TLSClientAuthSANIP, &c.TLSClientAuth.SANIP, checkIP},
+		{"tls_client_auth_san_email", in.TLSClientAuthSANEmail, &c.TLSClientAuth.SANEmail, checkEmail},
+	}
+	var set []string
+	for _, n := range names {
+		if n.in != nil {
+			v := strings.TrimSpace(*n.in)
+			if v != "" {
+				if err := n.check(v); err != nil {
+					return invalid("%s: %v", n.field, err)
+				}
+			}
+			if n.field == "tls_client_auth_subject_dn" {
+				v = grants.NormalizeDN(v)
+			}
+			*n.set = v
+		}
+		if *n.set != "" {
+			set = append(set, n.field)
+		}
+	}
+	tlsAuth := c.TokenEndpointAuthMethod == protocol.AuthTLSClient
+	switch {
+	case tlsAuth && len(set) == 0:
+		return invalid("tls_client_auth_subject_dn, tls_client_auth_san_dns, tls_client_auth_san_uri, tls_client_auth_san_ip or "+
+			"tls_client_auth_san_email: a client with token_endpoint_auth_method %s needs exactly one of them", protocol.AuthTLSClient)
+	case tlsAuth && len(set) > 1:
+		return invalid("%s: a %s client's certificate is matched by exactly one of them", strings.Join(set, " and "), protocol.AuthTLSClient)
+	case !tlsAuth && len(set) > 0:
+		return invalid("%s: only a client with token_endpoint_auth_method %s has one", set[0], protocol.AuthTLSClient)
+	}
+	return nil
+}
+
+func checkDN(v string) error {
+	if !printable(v) || len(v) > 1024 {
+		return errors.New("must be at most 1024 printable characters")
+	}
+	for _, rdn := range strings.Split(grants.NormalizeDN(v), ",") {
+		if k, val, ok := strings.Cut(rdn, "="); !ok || k == "" || val == "" {
+			return fmt.Errorf("%q is not a distinguished name in RFC 4514 form, such as CN=orders,O=Example,C=DE", v)
+		}
+	}
+	return nil
+}
+
+func checkDNSName(v string) error {
+	if len(v) > 253 || strings.ContainsAny(v, " /:@") || !printable(v) {
+		return fmt.Errorf("%q is not a DNS name", v)
+	}
+	return nil
+}
+
+func checkURI(v string) error {
+	if u, err := url.Parse(v); err != nil || u.Scheme == "" || !printable(v) || len(v) > 2048 {
+		return fmt.Errorf("%q is not an absolute URI", v)
+	}
+	return nil
+}
+
+func checkIP(v string) error {
+	if net.ParseIP(v) == nil {
+		return fmt.Errorf("%q is not an IP address", v)
+	}
+	return nil
+}
+
+func checkEmail(v string) error {
+	if local, domain, ok := strings.Cut(v, "@"); !ok || local == "" || domain == "" || !printable(v) || len(v) > 320 {
+		return fmt.Errorf("%q is not an email address", v)
+	}
+	return nil
 }
 
 // MaxClientIDLen is the longest client_id accepted.

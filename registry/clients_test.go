@@ -153,8 +153,42 @@ func TestCreateClientFields(t *testing.T) {
 			code: protocol.InvalidRequest, desc: "grant_types: a public client (token_endpoint_auth_method none) may have only password and refresh_token, not client_credentials"},
 		{name: "auth none with token exchange", body: `{"token_endpoint_auth_method":"none","grant_types":["urn:ietf:params:oauth:grant-type:token-exchange"]}`,
 			code: protocol.InvalidRequest, desc: "a public client (token_endpoint_auth_method none) may have only"},
-		{name: "auth unknown", body: `{"token_endpoint_auth_method":"tls_client_auth"}`,
-			code: protocol.InvalidRequest, desc: "token_endpoint_auth_method must be client_secret_basic, client_secret_post, private_key_jwt or none"},
+		{name: "auth unknown", body: `{"token_endpoint_auth_method":"client_secret_jwt"}`,
+			code: protocol.InvalidRequest, desc: "token_endpoint_auth_method must be client_secret_basic, client_secret_post, private_key_jwt, tls_client_auth, self_signed_tls_client_auth or none"},
+
+		// Mutual TLS (RFC 8705): tls_client_auth names its certificate by exactly one name.
+		{name: "tls_client_auth subject DN", body: `{"token_endpoint_auth_method":"tls_client_auth","tls_client_auth_subject_dn":"CN = orders, O=Example"}`,
+			want: map[string]any{"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "CN=orders,O=Example", "client_secret": nil}},
+		{name: "tls_client_auth DNS SAN, bound", body: `{"token_endpoint_auth_method":"tls_client_auth","tls_client_auth_san_dns":"orders.example.com","tls_client_certificate_bound_access_tokens":true}`,
+			want: map[string]any{"tls_client_auth_san_dns": "orders.example.com", "tls_client_certificate_bound_access_tokens": true, "client_secret": nil}},
+		{name: "tls_client_auth URI SAN", body: `{"token_endpoint_auth_method":"tls_client_auth","tls_client_auth_san_uri":"spiffe://example.com/orders"}`,
+			want: map[string]any{"tls_client_auth_san_uri": "spiffe://example.com/orders"}},
+		{name: "tls_client_auth IP SAN", body: `{"token_endpoint_auth_method":"tls_client_auth","tls_client_auth_san_ip":"10.0.0.1"}`,
+			want: map[string]any{"tls_client_auth_san_ip": "10.0.0.1"}},
+		{name: "tls_client_auth email SAN", body: `{"token_endpoint_auth_method":"tls_client_auth","tls_client_auth_san_email":"ops@example.com"}`,
+			want: map[string]any{"tls_client_auth_san_email": "ops@example.com"}},
+		{name: "tls_client_auth without a name", body: `{"token_endpoint_auth_method":"tls_client_auth"}`,
+			code: protocol.InvalidRequest, desc: "a client with token_endpoint_auth_method tls_client_auth needs exactly one of them"},
+		{name: "tls_client_auth with two names", body: `{"token_endpoint_auth_method":"tls_client_auth","tls_client_auth_subject_dn":"CN=a","tls_client_auth_san_dns":"a.example.com"}`,
+			code: protocol.InvalidRequest, desc: "tls_client_auth_subject_dn and tls_client_auth_san_dns: a tls_client_auth client's certificate is matched by exactly one of them"},
+		{name: "subject DN not a DN", body: `{"token_endpoint_auth_method":"tls_client_auth","tls_client_auth_subject_dn":"orders"}`,
+			code: protocol.InvalidRequest, desc: "tls_client_auth_subject_dn: \"orders\" is not a distinguished name"},
+		{name: "IP SAN not an address", body: `{"token_endpoint_auth_method":"tls_client_auth","tls_client_auth_san_ip":"10.0.0"}`,
+			code: protocol.InvalidRequest, desc: "tls_client_auth_san_ip: \"10.0.0\" is not an IP address"},
+		{name: "URI SAN not absolute", body: `{"token_endpoint_auth_method":"tls_client_auth","tls_client_auth_san_uri":"orders"}`,
+			code: protocol.InvalidRequest, desc: "tls_client_auth_san_uri: \"orders\" is not an absolute URI"},
+		{name: "certificate name of a secret client", body: `{"tls_client_auth_san_dns":"orders.example.com"}`,
+			code: protocol.InvalidRequest, desc: "tls_client_auth_san_dns: only a client with token_endpoint_auth_method tls_client_auth has one"},
+		{name: "self-signed without keys", body: `{"token_endpoint_auth_method":"self_signed_tls_client_auth"}`,
+			code: protocol.InvalidRequest, desc: "jwks or jwks_uri: a client with token_endpoint_auth_method self_signed_tls_client_auth needs the public key of its certificate"},
+		{name: "self-signed with a bad jwks", body: `{"token_endpoint_auth_method":"self_signed_tls_client_auth","jwks":{"keys":[]}}`,
+			code: protocol.InvalidRequest, desc: "jwks: the set holds no keys"},
+		{name: "self-signed with a name", body: `{"token_endpoint_auth_method":"self_signed_tls_client_auth","jwks_uri":"https://keys.example.com/","tls_client_auth_subject_dn":"CN=a"}`,
+			code: protocol.InvalidRequest, desc: "tls_client_auth_subject_dn: only a client with token_endpoint_auth_method tls_client_auth has one"},
+		{name: "self-signed with jwks_uri", body: `{"token_endpoint_auth_method":"self_signed_tls_client_auth","jwks_uri":"https://keys.example.com/"}`,
+			want: map[string]any{"token_endpoint_auth_method": "self_signed_tls_client_auth", "jwks_uri": "https://keys.example.com/", "client_secret": nil}},
+		{name: "certificate-bound tokens for a secret client", body: `{"tls_client_certificate_bound_access_tokens":true}`,
+			want: map[string]any{"tls_client_certificate_bound_access_tokens": true}},
 		{name: "private_key_jwt without keys", body: `{"token_endpoint_auth_method":"private_key_jwt"}`,
 			code: protocol.InvalidRequest, desc: "jwks, jwks_uri or federated_identities: a client with token_endpoint_auth_method private_key_jwt needs its public keys or a federated identity"},
 		{name: "jwks_uri not https", body: `{"token_endpoint_auth_method":"private_key_jwt","jwks_uri":"http://keys.example.com/"}`,
@@ -410,6 +444,10 @@ func TestUpdateClientRefusals(t *testing.T) {
 			code: protocol.InvalidRequest, desc: "access_token_ttl must be at least 1s"},
 		{name: "negative limit", id: "svc", patch: `{"hourly_limit":-5}`, code: protocol.InvalidRequest, desc: "hourly_limit must not be negative"},
 		{name: "empty grant_types", id: "svc", patch: `{"grant_types":[]}`, code: protocol.InvalidRequest, desc: "grant_types must not be empty"},
+		{name: "tls_client_auth without a name", id: "svc", patch: `{"token_endpoint_auth_method":"tls_client_auth"}`,
+			code: protocol.InvalidRequest, desc: "a client with token_endpoint_auth_method tls_client_auth needs exactly one of them"},
+		{name: "certificate name on a secret client", id: "svc", patch: `{"tls_client_auth_san_ip":"10.0.0.1"}`,
+			code: protocol.InvalidRequest, desc: "tls_client_auth_san_ip: only a client with token_endpoint_auth_method tls_client_auth has one"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -470,6 +508,34 @@ func TestUpdateClientToPublicDropsSecrets(t *testing.T) {
 	// A public client may not widen its grants to one that needs a secret.
 	_, err = e.reg.UpdateClient(ctx, "app", clientInput(t, `{"grant_types":["client_credentials"]}`))
 	wantError(t, err, protocol.InvalidRequest, "a public client (token_endpoint_auth_method none) may have only")
+}
+
+// TestUpdateClientToCertificate: a secret client moved to tls_client_auth loses its secrets;
+// moving it back needs its certificate name removed in the same request, or the PATCH is
+// refused naming the field.
+func TestUpdateClientToCertificate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.reg.CreateClient(ctx, clientInput(t, `{"client_id":"svc"}`)); err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.reg.UpdateClient(ctx, "svc", clientInput(t, `{"token_endpoint_auth_method":"tls_client_auth","tls_client_auth_san_uri":"spiffe://example.com/svc"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.TLSClientAuthSANURI != "spiffe://example.com/svc" {
+		t.Errorf("tls_client_auth_san_uri %q", v.TLSClientAuthSANURI)
+	}
+	if c, _ := e.store.GetClient(ctx, "svc"); len(c.SecretHash) != 0 {
+		t.Error("a tls_client_auth client kept its secret")
+	}
+	_, err = e.reg.UpdateClient(ctx, "svc", clientInput(t, `{"token_endpoint_auth_method":"client_secret_basic"}`))
+	wantError(t, err, protocol.InvalidRequest, "tls_client_auth_san_uri: only a client with token_endpoint_auth_method tls_client_auth has one")
+	v, err = e.reg.UpdateClient(ctx, "svc", clientInput(t, `{"token_endpoint_auth_method":"client_secret_basic","tls_client_auth_san_uri":""}`))
+	if err != nil || v.TLSClientAuthSANURI != "" || v.TokenEndpointAuthMethod != "client_secret_basic" {
+		t.Fatalf("back to a secret: %+v %v", v, err)
+	}
 }
 
 func TestRotateSecret(t *testing.T) {
@@ -585,6 +651,7 @@ func TestRotateSecretRefusals(t *testing.T) {
 		{name: "negative grace", id: "svc", grace: -time.Second, code: protocol.InvalidRequest, desc: "grace must not be negative"},
 		{name: "unknown client", id: "nope", code: protocol.NotFound, desc: "client nope not found"},
 		{name: "public client", id: "app", code: protocol.InvalidRequest, desc: "client app is public (token_endpoint_auth_method none) and has no secret"},
+		{name: "certificate client", id: "mtls", code: protocol.InvalidRequest, desc: "client mtls authenticates with its TLS client certificate (token_endpoint_auth_method tls_client_auth) and has no secret"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -595,6 +662,9 @@ func TestRotateSecretRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			if _, err := e.reg.CreateClient(ctx, clientInput(t, `{"client_id":"app","token_endpoint_auth_method":"none"}`)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.reg.CreateClient(ctx, clientInput(t, `{"client_id":"mtls","token_endpoint_auth_method":"tls_client_auth","tls_client_auth_subject_dn":"CN=mtls"}`)); err != nil {
 				t.Fatal(err)
 			}
 			e.takeEvents()

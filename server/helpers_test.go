@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -46,6 +48,11 @@ type testServer struct {
 	// auditFile receives the audit trail as JSON lines; stopAudit flushes and closes it.
 	auditFile string
 	stopAudit func()
+	// http makes the requests of post, call and postTo: over TLS when the public listener
+	// serves it (withMTLS), trusting its certificate; http.DefaultClient otherwise.
+	http *http.Client
+	// serverCert is the public listener's certificate under withMTLS.
+	serverCert *x509.Certificate
 }
 
 // serverOptions vary newTestServer.
@@ -63,6 +70,11 @@ type serverOptions struct {
 	tracer trace.TracerProvider
 	// algs are keys.algorithms; RS256 alone when empty.
 	algs []string
+	// mtls serves the public listener over TLS asking for client certificates, with
+	// clientCAs for tls_client_auth and certHeader as the trusted proxies' header.
+	mtls       bool
+	clientCAs  *x509.CertPool
+	certHeader string
 }
 
 type serverOption func(*serverOptions)
@@ -72,6 +84,14 @@ func withReplicas(n int) serverOption              { return func(o *serverOption
 func withClientCache(d time.Duration) serverOption { return func(o *serverOptions) { o.cacheTTL = d } }
 func withTrustedProxies(p ...string) serverOption  { return func(o *serverOptions) { o.trusted = p } }
 func withAlgorithms(algs ...string) serverOption   { return func(o *serverOptions) { o.algs = algs } }
+
+// withMTLS serves the public listener over TLS on loopback asking for (not requiring) client
+// certificates, as tls_client_auth request does; cas are the client CAs, header the client
+// certificate header of trusted proxies ("" for none).
+func withMTLS(cas *x509.CertPool, header string) serverOption {
+	return func(o *serverOptions) { o.mtls, o.clientCAs, o.certHeader = true, cas, header }
+}
+
 func withLogs(w io.Writer) serverOption {
 	return func(o *serverOptions) { o.logs, o.logFormat = w, "text" }
 }
@@ -139,7 +159,12 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Cleanup(stopAudit)
 	auditor := audit.Tee(m, aw)
 	pubSrv := httptest.NewUnstartedServer(nil)
-	pubSrv.Start()
+	if o.mtls {
+		pubSrv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+		pubSrv.StartTLS()
+	} else {
+		pubSrv.Start()
+	}
 	t.Cleanup(pubSrv.Close)
 	policy := grants.Policy{
 		Issuer: pubSrv.URL, Audience: []string{"https://api.example.com"},
@@ -155,7 +180,12 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		grants.WithChangeFeed(bus.Healthy), grants.WithAnnouncer(bus),
 		grants.WithIssueHook(func(g string) { ts.Metrics.Issued.WithLabelValues(g).Inc() }),
 		grants.WithQuotaHook(func(e grants.QuotaEvent) { ts.Metrics.Quota(e.ClientID, e.Window, e.Shadow) }),
-		grants.WithAuditor(auditor), grants.WithStoreObserver(m.ObserveStore), grants.WithTracerProvider(o.tracer))
+		grants.WithAuditor(auditor), grants.WithStoreObserver(m.ObserveStore), grants.WithTracerProvider(o.tracer),
+		grants.WithClientCAs(func() *x509.CertPool { return o.clientCAs }))
+	ts.http = http.DefaultClient
+	if o.mtls {
+		ts.http, ts.serverCert = pubSrv.Client(), pubSrv.Certificate()
+	}
 	m.Gauges(func() int { return o.replicas }, func() time.Duration { return time.Since(ks.ActiveAt(ks.DefaultAlgorithm(), time.Now()).CreatedAt) })
 	bus.Handle(gh.Forget)
 	ts.Grants = gh
@@ -164,7 +194,7 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 		t.Fatal(err)
 	}
 	pub := &server.Public{Issuer: ts.URL, Grants: gh, Keys: ks, Store: store, Metrics: ts.Metrics, Log: log, Now: ts.Clock.Now,
-		TrustedProxies: o.trusted, Profiles: endpoints, Tracer: o.tracer}
+		TrustedProxies: o.trusted, Profiles: endpoints, Tracer: o.tracer, MTLS: o.mtls, ClientCertHeader: o.certHeader}
 	pubSrv.Config.Handler = pub.Handler()
 	adm := &server.Admin{TokenHash: secret.Hash(testAdminToken), Registry: ts.Registry, Tokens: gh, Keys: ks, KeyManager: km, Store: store,
 		Metrics: ts.Metrics, Log: log, Version: "test", Now: ts.Clock.Now, TrustedProxies: o.trusted, Audit: auditor,
@@ -219,7 +249,7 @@ func (ts *testServer) post(t *testing.T, contentType, body string, header map[st
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	return send(t, req)
+	return sendWith(t, ts.http, req)
 }
 
 // form posts form values with HTTP Basic client authentication.
@@ -255,7 +285,13 @@ func (ts *testServer) admin(t *testing.T, method, path, body string) reply {
 // send performs req and decodes the JSON answer.
 func send(t testing.TB, req *http.Request) reply {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	return sendWith(t, http.DefaultClient, req)
+}
+
+// sendWith is send with another HTTP client.
+func sendWith(t testing.TB, c *http.Client, req *http.Request) reply {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +323,7 @@ func (ts *testServer) call(t *testing.T, path, id, sec string, v url.Values) rep
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Authorization", basic(id, sec))
-	return send(t, req)
+	return sendWith(t, ts.http, req)
 }
 
 // postTo posts a form without client authentication to path on the public listener.
@@ -298,7 +334,7 @@ func (ts *testServer) postTo(t *testing.T, path, body string) reply {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return send(t, req)
+	return sendWith(t, ts.http, req)
 }
 
 // flushUsage writes the personal tokens' last-use times, as the server does every minute.

@@ -50,6 +50,15 @@ type Public struct {
 	// Tracer, if set, records a span for every request (tracing.Open), a child of the
 	// caller's when the request carries a W3C traceparent.
 	Tracer trace.TracerProvider
+	// MTLS says client certificates reach the server (RFC 8705): discovery then offers the
+	// mutual-TLS client authentication methods, certificate-bound tokens and the
+	// mtls_endpoint_aliases.
+	MTLS bool
+	// ClientCertHeader is the header a trusted TLS-terminating proxy passes the client
+	// certificate in (URL-encoded PEM); empty: certificates come from the connection alone.
+	ClientCertHeader string
+
+	proxies *proxies
 }
 
 // Mounter adds its own routes to a group of the public listener (console.Console). The group
@@ -67,6 +76,11 @@ func (p *Public) Handler() http.Handler {
 		p.Now = time.Now
 	}
 
+	if px, err := parseProxies(p.TrustedProxies); err == nil {
+		p.proxies = px
+	} else {
+		p.proxies = &proxies{} // newEngine logs it
+	}
 	r := newEngine(p.Log, engineOptions{trustedProxies: p.TrustedProxies, outages: p.Outages, tracer: p.Tracer})
 	r.POST("/oauth2/token", p.token)
 	r.POST("/oauth2/revoke", p.revoke)
@@ -127,6 +141,9 @@ func (p *Public) issue(c *gin.Context, parse func(*http.Request) (*grants.Reques
 		p.Metrics.Duration.WithLabelValues(grant).Observe(time.Since(start).Seconds())
 	}()
 	req, err := parse(c.Request)
+	if err == nil {
+		err = p.withClientCert(c, req)
+	}
 	if err != nil {
 		p.Grants.Refused(c.Request.Context(), grants.EndpointToken, err)
 	} else {
@@ -158,6 +175,9 @@ func (p *Public) issue(c *gin.Context, parse func(*http.Request) (*grants.Reques
 // (simple-oauth2 among them) parse every answer of the endpoint as JSON.
 func (p *Public) revoke(c *gin.Context) {
 	req, err := ParseTokenRequest(c.Request)
+	if err == nil {
+		err = p.withClientCert(c, req)
+	}
 	if err != nil {
 		p.Grants.Refused(c.Request.Context(), grants.EndpointRevoke, err)
 	} else {
@@ -176,6 +196,9 @@ func (p *Public) revoke(c *gin.Context) {
 func (p *Public) introspect(c *gin.Context) {
 	req, err := ParseTokenRequest(c.Request)
 	var out *grants.Introspection
+	if err == nil {
+		err = p.withClientCert(c, req)
+	}
 	if err != nil {
 		p.Grants.Refused(c.Request.Context(), grants.EndpointIntrospect, err)
 	} else {
@@ -225,8 +248,11 @@ func (p *Public) discovery(c *gin.Context) {
 	auth := []string{protocol.AuthSecretBasic, protocol.AuthSecretPost, protocol.AuthPrivateKeyJWT}
 	// Public clients (RFC 6749 §2.1) use the token endpoint and revocation; introspection
 	// needs an authenticated caller (RFC 7662 §2.1).
+	if p.MTLS {
+		auth = append(auth, protocol.AuthTLSClient, protocol.AuthSelfSignedTLSClient)
+	}
 	withNone := append(slices.Clone(auth), protocol.AuthNone)
-	c.JSON(http.StatusOK, gin.H{
+	doc := gin.H{
 		"issuer":                                                   p.Issuer,
 		"token_endpoint":                                           p.Issuer + "/oauth2/token",
 		"jwks_uri":                                                 p.Issuer + "/.well-known/jwks.json",
@@ -243,7 +269,18 @@ func (p *Public) discovery(c *gin.Context) {
 		"subject_types_supported":                   []string{"public"},
 		"access_token_signing_alg_values_supported": p.Keys.Algorithms(),
 		"dpop_signing_alg_values_supported":         dpop.Algorithms,
-	})
+	}
+	if p.MTLS {
+		// One listener serves callers with and without a certificate, so the aliases are
+		// the endpoints themselves (RFC 8705 §5): a client that looks for them finds them.
+		doc["tls_client_certificate_bound_access_tokens"] = true
+		doc["mtls_endpoint_aliases"] = gin.H{
+			"token_endpoint":         p.Issuer + "/oauth2/token",
+			"revocation_endpoint":    p.Issuer + "/oauth2/revoke",
+			"introspection_endpoint": p.Issuer + "/oauth2/introspect",
+		}
+	}
+	c.JSON(http.StatusOK, doc)
 }
 
 func (p *Public) ready(c *gin.Context) {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -71,11 +72,13 @@ func TestClientsWhoseTokensCannotBeRevokedAreRefused(t *testing.T) {
 }
 
 // TestLongestAllowedTokenRevokes: a client with as many scopes as fit gets access tokens, bound
-// to a DPoP key as the longest are, that the public endpoints introspect and revoke; one scope
-// more is refused. The bound the admin
+// to a DPoP key and to its TLS client certificate as the longest are, that the public endpoints
+// introspect and revoke; one scope more is refused. The bound the admin
 // check uses is never below a real token's length.
 func TestLongestAllowedTokenRevokes(t *testing.T) {
-	ts := newTestServer(t)
+	ca := newTestCA(t, "client CA")
+	ts := newTestServer(t, withMTLS(ca.pool, ""))
+	cert := ca.issue(t, leaf{subject: pkix.Name{CommonName: "long"}})
 	bound := grants.AccessTokenBound(grants.Policy{Issuer: ts.URL, Audience: []string{"https://api.example.com"}}, ts.Keys)
 	const clientID = "long-scoped-client"
 	all := manyScopes(1000)
@@ -88,14 +91,14 @@ func TestLongestAllowedTokenRevokes(t *testing.T) {
 	if r := ts.admin(t, "POST", "/admin/clients", string(body)); r.Status != http.StatusBadRequest {
 		t.Fatalf("one scope more than fits: %d %s, want 400", r.Status, r.RawBody)
 	}
-	body, _ = json.Marshal(map[string]any{"client_id": clientID, "scopes": scopes})
+	body, _ = json.Marshal(map[string]any{"client_id": clientID, "scopes": scopes, "tls_client_certificate_bound_access_tokens": true})
 	r := ts.admin(t, "POST", "/admin/clients", string(body))
 	if r.Status != http.StatusCreated {
 		t.Fatalf("create: %d %s", r.Status, r.RawBody)
 	}
 	sec := r.str("client_secret")
-	// Bound to a DPoP key, the longest token the client can have.
-	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: newProofKey(t).Transport(nil)})
+	// Bound to a DPoP key and a certificate, the longest token the client can have.
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: newProofKey(t).Transport(ts.tlsClient(cert).Transport)})
 	cc := clientcredentials.Config{ClientID: clientID, ClientSecret: sec, TokenURL: ts.URL + "/oauth2/token"}
 	tok, err := cc.Token(ctx)
 	if err != nil {
@@ -103,6 +106,9 @@ func TestLongestAllowedTokenRevokes(t *testing.T) {
 	}
 	if tok.TokenType != protocol.TokenTypeDPoP {
 		t.Fatalf("token_type %q, want a DPoP-bound token", tok.TokenType)
+	}
+	if cnf, _ := claimsOf(t, tok.AccessToken)["cnf"].(map[string]any); cnf["x5t#S256"] != thumbprint(cert) {
+		t.Fatalf("cnf %v, want the certificate's x5t#S256 beside the jkt", cnf)
 	}
 	n = len(tok.AccessToken)
 	if n > protocol.MaxTokenLen || n < protocol.MaxTokenLen-64 {

@@ -42,6 +42,12 @@ type Client struct {
 	// the keys of a private_key_jwt client; such a client has no secret.
 	JWKS    []byte `json:"jwks,omitempty"`
 	JWKSURI string `json:"jwks_uri,omitempty"`
+	// TLSClientAuth is what identifies a tls_client_auth client's certificate (RFC 8705
+	// §2.1.2): exactly one of its fields is set.
+	TLSClientAuth TLSClientAuth `json:"tls_client_auth,omitzero"`
+	// TLSClientCertificateBoundAccessTokens binds every access token of the client to the TLS
+	// client certificate it asked with (RFC 8705 §3), so a token request without one is refused.
+	TLSClientCertificateBoundAccessTokens bool `json:"tls_client_certificate_bound_access_tokens,omitempty"`
 	// FederatedIdentities are the workloads (platform-issued tokens of a trusted issuer) that
 	// may authenticate as this private_key_jwt client, beside or instead of its own keys.
 	FederatedIdentities []FederatedIdentity `json:"federated_identities,omitempty"`
@@ -70,6 +76,16 @@ type Client struct {
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// TLSClientAuth names the certificate of a tls_client_auth client: its subject distinguished
+// name in RFC 4514 string form, or one subject alternative name.
+type TLSClientAuth struct {
+	SubjectDN string `json:"subject_dn,omitempty"`
+	SANDNS    string `json:"san_dns,omitempty"`
+	SANURI    string `json:"san_uri,omitempty"`
+	SANIP     string `json:"san_ip,omitempty"`
+	SANEmail  string `json:"san_email,omitempty"`
 }
 
 // SigningAlg is the algorithm c's access tokens are signed with.

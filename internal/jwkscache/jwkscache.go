@@ -177,6 +177,38 @@ func (c *Cache) Key(ctx context.Context, kid string) (Key, error) {
 	return Key{}, ErrUnknownKey
 }
 
+// Find returns a key for which match is true: a cached one, or one found after a fetch when
+// none is cached and a fetch is allowed (as for an unknown kid). It serves callers that hold a
+// public key rather than a kid, such as a self-signed client certificate. Errors match
+// ErrUnknownKey or ErrUnavailable.
+func (c *Cache) Find(ctx context.Context, match func(Key) bool) (Key, error) {
+	find := func() (Key, bool) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, k := range c.keys {
+			if match(k) {
+				return k, true
+			}
+		}
+		return Key{}, false
+	}
+	if k, ok := find(); ok {
+		return k, nil
+	}
+	if err := c.refresh(ctx, unknownKid); errors.Is(err, ErrUnavailable) && ctx.Err() != nil {
+		return Key{}, err
+	}
+	if k, ok := find(); ok {
+		return k, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastErr != nil {
+		return Key{}, unavailable{c.lastErr}
+	}
+	return Key{}, ErrUnknownKey
+}
+
 // Cached returns the key named kid if it is cached, without fetching anything.
 func (c *Cache) Cached(kid string) (Key, bool) {
 	c.mu.Lock()
