@@ -214,6 +214,8 @@ func (g *password) prepareLogin(ctx context.Context, c *Client, a access, now ti
 		// key, it is of no use without it (RFC 9449 §5). A confidential client's is bound to
 		// the client's own authentication.
 		rec.JKT = a.jkt
+		// Likewise for a certificate (RFC 8705 §4).
+		rec.X5T = a.x5t
 	}
 	return t, rec, nil
 }

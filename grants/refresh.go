@@ -85,6 +85,9 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 		// Checked before anything is rotated: a thief without the key burns nothing.
 		return nil, protocol.Errorf(protocol.InvalidGrant, "refresh token is bound to a DPoP key: send a proof signed by that key")
 	}
+	if old.X5T != "" && x5t != old.X5T {
+		return nil, protocol.Errorf(protocol.InvalidGrant, "refresh token is bound to a TLS client certificate: present that certificate")
+	}
 
 	rot := storage.Rotation{FamilyID: family, Hash: hash, ClientID: c.ID, UserID: userOf(old.Subject, c.ID), IssuedAt: old.IssuedAt,
 		Epoch: old.Epoch, Now: now, Grace: grace}
@@ -104,7 +107,7 @@ func (g *refresh) rotate(ctx context.Context, c *Client, raw, family, hash, reqS
 		rot.Next = storage.RefreshToken{
 			Hash: nextHash, FamilyID: family, ClientID: c.ID, Subject: old.Subject, Scope: old.Scope,
 			Audience: old.Audience, AccessTTL: old.AccessTTL, IssuedAt: now, ExpiresAt: next.RefreshExpiresAt,
-			UserID: old.UserID, Epoch: old.Epoch, JKT: old.JKT,
+			UserID: old.UserID, Epoch: old.Epoch, JKT: old.JKT, X5T: old.X5T,
 		}
 		if rot.Sealed, err = seal(raw, next); err != nil {
 			return nil, err

@@ -467,3 +467,48 @@ func TestCertificateBoundSecretClient(t *testing.T) {
 		t.Fatalf("cnf %v, want the presented certificate's thumbprint", cnf)
 	}
 }
+
+// TestCertificateBoundPublicLogin: a public client has no secret, so its refresh token is bound
+// to the certificate its login came with (RFC 8705 §4): a refresh over a connection with that
+// certificate works and yields a token bound to it, one with another certificate is
+// invalid_grant and rotates nothing, one without a certificate is refused.
+func TestCertificateBoundPublicLogin(t *testing.T) {
+	ca := newTestCA(t, "client CA")
+	ts := newTestServer(t, withMTLS(ca.pool, ""))
+	ts.user(t, "lena", "lena-password-1")
+	ts.mtlsClient(t, registry.ClientInput{ClientID: ptr("app"), TokenEndpointAuthMethod: ptr(protocol.AuthNone),
+		GrantTypes: ptr([]string{"password", "refresh_token"}), TLSClientCertificateBoundAccessTokens: ptr(true)})
+	mine := ca.issue(t, leaf{subject: pkix.Name{CommonName: "app"}})
+	theirs := ca.issue(t, leaf{subject: pkix.Name{CommonName: "app"}})
+	post := func(v url.Values, certs ...tls.Certificate) reply {
+		t.Helper()
+		req, _ := http.NewRequest("POST", ts.URL+"/oauth2/token", strings.NewReader(v.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return sendWith(t, ts.tlsClient(certs...), req)
+	}
+	login := post(url.Values{"grant_type": {"password"}, "client_id": {"app"}, "username": {"lena"}, "password": {"lena-password-1"}}, mine)
+	if login.Status != http.StatusOK || login.str("refresh_token") == "" {
+		t.Fatalf("login: %d %s", login.Status, login.RawBody)
+	}
+	refresh := url.Values{"grant_type": {"refresh_token"}, "client_id": {"app"}, "refresh_token": {login.str("refresh_token")}}
+	for _, tc := range []struct {
+		name   string
+		certs  []tls.Certificate
+		status int
+		code   string
+	}{
+		{"another certificate", []tls.Certificate{theirs}, http.StatusBadRequest, protocol.InvalidGrant},
+		{"no certificate", nil, http.StatusBadRequest, protocol.InvalidRequest},
+	} {
+		if r := post(refresh, tc.certs...); r.Status != tc.status || r.str("error") != tc.code {
+			t.Fatalf("refresh with %s: %d %s, want %d %s", tc.name, r.Status, r.RawBody, tc.status, tc.code)
+		}
+	}
+	r := post(refresh, mine)
+	if r.Status != http.StatusOK {
+		t.Fatalf("refresh with the login's certificate: %d %s (a refused refresh must rotate nothing)", r.Status, r.RawBody)
+	}
+	if cnf, _ := claimsOf(t, r.str("access_token"))["cnf"].(map[string]any); cnf["x5t#S256"] != thumbprint(mine) {
+		t.Fatalf("cnf %v, want the login's certificate", cnf)
+	}
+}

@@ -31,6 +31,10 @@ type RefreshToken struct {
 	// JKT binds a public client's login to the DPoP key of the proof it came with (its RFC
 	// 7638 thumbprint): every token of the family can be rotated only with a proof of that key.
 	JKT string `json:"jkt,omitempty"`
+	// X5T binds a public client's login to the TLS client certificate it came with (its
+	// x5t#S256, RFC 8705 §4): every token of the family can be rotated only over a connection
+	// presenting that certificate.
+	X5T string `json:"x5t,omitempty"`
 }
 
 // FamilyExpiry is how long the family of t must be remembered: until t and the access tokens

@@ -45,17 +45,18 @@ func testRefreshRotation(t *testing.T, s storage.Storage) {
 	_, err = s.RotateRefreshToken(ctx, rotation("f1", "unknown", "h9", now, 5*time.Second))
 	wantErr(t, err, storage.ErrNotFound)
 
-	// A login bound to a DPoP key keeps its thumbprint through the rotation's record.
+	// A login bound to a DPoP key (or a certificate) keeps its thumbprint through the rotation's record.
 	bound := storage.RefreshToken{Hash: "b0", FamilyID: "f-bound", ClientID: "client", Subject: "user", AccessTTL: time.Hour,
-		IssuedAt: now, ExpiresAt: now.Add(time.Hour), JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
+		IssuedAt: now, ExpiresAt: now.Add(time.Hour), JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+		X5T: "3CubvbSyzzT5rv-qNUQ6cSPLxjfgyB6-QiCHtOq9-00"}
 	mustNoErr(t, s.CreateRefreshToken(ctx, bound))
 	r := rotation("f-bound", "b0", "b1", now, 5*time.Second)
-	r.Next.JKT = bound.JKT
+	r.Next.JKT, r.Next.X5T = bound.JKT, bound.X5T
 	_, err = s.RotateRefreshToken(ctx, r)
 	mustNoErr(t, err)
 	for _, h := range []string{"b0", "b1"} {
-		if rec, err := s.GetRefreshToken(ctx, "f-bound", h); err != nil || rec.JKT != bound.JKT {
-			t.Fatalf("bound record %s: jkt %q (%v), want %q", h, rec.JKT, err, bound.JKT)
+		if rec, err := s.GetRefreshToken(ctx, "f-bound", h); err != nil || rec.JKT != bound.JKT || rec.X5T != bound.X5T {
+			t.Fatalf("bound record %s: jkt %q x5t %q (%v), want %q %q", h, rec.JKT, rec.X5T, err, bound.JKT, bound.X5T)
 		}
 	}
 }
