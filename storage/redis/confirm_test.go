@@ -60,6 +60,7 @@ func unconfirmed(t *testing.T, replica *redistest.Server, write func() error) {
 	err := write()
 	took := time.Since(start)
 	replica.Thaw()
+	replica.CaughtUp()
 	if !errors.Is(err, storage.ErrUnconfirmed) || !errors.Is(err, storage.ErrUnavailable) {
 		t.Fatalf("with the replica frozen: %v, want ErrUnconfirmed (an ErrUnavailable)", err)
 	}

@@ -27,6 +27,8 @@ type Server struct {
 	dir  string
 	args []string
 	cmd  *exec.Cmd
+	// master is the server this one replicates (StartReplica), nil for a master.
+	master *Server
 }
 
 func binary(t testing.TB) string {
@@ -159,7 +161,25 @@ func StartReplica(t testing.TB, master *Server, extra ...string) *Server {
 	host, port, _ := strings.Cut(master.Addr, ":")
 	r := Start(t, append([]string{"--replicaof", host, port}, extra...)...)
 	r.waitInfo("replication", "master_link_status:up")
+	r.master = master
 	return r
+}
+
+// CaughtUp waits until this replica has acknowledged every write its master took so far (WAIT
+// on the master, up to 20 s): after a Thaw, a starved replica may need longer than a
+// replica_timeout to catch up, and a test's next write must not depend on how loaded the
+// machine is.
+func (s *Server) CaughtUp() {
+	s.t.Helper()
+	if s.master == nil {
+		s.t.Fatalf("redis-server on %s is no replica", s.Addr)
+	}
+	rdb := s.master.Client()
+	defer rdb.Close()
+	n, err := rdb.Do(context.Background(), "WAIT", 1, 20000).Int()
+	if err != nil || n < 1 {
+		s.t.Fatalf("replica %s did not catch up with %s in 20 s: %d %v", s.Addr, s.master.Addr, n, err)
+	}
 }
 
 // waitInfo waits up to 20 s until INFO section (CLUSTER INFO for "cluster") contains want.
