@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,14 +16,35 @@ import (
 	"github.com/tokensmith/tokensmith/dpop"
 )
 
-// TestProofFromAnOpenSSLKey: a key made by openssl as the docs say gives proofs that dpop.Check
-// accepts for the request named, bound to the token when one is given, with the thumbprint
-// -thumbprint prints; bad usage is an error.
-func TestProofFromAnOpenSSLKey(t *testing.T) {
-	key := filepath.Join(t.TempDir(), "dpop-key.pem")
-	if out, err := exec.Command("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key).CombinedOutput(); err != nil {
-		t.Fatalf("openssl: %v %s", err, out)
+// TestProofFromAKeyFile: a P-256 key in the PEM forms openssl writes (SEC 1, as "openssl
+// ecparam -genkey" makes it with its EC PARAMETERS block, and PKCS #8) gives proofs that
+// dpop.Check accepts for the request named, bound to the token when one is given, with the
+// thumbprint -thumbprint prints; bad usage is an error.
+func TestProofFromAKeyFile(t *testing.T) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
 	}
+	sec1, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := pem.EncodeToMemory(&pem.Block{Type: "EC PARAMETERS", Bytes: []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}})
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"sec1.pem":  append(params, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})...),
+		"pkcs8.pem": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := filepath.Join(dir, "sec1.pem")
 	run1 := func(args ...string) (string, error) {
 		var out, errOut bytes.Buffer
 		err := run(args, &out, &errOut)
@@ -41,6 +66,9 @@ func TestProofFromAnOpenSSLKey(t *testing.T) {
 		if err != nil || p.Thumbprint != jkt {
 			t.Fatalf("%s %s: %v (%+v), want thumbprint %s", tc.method, tc.url, err, p, jkt)
 		}
+	}
+	if other, err := run1("-key", filepath.Join(dir, "pkcs8.pem"), "-thumbprint"); err != nil || other != jkt {
+		t.Fatalf("the same key in PKCS #8: %q %v, want %s", other, err, jkt)
 	}
 	if _, err := run1("-key", key, "POST"); err == nil {
 		t.Fatal("a method without a URL was taken")
