@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/tokensmith/tokensmith/config"
 )
@@ -17,71 +14,28 @@ import (
 // certificate: a look at the file at most once per checkEvery, on use, and a file that fails to
 // load is reported once while the previous pool stays in service.
 type ClientCAs struct {
-	file string
-	log  *slog.Logger
-	pool atomic.Pointer[x509.CertPool]
-
-	mu         sync.Mutex
-	checked    time.Time
-	seen       os.FileInfo
-	lastFailed bool
+	r reloading[x509.CertPool]
 }
 
 // LoadClientCAs reads the file once; an error names the file and what is wrong with it.
 func LoadClientCAs(file string, log *slog.Logger) (*ClientCAs, error) {
-	c := &ClientCAs{file: file, log: log}
-	st, err := os.Stat(file)
-	if err != nil {
+	c := &ClientCAs{r: reloading[x509.CertPool]{
+		files: []string{file},
+		load:  func() (*x509.CertPool, error) { return loadCAs(file) },
+		log:   log,
+		loaded: func(log *slog.Logger, _ *x509.CertPool) {
+			log.Info("TLS client CA reloaded", "client_ca", file)
+		},
+		failure: "TLS client CA file changed but cannot be loaded; using the previous CAs",
+	}}
+	if err := c.r.start(); err != nil {
 		return nil, err
 	}
-	pool, err := loadCAs(file)
-	if err != nil {
-		return nil, err
-	}
-	c.pool.Store(pool)
-	c.seen, c.checked = st, time.Now()
 	return c, nil
 }
 
 // Pool is the CA pool in service, read again first if the file changed.
-func (c *ClientCAs) Pool() *x509.CertPool {
-	c.refresh(time.Now())
-	return c.pool.Load()
-}
-
-func (c *ClientCAs) refresh(now time.Time) {
-	if !c.mu.TryLock() {
-		return // another request is looking; this one uses what is loaded
-	}
-	defer c.mu.Unlock()
-	if now.Sub(c.checked) < checkEvery {
-		return
-	}
-	c.checked = now
-	st, err := os.Stat(c.file)
-	if err != nil {
-		c.failed(err)
-		return
-	}
-	if same(st, c.seen) {
-		return
-	}
-	c.seen, c.lastFailed = st, false
-	pool, err := loadCAs(c.file)
-	if err != nil {
-		c.failed(err)
-		return
-	}
-	c.pool.Store(pool)
-	c.log.Info("TLS client CA reloaded", "client_ca", c.file)
-}
-
-func (c *ClientCAs) failed(err error) {
-	if !c.lastFailed {
-		c.log.Warn("TLS client CA file changed but cannot be loaded; using the previous CAs", "error", err)
-	}
-	c.lastFailed = true
-}
+func (c *ClientCAs) Pool() *x509.CertPool { return c.r.current() }
 
 func loadCAs(file string) (*x509.CertPool, error) {
 	b, err := os.ReadFile(file)

@@ -44,9 +44,9 @@ func TestClientCAsReload(t *testing.T) {
 	}
 
 	second := writeCA(t, path)
-	c.refresh(time.Now().Add(2 * checkEvery))
+	c.r.refresh(time.Now().Add(2 * checkEvery))
 	want, _ = config.ParseCAs(second)
-	if !c.pool.Load().Equal(want) {
+	if !c.r.value.Load().Equal(want) {
 		t.Fatal("the replaced file was not picked up")
 	}
 	if !strings.Contains(logs.String(), "TLS client CA reloaded") {
@@ -56,9 +56,9 @@ func TestClientCAsReload(t *testing.T) {
 	if err := os.WriteFile(path, []byte("not PEM, and longer than before"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c.refresh(time.Now().Add(4 * checkEvery))
-	c.refresh(time.Now().Add(6 * checkEvery))
-	if !c.pool.Load().Equal(want) {
+	c.r.refresh(time.Now().Add(4 * checkEvery))
+	c.r.refresh(time.Now().Add(6 * checkEvery))
+	if !c.r.value.Load().Equal(want) {
 		t.Fatal("a broken file replaced the CAs in service")
 	}
 	if n := strings.Count(logs.String(), "cannot be loaded"); n != 1 {
