@@ -32,6 +32,27 @@ type assertionClaims struct {
 	jwt.RegisteredClaims
 }
 
+// timeProblem says what is wrong with the times of an assertion or a workload's token at now,
+// or "": exp present, not passed and at most max ahead (and, with fromIAT, at most max after
+// iat), iat and nbf not in the future, each with a little leeway for clock skew.
+func (c *assertionClaims) timeProblem(now time.Time, max time.Duration, fromIAT bool) string {
+	switch {
+	case c.ExpiresAt == nil:
+		return "exp is missing"
+	case !now.Before(c.ExpiresAt.Add(assertionLeeway)):
+		return "expired (exp)"
+	case c.ExpiresAt.Sub(now) > max+assertionLeeway:
+		return fmt.Sprintf("exp is more than %s ahead", max)
+	case c.IssuedAt != nil && c.IssuedAt.After(now.Add(assertionLeeway)):
+		return "issued in the future (iat)"
+	case fromIAT && c.IssuedAt != nil && c.ExpiresAt.Sub(c.IssuedAt.Time) > max+assertionLeeway:
+		return fmt.Sprintf("exp is more than %s after iat", max)
+	case c.NotBefore != nil && c.NotBefore.After(now.Add(assertionLeeway)):
+		return "not valid yet (nbf)"
+	}
+	return ""
+}
+
 // authenticateAssertion authenticates a private_key_jwt client (RFC 7523 §2.2, §3). The checks
 // run in a fixed order: the algorithm before any key is looked at, then who the assertion
 // names, then its audience and lifetime, then the signature with the client's key, and last
@@ -81,19 +102,10 @@ func (c *core) authenticateAssertion(ctx context.Context, r *Request) (*Client, 
 		return nil, fail("aud must name the issuer %s or the token endpoint %s", c.policy.Issuer, c.tokenEndpoint())
 	}
 	now := c.now()
+	if problem := claims.timeProblem(now, MaxAssertionLifetime, true); problem != "" {
+		return nil, fail("%s", problem)
+	}
 	switch {
-	case claims.ExpiresAt == nil:
-		return nil, fail("exp is missing")
-	case !now.Before(claims.ExpiresAt.Add(assertionLeeway)):
-		return nil, fail("expired (exp)")
-	case claims.ExpiresAt.Sub(now) > MaxAssertionLifetime+assertionLeeway:
-		return nil, fail("exp is more than %s ahead", MaxAssertionLifetime)
-	case claims.IssuedAt != nil && claims.IssuedAt.After(now.Add(assertionLeeway)):
-		return nil, fail("issued in the future (iat)")
-	case claims.IssuedAt != nil && claims.ExpiresAt.Sub(claims.IssuedAt.Time) > MaxAssertionLifetime+assertionLeeway:
-		return nil, fail("exp is more than %s after iat", MaxAssertionLifetime)
-	case claims.NotBefore != nil && claims.NotBefore.After(now.Add(assertionLeeway)):
-		return nil, fail("not valid yet (nbf)")
 	case claims.ID == "":
 		return nil, fail("jti is missing")
 	case len(claims.ID) > maxJTILen:
