@@ -25,9 +25,9 @@ type fresh func(ctx context.Context, now time.Time) (*Token, error)
 // step settles the outcome. Clients with none of these policies go straight to minting;
 // reusable is false for grants whose tokens must never be handed out twice.
 func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, reusable bool, mint fresh) (*Token, error) {
-	// A token bound to a DPoP key or a certificate is never pooled: it is of use to that key's
-	// holder alone.
-	reuse := cl.Reuse && reusable && a.jkt == "" && a.x5t == ""
+	// A token bound to a DPoP key or a certificate is pooled by that binding (Pool.Binding): it
+	// is handed out again only to a request that proved the same key.
+	reuse := cl.Reuse && reusable
 	if !reuse && cl.DailyLimit == 0 && cl.HourlyLimit == 0 {
 		return mint(ctx, now)
 	}
@@ -38,14 +38,19 @@ func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, r
 	// Identical requests in flight on this replica share one admission and one token. The
 	// shared work must not die with whichever caller started it (each store call has its own
 	// deadline).
-	// A login shares only with logins of the same credential version.
-	key := adm.Pool.ClientID + "\x00" + adm.Pool.Subject + "\x00" + adm.Pool.Scope + "\x00" + adm.Pool.Audience +
-		"\x00" + strconv.FormatUint(adm.Epoch, 10)
+	// They share only within one pool (so one binding), and a login only with logins of the
+	// same credential version.
+	key := adm.Pool.ClientID + "\x00" + adm.Pool.Digest() + "\x00" + strconv.FormatUint(adm.Epoch, 10)
 	shared := context.WithoutCancel(ctx)
 	started := false
 	v, err, _ := c.pools.Do(key, func() (any, error) {
 		started = true
-		return c.admitAndMint(shared, adm, mint)
+		t, err := c.admitAndMint(shared, adm, mint)
+		if err == nil && t.reused {
+			// A pooled token is stored without its binding: the pool's name carries it.
+			t.JKT = a.jkt
+		}
+		return t, err
 	})
 	if err != nil {
 		return nil, err
@@ -68,7 +73,7 @@ func (c *core) issue(ctx context.Context, cl *Client, a access, now time.Time, r
 func (c *core) admission(cl *Client, a access, now time.Time, reuse bool) storage.Admission {
 	adm := storage.Admission{
 		Now:  now,
-		Pool: poolOf(cl, a.subject, a.scope, a.audience),
+		Pool: poolOf(cl, a.subject, a.scope, a.audience, storage.Binding(a.jkt, a.x5t)),
 		// A login's admission hands out only tokens of the credential version it checked.
 		UserID: a.user, Epoch: a.epoch,
 	}
@@ -165,11 +170,12 @@ func (c *core) admitAndMint(ctx context.Context, adm storage.Admission, mint fre
 
 // poolOf names the reuse pool (and daily count) of a token. The incarnation is the client's
 // creation time, so a client deleted and created again under the same id starts afresh; the
-// algorithm is the client's, so a client moved to another one gets no token of the old.
-func poolOf(cl *Client, subject, scope string, audience []string) storage.Pool {
+// algorithm is the client's, so a client moved to another one gets no token of the old;
+// binding is the token's (storage.Binding).
+func poolOf(cl *Client, subject, scope string, audience []string, binding string) storage.Pool {
 	return storage.Pool{
 		ClientID: cl.ID, Incarnation: strconv.FormatInt(cl.CreatedAt.UnixNano(), 36),
-		Subject: subject, Scope: scope, Audience: strings.Join(audience, " "), Alg: cl.SigningAlg(),
+		Subject: subject, Scope: scope, Audience: strings.Join(audience, " "), Alg: cl.SigningAlg(), Binding: binding,
 	}
 }
 

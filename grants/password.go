@@ -71,7 +71,7 @@ func (g *password) Handle(ctx context.Context, c *Client, r *Request) (*Token, e
 		ttl: orDefault(c.AccessTokenTTL, g.policy.PasswordTTL), user: u.ID, epoch: u.Epoch, jkt: r.jkt, x5t: r.x5t,
 	}
 	withRefresh := slices.Contains(c.GrantTypes, protocol.GrantRefreshToken)
-	reuse := c.Reuse && a.jkt == "" && a.x5t == "" // issue never pools a bound token
+	reuse := c.Reuse
 	if withRefresh && !reuse && (c.DailyLimit > 0 || c.HourlyLimit > 0) {
 		// A login under a limit: its refresh family is stored by the admission's own store
 		// call, so the request costs two round trips (login, admission) instead of three.

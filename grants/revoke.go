@@ -71,7 +71,11 @@ func (h *Service) revoke(ctx context.Context, requester *Client, raw string) (bo
 		return false, errForeignToken
 	}
 	if a := p.access; a != nil {
-		pool := poolOf(p.client, a.Subject, a.Scope, a.Audience)
+		var binding string
+		if a.Cnf != nil {
+			binding = storage.Binding(a.Cnf.JKT, a.Cnf.X5TS256)
+		}
+		pool := poolOf(p.client, a.Subject, a.Scope, a.Audience, binding)
 		pool.Alg = p.alg
 		err = c.store.RevokeAccessToken(ctx, storage.AccessRevocation{Pool: pool, JTI: a.ID, ExpiresAt: unix(a.ExpiresAt), Now: now})
 	} else {

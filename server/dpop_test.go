@@ -56,8 +56,8 @@ func jktOf(t *testing.T, tok string) string {
 
 // TestDPoPEndToEnd: golang.org/x/oauth2 with package dpop's Transport underneath gets a DPoP
 // token bound to its key, a resource server built with verify/ accepts it with a proof and
-// refuses it as a bearer token, introspection says so, and the reuse pool never hands a bound
-// token to anyone.
+// refuses it as a bearer token, introspection says so, and the reuse pool hands a bound token
+// out again only to a proof by the same key.
 func TestDPoPEndToEnd(t *testing.T) {
 	ts := newTestServer(t)
 	id, sec := ts.client(t, registry.ClientInput{Scopes: &[]string{"orders:read"}, Reuse: ptr(true)})
@@ -122,15 +122,27 @@ func TestDPoPEndToEnd(t *testing.T) {
 		t.Fatalf("introspection %s", in.RawBody)
 	}
 
-	// The client reuses tokens, but a bound one is never pooled: another DPoP request gets a
-	// new token, and a bearer request never gets a bound one.
+	// The client reuses tokens, pooled by key: another proof by the same key gets the same
+	// token (still DPoP), a proof by another key a token of its own, and a bearer request
+	// never a bound one.
 	again, err := cfg.Token(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if again.AccessToken != tok.AccessToken || again.TokenType != protocol.TokenTypeDPoP {
+		t.Fatalf("the same key again: reused %v, token_type %q", again.AccessToken == tok.AccessToken, again.TokenType)
+	}
+	other := newProofKey(t)
+	mine, err := cfg.Token(context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: other.Transport(nil)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mine.AccessToken == tok.AccessToken || jktOf(t, mine.AccessToken) != other.Thumbprint() || mine.TokenType != protocol.TokenTypeDPoP {
+		t.Fatalf("another key: got the first key's token %v, cnf.jkt %q", mine.AccessToken == tok.AccessToken, jktOf(t, mine.AccessToken))
+	}
 	bearer := ts.form(t, id, sec, url.Values{"grant_type": {"client_credentials"}, "scope": {"orders:read"}})
-	if again.AccessToken == tok.AccessToken || bearer.Status != 200 || bearer.str("token_type") != "Bearer" || jktOf(t, bearer.str("access_token")) != "" {
-		t.Fatalf("reuse handed out a bound token: again equal %v, bearer %s", again.AccessToken == tok.AccessToken, bearer.RawBody)
+	if bearer.Status != 200 || bearer.str("token_type") != "Bearer" || jktOf(t, bearer.str("access_token")) != "" {
+		t.Fatalf("reuse handed a bound token to a bearer request: %s", bearer.RawBody)
 	}
 	// The discovery document lists the proof algorithms.
 	var md map[string]any

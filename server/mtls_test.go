@@ -297,9 +297,10 @@ func thumbprint(c tls.Certificate) string {
 }
 
 // TestCertificateBoundToken: a client with tls_client_certificate_bound_access_tokens gets a
-// Bearer token whose cnf x5t#S256 is its certificate's, never handed out again by reuse;
-// introspection answers the cnf; verify/ accepts the token over a TLS connection with the
-// same certificate and refuses it with another. Without the certificate the request is refused.
+// Bearer token whose cnf x5t#S256 is its certificate's, handed out again by reuse over the
+// same certificate only; introspection answers the cnf; verify/ accepts the token over a TLS
+// connection with the same certificate and refuses it with another. Without the certificate
+// the request is refused.
 func TestCertificateBoundToken(t *testing.T) {
 	ca := newTestCA(t, "client CA")
 	ts := newTestServer(t, withMTLS(ca.pool, ""))
@@ -321,12 +322,19 @@ func TestCertificateBoundToken(t *testing.T) {
 	if got, want := cnf["x5t#S256"], thumbprint(mine); got != want {
 		t.Fatalf("cnf x5t#S256 %v, want %s", got, want)
 	}
-	again, err := cc.Token(ctx)
+	// Reuse pools bound tokens by certificate: the same certificate gets the same token back,
+	// another certificate of the same client a token of its own.
+	if same, err := cc.Token(ctx); err != nil || same.AccessToken != tok.AccessToken {
+		t.Fatalf("the same certificate again: %v, reused %v", err, err == nil && same.AccessToken == tok.AccessToken)
+	}
+	otherCtx := context.WithValue(context.Background(), oauth2.HTTPClient, ts.tlsClient(theirs))
+	again, err := cc.Token(otherCtx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.AccessToken == tok.AccessToken {
-		t.Fatal("a certificate-bound token was handed out again by reuse")
+	cnf, _ = claimsOf(t, again.AccessToken)["cnf"].(map[string]any)
+	if again.AccessToken == tok.AccessToken || cnf["x5t#S256"] != thumbprint(theirs) {
+		t.Fatalf("another certificate got the first one's token (%v) or a token bound to %v", again.AccessToken == tok.AccessToken, cnf["x5t#S256"])
 	}
 
 	// Introspection, authenticated by the same certificate, answers the binding.
@@ -338,7 +346,8 @@ func TestCertificateBoundToken(t *testing.T) {
 		t.Fatalf("introspect: %d %s", r.Status, r.RawBody)
 	}
 
-	// Revocation, authenticated by the certificate, ends the token.
+	// Revocation, authenticated by the certificate, ends the token and takes it out of its
+	// pool: that certificate's next request gets a new one.
 	req, _ = http.NewRequest("POST", ts.URL+"/oauth2/revoke", strings.NewReader(url.Values{"token": {again.AccessToken}, "client_id": {"bound"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if r := sendWith(t, ts.tlsClient(mine), req); r.Status != http.StatusOK {
@@ -348,6 +357,9 @@ func TestCertificateBoundToken(t *testing.T) {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if r := sendWith(t, ts.tlsClient(mine), req); r.Status != http.StatusOK || r.Body["active"] != false {
 		t.Fatalf("introspect after revoke: %d %s", r.Status, r.RawBody)
+	}
+	if next, err := cc.Token(otherCtx); err != nil || next.AccessToken == again.AccessToken {
+		t.Fatalf("after revocation: %v, the revoked token again %v", err, err == nil && next.AccessToken == again.AccessToken)
 	}
 
 	if r := ts.certToken(t, "bound", nil); r.Status != http.StatusUnauthorized {

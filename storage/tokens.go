@@ -86,8 +86,8 @@ type Rotated struct {
 	Sealed []byte
 }
 
-// Pool identifies a reuse pool: the tokens of one client for one subject, scope, audience and
-// signing algorithm. Incarnation tells a client from an earlier one that had the same id (the
+// Pool identifies a reuse pool: the tokens of one client for one subject, scope, audience,
+// signing algorithm and binding. Incarnation tells a client from an earlier one that had the same id (the
 // registry uses the client's creation time): a client deleted and created again starts with
 // empty pools and fresh daily counts, and never receives a token issued to its predecessor.
 type Pool struct {
@@ -100,15 +100,39 @@ type Pool struct {
 	// access_token_signing_alg changes is never handed a token of its old algorithm. The daily
 	// and hourly counts do not depend on it.
 	Alg string
+	// Binding is the confirmation the pool's tokens carry (Binding of a DPoP key's or a
+	// certificate's thumbprint), empty for bearer tokens: a bound token is handed out again
+	// only to a request that proves the same key, never to a bearer request or another key.
+	Binding string
 }
 
-// Digest names the pool within its client's keys (KeyDigest). RS256 (or no algorithm) adds
-// nothing, so the pools stored before algorithms existed keep their names.
-func (p Pool) Digest() string {
-	if p.Alg == "" || p.Alg == DefaultAlgorithm {
-		return KeyDigest(p.Incarnation, p.Subject, p.Scope, p.Audience)
+// Binding names a token's confirmation for Pool.Binding: the RFC 7638 thumbprint of its DPoP
+// key (cnf.jkt) or the x5t#S256 of its certificate; empty when it has neither.
+func Binding(jkt, x5t string) string {
+	switch {
+	case jkt != "":
+		return "jkt:" + jkt
+	case x5t != "":
+		return "x5t#S256:" + x5t
 	}
-	return KeyDigest(p.Incarnation, p.Subject, p.Scope, p.Audience, p.Alg)
+	return ""
+}
+
+// Digest names the pool within its client's keys (KeyDigest). RS256 (or no algorithm) and no
+// binding add nothing, so the pools stored before algorithms and bindings existed keep their
+// names.
+func (p Pool) Digest() string {
+	alg := p.Alg
+	if alg == DefaultAlgorithm {
+		alg = ""
+	}
+	switch {
+	case p.Binding != "":
+		return KeyDigest(p.Incarnation, p.Subject, p.Scope, p.Audience, alg, p.Binding)
+	case alg != "":
+		return KeyDigest(p.Incarnation, p.Subject, p.Scope, p.Audience, alg)
+	}
+	return KeyDigest(p.Incarnation, p.Subject, p.Scope, p.Audience)
 }
 
 // PooledToken is an access token kept for reuse. It is stored as issued: anyone who

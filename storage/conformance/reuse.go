@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -44,6 +45,23 @@ func testReusePool(t *testing.T, s storage.Storage) {
 	rs.Pool.Alg = "RS256"
 	if got, _ := s.Admit(ctx, rs); got.Reused == nil || got.Reused.JTI != "j1" {
 		t.Fatalf("RS256 named: %+v, want j1 from the pool without an algorithm", got)
+	}
+	// A token bound to a key (or a certificate) is in a pool of that binding: never handed to a
+	// bearer request, nor to a request bound to another key, nor by one kind to the other.
+	for i, b := range []string{storage.Binding("key-a", ""), storage.Binding("key-b", ""), storage.Binding("", "key-a")} {
+		bound := admission(now.Add(time.Minute), 1, "r3b"+strconv.Itoa(i))
+		bound.Pool.Binding = b
+		if got, _ := s.Admit(ctx, bound); !got.Allowed || got.Reused != nil {
+			t.Fatalf("binding %q: %+v, want its own pool", b, got)
+		}
+		mustNoErr(t, s.Settle(ctx, storage.Settlement{Admission: bound, Token: pooled("jb"+strconv.Itoa(i), now, time.Hour)}))
+		bound.Reservation = "r3b-again" + strconv.Itoa(i)
+		if got, _ := s.Admit(ctx, bound); got.Reused == nil || got.Reused.JTI != "jb"+strconv.Itoa(i) {
+			t.Fatalf("binding %q again: %+v, want jb%d", b, got, i)
+		}
+	}
+	if got, _ := s.Admit(ctx, admission(now.Add(time.Minute), 1, "r3unbound")); got.Reused == nil || got.Reused.JTI != "j1" {
+		t.Fatalf("unbound after bound pools: %+v, want j1", got)
 	}
 
 	// Less than MinRemaining left and the pool full (capacity 1): the cap wins, j1 is
