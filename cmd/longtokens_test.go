@@ -16,7 +16,8 @@ import (
 )
 
 // TestWarnLongTokens: at start, a client stored before token lengths were checked whose tokens
-// could not be revoked is named in a warning; a client whose tokens fit is not.
+// could not be revoked is named in a warning; a client whose tokens fit is not; the clients are
+// walked once per configuration.
 func TestWarnLongTokens(t *testing.T) {
 	t.Parallel()
 	store, err := embedded.OpenMemory()
@@ -39,9 +40,22 @@ func TestWarnLongTokens(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var out testlog.Buffer
-	warnLongTokens(ctx, store, grants.AccessTokenBound(grants.Policy{Issuer: "https://tokens.example.test"}, km.Set), slog.New(slog.NewTextHandler(&out, nil)))
-	if log := out.String(); !strings.Contains(log, "level=WARN") || !strings.Contains(log, "client_id=too-long") || strings.Contains(log, "client_id=fits") {
-		t.Fatalf("want one warning naming too-long:\n%s", log)
+	// The first start under a configuration walks the clients; later starts (any replica) under
+	// the same one do not; a configuration with a longer issuer walks them again.
+	for _, tc := range []struct {
+		name, issuer string
+		warns        bool
+	}{
+		{"first start", "https://tokens.example.test", true},
+		{"restart, same configuration", "https://tokens.example.test", false},
+		{"longer issuer", "https://tokens.example.test/tenant", true},
+		{"restart with it", "https://tokens.example.test/tenant", false},
+	} {
+		var out testlog.Buffer
+		warnLongTokens(ctx, store, grants.AccessTokenBound(grants.Policy{Issuer: tc.issuer}, km.Set), slog.New(slog.NewTextHandler(&out, nil)))
+		log := out.String()
+		if strings.Contains(log, "client_id=fits") || strings.Contains(log, "client_id=too-long") != tc.warns {
+			t.Fatalf("%s: want a warning naming too-long: %v\n%s", tc.name, tc.warns, log)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -307,18 +308,24 @@ func reindexUsernames(ctx context.Context, store storage.Storage, log *slog.Logg
 // revocation and introspection endpoints: they are still served, and the operator should narrow
 // their scopes or audiences, which any change to them now requires. A store that cannot list
 // its clients is left to the requests that follow to report.
+//
+// Clients saved since lengths were checked cannot be too long for the configuration they were
+// saved under, so the walk is needed once per store and configuration, not at every start of
+// every replica (at a million clients it reads hundreds of megabytes). The store's one-time
+// record for that configuration, named by what it bounds, lets the first replica to claim it
+// walk the clients, a record at a time, and every later start skip the walk.
 func warnLongTokens(ctx context.Context, store storage.Storage, bound func(storage.Client) int, log *slog.Logger) {
-	clients, err := store.ListClients(ctx)
-	if err != nil {
+	mark := "checked-token-lengths:" + storage.KeyDigest(
+		strconv.Itoa(bound(storage.Client{})), strconv.Itoa(bound(storage.Client{Audience: []string{"a"}})))
+	claim := secret.New(16)
+	if got, err := store.EnsureServerSecret(ctx, mark, claim); err != nil || got != claim {
 		return
 	}
-	for _, c := range clients {
-		if ctx.Err() != nil {
-			return
-		}
+	_ = store.EachClient(ctx, func(c storage.Client) error {
 		if n := bound(c); n > protocol.MaxTokenLen {
 			log.Warn("a client's access tokens can be longer than revocation and introspection take; narrow its scopes or audience",
 				"client_id", c.ID, "longest", n, "limit", protocol.MaxTokenLen)
 		}
-	}
+		return ctx.Err()
+	})
 }

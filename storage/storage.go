@@ -180,7 +180,8 @@ type Storage interface {
 	// EnsureServerSecret stores candidate as the server secret called name unless the store
 	// holds one of that name already, in one atomic step, and returns the stored one: every
 	// replica, and every restart, gets the same secret for name. It is for keys the replicas
-	// must share and nobody hands them (the audit trail's username digests).
+	// must share and nobody hands them (the audit trail's username digests), and, with a fresh
+	// candidate, for work that one replica does once (the first to get its own candidate back).
 	EnsureServerSecret(ctx context.Context, name, candidate string) (string, error)
 
 	// Trusted issuers of federated workload identity (see TrustedIssuers).
