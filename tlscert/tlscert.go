@@ -65,5 +65,14 @@ func load(certFile, keyFile string) (*tls.Certificate, error) {
 
 // Config is a TLS server configuration serving f, with HTTP/2 offered by net/http.
 func Config(f *Files) *tls.Config {
-	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: f.GetCertificate}
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: CipherSuites, GetCertificate: f.GetCertificate}
+}
+
+// CipherSuites are the TLS 1.2 suites the listeners accept: ephemeral key exchange with an AEAD
+// cipher only, the suites RFC 9325 (BCP 195) recommends, which FAPI 2.0 deployments must keep
+// to (Go's defaults also allow CBC with SHA-1). TLS 1.3, preferred by every current client,
+// has only suites of that kind and ignores this list.
+var CipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 }

@@ -71,6 +71,46 @@ func servedSerial(t *testing.T, addr string) string {
 	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
 }
 
+// TestProtocolsAndSuites: TLS 1.3, and TLS 1.2 with an ECDHE AEAD suite, connect; TLS 1.1,
+// and TLS 1.2 with a CBC or ChaCha20 suite or without forward secrecy, are refused.
+func TestProtocolsAndSuites(t *testing.T) {
+	dir := t.TempDir()
+	writePair(t, dir)
+	f, err := Load(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, f)
+	for _, tc := range []struct {
+		name    string
+		version uint16
+		suite   uint16
+		ok      bool
+	}{
+		{"TLS 1.3", tls.VersionTLS13, 0, true},
+		{"TLS 1.2 ECDHE AES-128-GCM", tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, true},
+		{"TLS 1.2 ECDHE AES-256-GCM", tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, true},
+		{"TLS 1.2 ECDHE AES-128-CBC-SHA", tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, false},
+		{"TLS 1.2 ECDHE ChaCha20", tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, false},
+		{"TLS 1.2 RSA key exchange", tls.VersionTLS12, tls.TLS_RSA_WITH_AES_128_GCM_SHA256, false},
+		{"TLS 1.1", tls.VersionTLS11, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &tls.Config{InsecureSkipVerify: true, MinVersion: tc.version, MaxVersion: tc.version}
+			if tc.suite != 0 {
+				cfg.CipherSuites = []uint16{tc.suite}
+			}
+			c, err := tls.Dial("tcp", addr, cfg)
+			if err == nil {
+				c.Close()
+			}
+			if (err == nil) != tc.ok {
+				t.Fatalf("connected %v (%v), want %v", err == nil, err, tc.ok)
+			}
+		})
+	}
+}
+
 func TestReloadWhenFilesChange(t *testing.T) {
 	dir := t.TempDir()
 	first := writePair(t, dir)
