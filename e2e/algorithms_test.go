@@ -14,10 +14,17 @@ import (
 // joseDir holds the Node.js script that verifies tokens with the jose library (npm).
 const joseDir = "testdata/jose"
 
-// nodeJose returns the node binary and the verification script. Without them the test says
-// what to install and skips, unless TOKENSMITH_REQUIRE_NODE=1 makes that a failure: .ci/run
-// sets it, installs Node.js and the script's one dependency, so CI never skips.
+// nodeJose returns the node binary and the verification script.
 func nodeJose(t *testing.T) (node, script string) {
+	t.Helper()
+	return nodePackage(t, joseDir, "verify.mjs", "jose")
+}
+
+// nodePackage returns the node binary and the script named file in dir, whose npm package pkg
+// must be installed there. Without them the test says what to install and skips, unless
+// TOKENSMITH_REQUIRE_NODE=1 makes that a failure: .ci/run sets it, installs Node.js and each
+// script's dependencies, so CI never skips.
+func nodePackage(t *testing.T, dir, file, pkg string) (node, script string) {
 	t.Helper()
 	missing := t.Skipf
 	if os.Getenv("TOKENSMITH_REQUIRE_NODE") == "1" {
@@ -25,15 +32,15 @@ func nodeJose(t *testing.T) (node, script string) {
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		missing("node is not installed: this test verifies tokens with jose on Node.js (Debian: apt-get install nodejs npm; then npm ci --prefix e2e/%s)", joseDir)
+		missing("node is not installed: this test runs %s on Node.js (Debian: apt-get install nodejs npm; then npm ci --prefix e2e/%s)", pkg, dir)
 	}
-	script = filepath.Join(joseDir, "verify.mjs")
+	script = filepath.Join(dir, file)
 	// Read, so that go test counts the script among this package's inputs.
 	if _, err := os.ReadFile(script); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(joseDir, "node_modules", "jose", "package.json")); err != nil {
-		missing("the jose package is not installed: run npm ci --prefix e2e/%s (.ci/run does)", joseDir)
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
+		missing("the %s package is not installed: run npm ci --prefix e2e/%s (.ci/run does)", pkg, dir)
 	}
 	return node, script
 }
