@@ -62,8 +62,18 @@ type openIDClientRun struct {
 	DPoPJWK          json.RawMessage `json:"dpop_jwk"`
 	TokenRequests    int             `json:"token_endpoint_requests"`
 	NonceChallenges  int             `json:"nonce_challenges"`
-	ResourceStatus   int             `json:"resource_status"`
-	ResourceBody     string          `json:"resource_body"`
+	Resource         resourceAnswer  `json:"resource"`
+	ResourceOtherKey resourceAnswer  `json:"resource_other_key"`
+	ResourceAsBearer resourceAnswer  `json:"resource_as_bearer"`
+}
+
+// resourceAnswer is a resource server's answer to openid-client's fetchProtectedResource: the
+// status, and for a refusal the scheme and error of its WWW-Authenticate challenge.
+type resourceAnswer struct {
+	Status int    `json:"status"`
+	Body   string `json:"body"`
+	Scheme string `json:"scheme"`
+	Error  string `json:"error"`
 }
 
 // openIDClient runs the openid-client script with in on stdin and returns its report. The
@@ -86,8 +96,8 @@ func openIDClient(t *testing.T, node, script string, in map[string]any) openIDCl
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("openid-client printed %s: %v", out, err)
 	}
-	t.Logf("openid-client: token_type %q, %d %s %q; %d token requests (%d nonce challenges); resource %d",
-		r.WireTokenType, r.Status, r.Error, r.ErrorDescription, r.TokenRequests, r.NonceChallenges, r.ResourceStatus)
+	t.Logf("openid-client: token_type %q, %d %s %q; %d token requests (%d nonce challenges); resource %+v, with another key %+v, as bearer %+v",
+		r.WireTokenType, r.Status, r.Error, r.ErrorDescription, r.TokenRequests, r.NonceChallenges, r.Resource, r.ResourceOtherKey, r.ResourceAsBearer)
 	return r
 }
 
@@ -159,7 +169,8 @@ func newP256(t *testing.T) *ecdsa.PrivateKey {
 // client_credentials with a DPoP handle of its own key, and calls the example resource
 // server's route that requires binding (fetchProtectedResource with the handle). For a client
 // that must use server nonces, openid-client's own retry on use_dpop_nonce gets the token.
-// An assertion signed with another key is refused.
+// The same token with another openid-client DPoP key, or as a bearer token, is refused by the
+// API; an assertion signed with another key is refused by the server.
 func TestOpenIDClientDPoPWithPrivateKeyJWT(t *testing.T) {
 	node, script := openIDClientNode(t)
 	p, ca := launchHTTPS(t)
@@ -218,8 +229,18 @@ func TestOpenIDClientDPoPWithPrivateKeyJWT(t *testing.T) {
 			if cnf, _ := claims["cnf"].(map[string]any); cnf["jkt"] != base64.RawURLEncoding.EncodeToString(sum) || claims["client_id"] != tc.clientID {
 				t.Fatalf("cnf %v, client_id %v: want the thumbprint of openid-client's DPoP key and %s", claims["cnf"], claims["client_id"], tc.clientID)
 			}
-			if r.ResourceStatus != 200 {
-				t.Fatalf("GET /bound/orders with fetchProtectedResource: %d %s", r.ResourceStatus, r.ResourceBody)
+			if r.Resource.Status != 200 {
+				t.Fatalf("GET /bound/orders with fetchProtectedResource and the DPoP handle: %+v", r.Resource)
+			}
+			// The same token in another openid-client's hands: refused with a DPoP challenge,
+			// naming the proof when it is signed by another key (RFC 9449 §7.1).
+			for _, c := range []struct {
+				name, err string
+				got       resourceAnswer
+			}{{"and another DPoP key", "invalid_dpop_proof", r.ResourceOtherKey}, {"as a bearer token", "invalid_token", r.ResourceAsBearer}} {
+				if c.got.Status != 401 || !strings.EqualFold(c.got.Scheme, "DPoP") || c.got.Error != c.err {
+					t.Errorf("GET /bound/orders with the token %s: %+v, want 401 and a DPoP %s challenge", c.name, c.got, c.err)
+				}
 			}
 		})
 	}

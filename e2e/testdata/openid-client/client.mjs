@@ -10,10 +10,12 @@
 //    "scope": "…", "resource": URL (optional: GET it with the token)}
 //
 // Output, one JSON object on stdout: what the server answered (token_type, access_token, or
-// error and error_description; wire_token_type as the server spelled it), the DPoP public key (dpop_jwk), how many requests reached
-// the token endpoint and how many of its answers asked for a DPoP nonce, and the resource's
-// status. Refusals are reported, not thrown: the caller decides what was expected. The exit
-// status is 1 only when something other than the server's answer went wrong.
+// error and error_description; wire_token_type as the server spelled it), the DPoP public key
+// (dpop_jwk), how many requests reached the token endpoint and how many of its answers asked
+// for a DPoP nonce, and the resource's answers: to the token with the DPoP key it is bound to,
+// and (DPoP only) with another key and as a bearer token. Refusals are reported, not thrown:
+// the caller decides what was expected. The exit status is 1 only when something other than
+// the server's answer went wrong.
 import * as client from "openid-client";
 import { Agent, fetch } from "undici";
 
@@ -96,9 +98,24 @@ try {
 out.token_type = tokens.token_type;
 out.access_token = tokens.access_token;
 
+// get calls the resource with the token and a DPoP handle (none: as a bearer token). A refusal
+// with a challenge is thrown by openid-client; it is reported as the status and the challenge.
+const get = async (handle) => {
+  try {
+    const response = await client.fetchProtectedResource(config, tokens.access_token, new URL(input.resource), "GET", undefined, undefined, { DPoP: handle });
+    return { status: response.status, body: await response.text() };
+  } catch (e) {
+    if (!(e instanceof client.WWWAuthenticateChallengeError)) throw e;
+    return { status: e.status, scheme: e.cause[0]?.scheme, error: e.cause[0]?.parameters.error };
+  }
+};
 if (input.resource) {
-  const response = await client.fetchProtectedResource(config, tokens.access_token, new URL(input.resource), "GET", undefined, undefined, { DPoP });
-  out.resource_status = response.status;
-  out.resource_body = await response.text();
+  out.resource = await get(DPoP);
+  if (DPoP) {
+    // The same token in other hands: a client with a DPoP key of its own, and one that sends
+    // it as a bearer token.
+    out.resource_other_key = await get(client.getDPoPHandle(config, await client.randomDPoPKeyPair("ES256")));
+    out.resource_as_bearer = await get(undefined);
+  }
 }
 console.log(JSON.stringify(out));
