@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -84,7 +85,10 @@ func openIDClient(t *testing.T, node, script string, in map[string]any) openIDCl
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(node, script)
+	// A guard, not a measure: a script stuck on a connection fails here, not at go test's timeout.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, script)
 	cmd.Stdin = strings.NewReader(string(b))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
