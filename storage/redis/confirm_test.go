@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	goredis "github.com/redis/go-redis/v9"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -154,6 +155,56 @@ func TestUnconfirmedWrites(t *testing.T) {
 		mustOK(t, err)
 		if got.Fresh || string(got.Sealed) != "sealed-h2" {
 			t.Fatalf("in grace = %+v, want the stored successor", got)
+		}
+	})
+
+	t.Run("an unconfirmed rotation of an old-format token is taken back", func(t *testing.T) {
+		old := storage.RefreshToken{Hash: "h0", FamilyID: "of", ClientID: "client", Subject: "user", AccessTTL: time.Hour,
+			IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+		putOldFormatFamily(t, s.Client(), old)
+		rot := func(next string, at time.Time) storage.Rotation {
+			return storage.Rotation{FamilyID: "of", Hash: "h0", ClientID: "client", Now: at, Sealed: []byte("sealed-" + next),
+				Next: storage.RefreshToken{Hash: next, FamilyID: "of", ClientID: "client", IssuedAt: at, ExpiresAt: at.Add(time.Hour)}}
+		}
+		unconfirmed(t, replica, func() error { _, err := s.RotateRefreshToken(ctx, rot("h1", now)); return err })
+		if _, err := s.GetRefreshToken(ctx, "of", "h1"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("the successor of an unconfirmed rotation: %v, want it gone", err)
+		}
+		if got, err := s.GetRefreshToken(ctx, "of", "h0"); err != nil || !got.UsedAt.IsZero() || got.Subject != "user" {
+			t.Fatalf("the old-format token after the rotation was taken back: %+v, %v, want it unused", got, err)
+		}
+		got, err := s.RotateRefreshToken(ctx, rot("h2", now.Add(time.Minute)))
+		mustOK(t, err)
+		if !got.Fresh || string(got.Sealed) != "sealed-h2" {
+			t.Fatalf("retry = %+v, want a fresh rotation", got)
+		}
+	})
+
+	t.Run("an unconfirmed rotation puts the token back as its family's current one", func(t *testing.T) {
+		first := storage.RefreshToken{Hash: "h0", FamilyID: "cf", ClientID: "client", Subject: "user", Scope: "a", AccessTTL: time.Hour,
+			IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+		mustOK(t, s.CreateRefreshToken(ctx, first))
+		second := first
+		// A family's hash keeps a token's expiry to the millisecond, as the scripts compare it.
+		second.Hash, second.ExpiresAt = "h1", first.ExpiresAt.Truncate(time.Millisecond)
+		mustOK(t, func() error {
+			_, err := s.RotateRefreshToken(ctx, storage.Rotation{FamilyID: "cf", Hash: "h0", ClientID: "client", Now: now, Next: second, Sealed: []byte("s1")})
+			return err
+		}())
+		third := first
+		third.Hash = "h2"
+		unconfirmed(t, replica, func() error {
+			_, err := s.RotateRefreshToken(ctx, storage.Rotation{FamilyID: "cf", Hash: "h1", ClientID: "client", Now: now, Next: third, Sealed: []byte("s2")})
+			return err
+		})
+		if got, err := s.GetRefreshToken(ctx, "cf", "h1"); err != nil || !reflect.DeepEqual(got, second) {
+			t.Fatalf("the token after its rotation was taken back: %+v, %v, want %+v", got, err, second)
+		}
+		if n, err := s.Client().Exists(ctx, "ts:{f:cf}:rt:h1", "ts:{f:cf}:rt:h2").Result(); err != nil || n != 0 {
+			t.Fatalf("%d keys of their own for h1 and h2 (%v), want none: h1 is back in its family's hash", n, err)
+		}
+		if got, err := s.GetRefreshToken(ctx, "cf", "h0"); err != nil || got.UsedAt.IsZero() {
+			t.Fatalf("the first token: %+v, %v, want it still used", got, err)
 		}
 	})
 

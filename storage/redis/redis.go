@@ -266,7 +266,8 @@ func (s *Store) Client() goredis.UniversalClient { return s.rdb }
 //	ts:{users}:pat / :patused      hashes  personal token id → JSON, → last-used time (ms)
 //	ts:{users}:pats:<user>         set   a user's personal token ids
 //	ts:{keys} / ts:{keys}:v         hash  kid → signing key; its version
-//	ts:{f:<family>}:fam / :rt:<h>  a refresh family and its tokens
+//	ts:{f:<family>}:fam            hash  a refresh family and its current token (scripts.go)
+//	ts:{f:<family>}:rt:<h>         hash  a used refresh token, until it expires
 //	ts:{c:<client>}:pool:<d>       a reuse pool; :day:<d>:<day> a daily count
 //	ts:{c:<client>}:rj:<jti>       a revoked access token; :rf:<family> a revoked family
 //	ts:{replicas}:live / :info     heartbeats
