@@ -126,15 +126,16 @@ func fromFields(f map[string]string, familyID, hash, client string) (storage.Ref
 }
 
 // storedHash is how a family's hash keeps a token's hash: the 32 bytes the hex of a SHA-256
-// (every hash the server makes) stands for, half its length; any other text as it is, with a
-// NUL behind it if it is 32 bytes long too, which no text hash holds.
+// (every hash the server makes) stands for, half its length. Any other text is kept as it is
+// when shorter than that, and with a byte behind it when not, so only a halved hash is ever 32
+// bytes long.
 func storedHash(h string) string {
 	if len(h) == 64 && strings.ToLower(h) == h {
 		if b, err := hex.DecodeString(h); err == nil {
 			return string(b)
 		}
 	}
-	if len(h) == 32 {
+	if len(h) >= 32 {
 		return h + "\x00"
 	}
 	return h
@@ -145,8 +146,8 @@ func readHash(stored string) string {
 	switch {
 	case len(stored) == 32:
 		return hex.EncodeToString([]byte(stored))
-	case len(stored) == 33 && stored[32] == 0:
-		return stored[:32]
+	case len(stored) > 32:
+		return stored[:len(stored)-1]
 	}
 	return stored
 }
