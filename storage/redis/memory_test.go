@@ -82,3 +82,55 @@ func TestRefreshTokenMemory(t *testing.T) {
 	t.Logf("%.0f bytes per family after one rotation (its live token and a used one with a %d-byte successor)",
 		float64(used()-before)/n, len(sealed))
 }
+
+// TestFamilyHashStaysCompact: the family's hash of every kind of login (a client's, a user's,
+// one bound to a DPoP key or a certificate, with audiences) keeps Redis's compact encoding,
+// on which its weight depends, when created and after a rotation.
+func TestFamilyHashStaysCompact(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	s, err := redis.Open(ctx, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	raw := srv.Client()
+	t.Cleanup(func() { _ = raw.Close() })
+	now := time.Now().UTC()
+	hash := func(s string) string { sum := sha256.Sum256([]byte(s)); return hex.EncodeToString(sum[:]) }
+	thumb := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+	if err := s.CreateUser(ctx, storage.User{ID: "u-abcdefghijkl", Username: "alice", Epoch: 7}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		tok  storage.RefreshToken
+	}{
+		{"client", storage.RefreshToken{Subject: "abcdefghijkl", Scope: "orders:read"}},
+		{"user", storage.RefreshToken{Subject: "u-abcdefghijkl", UserID: "u-abcdefghijkl", Epoch: 7, Scope: "openid profile email offline_access"}},
+		{"dpop", storage.RefreshToken{Subject: "abcdefghijkl", Scope: "a b c", JKT: thumb, Audience: []string{"https://api.example.com"}}},
+		{"certificate", storage.RefreshToken{Subject: "abcdefghijkl", X5T: thumb, Audience: []string{"orders", "billing"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first := tc.tok
+			first.FamilyID, first.Hash, first.ClientID = "fam-"+tc.name, hash(tc.name), "abcdefghijkl"
+			first.AccessTTL, first.IssuedAt, first.ExpiresAt = time.Hour, now, now.Add(30*24*time.Hour)
+			if err := s.CreateRefreshToken(ctx, first); err != nil {
+				t.Fatal(err)
+			}
+			key := "ts:{f:" + first.FamilyID + "}:fam"
+			if enc, err := raw.ObjectEncoding(ctx, key).Result(); err != nil || enc != "listpack" {
+				t.Errorf("the new family's hash is %q (%v), want listpack", enc, err)
+			}
+			next := first
+			next.Hash, next.IssuedAt = hash(tc.name+"/next"), now.Add(time.Second)
+			if _, err := s.RotateRefreshToken(ctx, storage.Rotation{FamilyID: first.FamilyID, Hash: first.Hash, ClientID: first.ClientID,
+				Now: next.IssuedAt, Next: next, Sealed: []byte("sealed")}); err != nil {
+				t.Fatal(err)
+			}
+			if enc, err := raw.ObjectEncoding(ctx, key).Result(); err != nil || enc != "listpack" {
+				t.Errorf("after a rotation the family's hash is %q (%v), want listpack", enc, err)
+			}
+		})
+	}
+}
