@@ -200,7 +200,7 @@ func TestUnconfirmedWrites(t *testing.T) {
 		if got, err := s.GetRefreshToken(ctx, "cf", "h1"); err != nil || !reflect.DeepEqual(got, second) {
 			t.Fatalf("the token after its rotation was taken back: %+v, %v, want %+v", got, err, second)
 		}
-		if n, err := s.Client().Exists(ctx, "ts:{f:cf}:rt:h1", "ts:{f:cf}:rt:h2").Result(); err != nil || n != 0 {
+		if n, err := s.Client().Exists(ctx, "ts:{f:cf}:rt:h1", "ts:{f:cf}:ru:h1", "ts:{f:cf}:rt:h2").Result(); err != nil || n != 0 {
 			t.Fatalf("%d keys of their own for h1 and h2 (%v), want none: h1 is back in its family's hash", n, err)
 		}
 		if got, err := s.GetRefreshToken(ctx, "cf", "h0"); err != nil || got.UsedAt.IsZero() {

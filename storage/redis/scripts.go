@@ -232,14 +232,19 @@ return 1`)
 
 // A family's hash holds, besides its own fields (exp, client, epoch, revoked), its current
 // (unused) refresh token: its hash in h and the rest in the small fields tokenFieldsLua names,
-// so the hash stays listpack-encoded and a login costs one key. A used token moves to a key
-// of its own (rt:<hash>), which it needs until its expiry for the grace answer and replay
-// detection: client, exp, used, succ and, in tok, its fields as JSON. Records written before
-// this layout keep the whole token in rt:<hash> (data, the storedRefresh JSON); they are read,
-// rotated, replayed and taken back as they are, and a rotation writes its successor in the
-// family's hash.
+// so the hash stays listpack-encoded and a login costs one key. A rotation moves the used token
+// to a string key of its own (ru:<hash>), which it needs until its expiry for the grace answer
+// and replay detection: a JSON object of its fields (the family's, and C its client, U when it
+// was used, G when a grace answer handed its successor out), a newline, and the sealed
+// successor. One string costs a few hundred bytes less than a hash of those fields, which the
+// successor (over 64 bytes) would make a full hash table. Records written before this layout
+// keep the whole token in a hash rt:<hash> (data, the storedRefresh JSON, then used and succ);
+// they are read, rotated, replayed and taken back as they are, and a rotation writes its
+// successor in the family's hash. A restore that finds another unused token in its family's
+// place writes an unused one there too, with its fields as JSON in tok.
 
-// tokenFieldsLua names the fields of a refresh token in a family's hash (tokenFields).
+// tokenFieldsLua names the fields of a refresh token in a family's hash (tokenFields), and
+// reads and writes a used token's string.
 const tokenFieldsLua = `
 local TOKF = {'i', 'e', 's', 'o', 'a', 'l', 'u', 'p', 'k', 'x'}
 local function tokentable(vals)
@@ -249,13 +254,23 @@ local function tokentable(vals)
 end
 local function pairsfrom(tok)
   local out = {}
-  for f, v in pairs(tok) do out[#out+1] = f; out[#out+1] = v end
+  for _, f in ipairs(TOKF) do
+    if tok[f] then out[#out+1] = f; out[#out+1] = tok[f] end
+  end
   return out
 end
 local function argtable(from)
   local tok = {}
   for i = from, #ARGV, 2 do tok[ARGV[i]] = ARGV[i+1] end
   return tok
+end
+local function readused(v)
+  local nl = string.find(v, '\n', 1, true)
+  return cjson.decode(string.sub(v, 1, nl - 1)), string.sub(v, nl + 1)
+end
+local function writeused(key, head, succ, ttl)
+  local v = cjson.encode(head) .. '\n' .. succ
+  if ttl then redis.call('SET', key, v, 'PX', ttl) else redis.call('SET', key, v, 'KEEPTTL') end
 end
 `
 
@@ -270,31 +285,42 @@ if ARGV[4] ~= '0' then redis.call('HSET', KEYS[1], 'epoch', ARGV[4]) end
 redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[3]) - tonumber(ARGV[2]), 1))
 return 1`)
 
-// rotate is storage.Rotation. KEYS: family, old token's key, next token's key.
-// ARGV: client, now_ms, grace_ms, sealed, next_exp_ms, next hash (” = nothing to store),
-// next_family_exp_ms, old hash, then the next token's field/value pairs. The old token is the
-// family's current one, or has a key of its own (used, or written before this layout). The
-// next one becomes the family's current token; only when another unused token holds that
-// place (a restore can leave two) does it get a key of its own. A grace answer marks the old
-// token 'graced': the successor it hands out must not be taken back (unrotate), and the mark
-// is a write, so the WAIT behind it also covers the rotation it answers, which another
-// connection wrote.
+// rotate is storage.Rotation. KEYS: family, old token's hash key (rt), next token's hash key
+// (rt), old token's used key (ru). ARGV: client, now_ms, grace_ms, sealed, next_exp_ms, next
+// hash (” = nothing to store), next_family_exp_ms, old hash (both storedHash), then the next
+// token's field/value pairs. The old token is the family's current one, a used one, or one
+// with a hash key of its own (written before this layout, or restored beside the current one).
+// The next one becomes the family's current token; only when another unused token holds that
+// place does it get a hash key of its own. A grace answer marks the old token graced: the
+// successor it hands out must not be taken back (unrotate), and the mark is a write, so the
+// WAIT behind it also covers the rotation it answers, which another connection wrote.
 var rotate = goredis.NewScript(tokenFieldsLua + `
 local now = tonumber(ARGV[2])
 local fam = redis.call('HMGET', KEYS[1], 'revoked', 'exp', 'client', 'h', 'e')
 if not fam[2] then return {'notfound'} end
 local cur = fam[4] == ARGV[8]
-local client, exp, used, succ = fam[3], fam[5], nil, nil
+local client, exp, used, succ, head = fam[3], fam[5], nil, nil, nil
 if not cur then
-  local old = redis.call('HMGET', KEYS[2], 'client', 'exp', 'used', 'succ')
-  client, exp, used, succ = old[1], old[2], old[3], old[4]
+  local v = redis.call('GET', KEYS[4])
+  if v then
+    head, succ = readused(v)
+    client, exp, used = head.C, head.e, head.U
+  else
+    local old = redis.call('HMGET', KEYS[2], 'client', 'exp', 'used', 'succ')
+    client, exp, used, succ = old[1], old[2], old[3], old[4]
+  end
 end
 if not client or client ~= ARGV[1] or not exp or tonumber(exp) <= now then return {'notfound'} end
 if fam[1] == '1' then return {'revoked'} end
 if used then
   local grace = tonumber(ARGV[3])
   if grace > 0 and now - tonumber(used) <= grace and succ then
-    redis.call('HSET', KEYS[2], 'graced', '1')
+    if head then
+      head.G = '1'
+      writeused(KEYS[4], head, succ)
+    else
+      redis.call('HSET', KEYS[2], 'graced', '1')
+    end
     return {'grace', succ}
   end
   redis.call('HSET', KEYS[1], 'revoked', '1')
@@ -303,9 +329,9 @@ end
 if ARGV[6] == '' then return {'notfound'} end
 if cur then
   local tok = tokentable(redis.call('HMGET', KEYS[1], unpack(TOKF)))
+  tok.C, tok.U = client, ARGV[2]
   redis.call('HDEL', KEYS[1], 'h', unpack(TOKF))
-  redis.call('HSET', KEYS[2], 'client', client, 'exp', exp, 'tok', cjson.encode(tok), 'used', ARGV[2], 'succ', ARGV[4])
-  redis.call('PEXPIRE', KEYS[2], math.max(tonumber(exp) - now, 1))
+  writeused(KEYS[4], tok, ARGV[4], math.max(tonumber(exp) - now, 1))
 else
   redis.call('HSET', KEYS[2], 'used', ARGV[2], 'succ', ARGV[4])
 end
@@ -327,18 +353,22 @@ return {'fresh', ARGV[4]}`)
 // unrotate takes back a rotation whose answer was not given (too few replicas confirmed it),
 // unless a grace answer has handed its successor out since: the successor goes, and the old
 // token is unused again, back in its family's hash if it came from there.
-// KEYS: old token's key, family, next token's key. ARGV: the sealed successor the rotation
-// stored, old hash, next hash.
+// KEYS: old token's hash key (rt), family, next token's hash key (rt), old token's used key
+// (ru). ARGV: the sealed successor the rotation stored, old hash, next hash (storedHash).
 var unrotate = goredis.NewScript(tokenFieldsLua + `
-local old = redis.call('HMGET', KEYS[1], 'succ', 'graced', 'tok')
+local v = redis.call('GET', KEYS[4])
+if v then
+  local head, succ = readused(v)
+  if succ ~= ARGV[1] or head.G or redis.call('HGET', KEYS[2], 'h') ~= ARGV[3] then return 0 end
+  redis.call('HDEL', KEYS[2], 'h', unpack(TOKF))
+  redis.call('HSET', KEYS[2], 'h', ARGV[2], unpack(pairsfrom(head)))
+  redis.call('DEL', KEYS[4])
+  return 1
+end
+local old = redis.call('HMGET', KEYS[1], 'succ', 'graced')
 if old[1] ~= ARGV[1] or old[2] then return 0 end
 if redis.call('HGET', KEYS[2], 'h') == ARGV[3] then
   redis.call('HDEL', KEYS[2], 'h', unpack(TOKF))
-  if old[3] then
-    redis.call('HSET', KEYS[2], 'h', ARGV[2], unpack(pairsfrom(cjson.decode(old[3]))))
-    redis.call('DEL', KEYS[1])
-    return 1
-  end
 else
   redis.call('DEL', KEYS[3])
 end

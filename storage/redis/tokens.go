@@ -228,13 +228,14 @@ func sameEpoch(user *goredis.StringCmd, epoch uint64) error {
 	return nil
 }
 
-// GetRefreshToken implements storage.Storage: the family's hash and the token's own key, in
+// GetRefreshToken implements storage.Storage: the family's hash and the token's own keys, in
 // one round trip. A family's current token is answered until its family expires, which may
 // be after the token does: the caller's clock decides whether it is still valid.
 func (s *Store) GetRefreshToken(ctx context.Context, familyID, hash string) (storage.RefreshToken, error) {
 	var fam, own *goredis.MapStringStringCmd
+	var used *goredis.StringCmd
 	if _, err := s.pipelined(ctx, nil, func(p goredis.Pipeliner) {
-		fam, own = p.HGetAll(ctx, familyKey(familyID)), p.HGetAll(ctx, refreshKey(familyID, hash))
+		fam, own, used = p.HGetAll(ctx, familyKey(familyID)), p.HGetAll(ctx, refreshKey(familyID, hash)), p.Get(ctx, usedKey(familyID, hash))
 	}); err != nil {
 		return storage.RefreshToken{}, err
 	}
@@ -244,6 +245,11 @@ func (s *Store) GetRefreshToken(ctx context.Context, familyID, hash string) (sto
 	}
 	if f["h"] != "" && f["h"] == storedHash(hash) {
 		return decodeCurrent(f, familyID)
+	}
+	if v, err := used.Result(); err == nil {
+		return decodeUsed(v, familyID, hash)
+	} else if !errors.Is(err, goredis.Nil) {
+		return storage.RefreshToken{}, fail(err)
 	}
 	m, err := own.Result()
 	if err != nil {
@@ -260,9 +266,32 @@ func decodeCurrent(f map[string]string, familyID string) (storage.RefreshToken, 
 	return fromFields(f, familyID, readHash(f["h"]), f["client"])
 }
 
-// decodeRefresh reads the key of the refresh token familyID, hash (a used token's, or one
-// written before the family's hash held its current token): ErrNotFound when it is empty
-// (gone). What a record of the older, longer form says of its family, hash and client is taken
+// decodeUsed reads a used token's string (see the scripts): its fields as JSON, a newline,
+// its sealed successor.
+func decodeUsed(v, familyID, hash string) (storage.RefreshToken, error) {
+	head, succ, ok := strings.Cut(v, "\n")
+	var f map[string]string
+	if !ok || json.Unmarshal([]byte(head), &f) != nil {
+		return storage.RefreshToken{}, fmt.Errorf("refresh token %s: unreadable record", hash)
+	}
+	t, err := fromFields(f, familyID, hash, f["C"])
+	if err != nil {
+		return t, err
+	}
+	used, err := strconv.ParseInt(f["U"], 10, 64)
+	if err != nil {
+		return t, fmt.Errorf("refresh token %s: use time %q", hash, f["U"])
+	}
+	t.UsedAt = time.UnixMilli(used).UTC()
+	if succ != "" {
+		t.Successor = []byte(succ)
+	}
+	return t, nil
+}
+
+// decodeRefresh reads the hash key of the refresh token familyID, hash (one written before the
+// family's hash held its current token, or restored beside another): ErrNotFound when it is
+// empty (gone). What a record of the older, longer form says of its family, hash and client is taken
 // as it is.
 func decodeRefresh(m map[string]string, familyID, hash string) (storage.RefreshToken, error) {
 	var t storage.RefreshToken
@@ -314,7 +343,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, r storage.Rotation) (sto
 	var user *goredis.StringCmd
 	steps := []step{durable(familyKey(r.FamilyID), func(p goredis.Pipeliner) {
 		rot = rotate.EvalSha(ctx, p,
-			[]string{familyKey(r.FamilyID), refreshKey(r.FamilyID, r.Hash), refreshKey(r.FamilyID, r.Next.Hash)}, args...)
+			[]string{familyKey(r.FamilyID), refreshKey(r.FamilyID, r.Hash), refreshKey(r.FamilyID, r.Next.Hash), usedKey(r.FamilyID, r.Hash)}, args...)
 	})}
 	if r.UserID != "" {
 		steps = append(steps, plain(usersByID, func(p goredis.Pipeliner) { user = p.HGet(ctx, usersByID, r.UserID) }))
@@ -348,7 +377,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, r storage.Rotation) (sto
 	case "fresh":
 		if unconfirmed != nil {
 			return storage.Rotated{}, s.undo(ctx, unconfirmed, func(ctx context.Context) error {
-				return unrotate.Run(ctx, s.rdb, []string{refreshKey(r.FamilyID, r.Hash), familyKey(r.FamilyID), refreshKey(r.FamilyID, r.Next.Hash)},
+				return unrotate.Run(ctx, s.rdb, []string{refreshKey(r.FamilyID, r.Hash), familyKey(r.FamilyID), refreshKey(r.FamilyID, r.Next.Hash), usedKey(r.FamilyID, r.Hash)},
 					r.Sealed, storedHash(r.Hash), storedHash(r.Next.Hash)).Err()
 			})
 		}

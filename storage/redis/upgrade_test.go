@@ -186,6 +186,17 @@ func TestRefreshTokenOldFormat(t *testing.T) {
 		t.Errorf("the rotated successor reads %+v (%v), want it used with its own successor", got, err)
 	}
 
+	// An import over the used old-format token writes it as a rotation now leaves a used one.
+	if out, err := s.RestoreRefreshToken(ctx, spent, storage.Restore{Now: now}); err != nil || out != storage.Updated {
+		t.Fatalf("restoring the used old-format token: %s %v, want updated", out, err)
+	}
+	if n, err := raw.Exists(ctx, "ts:{f:fam}:rt:h0").Result(); err != nil || n != 0 {
+		t.Errorf("the restored token's old-format key is still there (%d, %v)", n, err)
+	}
+	if got, err := s.GetRefreshToken(ctx, "fam", "h0"); err != nil || !reflect.DeepEqual(got, spent) {
+		t.Errorf("the restored token reads %+v (%v), want %+v", got, err, spent)
+	}
+
 	r.Now = r.Now.Add(time.Minute) // past any grace: a replay
 	if _, err := s.RotateRefreshToken(ctx, r); !errors.Is(err, storage.ErrReplay) {
 		t.Fatalf("replaying the old-format token: %v, want ErrReplay", err)
