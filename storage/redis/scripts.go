@@ -269,8 +269,8 @@ local function readused(v)
   return cjson.decode(string.sub(v, 1, nl - 1)), string.sub(v, nl + 1)
 end
 local function writeused(key, head, succ, ttl)
-  local v = cjson.encode(head) .. '\n' .. succ
-  if ttl then redis.call('SET', key, v, 'PX', ttl) else redis.call('SET', key, v, 'KEEPTTL') end
+  ttl = ttl or redis.call('PTTL', key)
+  redis.call('SET', key, cjson.encode(head) .. '\n' .. succ, 'PX', math.max(ttl, 1))
 end
 `
 
