@@ -453,3 +453,66 @@ func firstMaster(t *testing.T, url string) string {
 	slices.Sort(addrs)
 	return addrs[0]
 }
+
+// graceBeforeUndo runs fn once, just before the store sends the script that takes back an
+// unconfirmed rotation (its first key is the old token's hash key).
+type graceBeforeUndo struct {
+	once sync.Once
+	fn   func()
+}
+
+func (h *graceBeforeUndo) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+func (h *graceBeforeUndo) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+func (h *graceBeforeUndo) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		if args := cmd.Args(); len(args) > 3 && (cmd.Name() == "evalsha" || cmd.Name() == "eval") {
+			if k, _ := args[3].(string); strings.Contains(k, "}:rt:") {
+				h.once.Do(h.fn)
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestUnconfirmedRotationHandedOut: a rotation too few replicas confirmed is not taken back
+// once a retry in the grace window has been answered with its successor: that successor is
+// out, so it stays the family's current token and the old one stays used.
+func TestUnconfirmedRotationHandedOut(t *testing.T) {
+	master := redistest.Start(t)
+	replica := redistest.StartReplica(t, master)
+	ctx := context.Background()
+	s, err := redis.Open(ctx, fmt.Sprintf("%s?min_replicas=1&replica_timeout=%v", master.URL(), replicaWait))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	other, err := redis.Open(ctx, master.URL()) // another replica of the server, waiting for none
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	now := time.Now().UTC()
+	first := storage.RefreshToken{Hash: "h0", FamilyID: "f", ClientID: "client", Subject: "user", AccessTTL: time.Hour,
+		IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+	mustOK(t, s.CreateRefreshToken(ctx, first))
+	rot := func(next string) storage.Rotation {
+		n := first
+		n.Hash = next
+		return storage.Rotation{FamilyID: "f", Hash: "h0", ClientID: "client", Now: now, Grace: 5 * time.Second, Next: n, Sealed: []byte("sealed-" + next)}
+	}
+	var graced storage.Rotated
+	var gerr error
+	s.Client().AddHook(&graceBeforeUndo{fn: func() { graced, gerr = other.RotateRefreshToken(ctx, rot("h1-retry")) }})
+	unconfirmed(t, replica, func() error { _, err := s.RotateRefreshToken(ctx, rot("h1")); return err })
+	if gerr != nil || graced.Fresh || string(graced.Sealed) != "sealed-h1" {
+		t.Fatalf("the retry in the grace window: %+v %v, want the successor sealed-h1", graced, gerr)
+	}
+	if got, err := s.GetRefreshToken(ctx, "f", "h1"); err != nil || !got.UsedAt.IsZero() {
+		t.Errorf("the handed-out successor: %+v %v, want it the family's current token", got, err)
+	}
+	if got, err := s.GetRefreshToken(ctx, "f", "h0"); err != nil || got.UsedAt.IsZero() {
+		t.Errorf("the old token: %+v %v, want it still used", got, err)
+	}
+}
