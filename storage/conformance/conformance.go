@@ -72,6 +72,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"RestoreRoundTrip", testRestoreRoundTrip},
 		{"ExportReadsWhatTheStoreDid", testExportReadsWhatTheStoreDid},
 		{"RestoreMerges", testRestoreMerges},
+		{"RestoreBesideCurrentToken", testRestoreBesideCurrentToken},
 		{"ExportWhileWriting", testExportWhileWriting},
 		{"RestoredRevocationsLeavePools", testRestoredRevocationsLeavePools},
 		{"AssertionOnce", testAssertionOnce},

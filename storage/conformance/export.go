@@ -561,3 +561,41 @@ func testRestoredRevocationsLeavePools(t *testing.T, s storage.Storage) {
 		}
 	}
 }
+
+// testRestoreBesideCurrentToken: an unused token restored into a family that holds another
+// unused one (a backup taken at another point of the family's life) leaves both usable: each
+// rotates once, neither rotation loses the other token or its successor, and an export reads
+// all four.
+func testRestoreBesideCurrentToken(t *testing.T, s storage.Storage) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	newFamily(t, s, "f1", now)
+	beside := storage.RefreshToken{Hash: "h5", FamilyID: "f1", ClientID: "client", Subject: "user", Scope: "a",
+		AccessTTL: time.Hour, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+	out, err := s.RestoreRefreshToken(ctx, beside, storage.Restore{Now: now})
+	if err != nil || out != storage.Created {
+		t.Fatalf("restoring a second unused token into a family: %s %v, want created", out, err)
+	}
+	for _, r := range []storage.Rotation{rotation("f1", "h5", "h6", now, 0), rotation("f1", "h0", "h1", now, 0)} {
+		got, err := s.RotateRefreshToken(ctx, r)
+		if err != nil || !got.Fresh {
+			t.Fatalf("rotating %s: %+v %v, want a fresh rotation", r.Hash, got, err)
+		}
+	}
+	for hash, used := range map[string]bool{"h0": true, "h5": true, "h1": false, "h6": false} {
+		tok, err := s.GetRefreshToken(ctx, "f1", hash)
+		if err != nil || tok.UsedAt.IsZero() != !used || tok.Subject != "user" {
+			t.Errorf("token %s: %+v %v, want it there and used %v", hash, tok, err, used)
+		}
+	}
+	seen := map[string]bool{}
+	mustNoErr(t, s.EachRefreshToken(ctx, now, func(tok storage.RefreshToken) error { seen[tok.Hash] = true; return nil }))
+	if len(seen) != 4 {
+		t.Errorf("export read %v, want h0, h1, h5 and h6", seen)
+	}
+	for _, hash := range []string{"h1", "h6"} {
+		if got, err := s.RotateRefreshToken(ctx, rotation("f1", hash, hash+"-next", now, 0)); err != nil || !got.Fresh {
+			t.Errorf("rotating %s in turn: %+v %v", hash, got, err)
+		}
+	}
+}

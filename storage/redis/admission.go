@@ -98,16 +98,16 @@ func (s *Store) giveBack(ctx context.Context, a storage.Admission) error {
 // either, gives the count back.
 func (s *Store) admitWithFamily(ctx context.Context, a storage.Admission, keys []string, args []any) ([]string, error) {
 	t := *a.Family
-	data, err := refreshData(t)
+	famArgs, err := createArgs(t)
 	if err != nil {
 		return nil, err
 	}
 	var adm, created *goredis.Cmd
 	var user *goredis.StringCmd
-	famKeys := []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)}
+	famKeys := []string{familyKey(t.FamilyID)}
 	steps := []step{s.admitStep(ctx, a, keys, args, &adm),
 		durable(famKeys[0], func(p goredis.Pipeliner) {
-			created = createRefresh.EvalSha(ctx, p, famKeys, t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()), t.Epoch)
+			created = createRefresh.EvalSha(ctx, p, famKeys, famArgs...)
 		})}
 	if t.UserID != "" {
 		steps = append(steps, userStep(ctx, t.UserID, &user))
@@ -162,16 +162,16 @@ func (s *Store) Settle(ctx context.Context, st storage.Settlement) error {
 	}
 	// The family and the pool live in different slots: one pipeline, two scripts.
 	t := *st.Family
-	data, err := refreshData(t)
+	famArgs, err := createArgs(t)
 	if err != nil {
 		return err
 	}
 	var settled, created *goredis.Cmd
 	var user *goredis.StringCmd
-	famKeys := []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)}
+	famKeys := []string{familyKey(t.FamilyID)}
 	steps := []step{plain(keys[0], func(p goredis.Pipeliner) { settled = settle.EvalSha(ctx, p, keys, args...) }),
 		durable(famKeys[0], func(p goredis.Pipeliner) {
-			created = createRefresh.EvalSha(ctx, p, famKeys, t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()), t.Epoch)
+			created = createRefresh.EvalSha(ctx, p, famKeys, famArgs...)
 		})}
 	if t.UserID != "" {
 		steps = append(steps, userStep(ctx, t.UserID, &user))

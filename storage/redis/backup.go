@@ -199,33 +199,55 @@ func (s *Store) EachRefreshFamily(ctx context.Context, now time.Time, fn func(st
 	})
 }
 
-// EachRefreshToken implements storage.Storage.
+// EachRefreshToken implements storage.Storage: the families' hashes (their current tokens)
+// and the tokens' own keys (used ones, and those of the earlier layout), in one walk of the
+// families' slots.
 func (s *Store) EachRefreshToken(ctx context.Context, now time.Time, fn func(storage.RefreshToken) error) error {
-	return s.scan(ctx, "ts:{f:*}:rt:*", func(keys []string) error {
-		cmds := make([]*goredis.MapStringStringCmd, len(keys))
+	return s.scan(ctx, "ts:{f:*", func(keys []string) error {
+		cmds := make([]goredis.Cmder, len(keys))
 		if _, err := s.pipelined(ctx, nil, func(p goredis.Pipeliner) {
 			for i, k := range keys {
-				cmds[i] = p.HGetAll(ctx, k)
+				if _, _, ok := usedKeyParts(k); ok {
+					cmds[i] = p.Get(ctx, k)
+				} else {
+					cmds[i] = p.HGetAll(ctx, k)
+				}
 			}
 		}); err != nil {
 			return err
 		}
 		for i, k := range keys {
-			m, err := cmds[i].Result()
-			if err != nil {
-				return fail(err)
+			var t storage.RefreshToken
+			var err error
+			switch c := cmds[i].(type) {
+			case *goredis.StringCmd:
+				v, rerr := c.Result()
+				if errors.Is(rerr, goredis.Nil) {
+					continue // gone meanwhile
+				} else if rerr != nil {
+					return fail(rerr)
+				}
+				fam, hash, _ := usedKeyParts(k)
+				t, err = decodeUsed(v, fam, hash)
+			case *goredis.MapStringStringCmd:
+				m, rerr := c.Result()
+				if rerr != nil {
+					return fail(rerr)
+				}
+				if fam, ok := strings.CutSuffix(strings.TrimPrefix(k, "ts:{f:"), "}:fam"); ok && familyKey(fam) == k {
+					t, err = decodeCurrent(m, fam)
+				} else if fam, hash, ok := refreshKeyParts(k); ok && refreshKey(fam, hash) == k {
+					t, err = decodeRefresh(m, fam, hash)
+				} else {
+					continue
+				}
 			}
-			fam, hash, ok := refreshKeyParts(k)
-			if !ok {
-				continue
-			}
-			t, err := decodeRefresh(m, fam, hash)
 			if errors.Is(err, storage.ErrNotFound) {
-				continue
+				continue // gone meanwhile, or a family without a current token
 			} else if err != nil {
 				return fmt.Errorf("redis store: %s: %w", k, err)
 			}
-			if refreshKey(t.FamilyID, t.Hash) != k || !now.Before(t.ExpiresAt) {
+			if !now.Before(t.ExpiresAt) {
 				continue
 			}
 			if err := fn(t); err != nil {
@@ -634,23 +656,46 @@ func outcome(s string) (storage.Outcome, error) {
 }
 
 // restoreRefresh is storage.MergeRefreshToken in the family's slot, with the family made or
-// extended as the token implies. KEYS: token, family. ARGV: client, exp_ms, data, used_ms (”
-// for unused), successor, now_ms, family_exp_ms, dry run (0/1), credential version. Answers {outcome, client}
-// (client: the one the family or token belongs to, for a conflict).
-var restoreRefresh = goredis.NewScript(`
+// extended as the token implies. An unused token becomes its family's current one (in the
+// family's hash) unless another holds that place, where it gets a hash key of its own; a used
+// one is written as a rotation leaves it (see rotate), replacing a record of the earlier layout.
+// KEYS: token's hash key (rt), family, token's used key (ru). ARGV: client, exp_ms, the token's
+// fields as JSON (tokenJSON), used_ms (” for unused), successor, now_ms, family_exp_ms, dry
+// run (0/1), credential version, token hash (storedHash), then the token's field/value pairs
+// (tokenFields). Answers {outcome, client} (client: the one the family or token belongs to,
+// for a conflict).
+var restoreRefresh = goredis.NewScript(tokenFieldsLua + `
 local now = tonumber(ARGV[6])
-local fam = redis.call('HMGET', KEYS[2], 'client', 'exp')
+local fam = redis.call('HMGET', KEYS[2], 'client', 'exp', 'h')
 local famNew, famLonger = false, false
 if not fam[2] or tonumber(fam[2]) <= now then famNew = true
 elseif fam[1] ~= ARGV[1] then return {'conflict', fam[1] or ''}
 elseif tonumber(ARGV[7]) > tonumber(fam[2]) then famLonger = true end
-local old = redis.call('HMGET', KEYS[1], 'client', 'exp', 'data', 'used', 'succ')
-local used, succ, out = ARGV[4], ARGV[5], 'created'
-if old[3] then
-  if old[1] ~= ARGV[1] then return {'conflict', old[1] or ''} end
-  if old[4] then used, succ = old[4], old[5] or '' end
+local given = argtable(11)
+local function same(tok)
+  for _, f in ipairs(TOKF) do
+    if tok[f] ~= given[f] then return false end
+  end
+  return true
+end
+local cur = not famNew and fam[3] == ARGV[10]
+local usedv = redis.call('GET', KEYS[3])
+local old = redis.call('HMGET', KEYS[1], 'client', 'exp', 'data', 'used', 'succ', 'tok', 'graced')
+local used, succ, graced, out = ARGV[4], ARGV[5], nil, 'created'
+if cur then
   out = 'updated'
-  if old[2] == ARGV[2] and old[3] == ARGV[3] and (old[4] or '') == used and (old[5] or '') == succ then out = 'unchanged' end
+  if used == '' and same(tokentable(redis.call('HMGET', KEYS[2], unpack(TOKF)))) then out = 'unchanged' end
+elseif usedv then
+  local head, hsucc = readused(usedv)
+  if head.C ~= ARGV[1] then return {'conflict', head.C or ''} end
+  used, succ, graced = head.U, hsucc, head.G
+  out = 'updated'
+  if same(head) then out = 'unchanged' end
+elseif old[3] or old[6] then
+  if old[1] ~= ARGV[1] then return {'conflict', old[1] or ''} end
+  if old[4] then used, succ, graced = old[4], old[5] or '', old[7] end
+  out = 'updated'
+  if old[6] and old[2] == ARGV[2] and same(cjson.decode(old[6])) and (old[4] or '') == used and (old[5] or '') == succ then out = 'unchanged' end
 end
 if out == 'unchanged' and (famNew or famLonger) then out = 'updated' end
 if ARGV[8] == '1' or out == 'unchanged' then return {out, ARGV[1]} end
@@ -662,9 +707,22 @@ if famNew or famLonger then
   redis.call('HSET', KEYS[2], 'exp', ARGV[7])
   redis.call('PEXPIRE', KEYS[2], math.max(tonumber(ARGV[7]) - now, 1))
 end
-redis.call('HSET', KEYS[1], 'client', ARGV[1], 'exp', ARGV[2], 'data', ARGV[3])
-if used ~= '' then redis.call('HSET', KEYS[1], 'used', used, 'succ', succ) end
-redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[2]) - now, 1))
+if used == '' and (cur or (not old[3] and not old[6] and redis.call('HEXISTS', KEYS[2], 'h') == 0)) then
+  redis.call('HDEL', KEYS[2], unpack(TOKF))
+  redis.call('HSET', KEYS[2], 'h', ARGV[10], unpack(ARGV, 11))
+  return {out, ARGV[1]}
+end
+if cur then redis.call('HDEL', KEYS[2], 'h', unpack(TOKF)) end
+local ttl = math.max(tonumber(ARGV[2]) - now, 1)
+if used ~= '' then
+  given.C, given.U, given.G = ARGV[1], used, graced or nil
+  writeused(KEYS[3], given, succ, ttl)
+  redis.call('DEL', KEYS[1])
+  return {out, ARGV[1]}
+end
+redis.call('HDEL', KEYS[1], 'data')
+redis.call('HSET', KEYS[1], 'client', ARGV[1], 'exp', ARGV[2], 'tok', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ttl)
 return {out, ARGV[1]}`)
 
 // RestoreRefreshToken implements storage.Storage.
@@ -672,7 +730,11 @@ func (s *Store) RestoreRefreshToken(ctx context.Context, t storage.RefreshToken,
 	if !r.Now.Before(t.ExpiresAt) {
 		return storage.Expired, nil
 	}
-	data, err := refreshData(t)
+	fields, err := tokenFields(t)
+	if err != nil {
+		return 0, err
+	}
+	tok, err := tokenJSON(fields)
 	if err != nil {
 		return 0, err
 	}
@@ -680,8 +742,8 @@ func (s *Store) RestoreRefreshToken(ctx context.Context, t storage.RefreshToken,
 	if !t.UsedAt.IsZero() {
 		used = strconv.FormatInt(ms(t.UsedAt), 10)
 	}
-	res, unconfirmed, err := s.restoreScript(ctx, r.DryRun, restoreRefresh, []string{refreshKey(t.FamilyID, t.Hash), familyKey(t.FamilyID)},
-		t.ClientID, ms(t.ExpiresAt), data, used, t.Successor, ms(r.Now), ms(t.FamilyExpiry()), flag(r.DryRun), t.Epoch)
+	args := append([]any{t.ClientID, ms(t.ExpiresAt), tok, used, t.Successor, ms(r.Now), ms(t.FamilyExpiry()), flag(r.DryRun), t.Epoch, storedHash(t.Hash)}, fields...)
+	res, unconfirmed, err := s.restoreScript(ctx, r.DryRun, restoreRefresh, []string{refreshKey(t.FamilyID, t.Hash), familyKey(t.FamilyID), usedKey(t.FamilyID, t.Hash)}, args...)
 	if err != nil {
 		return 0, err
 	}

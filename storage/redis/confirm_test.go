@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	goredis "github.com/redis/go-redis/v9"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -154,6 +155,56 @@ func TestUnconfirmedWrites(t *testing.T) {
 		mustOK(t, err)
 		if got.Fresh || string(got.Sealed) != "sealed-h2" {
 			t.Fatalf("in grace = %+v, want the stored successor", got)
+		}
+	})
+
+	t.Run("an unconfirmed rotation of an old-format token is taken back", func(t *testing.T) {
+		old := storage.RefreshToken{Hash: "h0", FamilyID: "of", ClientID: "client", Subject: "user", AccessTTL: time.Hour,
+			IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+		putOldFormatFamily(t, s.Client(), old)
+		rot := func(next string, at time.Time) storage.Rotation {
+			return storage.Rotation{FamilyID: "of", Hash: "h0", ClientID: "client", Now: at, Sealed: []byte("sealed-" + next),
+				Next: storage.RefreshToken{Hash: next, FamilyID: "of", ClientID: "client", IssuedAt: at, ExpiresAt: at.Add(time.Hour)}}
+		}
+		unconfirmed(t, replica, func() error { _, err := s.RotateRefreshToken(ctx, rot("h1", now)); return err })
+		if _, err := s.GetRefreshToken(ctx, "of", "h1"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("the successor of an unconfirmed rotation: %v, want it gone", err)
+		}
+		if got, err := s.GetRefreshToken(ctx, "of", "h0"); err != nil || !got.UsedAt.IsZero() || got.Subject != "user" {
+			t.Fatalf("the old-format token after the rotation was taken back: %+v, %v, want it unused", got, err)
+		}
+		got, err := s.RotateRefreshToken(ctx, rot("h2", now.Add(time.Minute)))
+		mustOK(t, err)
+		if !got.Fresh || string(got.Sealed) != "sealed-h2" {
+			t.Fatalf("retry = %+v, want a fresh rotation", got)
+		}
+	})
+
+	t.Run("an unconfirmed rotation puts the token back as its family's current one", func(t *testing.T) {
+		first := storage.RefreshToken{Hash: "h0", FamilyID: "cf", ClientID: "client", Subject: "user", Scope: "a", AccessTTL: time.Hour,
+			IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+		mustOK(t, s.CreateRefreshToken(ctx, first))
+		second := first
+		// A family's hash keeps a token's expiry to the millisecond, as the scripts compare it.
+		second.Hash, second.ExpiresAt = "h1", first.ExpiresAt.Truncate(time.Millisecond)
+		mustOK(t, func() error {
+			_, err := s.RotateRefreshToken(ctx, storage.Rotation{FamilyID: "cf", Hash: "h0", ClientID: "client", Now: now, Next: second, Sealed: []byte("s1")})
+			return err
+		}())
+		third := first
+		third.Hash = "h2"
+		unconfirmed(t, replica, func() error {
+			_, err := s.RotateRefreshToken(ctx, storage.Rotation{FamilyID: "cf", Hash: "h1", ClientID: "client", Now: now, Next: third, Sealed: []byte("s2")})
+			return err
+		})
+		if got, err := s.GetRefreshToken(ctx, "cf", "h1"); err != nil || !reflect.DeepEqual(got, second) {
+			t.Fatalf("the token after its rotation was taken back: %+v, %v, want %+v", got, err, second)
+		}
+		if n, err := s.Client().Exists(ctx, "ts:{f:cf}:rt:h1", "ts:{f:cf}:ru:h1", "ts:{f:cf}:rt:h2").Result(); err != nil || n != 0 {
+			t.Fatalf("%d keys of their own for h1 and h2 (%v), want none: h1 is back in its family's hash", n, err)
+		}
+		if got, err := s.GetRefreshToken(ctx, "cf", "h0"); err != nil || got.UsedAt.IsZero() {
+			t.Fatalf("the first token: %+v, %v, want it still used", got, err)
 		}
 	})
 
@@ -401,4 +452,67 @@ func firstMaster(t *testing.T, url string) string {
 	}))
 	slices.Sort(addrs)
 	return addrs[0]
+}
+
+// graceBeforeUndo runs fn once, just before the store sends the script that takes back an
+// unconfirmed rotation (its first key is the old token's hash key).
+type graceBeforeUndo struct {
+	once sync.Once
+	fn   func()
+}
+
+func (h *graceBeforeUndo) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+func (h *graceBeforeUndo) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+func (h *graceBeforeUndo) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		if args := cmd.Args(); len(args) > 3 && (cmd.Name() == "evalsha" || cmd.Name() == "eval") {
+			if k, _ := args[3].(string); strings.Contains(k, "}:rt:") {
+				h.once.Do(h.fn)
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestUnconfirmedRotationHandedOut: a rotation too few replicas confirmed is not taken back
+// once a retry in the grace window has been answered with its successor: that successor is
+// out, so it stays the family's current token and the old one stays used.
+func TestUnconfirmedRotationHandedOut(t *testing.T) {
+	master := redistest.Start(t)
+	replica := redistest.StartReplica(t, master)
+	ctx := context.Background()
+	s, err := redis.Open(ctx, fmt.Sprintf("%s?min_replicas=1&replica_timeout=%v", master.URL(), replicaWait))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	other, err := redis.Open(ctx, master.URL()) // another replica of the server, waiting for none
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	now := time.Now().UTC()
+	first := storage.RefreshToken{Hash: "h0", FamilyID: "f", ClientID: "client", Subject: "user", AccessTTL: time.Hour,
+		IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+	mustOK(t, s.CreateRefreshToken(ctx, first))
+	rot := func(next string) storage.Rotation {
+		n := first
+		n.Hash = next
+		return storage.Rotation{FamilyID: "f", Hash: "h0", ClientID: "client", Now: now, Grace: 5 * time.Second, Next: n, Sealed: []byte("sealed-" + next)}
+	}
+	var graced storage.Rotated
+	var gerr error
+	s.Client().AddHook(&graceBeforeUndo{fn: func() { graced, gerr = other.RotateRefreshToken(ctx, rot("h1-retry")) }})
+	unconfirmed(t, replica, func() error { _, err := s.RotateRefreshToken(ctx, rot("h1")); return err })
+	if gerr != nil || graced.Fresh || string(graced.Sealed) != "sealed-h1" {
+		t.Fatalf("the retry in the grace window: %+v %v, want the successor sealed-h1", graced, gerr)
+	}
+	if got, err := s.GetRefreshToken(ctx, "f", "h1"); err != nil || !got.UsedAt.IsZero() {
+		t.Errorf("the handed-out successor: %+v %v, want it the family's current token", got, err)
+	}
+	if got, err := s.GetRefreshToken(ctx, "f", "h0"); err != nil || got.UsedAt.IsZero() {
+		t.Errorf("the old token: %+v %v, want it still used", got, err)
+	}
 }

@@ -266,7 +266,9 @@ func (s *Store) Client() goredis.UniversalClient { return s.rdb }
 //	ts:{users}:pat / :patused      hashes  personal token id → JSON, → last-used time (ms)
 //	ts:{users}:pats:<user>         set   a user's personal token ids
 //	ts:{keys} / ts:{keys}:v         hash  kid → signing key; its version
-//	ts:{f:<family>}:fam / :rt:<h>  a refresh family and its tokens
+//	ts:{f:<family>}:fam            hash  a refresh family and its current token (scripts.go)
+//	ts:{f:<family>}:ru:<h>         string  a used refresh token, until it expires
+//	ts:{f:<family>}:rt:<h>         hash  a token of the earlier layout, or restored beside another
 //	ts:{c:<client>}:pool:<d>       a reuse pool; :day:<d>:<day> a daily count
 //	ts:{c:<client>}:rj:<jti>       a revoked access token; :rf:<family> a revoked family
 //	ts:{replicas}:live / :info     heartbeats
@@ -288,6 +290,17 @@ const (
 
 func familyKey(fam string) string        { return "ts:{f:" + fam + "}:fam" }
 func refreshKey(fam, hash string) string { return "ts:{f:" + fam + "}:rt:" + hash }
+func usedKey(fam, hash string) string    { return "ts:{f:" + fam + "}:ru:" + hash }
+
+// usedKeyParts is the family and hash a usedKey names.
+func usedKeyParts(key string) (fam, hash string, ok bool) {
+	rest, ok := strings.CutPrefix(key, "ts:{f:")
+	if !ok {
+		return "", "", false
+	}
+	fam, hash, ok = strings.Cut(rest, "}:ru:")
+	return fam, hash, ok && usedKey(fam, hash) == key
+}
 
 // refreshKeyParts is the family and hash a refreshKey names.
 func refreshKeyParts(key string) (fam, hash string, ok bool) {

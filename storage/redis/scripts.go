@@ -230,58 +230,149 @@ for i = 3 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
 redis.call('INCR', KEYS[2])
 return 1`)
 
-// createRefresh starts a family. KEYS: family, token.
-// ARGV: client, token_exp_ms, data, now_ms, family_exp_ms, the login's credential version.
+// A family's hash holds, besides its own fields (exp, client, epoch, revoked), its current
+// (unused) refresh token: its hash in h and the rest in the small fields tokenFieldsLua names,
+// so the hash stays listpack-encoded and a login costs one key. A rotation moves the used token
+// to a string key of its own (ru:<hash>), which it needs until its expiry for the grace answer
+// and replay detection: a JSON object of its fields (the family's, and C its client, U when it
+// was used, G when a grace answer handed its successor out), a newline, and the sealed
+// successor. One string costs a few hundred bytes less than a hash of those fields, which the
+// successor (over 64 bytes) would make a full hash table. Records written before this layout
+// keep the whole token in a hash rt:<hash> (data, the storedRefresh JSON, then used and succ);
+// they are read, rotated, replayed and taken back as they are, and a rotation writes its
+// successor in the family's hash. A restore that finds another unused token in its family's
+// place writes an unused one there too, with its fields as JSON in tok.
+
+// tokenFieldsLua names the fields of a refresh token in a family's hash (tokenFields), and
+// reads and writes a used token's string.
+const tokenFieldsLua = `
+local TOKF = {'i', 'e', 's', 'o', 'a', 'l', 'u', 'p', 'k', 'x'}
+local function tokentable(vals)
+  local tok = {}
+  for i, f in ipairs(TOKF) do if vals[i] then tok[f] = vals[i] end end
+  return tok
+end
+local function pairsfrom(tok)
+  local out = {}
+  for _, f in ipairs(TOKF) do
+    if tok[f] then out[#out+1] = f; out[#out+1] = tok[f] end
+  end
+  return out
+end
+local function argtable(from)
+  local tok = {}
+  for i = from, #ARGV, 2 do tok[ARGV[i]] = ARGV[i+1] end
+  return tok
+end
+local function readused(v)
+  local nl = string.find(v, '\n', 1, true)
+  return cjson.decode(string.sub(v, 1, nl - 1)), string.sub(v, nl + 1)
+end
+local function writeused(key, head, succ, ttl)
+  ttl = ttl or redis.call('PTTL', key)
+  redis.call('SET', key, cjson.encode(head) .. '\n' .. succ, 'PX', math.max(ttl, 1))
+end
+`
+
+// createRefresh starts a family with its first token. KEYS: family.
+// ARGV: client, now_ms, family_exp_ms, the login's credential version (left out when 0, as
+// readers take a missing one to be), token hash (storedHash), then the token's field/value
+// pairs (tokenFields).
 var createRefresh = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local now = tonumber(ARGV[4])
-redis.call('HSET', KEYS[1], 'exp', ARGV[5], 'client', ARGV[1], 'epoch', ARGV[6])
-redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[5]) - now, 1))
-redis.call('HSET', KEYS[2], 'client', ARGV[1], 'exp', ARGV[2], 'data', ARGV[3])
-redis.call('PEXPIRE', KEYS[2], math.max(tonumber(ARGV[2]) - now, 1))
+redis.call('HSET', KEYS[1], 'exp', ARGV[3], 'client', ARGV[1], 'h', ARGV[5], unpack(ARGV, 6))
+if ARGV[4] ~= '0' then redis.call('HSET', KEYS[1], 'epoch', ARGV[4]) end
+redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[3]) - tonumber(ARGV[2]), 1))
 return 1`)
 
-// rotate is storage.Rotation. KEYS: old token, family, next token.
-// ARGV: client, now_ms, grace_ms, sealed, next_exp_ms, next_data (” = nothing to store),
-// next_family_exp_ms. A grace answer marks the old token 'graced': the successor it hands out
-// must not be taken back (unrotate), and the mark is a write, so the WAIT behind it also
-// covers the rotation it answers, which another connection wrote.
-var rotate = goredis.NewScript(`
+// rotate is storage.Rotation. KEYS: family, old token's hash key (rt), next token's hash key
+// (rt), old token's used key (ru). ARGV: client, now_ms, grace_ms, sealed, next_exp_ms, next
+// hash (” = nothing to store), next_family_exp_ms, old hash (both storedHash), then the next
+// token's field/value pairs. The old token is the family's current one, a used one, or one
+// with a hash key of its own (written before this layout, or restored beside the current one).
+// The next one becomes the family's current token; only when another unused token holds that
+// place does it get a hash key of its own. A grace answer marks the old token graced: the
+// successor it hands out must not be taken back (unrotate), and the mark is a write, so the
+// WAIT behind it also covers the rotation it answers, which another connection wrote.
+var rotate = goredis.NewScript(tokenFieldsLua + `
 local now = tonumber(ARGV[2])
-local old = redis.call('HMGET', KEYS[1], 'client', 'exp', 'used', 'succ')
-if not old[1] or old[1] ~= ARGV[1] or tonumber(old[2]) <= now then return {'notfound'} end
-local fam = redis.call('HMGET', KEYS[2], 'revoked', 'exp')
+local fam = redis.call('HMGET', KEYS[1], 'revoked', 'exp', 'client', 'h', 'e')
 if not fam[2] then return {'notfound'} end
-if fam[1] == '1' then return {'revoked'} end
-if old[3] then
-  local grace = tonumber(ARGV[3])
-  if grace > 0 and now - tonumber(old[3]) <= grace and old[4] then
-    redis.call('HSET', KEYS[1], 'graced', '1')
-    return {'grace', old[4]}
+local cur = fam[4] == ARGV[8]
+local client, exp, used, succ, head = fam[3], fam[5], nil, nil, nil
+if not cur then
+  local v = redis.call('GET', KEYS[4])
+  if v then
+    head, succ = readused(v)
+    client, exp, used = head.C, head.e, head.U
+  else
+    local old = redis.call('HMGET', KEYS[2], 'client', 'exp', 'used', 'succ')
+    client, exp, used, succ = old[1], old[2], old[3], old[4]
   end
-  redis.call('HSET', KEYS[2], 'revoked', '1')
+end
+if not client or client ~= ARGV[1] or not exp or tonumber(exp) <= now then return {'notfound'} end
+if fam[1] == '1' then return {'revoked'} end
+if used then
+  local grace = tonumber(ARGV[3])
+  if grace > 0 and now - tonumber(used) <= grace and succ then
+    if head then
+      head.G = '1'
+      writeused(KEYS[4], head, succ)
+    else
+      redis.call('HSET', KEYS[2], 'graced', '1')
+    end
+    return {'grace', succ}
+  end
+  redis.call('HSET', KEYS[1], 'revoked', '1')
   return {'replay'}
 end
 if ARGV[6] == '' then return {'notfound'} end
-redis.call('HSET', KEYS[1], 'used', ARGV[2], 'succ', ARGV[4])
+if cur then
+  local tok = tokentable(redis.call('HMGET', KEYS[1], unpack(TOKF)))
+  tok.C, tok.U = client, ARGV[2]
+  redis.call('HDEL', KEYS[1], 'h', unpack(TOKF))
+  writeused(KEYS[4], tok, ARGV[4], math.max(tonumber(exp) - now, 1))
+else
+  redis.call('HSET', KEYS[2], 'used', ARGV[2], 'succ', ARGV[4])
+end
 local nexp = tonumber(ARGV[5])
-redis.call('HSET', KEYS[3], 'client', ARGV[1], 'exp', ARGV[5], 'data', ARGV[6])
-redis.call('PEXPIRE', KEYS[3], math.max(nexp - now, 1))
+if redis.call('HEXISTS', KEYS[1], 'h') == 0 then
+  redis.call('HDEL', KEYS[1], unpack(TOKF))
+  redis.call('HSET', KEYS[1], 'h', ARGV[6], unpack(ARGV, 9))
+else
+  redis.call('HSET', KEYS[3], 'client', ARGV[1], 'exp', ARGV[5], 'tok', cjson.encode(argtable(9)))
+  redis.call('PEXPIRE', KEYS[3], math.max(nexp - now, 1))
+end
 local fexp = tonumber(ARGV[7])
 if fexp > tonumber(fam[2]) then
-  redis.call('HSET', KEYS[2], 'exp', ARGV[7])
-  redis.call('PEXPIRE', KEYS[2], math.max(fexp - now, 1))
+  redis.call('HSET', KEYS[1], 'exp', ARGV[7])
+  redis.call('PEXPIRE', KEYS[1], math.max(fexp - now, 1))
 end
 return {'fresh', ARGV[4]}`)
 
 // unrotate takes back a rotation whose answer was not given (too few replicas confirmed it),
-// unless a grace answer has handed its successor out since. KEYS: old token, next token.
-// ARGV: the sealed successor the rotation stored.
-var unrotate = goredis.NewScript(`
+// unless a grace answer has handed its successor out since: the successor goes, and the old
+// token is unused again, back in its family's hash if it came from there.
+// KEYS: old token's hash key (rt), family, next token's hash key (rt), old token's used key
+// (ru). ARGV: the sealed successor the rotation stored, old hash, next hash (storedHash).
+var unrotate = goredis.NewScript(tokenFieldsLua + `
+local v = redis.call('GET', KEYS[4])
+if v then
+  local head, succ = readused(v)
+  if succ ~= ARGV[1] or head.G or redis.call('HGET', KEYS[2], 'h') ~= ARGV[3] then return 0 end
+  redis.call('HDEL', KEYS[2], 'h', unpack(TOKF))
+  redis.call('HSET', KEYS[2], 'h', ARGV[2], unpack(pairsfrom(head)))
+  redis.call('DEL', KEYS[4])
+  return 1
+end
 local old = redis.call('HMGET', KEYS[1], 'succ', 'graced')
 if old[1] ~= ARGV[1] or old[2] then return 0 end
+if redis.call('HGET', KEYS[2], 'h') == ARGV[3] then
+  redis.call('HDEL', KEYS[2], 'h', unpack(TOKF))
+else
+  redis.call('DEL', KEYS[3])
+end
 redis.call('HDEL', KEYS[1], 'used', 'succ')
-redis.call('DEL', KEYS[2])
 return 1`)
 
 // revokeFamily marks a live family revoked. KEYS: family. ARGV: now_ms.

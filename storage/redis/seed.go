@@ -32,12 +32,11 @@ func (s *Store) SeedClients(ctx context.Context, n int, client func(i int) stora
 func (s *Store) SeedRefreshTokens(ctx context.Context, n int, token func(i int) storage.RefreshToken) error {
 	return s.seed(ctx, n, createRefresh, func(p goredis.Pipeliner, i int) (*goredis.Cmd, error) {
 		t := token(i)
-		data, err := refreshData(t)
+		args, err := createArgs(t)
 		if err != nil {
 			return nil, err
 		}
-		return createRefresh.EvalSha(ctx, p, []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)},
-			t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()), t.Epoch), nil
+		return createRefresh.EvalSha(ctx, p, []string{familyKey(t.FamilyID)}, args...), nil
 	}, func(cmd *goredis.Cmd) bool {
 		n, _ := cmd.Int()
 		return n == 1

@@ -3,8 +3,10 @@ package redis
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -40,10 +42,10 @@ func (s *Store) pipelined(ctx context.Context, scripts []*goredis.Script, fn fun
 	}
 }
 
-// storedRefresh is how a refresh token's immutable part is kept in its hash's data field:
-// without the family and hash its key names and the client its client field holds, which
-// were a seventh of a live token's weight. Records written before left them in; those are
-// read as they are (decodeRefresh), and a rotation or restore writes the shorter form.
+// storedRefresh is how records written before the family's hash held its current token
+// kept a refresh token's immutable part, in the data field of the token's own key: without
+// the family and hash its key names and the client its client field holds (records older
+// still left them in). decodeRefresh reads them as they are.
 type storedRefresh struct {
 	storage.RefreshToken
 	// The same JSON names as RefreshToken's, which they hide, but left out when empty.
@@ -52,10 +54,111 @@ type storedRefresh struct {
 	ClientID string `json:"client_id,omitempty"`
 }
 
-// refreshData is the immutable part of a stored refresh token.
-func refreshData(t storage.RefreshToken) ([]byte, error) {
-	t.UsedAt, t.Successor = time.Time{}, nil
-	return json.Marshal(storedRefresh{RefreshToken: t})
+// tokenFields is a refresh token's immutable part (all of it but its hash, family and client,
+// which its family's hash and key hold) as the field/value pairs of a family's hash, each small
+// enough that the hash stays listpack-encoded, and named by one letter, since a login's whole
+// record is a few hundred bytes: i issue time and l access token lifetime in nanoseconds (so
+// they read back exactly), e expiry in milliseconds (the scripts compare it), s subject, o
+// scope, a audience (JSON), u user, p credential version, k DPoP key and x certificate
+// thumbprints; empty values are left out. tokenFieldsLua lists the same names.
+func tokenFields(t storage.RefreshToken) ([]any, error) {
+	f := []any{"i", t.IssuedAt.UnixNano(), "e", ms(t.ExpiresAt), "l", int64(t.AccessTTL)}
+	add := func(name, v string) {
+		if v != "" {
+			f = append(f, name, v)
+		}
+	}
+	add("s", t.Subject)
+	add("o", t.Scope)
+	if len(t.Audience) > 0 {
+		b, err := json.Marshal(t.Audience)
+		if err != nil {
+			return nil, err
+		}
+		add("a", string(b))
+	}
+	add("u", t.UserID)
+	if t.Epoch != 0 {
+		add("p", strconv.FormatUint(t.Epoch, 10))
+	}
+	add("k", t.JKT)
+	add("x", t.X5T)
+	return f, nil
+}
+
+// tokenJSON is tokenFields as the JSON object a used token's key keeps in its tok field.
+func tokenJSON(fields []any) ([]byte, error) {
+	m := make(map[string]string, len(fields)/2)
+	for i := 0; i+1 < len(fields); i += 2 {
+		m[fields[i].(string)] = fmt.Sprint(fields[i+1])
+	}
+	return json.Marshal(m)
+}
+
+// fromFields is the refresh token whose tokenFields are f.
+func fromFields(f map[string]string, familyID, hash, client string) (storage.RefreshToken, error) {
+	t := storage.RefreshToken{Hash: hash, FamilyID: familyID, ClientID: client, Subject: f["s"], Scope: f["o"],
+		UserID: f["u"], JKT: f["k"], X5T: f["x"]}
+	iat, err := strconv.ParseInt(f["i"], 10, 64)
+	if err != nil {
+		return t, fmt.Errorf("refresh token %s: issue time %q", hash, f["i"])
+	}
+	exp, err := strconv.ParseInt(f["e"], 10, 64)
+	if err != nil {
+		return t, fmt.Errorf("refresh token %s: expiry %q", hash, f["e"])
+	}
+	ttl, err := strconv.ParseInt(f["l"], 10, 64)
+	if err != nil {
+		return t, fmt.Errorf("refresh token %s: access token lifetime %q", hash, f["l"])
+	}
+	t.IssuedAt, t.ExpiresAt, t.AccessTTL = time.Unix(0, iat).UTC(), time.UnixMilli(exp).UTC(), time.Duration(ttl)
+	if v := f["a"]; v != "" {
+		if err := json.Unmarshal([]byte(v), &t.Audience); err != nil {
+			return t, fmt.Errorf("refresh token %s: audience: %w", hash, err)
+		}
+	}
+	if v := f["p"]; v != "" {
+		if t.Epoch, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return t, fmt.Errorf("refresh token %s: credential version %q", hash, v)
+		}
+	}
+	return t, nil
+}
+
+// storedHash is how a family's hash keeps a token's hash: the 32 bytes the hex of a SHA-256
+// (every hash the server makes) stands for, half its length. Any other text is kept as it is
+// when shorter than that, and with a byte behind it when not, so only a halved hash is ever 32
+// bytes long.
+func storedHash(h string) string {
+	if len(h) == 64 && strings.ToLower(h) == h {
+		if b, err := hex.DecodeString(h); err == nil {
+			return string(b)
+		}
+	}
+	if len(h) >= 32 {
+		return h + "\x00"
+	}
+	return h
+}
+
+// readHash is the hash storedHash(h) keeps.
+func readHash(stored string) string {
+	switch {
+	case len(stored) == 32:
+		return hex.EncodeToString([]byte(stored))
+	case len(stored) > 32:
+		return stored[:len(stored)-1]
+	}
+	return stored
+}
+
+// createArgs are createRefresh's arguments for the first token of a family.
+func createArgs(t storage.RefreshToken) ([]any, error) {
+	f, err := tokenFields(t)
+	if err != nil {
+		return nil, err
+	}
+	return append([]any{t.ClientID, ms(t.IssuedAt), ms(t.FamilyExpiry()), t.Epoch, storedHash(t.Hash)}, f...), nil
 }
 
 // CreateRefreshToken implements storage.Storage. An unconfirmed family is left in place: its
@@ -63,15 +166,15 @@ func refreshData(t storage.RefreshToken) ([]byte, error) {
 // against its user in the same pipeline (userStep), and removed again when the password
 // changed meanwhile.
 func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) error {
-	data, err := refreshData(t)
+	args, err := createArgs(t)
 	if err != nil {
 		return err
 	}
-	keys := []string{familyKey(t.FamilyID), refreshKey(t.FamilyID, t.Hash)}
+	keys := []string{familyKey(t.FamilyID)}
 	var cmd *goredis.Cmd
 	var user *goredis.StringCmd
 	steps := []step{durable(keys[0], func(p goredis.Pipeliner) {
-		cmd = createRefresh.EvalSha(ctx, p, keys, t.ClientID, ms(t.ExpiresAt), data, ms(t.IssuedAt), ms(t.FamilyExpiry()), t.Epoch)
+		cmd = createRefresh.EvalSha(ctx, p, keys, args...)
 	})}
 	if t.UserID != "" {
 		steps = append(steps, userStep(ctx, t.UserID, &user))
@@ -125,28 +228,93 @@ func sameEpoch(user *goredis.StringCmd, epoch uint64) error {
 	return nil
 }
 
-// GetRefreshToken implements storage.Storage.
+// GetRefreshToken implements storage.Storage: the family's hash and the token's own keys, in
+// one round trip. A family's current token is answered until its family expires, which may
+// be after the token does: the caller's clock decides whether it is still valid.
 func (s *Store) GetRefreshToken(ctx context.Context, familyID, hash string) (storage.RefreshToken, error) {
-	m, err := s.rdb.HGetAll(ctx, refreshKey(familyID, hash)).Result()
+	var fam, own *goredis.MapStringStringCmd
+	var used *goredis.StringCmd
+	if _, err := s.pipelined(ctx, nil, func(p goredis.Pipeliner) {
+		fam, own, used = p.HGetAll(ctx, familyKey(familyID)), p.HGetAll(ctx, refreshKey(familyID, hash)), p.Get(ctx, usedKey(familyID, hash))
+	}); err != nil {
+		return storage.RefreshToken{}, err
+	}
+	f, err := fam.Result()
+	if err != nil {
+		return storage.RefreshToken{}, fail(err)
+	}
+	if f["h"] != "" && f["h"] == storedHash(hash) {
+		return decodeCurrent(f, familyID)
+	}
+	if v, err := used.Result(); err == nil {
+		return decodeUsed(v, familyID, hash)
+	} else if !errors.Is(err, goredis.Nil) {
+		return storage.RefreshToken{}, fail(err)
+	}
+	m, err := own.Result()
 	if err != nil {
 		return storage.RefreshToken{}, fail(err)
 	}
 	return decodeRefresh(m, familyID, hash)
 }
 
-// decodeRefresh reads the hash of the refresh token familyID, hash: ErrNotFound when it is
-// empty (gone). What a record of the older, longer form says of its family, hash and client
-// is taken as it is.
-func decodeRefresh(m map[string]string, familyID, hash string) (storage.RefreshToken, error) {
-	if m["data"] == "" {
+// decodeCurrent reads the current token of the family hash f: ErrNotFound when it has none.
+func decodeCurrent(f map[string]string, familyID string) (storage.RefreshToken, error) {
+	if f["h"] == "" {
 		return storage.RefreshToken{}, storage.ErrNotFound
 	}
-	var r storedRefresh
-	if err := json.Unmarshal([]byte(m["data"]), &r); err != nil {
-		return storage.RefreshToken{}, err
+	return fromFields(f, familyID, readHash(f["h"]), f["client"])
+}
+
+// decodeUsed reads a used token's string (see the scripts): its fields as JSON, a newline,
+// its sealed successor.
+func decodeUsed(v, familyID, hash string) (storage.RefreshToken, error) {
+	head, succ, ok := strings.Cut(v, "\n")
+	var f map[string]string
+	if !ok || json.Unmarshal([]byte(head), &f) != nil {
+		return storage.RefreshToken{}, fmt.Errorf("refresh token %s: unreadable record", hash)
 	}
-	t := r.RefreshToken
-	t.FamilyID, t.Hash, t.ClientID = cmp.Or(r.FamilyID, familyID), cmp.Or(r.Hash, hash), cmp.Or(r.ClientID, m["client"])
+	t, err := fromFields(f, familyID, hash, f["C"])
+	if err != nil {
+		return t, err
+	}
+	used, err := strconv.ParseInt(f["U"], 10, 64)
+	if err != nil {
+		return t, fmt.Errorf("refresh token %s: use time %q", hash, f["U"])
+	}
+	t.UsedAt = time.UnixMilli(used).UTC()
+	if succ != "" {
+		t.Successor = []byte(succ)
+	}
+	return t, nil
+}
+
+// decodeRefresh reads the hash key of the refresh token familyID, hash (one written before the
+// family's hash held its current token, or restored beside another): ErrNotFound when it is
+// empty (gone). What a record of the older, longer form says of its family, hash and client is taken
+// as it is.
+func decodeRefresh(m map[string]string, familyID, hash string) (storage.RefreshToken, error) {
+	var t storage.RefreshToken
+	switch {
+	case m["tok"] != "":
+		var f map[string]string
+		if err := json.Unmarshal([]byte(m["tok"]), &f); err != nil {
+			return t, fmt.Errorf("refresh token %s: %w", hash, err)
+		}
+		var err error
+		if t, err = fromFields(f, familyID, hash, m["client"]); err != nil {
+			return t, err
+		}
+	case m["data"] != "":
+		var r storedRefresh
+		if err := json.Unmarshal([]byte(m["data"]), &r); err != nil {
+			return t, err
+		}
+		t = r.RefreshToken
+		t.FamilyID, t.Hash, t.ClientID = cmp.Or(r.FamilyID, familyID), cmp.Or(r.Hash, hash), cmp.Or(r.ClientID, m["client"])
+	default:
+		return t, storage.ErrNotFound
+	}
 	if used, err := strconv.ParseInt(m["used"], 10, 64); err == nil {
 		t.UsedAt = time.UnixMilli(used).UTC()
 	}
@@ -163,19 +331,19 @@ func decodeRefresh(m map[string]string, familyID, hash string) (storage.RefreshT
 // (unrotate), so the client's retry with the same refresh token rotates it again rather than
 // finding it used; a replay's revocation is confirmed by the RevokeFamily that follows it.
 func (s *Store) RotateRefreshToken(ctx context.Context, r storage.Rotation) (storage.Rotated, error) {
-	var data []byte
+	args := []any{r.ClientID, ms(r.Now), r.Grace.Milliseconds(), r.Sealed, ms(r.Next.ExpiresAt), storedHash(r.Next.Hash), ms(r.Next.FamilyExpiry()), storedHash(r.Hash)}
 	if r.Next.Hash != "" {
-		var err error
-		if data, err = refreshData(r.Next); err != nil {
+		f, err := tokenFields(r.Next)
+		if err != nil {
 			return storage.Rotated{}, err
 		}
+		args = append(args, f...)
 	}
 	var rot *goredis.Cmd
 	var user *goredis.StringCmd
 	steps := []step{durable(familyKey(r.FamilyID), func(p goredis.Pipeliner) {
 		rot = rotate.EvalSha(ctx, p,
-			[]string{refreshKey(r.FamilyID, r.Hash), familyKey(r.FamilyID), refreshKey(r.FamilyID, r.Next.Hash)},
-			r.ClientID, ms(r.Now), r.Grace.Milliseconds(), r.Sealed, ms(r.Next.ExpiresAt), data, ms(r.Next.FamilyExpiry()))
+			[]string{familyKey(r.FamilyID), refreshKey(r.FamilyID, r.Hash), refreshKey(r.FamilyID, r.Next.Hash), usedKey(r.FamilyID, r.Hash)}, args...)
 	})}
 	if r.UserID != "" {
 		steps = append(steps, plain(usersByID, func(p goredis.Pipeliner) { user = p.HGet(ctx, usersByID, r.UserID) }))
@@ -209,7 +377,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, r storage.Rotation) (sto
 	case "fresh":
 		if unconfirmed != nil {
 			return storage.Rotated{}, s.undo(ctx, unconfirmed, func(ctx context.Context) error {
-				return unrotate.Run(ctx, s.rdb, []string{refreshKey(r.FamilyID, r.Hash), refreshKey(r.FamilyID, r.Next.Hash)}, r.Sealed).Err()
+				return unrotate.Run(ctx, s.rdb, []string{refreshKey(r.FamilyID, r.Hash), familyKey(r.FamilyID), refreshKey(r.FamilyID, r.Next.Hash), usedKey(r.FamilyID, r.Hash)},
+					r.Sealed, storedHash(r.Hash), storedHash(r.Next.Hash)).Err()
 			})
 		}
 		return storage.Rotated{Fresh: true, Sealed: []byte(res[1])}, nil
