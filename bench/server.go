@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -243,6 +244,8 @@ type server struct {
 	redis    *redisServer
 	sentinel *sentinelSet
 	logFile  *os.File
+	// roots trusts the server's certificate when it serves TLS (variant.tls); nil on plain HTTP.
+	roots *x509.CertPool
 	// startToReady is the time from starting the process to its first ready /readyz.
 	startToReady time.Duration
 }
@@ -277,6 +280,17 @@ func startServerOn(bin, dir string, v variant, otlp, algorithms, storageURL stri
 		return nil, err
 	}
 	s := &server{variant: v, url: "http://" + pub, adminURL: "http://" + adm, token: benchAdminToken}
+	var tlsEnv []string
+	if v.tls {
+		p, err := pki()
+		if err != nil {
+			return nil, err
+		}
+		if tlsEnv, err = p.writeServerFiles(dir); err != nil {
+			return nil, err
+		}
+		s.url, s.roots = "https://"+pub, p.roots
+	}
 	// Only the variants that trace do: OTEL_* variables of the benchmark's own environment
 	// would turn tracing on in every server.
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "OTEL_") })
@@ -312,6 +326,7 @@ func startServerOn(bin, dir string, v variant, otlp, algorithms, storageURL stri
 	if algorithms != "" {
 		env = append(env, "TOKENSMITH_KEYS_ALGORITHMS="+algorithms)
 	}
+	env = append(env, tlsEnv...)
 	switch v.audit {
 	case auditOff:
 		env = append(env, "TOKENSMITH_AUDIT=off")
@@ -333,11 +348,12 @@ func startServerOn(bin, dir string, v variant, otlp, algorithms, storageURL stri
 		s.stop()
 		return nil, err
 	}
+	hc := s.setupClient(nil)
 	for deadline := started.Add(readyTimeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if s.cmd.ProcessState != nil {
 			break
 		}
-		resp, err := http.Get(s.url + "/readyz")
+		resp, err := hc.Get(s.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
