@@ -23,6 +23,8 @@ type measured struct {
 	cpu      time.Duration   // server CPU over the window
 	redisCPU time.Duration   // its Redis's CPU over the window
 	peakRSS  int64
+	// parts is the resident set as the window ends, split by what it holds.
+	parts rssParts
 	// others is the share of the machine's CPU that neither the server nor the load
 	// generator used during the window: other people's work on a shared machine.
 	others float64
@@ -133,6 +135,7 @@ func run(s *server, label string, nw newWorker, cert *tls.Certificate, c int, wa
 	windowEnd.Store(end.UnixNano())
 	after, err := s.usage()
 	m.peakRSS = s.peakRSS()
+	m.parts = s.rssParts()
 	stop.Store(true)
 	wg.Wait()
 	if perr := profiled(); perr != nil {

@@ -518,6 +518,57 @@ func (s *server) rss() int64 { return procStatus(s.cmd.Process.Pid, "VmRSS:") }
 // peakRSS is VmHWM, the highest resident set since the last resetPeak, in bytes.
 func (s *server) peakRSS() int64 { return procStatus(s.cmd.Process.Pid, "VmHWM:") }
 
+// rssParts is the resident set now, split by what the pages hold: the server's executable
+// (its code, the Go runtime's tables, read-only data: file pages the kernel maps 64 KiB around
+// every fault), the shared libraries it loaded (libc; libcrypto in the OpenSSL build) and
+// anonymous memory (the Go heap and stacks, malloc's arenas, relocated library data), in bytes.
+type rssParts struct{ exe, libs, anon int64 }
+
+func (s *server) rssParts() rssParts { return rssPartsOf(s.cmd.Process.Pid) }
+
+func rssPartsOf(pid int) rssParts {
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return rssParts{}
+	}
+	var p rssParts
+	var path string
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if !strings.HasSuffix(f[0], ":") { // a mapping's header: range perms offset dev inode [path]
+			path = ""
+			if len(f) >= 6 {
+				path = f[5]
+			}
+			continue
+		}
+		if len(f) < 2 || (f[0] != "Rss:" && f[0] != "Anonymous:") {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		n := kb << 10
+		switch {
+		case f[0] == "Anonymous:":
+			// Copy-on-write pages of a file mapping (relocated data) are anonymous too.
+			p.anon += n
+			if path == exe {
+				p.exe -= n
+			} else if strings.HasPrefix(path, "/") {
+				p.libs -= n
+			}
+		case path == exe:
+			p.exe += n
+		case strings.HasPrefix(path, "/"):
+			p.libs += n
+		}
+	}
+	return p
+}
+
 // procStatus is a size field of /proc/<pid>/status (in kB there), in bytes; 0 if unreadable.
 func procStatus(pid int, field string) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
