@@ -15,6 +15,11 @@
 //	go run ./bench -json new.json -compare old.json
 //	go run ./bench -stores sentinel,sentinel-nowait -scenarios limited,revoke,password,refresh -audit=false -openssl=off
 //	go run ./bench -scale 10,10k,1M -d 5s     # the same requests on stores of growing size
+//	go run ./bench -stores embedded -scenarios fresh,fresh-tls,mtls,mtls-self-signed,mtls-bound,dpop,private-key-jwt
+//
+// The scenarios fresh-tls and mtls* run on a server that serves HTTPS with a certificate of a
+// CA the benchmark makes, and asks callers for client certificates; clients keep their
+// connections alive, so a TLS handshake is made per connection, not per request.
 //
 // The load generator runs on the same machine, so on a small one it takes CPU from the server;
 // CPU per request is measured on the server process alone and is not affected.
