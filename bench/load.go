@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,27 +23,30 @@ type measured struct {
 	cpu      time.Duration   // server CPU over the window
 	redisCPU time.Duration   // its Redis's CPU over the window
 	peakRSS  int64
+	// parts is the resident set as the window ends, split by what it holds.
+	parts rssParts
 	// others is the share of the machine's CPU that neither the server nor the load
 	// generator used during the window: other people's work on a shared machine.
 	others float64
 }
 
-// newHTTPClient keeps one connection per worker alive, as an integrator's client would.
-func newHTTPClient(c int) *http.Client {
+// newHTTPClient keeps one connection per worker alive, as an integrator's client would; over
+// TLS (conf not nil) that is one handshake per connection, not per request.
+func newHTTPClient(c int, conf *tls.Config) *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
 			MaxIdleConns: c * 2, MaxIdleConnsPerHost: c * 2, IdleConnTimeout: time.Minute,
-			DisableCompression: true, ForceAttemptHTTP2: false,
+			DisableCompression: true, ForceAttemptHTTP2: false, TLSClientConfig: conf,
 		},
 	}
 }
 
 // run drives s with c workers: warm-up first, then the measured window of length d, in which
 // latencies, errors and the server's CPU time and peak resident set are taken. A request
-// counts in the window it ends in.
-func run(s *server, label string, nw newWorker, c int, warm, d time.Duration, prof profiles, progress io.Writer) (measured, error) {
-	hc := newHTTPClient(c)
+// counts in the window it ends in. On a TLS server the workers present cert, if not nil.
+func run(s *server, label string, nw newWorker, cert *tls.Certificate, c int, warm, d time.Duration, prof profiles, progress io.Writer) (measured, error) {
+	hc := newHTTPClient(c, s.clientTLS(cert))
 	defer hc.CloseIdleConnections()
 	steps := make([]step, c)
 	for i := range steps {
@@ -131,6 +135,7 @@ func run(s *server, label string, nw newWorker, c int, warm, d time.Duration, pr
 	windowEnd.Store(end.UnixNano())
 	after, err := s.usage()
 	m.peakRSS = s.peakRSS()
+	m.parts = s.rssParts()
 	stop.Store(true)
 	wg.Wait()
 	if perr := profiled(); perr != nil {

@@ -15,6 +15,11 @@
 //	go run ./bench -json new.json -compare old.json
 //	go run ./bench -stores sentinel,sentinel-nowait -scenarios limited,revoke,password,refresh -audit=false -openssl=off
 //	go run ./bench -scale 10,10k,1M -d 5s     # the same requests on stores of growing size
+//	go run ./bench -stores embedded -scenarios fresh,fresh-tls,mtls,mtls-self-signed,mtls-bound,dpop,private-key-jwt
+//
+// The scenarios fresh-tls and mtls* run on a server that serves HTTPS with a certificate of a
+// CA the benchmark makes, and asks callers for client certificates; clients keep their
+// connections alive, so a TLS handshake is made per connection, not per request.
 //
 // The load generator runs on the same machine, so on a small one it takes CPU from the server;
 // CPU per request is measured on the server process alone and is not affected.
@@ -43,6 +48,9 @@ type variant struct {
 	// tracing: every request is traced and its spans exported over OTLP/HTTP to the
 	// benchmark's own receiver (startOTLPSink); otherwise no OTEL_* variable is set.
 	tracing bool
+	// tls: the public listener serves HTTPS and asks for client certificates (the scenarios
+	// of tlsScenarioNames run there).
+	tls bool
 }
 
 func (v variant) String() string {
@@ -52,6 +60,9 @@ func (v variant) String() string {
 	}
 	if v.tracing {
 		s += "/tracing"
+	}
+	if v.tls {
+		s += "/tls"
 	}
 	return s
 }
@@ -251,8 +262,24 @@ func benchmain() error {
 		if *baseline != "" {
 			compared = append(compared, full[1])
 		}
+		// The scenarios that need TLS run on a server of the main build that serves it; so
+		// that they and the ones they are compared with (fresh, dpop, private-key-jwt, …)
+		// are measured alike, they run in the rounds too.
+		mainTLS := variant{build: "go", store: store, tls: true}
+		needTLS := slices.ContainsFunc(selected, func(s scenario) bool { return tlsScenario(s.name) })
+		start := append(full, compared...)
+		if needTLS {
+			start = append(start, mainTLS)
+		}
+		// host is the server a scenario that runs on one server only runs on.
+		host := func(sc string) variant {
+			if tlsScenario(sc) {
+				return mainTLS
+			}
+			return main
+		}
 		servers := map[variant]*running{}
-		for _, v := range append(full, compared...) {
+		for _, v := range start {
 			if servers[v] != nil {
 				continue
 			}
@@ -274,10 +301,13 @@ func benchmain() error {
 			// may not know them), in the rounds beside RS256's and reuse, whose ratios are
 			// their targets.
 			otherAlg := func(sc string) bool { return sc != "fresh" && algorithmScenario(sc) != "" }
+			// single: scenarios run on the main build only (or its TLS server), in rounds.
+			single := func(sc string) bool { return otherAlg(sc) || clientAuthScenario(sc) }
+			anySingle := slices.ContainsFunc(selected, func(s scenario) bool { return single(s.name) })
 			inRounds := func(v variant, sc string) bool {
-				return (sc == "fresh" && slices.Contains(compared, v) && (len(compared) > 1 || haveReused)) ||
+				return (sc == "fresh" && slices.Contains(compared, v) && (len(compared) > 1 || haveReused || anySingle)) ||
 					(sc == "reused" && slices.Contains(full, v) && haveReused) ||
-					(otherAlg(sc) && v == main)
+					(single(sc) && v == host(sc))
 			}
 			// Rows in scenario order; a row of a pair run in rounds is a place its median fills.
 			type slot struct {
@@ -288,10 +318,11 @@ func benchmain() error {
 			// Each scenario runs on the build and the baseline one after the other, so that a
 			// before/after pair is measured minutes apart at most.
 			for _, sc := range selected {
-				for _, v := range full {
-					if otherAlg(sc.name) && v != main {
-						continue
-					}
+				on := full
+				if single(sc.name) {
+					on = []variant{host(sc.name)}
+				}
+				for _, v := range on {
 					r, err := ses.measure(servers[v], sc)
 					if err != nil {
 						return err
@@ -320,8 +351,8 @@ func benchmain() error {
 				}
 			}
 			for _, sc := range selected {
-				if otherAlg(sc.name) {
-					pairs = append(pairs, key{main, sc.name})
+				if single(sc.name) {
+					pairs = append(pairs, key{host(sc.name), sc.name})
 				}
 			}
 			if len(pairs) > 0 {
@@ -460,9 +491,9 @@ func (ses *session) measure(r *running, sc scenario) (row, error) {
 	ses.quiet.await()
 	var m measured
 	if ses.tty != nil {
-		m, err = run(r.s, label, nw, ses.c, ses.warm, ses.d, prof, ses.tty)
+		m, err = run(r.s, label, nw, r.f.certs[sc.name], ses.c, ses.warm, ses.d, prof, ses.tty)
 	} else {
-		m, err = run(r.s, label, nw, ses.c, ses.warm, ses.d, prof, nil)
+		m, err = run(r.s, label, nw, r.f.certs[sc.name], ses.c, ses.warm, ses.d, prof, nil)
 	}
 	if err != nil {
 		return row{}, fmt.Errorf("%s on %s: %w", sc.name, r.v, err)

@@ -17,12 +17,14 @@ import (
 
 // row is one scenario on one server variant, as printed and as written by -json.
 type row struct {
-	Scenario   string  `json:"scenario"`
-	Title      string  `json:"title"`
-	Store      string  `json:"store"`
-	Build      string  `json:"build"`
-	Audit      string  `json:"audit"`
-	Tracing    bool    `json:"tracing,omitempty"`
+	Scenario string `json:"scenario"`
+	Title    string `json:"title"`
+	Store    string `json:"store"`
+	Build    string `json:"build"`
+	Audit    string `json:"audit"`
+	Tracing  bool   `json:"tracing,omitempty"`
+	// TLS: the server's public listener served HTTPS (and asked for client certificates).
+	TLS        bool    `json:"tls,omitempty"`
 	Requests   int     `json:"requests"`
 	Errors     int     `json:"errors"`
 	FirstError string  `json:"first_error,omitempty"`
@@ -38,6 +40,11 @@ type row struct {
 	CPUMS      float64 `json:"server_cpu_ms_per_request"`
 	RedisCPUMS float64 `json:"redis_cpu_ms_per_request,omitempty"`
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// The resident set as the window ended, split: the executable's pages, the shared
+	// libraries', and anonymous memory (heap, stacks, arenas).
+	RSSExeMiB  float64 `json:"rss_executable_mib,omitempty"`
+	RSSLibsMiB float64 `json:"rss_libraries_mib,omitempty"`
+	RSSAnonMiB float64 `json:"rss_anonymous_mib,omitempty"`
 	// OthersPct is how much of the machine other processes used meanwhile (a shared
 	// machine): a row measured beside someone's build is not comparable.
 	OthersPct float64 `json:"others_cpu_percent"`
@@ -75,6 +82,9 @@ func (r row) key() string {
 	if r.Tracing {
 		k += "|tracing"
 	}
+	if r.TLS {
+		k += "|tls"
+	}
 	return k
 }
 
@@ -98,10 +108,11 @@ func (r row) name() string {
 
 func newRow(sc scenario, v variant, c int, m measured) row {
 	msf := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	r := row{Scenario: sc.name, Title: sc.title, Store: v.store, Build: v.build, Audit: v.audit, Tracing: v.tracing,
+	r := row{Scenario: sc.name, Title: sc.title, Store: v.store, Build: v.build, Audit: v.audit, Tracing: v.tracing, TLS: v.tls,
 		Requests: m.requests, Errors: m.errors, FirstError: m.firstErr,
 		P50MS: msf(quantile(m.lat, .5)), P90MS: msf(quantile(m.lat, .9)), P99MS: msf(quantile(m.lat, .99)),
-		PeakRSSMiB: float64(m.peakRSS) / (1 << 20), OthersPct: m.others * 100}
+		PeakRSSMiB: float64(m.peakRSS) / (1 << 20), OthersPct: m.others * 100,
+		RSSExeMiB: float64(m.parts.exe) / (1 << 20), RSSLibsMiB: float64(m.parts.libs) / (1 << 20), RSSAnonMiB: float64(m.parts.anon) / (1 << 20)}
 	if len(m.lat) > 0 {
 		var sum time.Duration
 		for _, l := range m.lat {
@@ -208,10 +219,11 @@ func msStr(v float64) string {
 func (rep *report) print(w io.Writer) {
 	fmt.Fprintf(w, "Tokensmith load benchmark, %s, commit %s\n%s, %s; c=%d, %s per scenario; load average %s before, %s after\n"+
 		"CPU ms/req is the server process's CPU time per answer (Redis ms/req its Redis's); others %% is the share of the CPUs other processes used meanwhile;\n"+
+		"RSS exe/libs/anon is the resident set in MiB as the window ends: the executable's pages, the shared libraries', anonymous memory;\n"+
 		"rows of several runs show the run with the median req/s and the median CPU ms/req\n\n",
 		rep.Date, rep.Commit, rep.Machine, rep.GoVersion, rep.Concurrency, rep.Duration, rep.LoadBefore, rep.LoadAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tstore\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99÷(c/X)\terrors\tCPU ms/req\tRedis ms/req\tpeak RSS MiB\tothers %\truns\t")
+	fmt.Fprintln(tw, "scenario\tstore\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99÷(c/X)\terrors\tCPU ms/req\tRedis ms/req\tpeak RSS MiB\tRSS exe/libs/anon\tothers %\truns\t")
 	for _, r := range rep.Rows {
 		tail := "-"
 		if r.QueueMS > 0 {
@@ -221,8 +233,12 @@ func (rep *report) print(w io.Writer) {
 		if r.Store != storeEmbedded {
 			redis = msStr(r.RedisCPUMS)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%.1f\t%.0f\t%d\t\n", r.name(), r.Store, f0(r.RPS),
-			msStr(r.P50MS), msStr(r.P90MS), msStr(r.P99MS), tail, r.Errors, msStr(r.CPUMS), redis, r.PeakRSSMiB, r.OthersPct, max(r.Runs, 1))
+		parts := "-"
+		if r.RSSExeMiB > 0 {
+			parts = fmt.Sprintf("%.1f/%.1f/%.1f", r.RSSExeMiB, r.RSSLibsMiB, r.RSSAnonMiB)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%.1f\t%s\t%.0f\t%d\t\n", r.name(), r.Store, f0(r.RPS),
+			msStr(r.P50MS), msStr(r.P90MS), msStr(r.P99MS), tail, r.Errors, msStr(r.CPUMS), redis, r.PeakRSSMiB, parts, r.OthersPct, max(r.Runs, 1))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -285,7 +301,40 @@ func (rep *report) print(w io.Writer) {
 	}
 	for _, store := range []string{storeEmbedded, storeRedis} {
 		rep.printAlgorithms(w, store)
+		rep.printClientAuth(w, store)
 	}
+}
+
+// printClientAuth is one store's fresh issuance per client authentication and binding, with
+// the server CPU each adds per token to the secret path it is compared with: the secret on
+// plain HTTP for the key-based ones, the secret over the same TLS server for the certificate
+// ones, so that TLS itself is not counted as the certificate's cost.
+func (rep *report) printClientAuth(w io.Writer, store string) {
+	type line struct {
+		sc, base string
+	}
+	var lines []line
+	for _, l := range []line{{"fresh", ""}, {"federated", "fresh"}, {"private-key-jwt", "fresh"}, {"dpop", "fresh"},
+		{"fresh-tls", "fresh"}, {"mtls", "fresh-tls"}, {"mtls-self-signed", "fresh-tls"}, {"mtls-bound", "fresh-tls"}} {
+		if _, ok := rep.find(l.sc, store, "go", ""); ok {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) < 2 {
+		return
+	}
+	fmt.Fprintf(w, "\n%s: fresh issuance per client authentication (over TLS: keep-alive connections, one handshake per connection, not per request)\n", store)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\ttokens/s\tp99 ms\tCPU ms/token\tCPU over\tcompared with\t")
+	for _, l := range lines {
+		r, _ := rep.find(l.sc, store, "go", "")
+		over := "-\t"
+		if b, ok := rep.find(l.base, store, "go", ""); ok && l.base != "" {
+			over = fmt.Sprintf("%+.3f ms\t%s", r.CPUMS-b.CPUMS, l.base)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", r.Title, f0(r.RPS), msStr(r.P99MS), msStr(r.CPUMS), over)
+	}
+	tw.Flush()
 }
 
 // printAlgorithms is one store's fresh issuance per signing algorithm: tokens/s and server CPU

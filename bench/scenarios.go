@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,12 @@ var scenarios = []scenario{
 	{"federated", "fresh client_credentials, workload token (ES256)", prepareFederated},
 	{"private-key-jwt", "fresh client_credentials, private_key_jwt (ES256 assertion)", preparePrivateKeyJWT},
 	{"dpop", "fresh client_credentials with a DPoP proof (ES256)", prepareDPoP},
+	// Over a TLS server that asks for client certificates (tlsScenario): the secret path, then
+	// the two certificate methods and a certificate-bound token.
+	{"fresh-tls", "fresh client_credentials over TLS (secret)", prepareFreshTLS},
+	{"mtls", "fresh client_credentials, tls_client_auth (CA-issued certificate)", prepareMTLS(false)},
+	{"mtls-self-signed", "fresh client_credentials, self_signed_tls_client_auth", prepareMTLSSelfSigned},
+	{"mtls-bound", "fresh client_credentials, tls_client_auth, certificate-bound token", prepareMTLS(true)},
 	{"limited", "daily-limited client_credentials", prepareClientCredentials("limited", map[string]any{"daily_limit": 2_000_000_000})},
 	{"jwks", "JWKS", prepareJWKS},
 	{"introspect", "introspection (access token)", prepareIntrospect},
@@ -81,9 +88,11 @@ func scenarioByName(name string) (scenario, bool) {
 }
 
 // fixture holds what several scenarios share on one server: the user behind the password,
-// refresh and exchange scenarios.
+// refresh and exchange scenarios, and the client certificate each certificate scenario
+// presents.
 type fixture struct {
 	userID string
+	certs  map[string]*tls.Certificate
 }
 
 const (

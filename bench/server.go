@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -243,6 +244,8 @@ type server struct {
 	redis    *redisServer
 	sentinel *sentinelSet
 	logFile  *os.File
+	// roots trusts the server's certificate when it serves TLS (variant.tls); nil on plain HTTP.
+	roots *x509.CertPool
 	// startToReady is the time from starting the process to its first ready /readyz.
 	startToReady time.Duration
 }
@@ -277,6 +280,17 @@ func startServerOn(bin, dir string, v variant, otlp, algorithms, storageURL stri
 		return nil, err
 	}
 	s := &server{variant: v, url: "http://" + pub, adminURL: "http://" + adm, token: benchAdminToken}
+	var tlsEnv []string
+	if v.tls {
+		p, err := pki()
+		if err != nil {
+			return nil, err
+		}
+		if tlsEnv, err = p.writeServerFiles(dir); err != nil {
+			return nil, err
+		}
+		s.url, s.roots = "https://"+pub, p.roots
+	}
 	// Only the variants that trace do: OTEL_* variables of the benchmark's own environment
 	// would turn tracing on in every server.
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "OTEL_") })
@@ -312,6 +326,7 @@ func startServerOn(bin, dir string, v variant, otlp, algorithms, storageURL stri
 	if algorithms != "" {
 		env = append(env, "TOKENSMITH_KEYS_ALGORITHMS="+algorithms)
 	}
+	env = append(env, tlsEnv...)
 	switch v.audit {
 	case auditOff:
 		env = append(env, "TOKENSMITH_AUDIT=off")
@@ -333,11 +348,12 @@ func startServerOn(bin, dir string, v variant, otlp, algorithms, storageURL stri
 		s.stop()
 		return nil, err
 	}
+	hc := s.setupClient(nil)
 	for deadline := started.Add(readyTimeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if s.cmd.ProcessState != nil {
 			break
 		}
-		resp, err := http.Get(s.url + "/readyz")
+		resp, err := hc.Get(s.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -501,6 +517,57 @@ func (s *server) rss() int64 { return procStatus(s.cmd.Process.Pid, "VmRSS:") }
 
 // peakRSS is VmHWM, the highest resident set since the last resetPeak, in bytes.
 func (s *server) peakRSS() int64 { return procStatus(s.cmd.Process.Pid, "VmHWM:") }
+
+// rssParts is the resident set now, split by what the pages hold: the server's executable
+// (its code, the Go runtime's tables, read-only data: file pages the kernel maps 64 KiB around
+// every fault), the shared libraries it loaded (libc; libcrypto in the OpenSSL build) and
+// anonymous memory (the Go heap and stacks, malloc's arenas, relocated library data), in bytes.
+type rssParts struct{ exe, libs, anon int64 }
+
+func (s *server) rssParts() rssParts { return rssPartsOf(s.cmd.Process.Pid) }
+
+func rssPartsOf(pid int) rssParts {
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return rssParts{}
+	}
+	var p rssParts
+	var path string
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if !strings.HasSuffix(f[0], ":") { // a mapping's header: range perms offset dev inode [path]
+			path = ""
+			if len(f) >= 6 {
+				path = f[5]
+			}
+			continue
+		}
+		if len(f) < 2 || (f[0] != "Rss:" && f[0] != "Anonymous:") {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		n := kb << 10
+		switch {
+		case f[0] == "Anonymous:":
+			// Copy-on-write pages of a file mapping (relocated data) are anonymous too.
+			p.anon += n
+			if path == exe {
+				p.exe -= n
+			} else if strings.HasPrefix(path, "/") {
+				p.libs -= n
+			}
+		case path == exe:
+			p.exe += n
+		case strings.HasPrefix(path, "/"):
+			p.libs += n
+		}
+	}
+	return p
+}
 
 // procStatus is a size field of /proc/<pid>/status (in kB there), in bytes; 0 if unreadable.
 func procStatus(pid int, field string) int64 {
