@@ -12,9 +12,12 @@
 //	GET  /healthz                no token
 //
 // Settings are flags, each defaulting to an environment variable (API_LISTEN, TOKENSMITH_ISSUER,
-// API_AUDIENCE, API_CLIENT_ID, API_CLIENT_SECRET, API_INTROSPECTION_CACHE, API_CA_FILE):
-// resource-server -h lists them with their defaults. Without a client id the introspecting
-// routes (/refunds, /me) are not served. Every refusal is JSON with error and
+// API_AUDIENCE, API_CLIENT_ID, API_CLIENT_SECRET, API_INTROSPECTION_CACHE, API_CA_FILE,
+// API_TLS_CERT, API_TLS_KEY, API_TLS_CLIENT_CA): resource-server -h lists them with their
+// defaults. Without a client id the introspecting routes (/refunds, /me) are not served. With
+// -tls-cert and -tls-key it serves HTTPS; -tls-client-ca then asks callers for a client
+// certificate from those CAs, without requiring one, which certificate-bound tokens (RFC 8705)
+// need: over plain HTTP they are refused on every route. Every refusal is JSON with error and
 // error_description (RFC 6750 §3 for a token refused), except on /tokens-make/orders.
 package main
 
@@ -36,6 +39,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tokensmith/tokensmith/tlscert"
 	"github.com/tokensmith/tokensmith/verify"
 )
 
@@ -50,6 +54,7 @@ func main() {
 type settings struct {
 	listen, issuer, audience, clientID, clientSecret, caFile string
 	introspectionCache                                       time.Duration
+	tlsCert, tlsKey, tlsClientCA                             string
 }
 
 // parseSettings reads the flags in args. Each defaults to its environment variable (looked up
@@ -70,6 +75,9 @@ func parseSettings(args []string, getenv func(string) (string, bool), out io.Wri
 		{&s.clientSecret, "client-secret", "API_CLIENT_SECRET", "", "its secret (create the client with: tokensmith client create --resource-server)"},
 		{&cache, "introspection-cache", "API_INTROSPECTION_CACHE", "1s", "how long an introspection answer is reused"},
 		{&s.caFile, "ca-file", "API_CA_FILE", "", "PEM file of CA certificates to trust for Tokensmith beside the system's (a dev-TLS or private-CA Tokensmith)"},
+		{&s.tlsCert, "tls-cert", "API_TLS_CERT", "", "PEM certificate (chain) to serve HTTPS with instead of HTTP; needs -tls-key"},
+		{&s.tlsKey, "tls-key", "API_TLS_KEY", "", "PEM private key of -tls-cert"},
+		{&s.tlsClientCA, "tls-client-ca", "API_TLS_CLIENT_CA", "", "PEM CA certificates: over HTTPS, ask callers for a client certificate (optional) from these CAs, for certificate-bound tokens"},
 	}
 	for _, f := range flags {
 		def := f.def
@@ -104,6 +112,14 @@ func parseSettings(args []string, getenv func(string) (string, bool), out io.Wri
 	if s.introspectionCache, err = time.ParseDuration(cache); err != nil {
 		return nil, fmt.Errorf("-introspection-cache (API_INTROSPECTION_CACHE): %w", err)
 	}
+	if (s.tlsCert == "") != (s.tlsKey == "") {
+		return nil, errors.New("-tls-cert (API_TLS_CERT) and -tls-key (API_TLS_KEY) go together: give both to serve HTTPS, or neither")
+	}
+	// Over plain HTTP the setting would do nothing, and a certificate-bound token would still be
+	// refused: say so at start rather than at the first such token.
+	if s.tlsClientCA != "" && s.tlsCert == "" {
+		return nil, errors.New("-tls-client-ca (API_TLS_CLIENT_CA) needs HTTPS: give -tls-cert (API_TLS_CERT) and -tls-key (API_TLS_KEY) too")
+	}
 	return &s, nil
 }
 
@@ -113,20 +129,53 @@ func httpClient(caFile string) (*http.Client, error) {
 	if caFile == "" {
 		return nil, nil // verify's own
 	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("-ca-file (API_CA_FILE): %w", err)
-	}
 	roots, err := x509.SystemCertPool()
 	if err != nil {
 		roots = x509.NewCertPool()
 	}
-	if !roots.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("-ca-file (API_CA_FILE): %s holds no PEM certificate", caFile)
+	if err := appendCAs(roots, caFile); err != nil {
+		return nil, fmt.Errorf("-ca-file (API_CA_FILE): %w", err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	return &http.Client{Transport: tr, Timeout: verify.DefaultHTTPTimeout}, nil
+}
+
+// appendCAs adds the certificates of a PEM file to pool.
+func appendCAs(pool *x509.CertPool, file string) error {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return nil
+}
+
+// serverTLS is the HTTPS configuration of s, or nil for plain HTTP. It is Tokensmith's own:
+// TLS 1.2 at least, and only the TLS 1.2 suites its listeners accept; the certificate is read
+// again when its files change, so a renewal needs no restart. The client CAs are read once.
+func serverTLS(s *settings, log *slog.Logger) (*tls.Config, error) {
+	if s.tlsCert == "" {
+		return nil, nil
+	}
+	files, err := tlscert.Load(s.tlsCert, s.tlsKey, log)
+	if err != nil {
+		return nil, fmt.Errorf("-tls-cert, -tls-key (API_TLS_CERT, API_TLS_KEY): %w", err)
+	}
+	cfg := tlscert.Config(files)
+	if s.tlsClientCA != "" {
+		cfg.ClientCAs = x509.NewCertPool()
+		if err := appendCAs(cfg.ClientCAs, s.tlsClientCA); err != nil {
+			return nil, fmt.Errorf("-tls-client-ca (API_TLS_CLIENT_CA): %w", err)
+		}
+		// Requested, not required: bearer and DPoP callers have no certificate and keep working;
+		// one that is sent must chain to these CAs, and verify/ checks a certificate-bound token
+		// against it.
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return cfg, nil
 }
 
 func run() error {
@@ -139,6 +188,10 @@ func run() error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	client, err := httpClient(s.caFile)
+	if err != nil {
+		return err
+	}
+	tlsConfig, err := serverTLS(s, log)
 	if err != nil {
 		return err
 	}
@@ -169,12 +222,23 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: accessLog(log, routes(v, s.clientID != "")), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("resource server listening", "url", "http://"+ln.Addr().String(), "issuer", s.issuer, "audience", s.audience)
+	srv := &http.Server{Handler: accessLog(log, routes(v, s.clientID != "")), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+	}
+	log.Info("resource server listening", "url", scheme+"://"+ln.Addr().String(), "issuer", s.issuer, "audience", s.audience,
+		"client_certificates", s.tlsClientCA != "")
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		if tlsConfig == nil {
+			served <- srv.Serve(ln)
+			return
+		}
+		served <- srv.ServeTLS(ln, "", "")
+	}()
 	select {
 	case err := <-served:
 		return err

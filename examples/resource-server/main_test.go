@@ -2,21 +2,33 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"flag"
+	"io"
+	"log"
+	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tokensmith/tokensmith/tlscert"
 	"github.com/tokensmith/tokensmith/verify"
 )
 
@@ -50,6 +62,9 @@ func TestUsageListsEverySetting(t *testing.T) {
 		{"-client-secret", "API_CLIENT_SECRET", "(none)"},
 		{"-introspection-cache", "API_INTROSPECTION_CACHE", "1s"},
 		{"-ca-file", "API_CA_FILE", "(none)"},
+		{"-tls-cert", "API_TLS_CERT", "(none)"},
+		{"-tls-key", "API_TLS_KEY", "(none)"},
+		{"-tls-client-ca", "API_TLS_CLIENT_CA", "(none)"},
 	} {
 		t.Run(row.flag, func(t *testing.T) {
 			line := regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(row.flag) + `\s+` + regexp.QuoteMeta(row.env) + `\s+` + regexp.QuoteMeta(row.def) + `\s+\S`)
@@ -84,6 +99,15 @@ func TestSettings(t *testing.T) {
 			settings{listen: ":2", issuer: "http://localhost:8080", audience: "http://localhost:9090", caFile: "other.pem",
 				introspectionCache: time.Second}, ""},
 		{"bad cache duration", nil, []string{"API_INTROSPECTION_CACHE=soon"}, settings{}, "API_INTROSPECTION_CACHE"},
+		{"HTTPS from the environment", nil, []string{"API_TLS_CERT=api.pem", "API_TLS_KEY=api.key", "API_TLS_CLIENT_CA=clients.pem"},
+			settings{listen: "127.0.0.1:9090", issuer: "http://localhost:8080", audience: "http://localhost:9090", introspectionCache: time.Second,
+				tlsCert: "api.pem", tlsKey: "api.key", tlsClientCA: "clients.pem"}, ""},
+		{"HTTPS flags over the environment", []string{"-tls-cert", "other.pem", "-tls-key", "other.key"}, []string{"API_TLS_CERT=api.pem", "API_TLS_KEY=api.key"},
+			settings{listen: "127.0.0.1:9090", issuer: "http://localhost:8080", audience: "http://localhost:9090", introspectionCache: time.Second,
+				tlsCert: "other.pem", tlsKey: "other.key"}, ""},
+		{"a certificate without its key", []string{"-tls-cert", "api.pem"}, nil, settings{}, "-tls-cert (API_TLS_CERT) and -tls-key (API_TLS_KEY) go together"},
+		{"a key without its certificate", nil, []string{"API_TLS_KEY=api.key"}, settings{}, "-tls-cert (API_TLS_CERT) and -tls-key (API_TLS_KEY) go together"},
+		{"client CAs over plain HTTP", []string{"-tls-client-ca", "clients.pem"}, nil, settings{}, "-tls-client-ca (API_TLS_CLIENT_CA) needs HTTPS"},
 		{"stray argument", []string{"serve"}, nil, settings{}, `unexpected argument "serve"`},
 	}
 	for _, tc := range tests {
@@ -226,6 +250,163 @@ func TestRefusalsCarryError(t *testing.T) {
 		h.ServeHTTP(w, httptest.NewRequest("GET", "/tokens-make/orders", nil))
 		if got, want := strings.TrimSpace(w.Body.String()), `{"success":false,"error":{"code":"ApiInvalidTokenError","message":"Invalid Token"}}`; w.Code != 401 || got != want {
 			t.Errorf("got %d %s, want 401 %s", w.Code, got, want)
+		}
+	})
+}
+
+// clientCA makes a CA for client certificates, writes it to dir/name and returns a
+// certificate for client authentication that it signs.
+func clientCA(t *testing.T, dir, name string) (file string, client tls.Certificate) {
+	t.Helper()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	caKey, key := newKey(), newKey()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	file = filepath.Join(dir, name)
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "shop"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return file, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestServerTLS: -tls-cert and -tls-key serve HTTPS with Tokensmith's own protocol floor and
+// suites; -tls-client-ca asks for a client certificate without requiring one, refuses one
+// from another CA, and hands the one it accepts to verify/ (r.TLS.PeerCertificates). A file
+// that cannot be used is named, with its setting, at start.
+func TestServerTLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	certFile, keyFile, _, err := tlscert.EnsureDev(dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, fromCA := clientCA(t, dir, "clients.pem")
+	_, fromElsewhere := clientCA(t, dir, "elsewhere.pem")
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+
+	t.Run("plain HTTP", func(t *testing.T) {
+		t.Parallel()
+		if cfg, err := serverTLS(&settings{}, slog.Default()); cfg != nil || err != nil {
+			t.Errorf("got %v, %v: want no TLS", cfg, err)
+		}
+	})
+	for _, tc := range []struct {
+		name                string
+		cert, key, clientCA string
+		wantErr             []string
+		clientAuth          tls.ClientAuthType
+	}{
+		{"HTTPS", certFile, keyFile, "", nil, tls.NoClientCert},
+		{"HTTPS with client certificates", certFile, keyFile, caFile, nil, tls.VerifyClientCertIfGiven},
+		{"a missing certificate", missing, keyFile, "", []string{"API_TLS_CERT", missing}, 0},
+		{"a key file without a key", certFile, notPEM, "", []string{"API_TLS_KEY", notPEM}, 0},
+		{"a missing client CA file", certFile, keyFile, missing, []string{"API_TLS_CLIENT_CA", missing}, 0},
+		{"a client CA file without a certificate", certFile, keyFile, notPEM, []string{"API_TLS_CLIENT_CA", notPEM, "holds no PEM certificate"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := serverTLS(&settings{tlsCert: tc.cert, tlsKey: tc.key, tlsClientCA: tc.clientCA}, slog.Default())
+			if tc.wantErr != nil {
+				for _, want := range tc.wantErr {
+					if err == nil || !strings.Contains(err.Error(), want) {
+						t.Errorf("error: got %v, want one naming %q", err, want)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.MinVersion != tls.VersionTLS12 || !slices.Equal(cfg.CipherSuites, tlscert.CipherSuites) || cfg.ClientAuth != tc.clientAuth {
+				t.Errorf("got min version %x, suites %x, client auth %v: want TLS 1.2, Tokensmith's suites, %v",
+					cfg.MinVersion, cfg.CipherSuites, cfg.ClientAuth, tc.clientAuth)
+			}
+		})
+	}
+
+	t.Run("client certificates requested", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := serverTLS(&settings{tlsCert: certFile, tlsKey: keyFile, tlsClientCA: caFile}, slog.Default())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Served as run serves it (httptest's TLS server would put its own certificate first).
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{TLSConfig: cfg, ErrorLog: log.New(io.Discard, "", 0), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var names []string
+			for _, c := range r.TLS.PeerCertificates {
+				names = append(names, c.Subject.CommonName)
+			}
+			_, _ = w.Write([]byte(strings.Join(names, ",")))
+		})}
+		go func() { _ = srv.ServeTLS(ln, "", "") }()
+		t.Cleanup(func() { _ = srv.Close() })
+		url := "https://" + ln.Addr().String()
+		roots := x509.NewCertPool()
+		if err := appendCAs(roots, certFile); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name string
+			cert *tls.Certificate
+			// seen is the certificate the handler saw; refused: the handshake failed.
+			seen    string
+			refused bool
+		}{
+			{"none", nil, "", false},
+			{"one from the client CA", &fromCA, "shop", false},
+			{"one from another CA", &fromElsewhere, "", true},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				conf := &tls.Config{RootCAs: roots}
+				if tc.cert != nil {
+					// Presented whatever CAs the server names: from Certificates, Go would send
+					// nothing rather than a certificate of a CA the server did not ask for.
+					conf.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return tc.cert, nil }
+				}
+				tr := &http.Transport{TLSClientConfig: conf}
+				defer tr.CloseIdleConnections()
+				resp, err := (&http.Client{Transport: tr}).Get(url)
+				if tc.refused {
+					if err == nil {
+						resp.Body.Close()
+						t.Fatalf("a certificate from another CA was accepted")
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				if string(body) != tc.seen {
+					t.Errorf("the handler saw %q, want %q", body, tc.seen)
+				}
+			})
 		}
 	})
 }
