@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -31,70 +30,12 @@ import (
 // presents and binds its token to it; a verify/ resource server over TLS accepts the token
 // with that certificate and refuses it with another from the same CA.
 func TestMTLSWithTheBinary(t *testing.T) {
-	dir := t.TempDir()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e client CA"}, IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	caFile := filepath.Join(dir, "client-ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	issue := func(serial int64) tls.Certificate {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "orders", Organization: []string{"Example"}},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}
-	}
-	mine, theirs := issue(2), issue(3)
+	ca := newClientCA(t)
+	mine, theirs := ca.issue(t), ca.issue(t)
+	p, roots := launchMTLS(t, ca)
 
-	certFile := filepath.Join(dir, "data", "dev-cert.pem")
-	roots := func() *x509.CertPool {
-		b, err := os.ReadFile(certFile)
-		if err != nil {
-			return nil
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(b)
-		return pool
-	}
-	p := launch(t, dir, launchOptions{env: []string{"TOKENSMITH_DEV_TLS=true", "TOKENSMITH_ADMIN_TOKEN=" + sharedAdminToken,
-		"TOKENSMITH_TLS_CLIENT_AUTH=request", "TOKENSMITH_TLS_CLIENT_CA=" + caFile}, https: true, roots: roots})
-
-	body := `{"client_id":"orders","scopes":["orders:read"],"audience":["` + apiAudience + `"],` +
-		`"token_endpoint_auth_method":"tls_client_auth","tls_client_auth_subject_dn":"CN=orders,O=Example",` +
-		`"tls_client_certificate_bound_access_tokens":true}`
-	req, _ := http.NewRequest("POST", p.adminURL+"/admin/clients", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+sharedAdminToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 201 {
-		t.Fatalf("create client: %d", resp.StatusCode)
-	}
-
-	withCert := func(c tls.Certificate) *http.Client {
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots(), Certificates: []tls.Certificate{c}}}}
-	}
 	cfg := clientcredentials.Config{ClientID: "orders", TokenURL: p.url + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}
-	tok, err := cfg.Token(context.WithValue(context.Background(), oauth2.HTTPClient, withCert(mine)))
+	tok, err := cfg.Token(context.WithValue(context.Background(), oauth2.HTTPClient, withClientCert(roots, &mine)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,12 +49,12 @@ func TestMTLSWithTheBinary(t *testing.T) {
 	}
 	// Without a certificate the client is not authenticated.
 	if _, err := cfg.Token(context.WithValue(context.Background(), oauth2.HTTPClient,
-		&http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots()}}})); err == nil || !strings.Contains(err.Error(), "no client certificate") {
+		withClientCert(roots, nil))); err == nil || !strings.Contains(err.Error(), "no client certificate") {
 		t.Fatalf("without a certificate: %v", err)
 	}
 
 	v, err := verify.New(verify.Config{Issuer: p.url, Audience: []string{apiAudience},
-		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots()}}}})
+		HTTPClient: withClientCert(roots, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,4 +79,74 @@ func TestMTLSWithTheBinary(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d", name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), tc.status)
 		}
 	}
+}
+
+// clientCA is a CA for client certificates, as an operator has one, in a PEM file for the
+// servers to trust.
+type clientCA struct {
+	file string
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newClientCA(t *testing.T) *clientCA {
+	t.Helper()
+	key := newP256(t)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e client CA"}, IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	file := filepath.Join(t.TempDir(), "client-ca.pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &clientCA{file, cert, key}
+}
+
+// issue makes a certificate for client authentication naming CN=orders,O=Example, the subject
+// the client "orders" is registered with. Each has a key of its own: two are never the same
+// certificate, though either authenticates the client.
+func (ca *clientCA) issue(t *testing.T) tls.Certificate {
+	t.Helper()
+	k := newP256(t)
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "orders", Organization: []string{"Example"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &k.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}
+}
+
+// launchMTLS starts the binary over HTTPS (the dev certificate) with client certificates
+// requested and ca as the client CA, and registers "orders": a tls_client_auth client by
+// CN=orders,O=Example whose tokens are bound to its certificate (CLI --tls-bound), for
+// orders:read at apiAudience. roots trusts the dev certificate.
+func launchMTLS(t *testing.T, ca *clientCA) (p *proc, roots *x509.CertPool) {
+	t.Helper()
+	p, devCert := launchHTTPS(t, "TOKENSMITH_TLS_CLIENT_AUTH=request", "TOKENSMITH_TLS_CLIENT_CA="+ca.file)
+	roots = x509.NewCertPool()
+	roots.AppendCertsFromPEM([]byte(devCert))
+	registerClient(t, p, `{"client_id":"orders","scopes":["orders:read"],"audience":["`+apiAudience+`"],`+
+		`"token_endpoint_auth_method":"tls_client_auth","tls_client_auth_subject_dn":"CN=orders,O=Example",`+
+		`"tls_client_certificate_bound_access_tokens":true}`)
+	return p, roots
+}
+
+// withClientCert is a client trusting roots that presents cert, or no certificate when nil.
+// Each has a transport of its own: a connection made with one certificate is never reused
+// with another.
+func withClientCert(roots *x509.CertPool, cert *tls.Certificate) *http.Client {
+	conf := &tls.Config{RootCAs: roots}
+	if cert != nil {
+		conf.Certificates = []tls.Certificate{*cert}
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: conf}}
 }
