@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"crypto"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	binenc "encoding/binary"
 	"encoding/json"
@@ -242,11 +244,24 @@ func kidOf(tok string) string {
 	return parsed.Headers[0].KeyID
 }
 
-// startAPI runs the example resource server and waits until it answers.
+// startAPI runs the example resource server and waits until it answers. With API_TLS_CERT in
+// env it serves HTTPS, and the proc's client trusts that certificate.
 func startAPI(t *testing.T, env ...string) *proc {
 	t.Helper()
 	addr := freePort(t)
 	p := &proc{stdout: &testlog.Buffer{}, stderr: &testlog.Buffer{}, url: "http://" + addr, done: make(chan error, 1), client: http.DefaultClient}
+	for _, kv := range env {
+		if cert, ok := strings.CutPrefix(kv, "API_TLS_CERT="); ok {
+			b, err := os.ReadFile(cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			roots := x509.NewCertPool()
+			roots.AppendCertsFromPEM(b)
+			p.url = "https://" + addr
+			p.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+		}
+	}
 	p.cmd = exec.Command(resourceServerBinary)
 	p.cmd.Env = append(append(os.Environ(), "API_LISTEN="+addr), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
@@ -256,7 +271,7 @@ func startAPI(t *testing.T, env ...string) *proc {
 	go func() { p.done <- p.cmd.Wait() }()
 	t.Cleanup(func() { p.stop(t) })
 	until(t, 10*time.Second, func() bool {
-		resp, err := http.Get(p.url + "/healthz")
+		resp, err := p.client.Get(p.url + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 		}
