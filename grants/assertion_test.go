@@ -65,10 +65,12 @@ func TestPrivateKeyJWT(t *testing.T) {
 	e := newEnv(t, nil)
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	pk, _ := rsa.GenerateKey(rand.Reader, 2048)
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	id, _ := e.client(t, storage.Client{TokenEndpointAuthMethod: protocol.AuthPrivateKeyJWT,
 		JWKS: publicSet(t, jose.JSONWebKey{Key: ec.Public(), KeyID: "ec", Algorithm: "ES256", Use: "sig"},
-			jose.JSONWebKey{Key: &rk.PublicKey, KeyID: "rsa", Algorithm: "RS256", Use: "sig"})})
+			jose.JSONWebKey{Key: &rk.PublicKey, KeyID: "rsa", Algorithm: "RS256", Use: "sig"},
+			jose.JSONWebKey{Key: &pk.PublicKey, KeyID: "ps", Algorithm: "PS256", Use: "sig"})})
 	e.update(t, id, func(c *storage.Client) { c.SecretHash = nil })
 	now := e.clock.Now()
 	claims := func(over map[string]any) map[string]any {
@@ -83,9 +85,10 @@ func TestPrivateKeyJWT(t *testing.T) {
 		}
 		return c
 	}
-	// Good: ES256, RS256, aud as the issuer in an array.
+	// Good: ES256, PS256, RS256, aud as the issuer in an array.
 	for _, a := range []string{
 		sign(t, jose.ES256, ec, "ec", claims(nil)),
+		sign(t, jose.PS256, pk, "ps", claims(nil)),
 		sign(t, jose.RS256, rk, "rsa", claims(map[string]any{"aud": []string{"https://x.example", testIssuer}})),
 	} {
 		if tok := e.token(t, assertionReq("", a)); tok.subject != id {
@@ -106,6 +109,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 	}{
 		{"wrong iss", sign(t, jose.ES256, ec, "ec", claims(map[string]any{"iss": "someone"})), "iss and sub"},
 		{"wrong sub", sign(t, jose.ES256, ec, "ec", claims(map[string]any{"sub": "someone"})), "iss and sub"},
+		{"no sub", sign(t, jose.ES256, ec, "ec", claims(map[string]any{"sub": nil})), "iss and sub"},
 		{"wrong aud", sign(t, jose.ES256, ec, "ec", claims(map[string]any{"aud": "https://other.example"})), "aud"},
 		{"expired", sign(t, jose.ES256, ec, "ec", claims(map[string]any{"exp": now.Add(-time.Minute).Unix()})), "expired"},
 		{"exp too far ahead", sign(t, jose.ES256, ec, "ec", claims(map[string]any{"exp": now.Add(time.Hour).Unix(), "iat": nil})), "more than 5m0s ahead"},
@@ -117,6 +121,8 @@ func TestPrivateKeyJWT(t *testing.T) {
 		{"alg none", noneTok, "alg"},
 		{"HS256 with the public key", hsTok, "alg"},
 		{"alg not the key's", sign(t, jose.PS256, rk, "rsa", claims(nil)), "is for RS256"},
+		// FAPI 2.0 refuses RS256 assertions: a client registering its RSA key for PS256 gets that.
+		{"RS256 with the PS256 key", sign(t, jose.RS256, pk, "ps", claims(nil)), "is for PS256"},
 		{"not a JWT", "abc.def", "well-formed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -50,6 +50,11 @@ func TestOptions(t *testing.T) {
 				o.PoolSize != tc.poolSize {
 				t.Fatalf("options = %+v", o)
 			}
+			if o.ReadBufferSize != redis.DefaultBufferSize || o.WriteBufferSize != redis.DefaultBufferSize ||
+				o.PipelineReadBufferSize != redis.DefaultBufferSize || o.PipelineWriteBufferSize != redis.DefaultBufferSize {
+				t.Fatalf("buffers %d/%d, pipelines' %d/%d; want %d each", o.ReadBufferSize, o.WriteBufferSize,
+					o.PipelineReadBufferSize, o.PipelineWriteBufferSize, redis.DefaultBufferSize)
+			}
 			if c.MinReplicas != tc.minReplicas || c.ReplicaTimeout != tc.replicaWait {
 				t.Fatalf("min_replicas %d, replica_timeout %v; want %d, %v", c.MinReplicas, c.ReplicaTimeout, tc.minReplicas, tc.replicaWait)
 			}

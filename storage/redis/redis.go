@@ -40,6 +40,8 @@ var _ storage.Storage = (*Store)(nil)
 const (
 	DefaultDialTimeout = 500 * time.Millisecond
 	DefaultIOTimeout   = 500 * time.Millisecond
+	// DefaultBufferSize is each connection's read and write buffer.
+	DefaultBufferSize = 4 << 10
 	// DefaultReplicaTimeout is how long a write waits for its replicas by default.
 	DefaultReplicaTimeout = 500 * time.Millisecond
 )
@@ -111,6 +113,12 @@ func Parse(raw string) (Config, error) {
 		PoolTimeout:  DefaultIOTimeout,
 		// A retry would double the time to a 503; the caller retries instead.
 		MaxRetries: -1,
+		// go-redis gives every connection 32 KiB buffers each way and every pipelining one
+		// 128 KiB: 4 MiB at 16 requests in flight, for records of a few hundred bytes and
+		// pipelines of a script and a WAIT. Larger replies (an export's batches) are read
+		// through the buffer in more reads, not refused.
+		ReadBufferSize: DefaultBufferSize, WriteBufferSize: DefaultBufferSize,
+		PipelineReadBufferSize: DefaultBufferSize, PipelineWriteBufferSize: DefaultBufferSize,
 	}
 	c := Config{Client: o, ReplicaTimeout: DefaultReplicaTimeout}
 	if u.User != nil {
