@@ -195,21 +195,38 @@ func scaleOne(ses *session, bin, store string, n int) (scaleResult, error) {
 	switch store {
 	case storeEmbedded:
 		dataFile = filepath.Join(dir, "tokensmith.db")
-		s, err := embedded.OpenFile(dataFile)
-		if err != nil {
-			return res, err
-		}
-		seeder, closeIt, url = s, s.Close, "file:"+dataFile
+		url = "file:" + dataFile
 	case storeRedis:
 		var err error
 		if rs, err = startRedis(filepath.Join(dir, "redis")); err != nil {
 			return res, err
 		}
+		url = "redis://" + rs.addr
+		dataFile = filepath.Join(dir, "redis", "dump.rdb")
+	}
+	// A store that grew to this size under this version was first opened by a server while it
+	// was empty, which did the store's one-time work then (its signing keys, the check of
+	// stored clients' token lengths): so does this one, before the records are written.
+	first, err := startServerOn(bin, filepath.Join(dir, "first-start"), v, ses.otlp, ses.algorithms, url, nil)
+	if err != nil {
+		if rs != nil {
+			rs.stop()
+		}
+		return res, fmt.Errorf("first start on the empty store: %w", err)
+	}
+	first.stop()
+	switch store {
+	case storeEmbedded:
+		s, err := embedded.OpenFile(dataFile)
+		if err != nil {
+			return res, err
+		}
+		seeder, closeIt = s, s.Close
+	case storeRedis:
 		// A pipeline of a whole batch may take longer than go-redis's default read timeout
 		// on a busy machine.
 		s := redisstore.New(goredis.NewClient(&goredis.Options{Addr: rs.addr, ReadTimeout: time.Minute, WriteTimeout: time.Minute}))
-		seeder, closeIt, url = s, s.Close, "redis://"+rs.addr
-		dataFile = filepath.Join(dir, "redis", "dump.rdb")
+		seeder, closeIt = s, s.Close
 	}
 	used := func() int64 {
 		if rs == nil {
@@ -220,7 +237,7 @@ func scaleOne(ses *session, bin, store string, n int) (scaleResult, error) {
 	ses.say("scale: %s, filling %d clients and %d refresh tokens…", store, n, n)
 	start := time.Now()
 	before := used()
-	err := seeder.SeedClients(ctx, n, scaleClient(now))
+	err = seeder.SeedClients(ctx, n, scaleClient(now))
 	afterClients := used()
 	if err == nil {
 		err = seeder.SeedRefreshTokens(ctx, n, scaleToken(now, n))
