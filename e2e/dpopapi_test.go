@@ -6,10 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,35 +23,12 @@ import (
 func TestDPoPWithTheExampleAPI(t *testing.T) {
 	dir := t.TempDir()
 	certFile := filepath.Join(dir, "data", "dev-cert.pem")
-	roots := func() *x509.CertPool {
-		b, err := os.ReadFile(certFile)
-		if err != nil {
-			return nil
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(b)
-		return pool
-	}
+	roots := devCertRoots(certFile)
 	p := launch(t, dir, launchOptions{env: []string{"TOKENSMITH_DEV_TLS=true", "TOKENSMITH_ADMIN_TOKEN=" + sharedAdminToken}, https: true, roots: roots})
 	tlsBase := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots()}}
 
-	body := `{"name":"bound orders","scopes":["orders:read"],"audience":["` + apiAudience + `"],"dpop_bound_access_tokens":true}`
-	req, _ := http.NewRequest("POST", p.adminURL+"/admin/clients", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+sharedAdminToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c struct {
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&c)
-	resp.Body.Close()
-	if resp.StatusCode != 201 {
-		t.Fatalf("create client: %d", resp.StatusCode)
-	}
+	clientID, clientSecret := registerClient(t, p,
+		`{"name":"bound orders","scopes":["orders:read"],"audience":["`+apiAudience+`"],"dpop_bound_access_tokens":true}`)
 	api := startAPI(t, "TOKENSMITH_ISSUER="+p.url, "API_AUDIENCE="+apiAudience, "API_CA_FILE="+certFile)
 
 	newKey := func() *dpop.Signer {
@@ -71,7 +45,7 @@ func TestDPoPWithTheExampleAPI(t *testing.T) {
 	// The integrator's code: three lines beside a plain clientcredentials.Config.
 	key := newKey()
 	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: key.Transport(tlsBase)})
-	cfg := clientcredentials.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: p.url + "/oauth2/token", Scopes: []string{"orders:read"}}
+	cfg := clientcredentials.Config{ClientID: clientID, ClientSecret: clientSecret, TokenURL: p.url + "/oauth2/token", Scopes: []string{"orders:read"}}
 	src := cfg.TokenSource(ctx)
 	holder := &http.Client{Transport: &oauth2.Transport{Source: src, Base: key.Transport(nil)}}
 
@@ -94,7 +68,7 @@ func TestDPoPWithTheExampleAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	stolen.Body.Close()
-	req, _ = http.NewRequest("GET", api.url+"/bound/orders", nil)
+	req, _ := http.NewRequest("GET", api.url+"/bound/orders", nil)
 	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	asBearer, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -108,7 +82,7 @@ func TestDPoPWithTheExampleAPI(t *testing.T) {
 	}
 
 	// The client must bind: a token request without a proof gets nothing.
-	plain := clientcredentials.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: p.url + "/oauth2/token"}
+	plain := clientcredentials.Config{ClientID: clientID, ClientSecret: clientSecret, TokenURL: p.url + "/oauth2/token"}
 	if _, err := plain.Token(context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: tlsBase})); err == nil ||
 		!strings.Contains(err.Error(), "DPoP proof") {
 		t.Fatalf("a token request without a proof: %v", err)

@@ -379,3 +379,17 @@ func TestCLIErrorsAreClear(t *testing.T) {
 		t.Fatalf("without an admin token: %v %s", err, out)
 	}
 }
+
+// devCertRoots reads the server's development certificate as a pool of roots, each time it
+// is called: nil until the server has written it.
+func devCertRoots(certFile string) func() *x509.CertPool {
+	return func() *x509.CertPool {
+		b, err := os.ReadFile(certFile)
+		if err != nil {
+			return nil
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(b)
+		return pool
+	}
+}

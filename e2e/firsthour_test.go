@@ -127,15 +127,7 @@ func TestStartFailsAtOnce(t *testing.T) {
 func TestHTTPSWithDevCertificate(t *testing.T) {
 	dir := t.TempDir()
 	certFile := filepath.Join(dir, "data", "dev-cert.pem")
-	roots := func() *x509.CertPool {
-		b, err := os.ReadFile(certFile)
-		if err != nil {
-			return nil
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(b)
-		return pool
-	}
+	roots := devCertRoots(certFile)
 	p := launch(t, dir, launchOptions{env: []string{"TOKENSMITH_DEV_TLS=true"}, https: true, roots: roots})
 
 	// How to trust it is printed, and the welcome's curl line works as printed.

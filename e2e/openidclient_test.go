@@ -117,8 +117,9 @@ func tokenClaims(t *testing.T, token string) jwt.MapClaims {
 }
 
 // registerClient creates a client through p's admin API over p's own HTTP client (which
-// trusts the development certificate).
-func registerClient(t *testing.T, p *proc, body string) {
+// trusts the development certificate) and returns its id and secret (none for a client
+// without one).
+func registerClient(t *testing.T, p *proc, body string) (id, secret string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", p.adminURL+"/admin/clients", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+sharedAdminToken)
@@ -133,6 +134,14 @@ func registerClient(t *testing.T, p *proc, body string) {
 		_ = json.NewDecoder(resp.Body).Decode(&e)
 		t.Fatalf("create client %s: %d %v", body, resp.StatusCode, e)
 	}
+	var c struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c.ClientID, c.ClientSecret
 }
 
 // launchHTTPS starts the binary serving HTTPS with its development certificate, the issuer
@@ -141,15 +150,7 @@ func launchHTTPS(t *testing.T, env ...string) (*proc, string) {
 	t.Helper()
 	dir := t.TempDir()
 	certFile := filepath.Join(dir, "data", "dev-cert.pem")
-	roots := func() *x509.CertPool {
-		b, err := os.ReadFile(certFile)
-		if err != nil {
-			return nil
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(b)
-		return pool
-	}
+	roots := devCertRoots(certFile)
 	p := launch(t, dir, launchOptions{env: append([]string{"TOKENSMITH_DEV_TLS=true", "TOKENSMITH_ADMIN_TOKEN=" + sharedAdminToken}, env...),
 		https: true, issuer: true, roots: roots})
 	ca, err := os.ReadFile(certFile)

@@ -133,24 +133,16 @@ func httpClient(caFile string) (*http.Client, error) {
 	if err != nil {
 		roots = x509.NewCertPool()
 	}
-	if err := appendCAs(roots, caFile); err != nil {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
 		return nil, fmt.Errorf("-ca-file (API_CA_FILE): %w", err)
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("-ca-file (API_CA_FILE): %s holds no PEM certificate", caFile)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	return &http.Client{Transport: tr, Timeout: verify.DefaultHTTPTimeout}, nil
-}
-
-// appendCAs adds the certificates of a PEM file to pool.
-func appendCAs(pool *x509.CertPool, file string) error {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("%s holds no PEM certificate", file)
-	}
-	return nil
 }
 
 // serverTLS is the HTTPS configuration of s, or nil for plain HTTP. It is Tokensmith's own:
@@ -166,10 +158,11 @@ func serverTLS(s *settings, log *slog.Logger) (*tls.Config, error) {
 	}
 	cfg := tlscert.Config(files)
 	if s.tlsClientCA != "" {
-		cfg.ClientCAs = x509.NewCertPool()
-		if err := appendCAs(cfg.ClientCAs, s.tlsClientCA); err != nil {
+		cas, err := tlscert.LoadClientCAs(s.tlsClientCA, log)
+		if err != nil {
 			return nil, fmt.Errorf("-tls-client-ca (API_TLS_CLIENT_CA): %w", err)
 		}
+		cfg.ClientCAs = cas.Pool()
 		// Requested, not required: bearer and DPoP callers have no certificate and keep working;
 		// one that is sent must chain to these CAs, and verify/ checks a certificate-bound token
 		// against it.

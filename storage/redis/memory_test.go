@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/tokensmith/tokensmith/storage"
-	"github.com/tokensmith/tokensmith/storage/redis"
-	"github.com/tokensmith/tokensmith/storage/redis/redistest"
 )
 
 // TestRefreshTokenMemory weighs what a live refresh token costs Redis: families of the shape
@@ -22,15 +20,8 @@ import (
 // holds per login at rest and must stay within 400 bytes; the second is logged.
 func TestRefreshTokenMemory(t *testing.T) {
 	const n = 2000
-	srv := redistest.Start(t)
+	s, raw := openWithRaw(t)
 	ctx := context.Background()
-	s, err := redis.Open(ctx, srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	raw := srv.Client()
-	t.Cleanup(func() { _ = raw.Close() })
 	used := func() int64 {
 		t.Helper()
 		info, err := raw.Info(ctx, "memory").Result()
@@ -87,15 +78,8 @@ func TestRefreshTokenMemory(t *testing.T) {
 // one bound to a DPoP key or a certificate, with audiences) keeps Redis's compact encoding,
 // on which its weight depends, when created and after a rotation.
 func TestFamilyHashStaysCompact(t *testing.T) {
-	srv := redistest.Start(t)
+	s, raw := openWithRaw(t)
 	ctx := context.Background()
-	s, err := redis.Open(ctx, srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	raw := srv.Client()
-	t.Cleanup(func() { _ = raw.Close() })
 	now := time.Now().UTC()
 	hash := func(s string) string { sum := sha256.Sum256([]byte(s)); return hex.EncodeToString(sum[:]) }
 	thumb := base64.RawURLEncoding.EncodeToString(make([]byte, 32))

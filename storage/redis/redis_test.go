@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/tokensmith/tokensmith/storage"
 	"github.com/tokensmith/tokensmith/storage/conformance"
 	"github.com/tokensmith/tokensmith/storage/redis"
@@ -22,6 +23,22 @@ func open(t *testing.T, url string) storage.Storage {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// openWithRaw starts a Redis and opens a store of this version on it, with a plain client
+// beside it for what a test writes or weighs behind the store's back (records as earlier
+// versions left them, INFO, OBJECT ENCODING); both close with the test.
+func openWithRaw(t *testing.T) (*redis.Store, *goredis.Client) {
+	t.Helper()
+	srv := redistest.Start(t)
+	s, err := redis.Open(context.Background(), srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	raw := srv.Client()
+	t.Cleanup(func() { _ = raw.Close() })
+	return s, raw
 }
 
 func TestSingleNode(t *testing.T) {

@@ -13,7 +13,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/tokensmith/tokensmith/storage"
 	"github.com/tokensmith/tokensmith/storage/redis"
-	"github.com/tokensmith/tokensmith/storage/redis/redistest"
 )
 
 // Records as earlier versions wrote them, read by this one.
@@ -23,18 +22,11 @@ import (
 // bound, once a store of this version reads them; a client changed afterwards is indexed by
 // its own write.
 func TestClientIndexUpgrade(t *testing.T) {
-	srv := redistest.Start(t)
+	s, raw := openWithRaw(t)
 	ctx := context.Background()
-	s, err := redis.Open(ctx, srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
 	if err := redis.FlushAll(s); err != nil {
 		t.Fatal(err)
 	}
-	raw := srv.Client()
-	t.Cleanup(func() { _ = raw.Close() })
 	for _, c := range []storage.Client{
 		{ID: "a1", Owner: "alice", AccessTokenTTL: 3 * time.Hour},
 		{ID: "a2", Owner: "alice"},
@@ -115,18 +107,11 @@ func putOldFormatFamily(t *testing.T, raw goredis.Cmdable, old storage.RefreshTo
 // rotated, retried in the grace window and, replayed, revokes its family, as one stored now;
 // its successor is the family's current token, kept in the family's hash, and rotates in turn.
 func TestRefreshTokenOldFormat(t *testing.T) {
-	srv := redistest.Start(t)
+	s, raw := openWithRaw(t)
 	ctx := context.Background()
-	s, err := redis.Open(ctx, srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
 	if err := redis.FlushAll(s); err != nil {
 		t.Fatal(err)
 	}
-	raw := srv.Client()
-	t.Cleanup(func() { _ = raw.Close() })
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	old := storage.RefreshToken{Hash: "h0", FamilyID: "fam", ClientID: "client", Subject: "user", Scope: "a",
 		Audience: []string{"api"}, AccessTTL: time.Hour, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
@@ -215,18 +200,11 @@ func TestRefreshTokenOldFormat(t *testing.T) {
 // TestRefreshTokenOldFormatRevoked: an old-format family is revoked as one stored now, and
 // its token then no longer rotates.
 func TestRefreshTokenOldFormatRevoked(t *testing.T) {
-	srv := redistest.Start(t)
+	s, raw := openWithRaw(t)
 	ctx := context.Background()
-	s, err := redis.Open(ctx, srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
 	if err := redis.FlushAll(s); err != nil {
 		t.Fatal(err)
 	}
-	raw := srv.Client()
-	t.Cleanup(func() { _ = raw.Close() })
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	old := storage.RefreshToken{Hash: "h0", FamilyID: "fam", ClientID: "client", Subject: "user", AccessTTL: time.Hour,
 		IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
