@@ -496,7 +496,10 @@ func TestUnconfirmedRotationHandedOut(t *testing.T) {
 	now := time.Now().UTC()
 	first := storage.RefreshToken{Hash: "h0", FamilyID: "f", ClientID: "client", Subject: "user", AccessTTL: time.Hour,
 		IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
-	mustOK(t, s.CreateRefreshToken(ctx, first))
+	// Set-up, not under test: written without waiting, then the replica given all the time it
+	// needs, so a loaded machine cannot make this write the unconfirmed one.
+	mustOK(t, other.CreateRefreshToken(ctx, first))
+	replica.CaughtUp()
 	rot := func(next string) storage.Rotation {
 		n := first
 		n.Hash = next
